@@ -1,0 +1,1 @@
+"""The Flask web application's blueprints: one module per domain, composed in :mod:`blueprints.webapp`."""

@@ -1,0 +1,269 @@
+"""The network: a VPC with public, private-app and private-data subnets across 2 or 3 AZs.
+
+Inputs: :class:`NetworkInputs`. Outputs: ``vpc_id``, ``vpc_cidr``, ``public_subnet_ids``,
+``app_subnet_ids``, ``data_subnet_ids`` (lists of ``Ref``), ``flow_log_group``; and the
+matching exported Outputs.
+
+Zones come from ``Fn::GetAZs`` (no literal AZ). NAT runs in ``single`` or ``per-az`` mode,
+chosen by the ``NatMode`` parameter through the ``PerAzNat`` condition, so one template serves a
+cheap dev and a zone-redundant prod (failure-analysis item 12). Both private tiers route to the
+internet through NAT; S3 traffic stays on the gateway endpoint. VPC flow logs go to a retained,
+encrypted log group. ``DependsOn`` appears only where CloudFormation cannot infer the order
+from a reference: the internet route and the NAT addresses wait for the gateway attachment
+(item 18).
+AWS docs: https://docs.aws.amazon.com/vpc/latest/userguide/vpc-example-private-subnets-nat.html
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Literal
+
+from troposphere import AWSHelperFn, Equals, GetAtt, GetAZs, If, Join, Ref, Select, Sub, Tags, ec2, logs
+
+from cfnbuild import Blueprint, Invalid, ServiceRole, setting
+
+TIERS = ("public", "app", "data")
+# Each tier takes a block of four subnets (room for a fourth zone); each subnet is 1/16 of the VPC.
+SUBNET_BITS = 4
+TIER_STRIDE = 4
+MIN_VPC_PREFIX, MAX_VPC_PREFIX = 16, 24
+NatMode = Literal["single", "per-az"]
+
+
+def plan_subnets(
+    cidr: str, az_count: int, explicit: dict[str, tuple[str, ...]] | None = None
+) -> dict[str, tuple[str, ...]]:
+    """The subnet CIDRs of each tier: explicit ones where given, else carved from ``cidr``.
+
+    Raises :class:`~cfnbuild.Invalid` when a block is malformed, outside the VPC, overlaps
+    another, or when a tier has not one block per zone.
+    """
+    vpc = ipaddress.IPv4Network(cidr)
+    if not MIN_VPC_PREFIX <= vpc.prefixlen <= MAX_VPC_PREFIX:
+        raise Invalid(
+            f"VPC block {cidr} is /{vpc.prefixlen}",
+            f"use a block from /{MIN_VPC_PREFIX} to /{MAX_VPC_PREFIX} (each subnet is 1/16 of it)",
+            key="cidr",
+        )
+    carved = list(vpc.subnets(prefixlen_diff=SUBNET_BITS))
+    plan: dict[str, tuple[str, ...]] = {}
+    for index, tier in enumerate(TIERS):
+        given = (explicit or {}).get(tier) or ()
+        if given and len(given) != az_count:
+            raise Invalid(
+                f"{tier} subnets list {len(given)} block(s) for {az_count} zone(s)",
+                f"give exactly {az_count}, one per zone, or none to carve them from the VPC",
+                key=f"{tier}_subnets",
+            )
+        start = index * TIER_STRIDE
+        plan[tier] = tuple(given) or tuple(str(n) for n in carved[start : start + az_count])
+    seen: list[tuple[str, ipaddress.IPv4Network]] = []
+    for tier, blocks in plan.items():
+        for block in blocks:
+            try:
+                network = ipaddress.IPv4Network(block, strict=True)
+            except ValueError as exc:
+                raise Invalid(f"{tier} subnet {block!r} is not a valid CIDR block ({exc})", "write it like '10.0.1.0/24'", key=f"{tier}_subnets") from None
+            if not network.subnet_of(vpc):
+                raise Invalid(f"{tier} subnet {block} is outside the VPC block {cidr}", f"choose a block inside {cidr}", key=f"{tier}_subnets")
+            if network.prefixlen > 28:
+                raise Invalid(f"{tier} subnet {block} is smaller than /28", "AWS subnets are /16 to /28; choose a larger block", key=f"{tier}_subnets")
+            for other_tier, other in seen:
+                if network.overlaps(other):
+                    raise Invalid(f"{tier} subnet {block} overlaps {other_tier} subnet {other}", "choose blocks that do not overlap", key=f"{tier}_subnets")
+            seen.append((tier, network))
+    return plan
+
+
+@dataclass(frozen=True)
+class NetworkInputs:
+    """Inputs of :class:`Network`."""
+
+    cidr: str = setting("10.0.0.0/16", "The VPC's IPv4 block, /16 to /24.")
+    az_count: int = setting(2, "How many Availability Zones to span: 2 or 3.")
+    nat_mode: NatMode = setting("single", "Default of the NatMode parameter: 'single' or 'per-az'.")
+    public_subnets: tuple[str, ...] = setting((), "Public subnet blocks, one per zone; empty: carved from cidr.")
+    app_subnets: tuple[str, ...] = setting((), "Private app subnet blocks, one per zone; empty: carved from cidr.")
+    data_subnets: tuple[str, ...] = setting((), "Private data subnet blocks, one per zone; empty: carved from cidr.")
+    flow_log_retention_days: int = setting(90, "Days VPC flow logs are kept (a CloudWatch Logs retention value).")
+    flow_log_key_arn: AWSHelperFn | None = setting(None, "KMS key ARN that encrypts the flow log group; None: AWS-owned key.")
+
+
+class Network(Blueprint[NetworkInputs]):
+    """VPC, subnets, internet and NAT gateways, routes, S3 endpoint and flow logs."""
+
+    vpc_id: Ref
+    vpc_cidr: GetAtt
+    public_subnet_ids: list[Ref]
+    app_subnet_ids: list[Ref]
+    data_subnet_ids: list[Ref]
+    flow_log_group: logs.LogGroup
+    subnets: dict[str, tuple[str, ...]]
+
+    def validate(self) -> None:
+        """Two or three zones, a known NAT mode, and subnet blocks that fit and do not overlap."""
+        inputs = self.inputs
+        if inputs.az_count not in (2, 3):
+            raise self.invalid("az_count", f"is {inputs.az_count}; span 2 or 3 Availability Zones")
+        if inputs.nat_mode not in ("single", "per-az"):
+            raise self.invalid("nat_mode", f"is {inputs.nat_mode!r}; use 'single' or 'per-az'")
+        explicit = {"public": inputs.public_subnets, "app": inputs.app_subnets, "data": inputs.data_subnets}
+        try:
+            self.subnets = plan_subnets(inputs.cidr, inputs.az_count, explicit)
+        except Invalid as exc:
+            raise self.invalid(exc.key, str(exc)) from None
+        except ValueError as exc:
+            raise self.invalid("cidr", f"{inputs.cidr!r} is not a valid CIDR block ({exc})") from None
+
+    def build(self) -> None:
+        """Resources in dependency order; each piece is its own method so a subclass can change one."""
+        self.nat_mode_parameter()
+        vpc = self.vpc()
+        attachment = self.internet_gateway(vpc)
+        subnets = {tier: self.subnet_tier(vpc, tier) for tier in TIERS}
+        public_table = self.public_routes(vpc, attachment, subnets["public"])
+        private_tables = self.private_routes(vpc, attachment, subnets)
+        self.s3_endpoint(vpc, [public_table, *private_tables])
+        self.flow_logs(vpc)
+
+    def nat_mode_parameter(self) -> None:
+        """The NatMode parameter and the PerAzNat condition derived from it."""
+        self.parameter(
+            "NatMode",
+            Type="String",
+            AllowedValues=["single", "per-az"],
+            Default=self.inputs.nat_mode,
+            Description="single: one NAT gateway for all zones (cheaper); per-az: one per zone (survives a zone outage).",
+        )
+        self.per_az_nat = self.condition("PerAzNat", Equals(Ref(self.lid("NatMode")), "per-az"))
+
+    def vpc(self) -> ec2.VPC:
+        """The VPC, with DNS on (needed by the S3 endpoint and RDS endpoints)."""
+        vpc = self.add(
+            ec2.VPC(
+                self.lid("Vpc"),
+                CidrBlock=self.inputs.cidr,
+                EnableDnsHostnames=True,
+                EnableDnsSupport=True,
+                Tags=Tags(Name=Sub("${AWS::StackName}-vpc")),
+            )
+        )
+        self.vpc_id = Ref(vpc)
+        self.vpc_cidr = GetAtt(vpc, "CidrBlock")
+        self.output("VpcId", self.vpc_id, "ID of the VPC.")
+        self.output("VpcCidr", self.vpc_cidr, "IPv4 block of the VPC.")
+        return vpc
+
+    def internet_gateway(self, vpc: ec2.VPC) -> ec2.VPCGatewayAttachment:
+        """The internet gateway and its attachment."""
+        gateway = self.add(ec2.InternetGateway(self.lid("InternetGateway"), Tags=Tags(Name=Sub("${AWS::StackName}-igw"))))
+        return self.add(ec2.VPCGatewayAttachment(self.lid("InternetGatewayAttachment"), VpcId=Ref(vpc), InternetGatewayId=Ref(gateway)))
+
+    def subnet_tier(self, vpc: ec2.VPC, tier: str) -> list[ec2.Subnet]:
+        """One subnet per zone for ``tier``; no subnet gives instances a public address."""
+        subnets = []
+        for index, block in enumerate(self.subnets[tier]):
+            subnets.append(
+                self.add(
+                    ec2.Subnet(
+                        self.lid(tier, "Subnet", index + 1),
+                        VpcId=Ref(vpc),
+                        CidrBlock=block,
+                        AvailabilityZone=Select(index, GetAZs(Ref("AWS::Region"))),
+                        MapPublicIpOnLaunch=False,
+                        Tags=Tags(Name=Sub(f"${{AWS::StackName}}-{tier}-{index + 1}"), Tier=tier),
+                    )
+                )
+            )
+        ids = [Ref(s) for s in subnets]
+        setattr(self, f"{tier}_subnet_ids", ids)
+        self.output(f"{tier.capitalize()}SubnetIds", Join(",", ids), f"Comma-separated IDs of the {tier} subnets, one per zone.")
+        return subnets
+
+    def public_routes(self, vpc: ec2.VPC, attachment: ec2.VPCGatewayAttachment, subnets: list[ec2.Subnet]) -> ec2.RouteTable:
+        """One public route table: the default route through the internet gateway."""
+        table = self.add(ec2.RouteTable(self.lid("PublicRouteTable"), VpcId=Ref(vpc), Tags=Tags(Name=Sub("${AWS::StackName}-public"))))
+        # The route references the gateway, not the attachment; without DependsOn it can be
+        # created before the gateway is attached and fail.
+        self.add(
+            ec2.Route(
+                self.lid("PublicDefaultRoute"),
+                RouteTableId=Ref(table),
+                DestinationCidrBlock="0.0.0.0/0",
+                GatewayId=attachment.InternetGatewayId,
+                DependsOn=[attachment.title],
+            )
+        )
+        for index, subnet in enumerate(subnets):
+            self.add(ec2.SubnetRouteTableAssociation(self.lid("PublicSubnetRoutes", index + 1), RouteTableId=Ref(table), SubnetId=Ref(subnet)))
+        return table
+
+    def private_routes(
+        self, vpc: ec2.VPC, attachment: ec2.VPCGatewayAttachment, subnets: dict[str, list[ec2.Subnet]]
+    ) -> list[ec2.RouteTable]:
+        """NAT gateways (the first always, the others under PerAzNat) and one private table per zone."""
+        nats = []
+        for index, public in enumerate(subnets["public"]):
+            condition = None if index == 0 else self.per_az_nat
+            extra = {"Condition": condition} if condition else {}
+            # An EIP in a VPC with an internet gateway needs the attachment first (EIP docs).
+            address = self.add(ec2.EIP(self.lid("NatAddress", index + 1), Domain="vpc", DependsOn=[attachment.title], Tags=Tags(Name=Sub(f"${{AWS::StackName}}-nat-{index + 1}")), **extra))
+            nats.append(
+                self.add(
+                    ec2.NatGateway(
+                        self.lid("NatGateway", index + 1),
+                        AllocationId=GetAtt(address, "AllocationId"),
+                        SubnetId=Ref(public),
+                        Tags=Tags(Name=Sub(f"${{AWS::StackName}}-nat-{index + 1}")),
+                        **extra,
+                    )
+                )
+            )
+        tables = []
+        for index in range(self.inputs.az_count):
+            table = self.add(ec2.RouteTable(self.lid("PrivateRouteTable", index + 1), VpcId=Ref(vpc), Tags=Tags(Name=Sub(f"${{AWS::StackName}}-private-{index + 1}"))))
+            nat = Ref(nats[0]) if index == 0 else If(self.per_az_nat, Ref(nats[index]), Ref(nats[0]))
+            self.add(ec2.Route(self.lid("PrivateDefaultRoute", index + 1), RouteTableId=Ref(table), DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat))
+            for tier in ("app", "data"):
+                self.add(
+                    ec2.SubnetRouteTableAssociation(
+                        self.lid(tier, "SubnetRoutes", index + 1), RouteTableId=Ref(table), SubnetId=Ref(subnets[tier][index])
+                    )
+                )
+            tables.append(table)
+        return tables
+
+    def s3_endpoint(self, vpc: ec2.VPC, tables: list[ec2.RouteTable]) -> None:
+        """A gateway endpoint so S3 traffic (artifacts, assets) never crosses NAT."""
+        self.add(
+            ec2.VPCEndpoint(
+                self.lid("S3Endpoint"),
+                VpcId=Ref(vpc),
+                ServiceName=Sub("com.amazonaws.${AWS::Region}.s3"),
+                VpcEndpointType="Gateway",
+                RouteTableIds=[Ref(t) for t in tables],
+            )
+        )
+
+    def flow_logs(self, vpc: ec2.VPC) -> None:
+        """Every flow of the VPC into a retained log group, delivered by a role granted only that group."""
+        group_props = {"RetentionInDays": self.inputs.flow_log_retention_days}
+        if self.inputs.flow_log_key_arn is not None:
+            group_props["KmsKeyId"] = self.inputs.flow_log_key_arn
+        self.flow_log_group = self.add(logs.LogGroup(self.lid("FlowLogGroup"), **group_props), stateful=True)
+        role = ServiceRole(self, "FlowLogs", services=["vpc-flow-logs.amazonaws.com"])
+        role.grant_log_group_write(self.flow_log_group)
+        self.add(
+            ec2.FlowLog(
+                self.lid("FlowLog"),
+                ResourceId=Ref(vpc),
+                ResourceType="VPC",
+                TrafficType="ALL",
+                LogDestinationType="cloud-watch-logs",
+                LogGroupName=Ref(self.flow_log_group),
+                DeliverLogsPermissionArn=role.arn,
+            )
+        )
+        self.output("FlowLogGroupName", Ref(self.flow_log_group), "Name of the log group holding the VPC flow logs.")

@@ -1,0 +1,5 @@
+"""``python -m cfnbuild`` runs the CLI."""
+
+from cfnbuild.cli import main
+
+main()

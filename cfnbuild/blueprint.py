@@ -1,0 +1,107 @@
+"""The blueprint contract.
+
+A blueprint is one domain of a stack (the network, the database, ...). It takes a frozen,
+documented inputs dataclass (see :func:`cfnbuild.setting`), rejects incompatible inputs when it
+is made with a sentence that says what to change, adds its resources to the stack, and exposes
+what it made as typed attributes holding troposphere references, which the next blueprint takes
+as inputs. Outputs are registered where the resource is made, with ``Export`` names derived from
+the stack name. A blueprint never reads files or calls AWS.
+
+Example::
+
+    @dataclass(frozen=True)
+    class QueueInputs:
+        retention_days: int = setting(4, "How long an unread message is kept.")
+
+
+    class Queue(Blueprint[QueueInputs]):
+        queue_url: Ref
+
+        def validate(self) -> None:
+            if not 1 <= self.inputs.retention_days <= 14:
+                raise self.invalid("retention_days", "must be 1 to 14 days")
+
+        def build(self) -> None:
+            queue = self.add(sqs.Queue(self.lid("Queue"), MessageRetentionPeriod=...))
+            self.queue_url = Ref(queue)
+            self.output("QueueUrl", self.queue_url, "The queue's URL.")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from typing import Any, Generic, TypeVar
+
+from troposphere import AWSHelperFn, AWSObject, Output, Parameter
+
+from cfnbuild.errors import InputError
+from cfnbuild.inputs import describe_inputs
+from cfnbuild.naming import logical_id
+from cfnbuild.stack import Stack
+
+InputsT = TypeVar("InputsT")
+ResourceT = TypeVar("ResourceT", bound=AWSObject)
+
+
+class Blueprint(ABC, Generic[InputsT]):
+    """Base class of every blueprint; subclasses implement :meth:`build` (and :meth:`validate`).
+
+    ``prefix`` is put before every logical ID the blueprint makes, so one blueprint can be used
+    twice in a stack.
+    """
+
+    def __init__(self, stack: Stack, inputs: InputsT, *, prefix: str = "") -> None:
+        if not dataclasses.is_dataclass(inputs) or isinstance(inputs, type):
+            raise TypeError(f"{type(self).__name__} takes an inputs dataclass instance, got {inputs!r}")
+        describe_inputs(type(inputs))  # every input must be documented
+        self.stack = stack
+        self.inputs = inputs
+        self.prefix = prefix
+        self.validate()
+        self.build()
+
+    @property
+    def owner(self) -> str:
+        """How errors name this blueprint."""
+        label = f"{self.prefix} " if self.prefix else ""
+        return f"blueprint {label}{type(self).__name__}"
+
+    def validate(self) -> None:
+        """Reject inputs the blueprint cannot build; raise :meth:`invalid`. Default: accept."""
+
+    @abstractmethod
+    def build(self) -> None:
+        """Add the blueprint's resources, conditions and outputs to the stack."""
+
+    def invalid(self, field: str, problem: str) -> InputError:
+        """An error naming this blueprint's input ``field``, to ``raise`` from :meth:`validate`."""
+        return InputError(f"{type(self).__name__} input {field!r}: {problem}")
+
+    def lid(self, *parts: str | int) -> str:
+        """A logical ID for this blueprint: its prefix plus ``parts`` in CamelCase."""
+        return logical_id(self.prefix, *parts) if self.prefix else logical_id(*parts)
+
+    def add(self, resource: ResourceT, *, stateful: bool = False) -> ResourceT:
+        """Add ``resource`` to the stack; ``stateful`` keeps its data on delete and replacement."""
+        return self.stack.add_resource(resource, owner=self.owner, stateful=stateful)
+
+    def parameter(self, name: str, **properties: Any) -> Parameter:
+        """Add a template parameter named ``name`` (with this blueprint's prefix)."""
+        return self.stack.add_parameter(Parameter(self.lid(name), **properties), owner=self.owner)
+
+    def condition(self, name: str, condition: AWSHelperFn) -> str:
+        """Add a template condition; returns its name."""
+        return self.stack.add_condition(self.lid(name), condition, owner=self.owner)
+
+    def rule(self, name: str, rule: dict[str, Any]) -> None:
+        """Add a template rule."""
+        self.stack.add_rule(self.lid(name), rule, owner=self.owner)
+
+    def output(self, name: str, value: Any, description: str, *, condition: str | None = None) -> Output:
+        """Add an exported output named ``name`` (with this blueprint's prefix)."""
+        return self.stack.add_output(self.lid(name), value, description, owner=self.owner, condition=condition)
+
+    def skip_check(self, resource: AWSObject, check_id: str, reason: str) -> None:
+        """Record on ``resource`` that checkov's ``check_id`` does not apply, and why."""
+        self.stack.skip_check(resource, check_id, reason)

@@ -1,0 +1,219 @@
+"""The ``cfnbuild`` command line.
+
+Each command's docstring is its help text. Expected errors are printed as one line per problem
+on stderr with the error's exit code (2 for bad input, 1 for a gate that failed); ``--debug``
+shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from cfnbuild.app import Project, load_project
+from cfnbuild.errors import CfnbuildError, CheckFailed, UsageError
+from cfnbuild.lint import Finding, LintCache, checkov, skip_problems
+from cfnbuild.writer import Rendered, remove_orphans, render, stale_files, write_atomic
+
+CACHE_DIR = ".cfnbuild-cache"
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _project(ctx: click.Context) -> Project:
+    project: Project = ctx.obj["project_loader"]()
+    return project
+
+
+def _environments(project: Project, env: str | None) -> list[str]:
+    if env is not None:
+        project.config(env)  # unknown environment → clear error
+        return [env]
+    environments = project.environments()
+    if not environments:
+        raise UsageError(f"{project.config_dir}: no <env>.toml files; add one per environment")
+    return environments
+
+
+def _rel(project: Project, path: Path) -> str:
+    return str(path.relative_to(project.root))
+
+
+def _lint_rendered(project: Project, rendered: list[Rendered]) -> tuple[list[Finding], LintCache]:
+    cache = LintCache(project.root / CACHE_DIR / "cfn-lint")
+    findings: list[Finding] = []
+    for item in rendered:
+        file = _rel(project, item.path)
+        findings += cache.cfn_lint(item.text, item.regions, file=file)
+        findings += skip_problems(item.text, file=file)
+    return findings, cache
+
+
+def _report(findings: list[Finding], what: str) -> None:
+    for finding in findings:
+        err.print(str(finding), markup=False)
+    raise CheckFailed(f"{len(findings)} {what}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--project", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Project directory (default: the one holding pyproject.toml at or above the current directory).")
+@click.option("--debug", is_flag=True, help="Show tracebacks for expected errors.")
+@click.version_option(package_name="cfnbuild")
+@click.pass_context
+def cli(ctx: click.Context, project_dir: Path | None, debug: bool) -> None:
+    """Build, lint and ship CloudFormation stacks from typed Python blueprints.
+
+    \b
+    Example:
+      cfnbuild build --all        # render, lint and write output/<env>/<stack>.json
+      cfnbuild lint --env prod    # cfn-lint and checkov over what build wrote
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    ctx.obj["project_loader"] = lambda: load_project(project_dir)
+
+
+@cli.command()
+@click.option("--env", "env", metavar="ENV", help="Build one environment (a file config/ENV.toml).")
+@click.option("--all", "all_envs", is_flag=True, help="Build every environment (the default).")
+@click.option("--check", is_flag=True, help="Write nothing; fail naming every file in output/ that a build would change.")
+@click.pass_context
+def build(ctx: click.Context, env: str | None, all_envs: bool, check: bool) -> None:
+    """Render every stack, lint it with cfn-lint (E, W and I rules) and write output/.
+
+    Every environment's config is validated before anything is built; a template with any
+    cfn-lint match is not written (nothing is written then). Templates are written atomically,
+    with sorted keys, so the same inputs give the same bytes on every machine.
+
+    \b
+    Example:
+      cfnbuild build --env dev
+      cfnbuild build --all --check   # in CI: fail when output/ is stale
+    """
+    if env and all_envs:
+        raise UsageError("give --env ENV or --all, not both")
+    started = time.perf_counter()
+    project = _project(ctx)
+    environments = _environments(project, env)
+    with err.status("rendering stacks…"):
+        rendered = render(project, environments)
+    if check:
+        stale = stale_files(project, rendered)
+        if stale:
+            for line in stale:
+                err.print(line, markup=False)
+            raise CheckFailed(f"{len(stale)} stale file(s) in {_rel(project, project.output_dir)}/; run 'cfnbuild build' and commit the result")
+        out.print(f"{_rel(project, project.output_dir)}/ is up to date: {len(rendered)} template(s) for {', '.join(environments)} in {time.perf_counter() - started:.2f}s")
+        return
+    with err.status(f"linting {len(rendered)} template(s) with cfn-lint…"):
+        findings, cache = _lint_rendered(project, rendered)
+    if findings:
+        _report(findings, "cfn-lint finding(s); nothing was written")
+    written = [item for item in rendered if write_atomic(item.path, item.text)]
+    removed = remove_orphans(project, rendered)
+    for item in written:
+        err.print(f"wrote {_rel(project, item.path)}", markup=False)
+    for path in removed:
+        err.print(f"removed {_rel(project, path)} (its stack is gone)", markup=False)
+    out.print(
+        f"built {len(rendered)} template(s) for {', '.join(environments)}: {len(written)} written, "
+        f"{len(rendered) - len(written)} unchanged; cfn-lint 0 matches ({cache.hits} cached) "
+        f"in {time.perf_counter() - started:.2f}s"
+    )
+
+
+@cli.command(name="lint")
+@click.option("--env", "env", metavar="ENV", help="Lint one environment's templates.")
+@click.option("--all", "all_envs", is_flag=True, help="Lint every environment (the default).")
+@click.option("--no-checkov", is_flag=True, help="Run cfn-lint only (checkov takes several seconds).")
+@click.pass_context
+def lint_command(ctx: click.Context, env: str | None, all_envs: bool, no_checkov: bool) -> None:
+    """Check the templates build wrote with cfn-lint (E, W, I) and checkov.
+
+    The gates run on the files in output/, because that is what ships. checkov runs offline
+    with the cloudformation and secrets frameworks; a check is skipped only where the
+    resource's Metadata says so with a reason.
+
+    \b
+    Example:
+      cfnbuild lint --env prod
+    """
+    if env and all_envs:
+        raise UsageError("give --env ENV or --all, not both")
+    started = time.perf_counter()
+    project = _project(ctx)
+    environments = _environments(project, env)
+    configs = {e: project.config(e) for e in environments}
+    rendered = []
+    for environment, config in configs.items():
+        for spec in project.app.stacks:
+            path = project.template_path(environment, spec.name)
+            if not path.is_file():
+                raise UsageError(f"{_rel(project, path)} does not exist; run 'cfnbuild build --env {environment}' first")
+            rendered.append(Rendered(environment, spec.name, path, path.read_text(encoding="utf-8"), tuple(config.regions)))
+    with err.status(f"cfn-lint over {len(rendered)} template(s)…"):
+        findings, cache = _lint_rendered(project, rendered)
+    if not no_checkov:
+        with err.status(f"checkov over {len(rendered)} template(s)…"):
+            findings += checkov([item.path for item in rendered], root=project.root)
+    if findings:
+        _report(findings, "finding(s)")
+    gates = "cfn-lint" if no_checkov else "cfn-lint and checkov"
+    out.print(f"{len(rendered)} template(s) pass {gates} in {time.perf_counter() - started:.2f}s")
+
+
+@cli.command(name="list")
+@click.pass_context
+def list_command(ctx: click.Context) -> None:
+    """List the project's environments and stacks, with each template's state.
+
+    \b
+    Example:
+      cfnbuild list
+    """
+    project = _project(ctx)
+    environments = _environments(project, None)
+    rendered = render(project, environments)
+    stale = {line.split(":", 1)[0] for line in stale_files(project, rendered)}
+    table = Table(title=f"cfnbuild project {project.root.name}", show_lines=False)
+    for column in ("environment", "stack", "regions", "resources", "template", "state"):
+        table.add_column(column)
+    import json  # noqa: PLC0415  (only this command counts resources)
+
+    for item in rendered:
+        rel = _rel(project, item.path)
+        count = len(json.loads(item.text).get("Resources", {}))
+        state = "stale" if rel in stale else "up to date"
+        table.add_row(item.environment, item.stack, ", ".join(item.regions), str(count), rel, state)
+    out.print(table)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the CLI; expected errors become one line per problem and their exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="cfnbuild", standalone_mode=False)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except CfnbuildError as exc:
+        if debug:
+            raise
+        for line in str(exc).splitlines():
+            err.print(f"error: {line}", markup=False)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+

@@ -1,0 +1,253 @@
+"""IAM grants: the only way a template in this project gets a permission.
+
+Each helper adds exactly-scoped statements, over awacs actions, on the ARN of a resource the
+stack created, built with ``${AWS::Partition}``; the named action lists say what each grant
+means, like the CDK's ``BUCKET_READ_ACTIONS``. ``*`` is used only for actions that support no
+resource-level permission (:data:`NO_RESOURCE_LEVEL_ACTIONS`), and then under a condition where
+one exists. Every statement's ``Sid`` starts with ``Grant``, so a test can prove that no policy
+in ``output/`` was written by hand.
+
+Example::
+
+    role = ServiceRole(blueprint, "App", services=["ec2.amazonaws.com"])
+    role.grant_bucket_read(assets_bucket)
+    role.grant_secret_read(db_secret)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import awacs.kms
+import awacs.logs
+import awacs.s3
+import awacs.secretsmanager
+import awacs.sts
+from awacs import cloudwatch
+from awacs.aws import (
+    Action,
+    Allow,
+    ArnLike,
+    Condition,
+    Policy,
+    PolicyDocument,
+    Principal,
+    Statement,
+    StringEquals,
+)
+from troposphere import AWSObject, GetAtt, Ref, Sub, iam
+
+from cfnbuild.naming import logical_id, partition_arn
+
+if TYPE_CHECKING:
+    from cfnbuild.blueprint import Blueprint
+
+SID_PREFIX = "Grant"
+POLICY_VERSION = "2012-10-17"
+
+BUCKET_LIST_ACTIONS: tuple[Action, ...] = (awacs.s3.ListBucket, awacs.s3.GetBucketLocation)
+OBJECT_READ_ACTIONS: tuple[Action, ...] = (awacs.s3.GetObject, awacs.s3.GetObjectVersion)
+OBJECT_WRITE_ACTIONS: tuple[Action, ...] = (
+    awacs.s3.PutObject,
+    awacs.s3.AbortMultipartUpload,
+    awacs.s3.DeleteObject,
+)
+SECRET_READ_ACTIONS: tuple[Action, ...] = (
+    awacs.secretsmanager.GetSecretValue,
+    awacs.secretsmanager.DescribeSecret,
+)
+LOG_WRITE_ACTIONS: tuple[Action, ...] = (
+    awacs.logs.CreateLogStream,
+    awacs.logs.PutLogEvents,
+    awacs.logs.DescribeLogStreams,
+)
+KMS_DECRYPT_ACTIONS: tuple[Action, ...] = (awacs.kms.Decrypt,)
+KMS_ENCRYPT_ACTIONS: tuple[Action, ...] = (awacs.kms.Encrypt, awacs.kms.GenerateDataKey, awacs.kms.Decrypt)
+
+# Actions that AWS documents as supporting no resource-level permission ("Resource types: none"
+# in the Service Authorization Reference); only these may be granted on "*".
+NO_RESOURCE_LEVEL_ACTIONS = frozenset({"cloudwatch:PutMetricData", "ec2:DescribeTags", "logs:DescribeLogGroups"})
+
+
+def _json(action: Action) -> str:
+    return str(action.JSONrepr())
+
+
+class Grants:
+    """The statements granted to one principal; rendered as one inline policy document."""
+
+    def __init__(self) -> None:
+        self.statements: list[Statement] = []
+
+    def _allow(self, verb: str, target: AWSObject | str, actions: Sequence[Action], resources: list[Any], condition: Condition | None = None) -> None:
+        name = target if isinstance(target, str) else target.title
+        sid = SID_PREFIX + logical_id(verb, name)
+        if any(st.Sid == sid for st in self.statements):
+            return  # the same grant twice is one grant
+        if resources == ["*"]:
+            unsupported = sorted(_json(a) for a in actions if _json(a) not in NO_RESOURCE_LEVEL_ACTIONS)
+            if unsupported:
+                raise ValueError(f"{', '.join(unsupported)} support resource-level permissions; grant them on an ARN, not '*'")
+        kwargs: dict[str, Any] = {"Sid": sid, "Effect": Allow, "Action": list(actions), "Resource": resources}
+        if condition is not None:
+            kwargs["Condition"] = condition
+        self.statements.append(Statement(**kwargs))
+
+    def grant_bucket_read(self, bucket: AWSObject, *, kms_key: AWSObject | None = None) -> None:
+        """List the bucket and read every object version in it (and decrypt with its key)."""
+        self._allow("ListBucket", bucket, BUCKET_LIST_ACTIONS, [bucket_arn(bucket)])
+        self._allow("ReadObjects", bucket, OBJECT_READ_ACTIONS, [bucket_arn(bucket, "*")])
+        if kms_key is not None:
+            self.grant_key_decrypt(kms_key)
+
+    def grant_bucket_read_write(self, bucket: AWSObject, *, kms_key: AWSObject | None = None) -> None:
+        """Read as :meth:`grant_bucket_read`, and put and delete objects (never the bucket)."""
+        self.grant_bucket_read(bucket)
+        self._allow("WriteObjects", bucket, OBJECT_WRITE_ACTIONS, [bucket_arn(bucket, "*")])
+        if kms_key is not None:
+            self._allow("EncryptWith", kms_key, KMS_ENCRYPT_ACTIONS, [GetAtt(kms_key, "Arn")])
+
+    def grant_secret_read(self, secret: AWSObject, *, kms_key: AWSObject | None = None) -> None:
+        """Read the value of one Secrets Manager secret (``Ref`` of a secret is its ARN)."""
+        self._allow("ReadSecret", secret, SECRET_READ_ACTIONS, [Ref(secret)])
+        if kms_key is not None:
+            self.grant_key_decrypt(kms_key)
+
+    def grant_log_group_write(self, log_group: AWSObject) -> None:
+        """Create streams in one log group and put events into them."""
+        self._allow("WriteLogs", log_group, LOG_WRITE_ACTIONS, [log_group_arn(log_group)])
+
+    def grant_key_decrypt(self, key: AWSObject) -> None:
+        """Decrypt with one KMS key."""
+        self._allow("DecryptWith", key, KMS_DECRYPT_ACTIONS, [GetAtt(key, "Arn")])
+
+    def grant_metrics_put(self, namespace: str) -> None:
+        """Put CloudWatch metrics, only into ``namespace`` (the action has no resource-level scope)."""
+        condition = Condition(StringEquals("cloudwatch:namespace", namespace))
+        self._allow("PutMetrics", namespace, [cloudwatch.PutMetricData], ["*"], condition)
+
+    def document(self) -> PolicyDocument:
+        """The policy document of every statement granted so far."""
+        return PolicyDocument(Version=POLICY_VERSION, Statement=list(self.statements))
+
+
+def bucket_arn(bucket: AWSObject, objects: str | None = None) -> Sub:
+    """The ARN of a created bucket, or of ``objects`` (a key pattern) inside it."""
+    resource = "${Bucket}" if objects is None else "${Bucket}/" + objects
+    return partition_arn("s3", resource, region=False, account=False, Bucket=Ref(bucket))
+
+
+def log_group_arn(log_group: AWSObject) -> Sub:
+    """The ARN of a created log group's streams (``...:log-group:NAME:*``)."""
+    return partition_arn("logs", "log-group:${LogGroup}:*", LogGroup=Ref(log_group))
+
+
+def aws_managed_policy_arn(name: str) -> Sub:
+    """The ARN of an AWS managed policy, e.g. ``service-role/AmazonRDSEnhancedMonitoringRole``."""
+    return Sub("arn:${AWS::Partition}:iam::aws:policy/" + name)
+
+
+def service_trust_policy(services: Sequence[str]) -> Policy:
+    """A trust policy that lets ``services`` (``ec2.amazonaws.com``, ...) assume the role."""
+    return PolicyDocument(
+        Version=POLICY_VERSION,
+        Statement=[
+            Statement(
+                Sid=SID_PREFIX + "AssumeRole",
+                Effect=Allow,
+                Principal=Principal("Service", sorted(services)),
+                Action=[awacs.sts.AssumeRole],
+            )
+        ],
+    )
+
+
+class ServiceRole(Grants):
+    """An IAM role assumed by AWS services, whose permissions come only from grants.
+
+    The statements are attached as one inline policy when the stack renders, so blueprints made
+    later can still grant to the role; a role granted nothing gets no policy.
+    """
+
+    def __init__(self, blueprint: Blueprint[Any], name: str, *, services: Sequence[str], managed_policies: Sequence[str] = ()) -> None:
+        super().__init__()
+        props: dict[str, Any] = {"AssumeRolePolicyDocument": service_trust_policy(services)}
+        if managed_policies:
+            props["ManagedPolicyArns"] = [aws_managed_policy_arn(p) for p in managed_policies]
+        self.role = blueprint.add(iam.Role(blueprint.lid(name, "Role"), **props))
+        blueprint.stack.before_render(self._attach_policy)
+
+    @property
+    def arn(self) -> GetAtt:
+        """The role's ARN."""
+        return GetAtt(self.role, "Arn")
+
+    @property
+    def ref(self) -> Ref:
+        """The role's name."""
+        return Ref(self.role)
+
+    def _attach_policy(self) -> None:
+        if self.statements:
+            self.role.Policies = [iam.Policy(PolicyName="grants", PolicyDocument=self.document())]
+
+
+KEY_ADMIN_ACTIONS: tuple[Action, ...] = (awacs.kms.Action("*"),)
+KEY_SERVICE_ACTIONS: tuple[Action, ...] = (
+    awacs.kms.Encrypt,
+    awacs.kms.Decrypt,
+    awacs.kms.ReEncryptFrom,
+    awacs.kms.ReEncryptTo,
+    awacs.kms.GenerateDataKey,
+    awacs.kms.GenerateDataKeyWithoutPlaintext,
+    awacs.kms.DescribeKey,
+)
+
+
+def key_policy(*, logs: bool = False, services: Sequence[str] = ()) -> PolicyDocument:
+    """The key policy of a customer managed KMS key.
+
+    The account administers the key and delegates its use to IAM (the default policy AWS
+    documents, so grants on roles work). ``logs`` lets CloudWatch Logs in this region encrypt log
+    groups of this account with it, bound by the encryption context; ``services`` (e.g.
+    ``sns.amazonaws.com``, ``cloudwatch.amazonaws.com``) may use it for their own encryption,
+    only through this account. In a key policy, ``Resource: "*"`` means this key.
+    """
+    statements = [
+        Statement(
+            Sid=SID_PREFIX + "AccountAdministersKey",
+            Effect=Allow,
+            Principal=Principal("AWS", Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root")),
+            Action=list(KEY_ADMIN_ACTIONS),
+            Resource=["*"],
+        )
+    ]
+    if logs:
+        statements.append(
+            Statement(
+                Sid=SID_PREFIX + "CloudWatchLogsEncrypts",
+                Effect=Allow,
+                Principal=Principal("Service", Sub("logs.${AWS::Region}.amazonaws.com")),
+                Action=list(KEY_SERVICE_ACTIONS),
+                Resource=["*"],
+                Condition=Condition(
+                    ArnLike(
+                        "kms:EncryptionContext:aws:logs:arn",
+                        partition_arn("logs", "log-group:*"),
+                    )
+                ),
+            )
+        )
+    if services:
+        statements.append(
+            Statement(
+                Sid=SID_PREFIX + "ServicesEncrypt",
+                Effect=Allow,
+                Principal=Principal("Service", sorted(services)),
+                Action=list(KEY_SERVICE_ACTIONS),
+                Resource=["*"],
+                Condition=Condition(StringEquals("aws:SourceAccount", Ref("AWS::AccountId"))),
+            )
+        )
+    return PolicyDocument(Version=POLICY_VERSION, Statement=statements)

@@ -1,0 +1,131 @@
+"""The gates every template passes: cfn-lint (E, W and I rules) and checkov.
+
+cfn-lint runs in-process through its Python API; its results are cached by a hash of the
+template, the regions and cfn-lint's version, so a rebuild with no change spends no time
+linting. checkov runs as its own process (it has no stable in-process API) over the written
+files, offline, with the ``cloudformation`` and ``secrets`` frameworks. Suppressions are honoured
+only from a resource's Metadata with a reason (:meth:`cfnbuild.Stack.skip_check`); cfn-lint
+suppressions are not honoured at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from cfnlint.api import ManualArgs, lint
+
+from cfnbuild.files import write_atomic
+
+MIN_REASON = 10
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem in one template: which tool, which rule, where, and what it says."""
+
+    file: str
+    tool: str
+    rule: str
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.path}: {self.tool} {self.rule}: {self.message}"
+
+
+def _cache_key(text: str, regions: Sequence[str]) -> str:
+    digest = hashlib.sha256()
+    digest.update(version("cfn-lint").encode())
+    digest.update(b"\0" + ",".join(sorted(regions)).encode() + b"\0")
+    digest.update(text.encode("utf-8"))
+    return digest.hexdigest()
+
+
+def cfn_lint(text: str, regions: Sequence[str], *, file: str) -> list[Finding]:
+    """Lint one template body with every E, W and I rule, for every region in ``regions``."""
+    template = json.loads(text)
+    if _has_cfn_lint_suppression(template):
+        return [Finding(file, "cfn-lint", "cfnbuild", "Metadata", "cfn-lint suppressions are not allowed; fix the template")]
+    matches = lint(text, config=ManualArgs(regions=list(regions), include_checks=["I"]))
+    return [
+        Finding(file, "cfn-lint", match.rule.id, "/".join(str(p) for p in match.path), match.message)
+        for match in matches
+    ]
+
+
+def _has_cfn_lint_suppression(template: dict[str, Any]) -> bool:
+    if "cfn-lint" in (template.get("Metadata") or {}):
+        return True
+    return any("cfn-lint" in (res.get("Metadata") or {}) for res in template.get("Resources", {}).values())
+
+
+class LintCache:
+    """cfn-lint results by template hash, kept under ``directory``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.hits = 0
+        self.misses = 0
+
+    def cfn_lint(self, text: str, regions: Sequence[str], *, file: str) -> list[Finding]:
+        """:func:`cfn_lint`, answered from the cache when this exact template was linted before."""
+        entry = self.directory / f"{_cache_key(text, regions)}.json"
+        if entry.is_file():
+            self.hits += 1
+            return [Finding(**{**item, "file": file}) for item in json.loads(entry.read_text())]
+        self.misses += 1
+        findings = cfn_lint(text, regions, file=file)
+        write_atomic(entry, json.dumps([asdict(f) for f in findings], sort_keys=True))
+        return findings
+
+
+def skip_problems(text: str, *, file: str) -> list[Finding]:
+    """Every checkov skip in a template that lacks a reason a reviewer can judge."""
+    template = json.loads(text)
+    problems = []
+    for logical_id, resource in sorted(template.get("Resources", {}).items()):
+        for skip in ((resource.get("Metadata") or {}).get("checkov") or {}).get("skip", []):
+            if len(str(skip.get("comment", "")).strip()) < MIN_REASON:
+                problems.append(
+                    Finding(file, "checkov", str(skip.get("id")), f"Resources/{logical_id}/Metadata", "skip without a reason; add a comment saying why the check does not apply")
+                )
+    return problems
+
+
+def checkov(files: Iterable[Path], *, root: Path) -> list[Finding]:
+    """Run checkov over ``files`` (offline) and return its failed checks."""
+    paths = [str(p) for p in files]
+    if not paths:
+        return []
+    command = [sys.executable, "-m", "checkov.main", "--framework", "cloudformation", "secrets",
+               "--output", "json", "--quiet", "--compact", "--skip-download"]
+    for path in paths:
+        command += ["--file", path]
+    env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=root, check=False)  # noqa: S603  (our own interpreter running checkov)
+    try:
+        reports = json.loads(result.stdout) if result.stdout.strip() else []
+    except json.JSONDecodeError:
+        raise RuntimeError(f"checkov failed (exit {result.returncode}): {result.stderr.strip()[-2000:]}") from None
+    if isinstance(reports, dict):
+        reports = [reports]
+    findings = []
+    for report in reports:
+        results = report.get("results", {})
+        for check in results.get("failed_checks", []):
+            file = os.path.relpath(check.get("file_abs_path") or check["file_path"], root)
+            findings.append(Finding(file, "checkov", check["check_id"], check.get("resource", ""), check.get("check_name", "")))
+        for error in results.get("parsing_errors", []):
+            findings.append(Finding(str(error), "checkov", "parse", "", "checkov could not parse the file"))
+    if result.returncode not in (0, 1):
+        raise RuntimeError(f"checkov failed (exit {result.returncode}): {result.stderr.strip()[-2000:]}")
+    return sorted(findings, key=lambda f: (f.file, f.path, f.rule))
