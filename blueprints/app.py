@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from cfnbuild import App, StackSpec
-
 from blueprints.config import WebAppConfig
 from blueprints.webapp import build_webapp
+from cfnbuild import App, StackSpec
 
 app = App(
     config_model=WebAppConfig,

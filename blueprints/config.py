@@ -15,7 +15,30 @@ from cfnbuild import Cidr, EnvironmentConfig, Invalid, Section
 from cfnbuild.regions import az_count as region_az_count
 
 # CloudWatch Logs accepts only these retention periods (PutRetentionPolicy).
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 
 
 class NetworkConfig(Section):
@@ -39,7 +62,11 @@ class NetworkConfig(Section):
                 f"use one of {', '.join(map(str, LOG_RETENTION_DAYS))}",
                 key="flow_log_retention_days",
             )
-        explicit = {"public": tuple(self.public_subnets), "app": tuple(self.app_subnets), "data": tuple(self.data_subnets)}
+        explicit = {
+            "public": tuple(self.public_subnets),
+            "app": tuple(self.app_subnets),
+            "data": tuple(self.data_subnets),
+        }
         plan_subnets(self.cidr, self.az_count, explicit)
         return self
 

@@ -21,7 +21,8 @@ class KeysInputs:
 
     pending_window_days: int = setting(30, "Days a deleted key waits before it is gone (7 to 30).")
     key_services: tuple[str, ...] = setting(
-        (), "Service principals that may encrypt with the key for this account (e.g. sns.amazonaws.com)."
+        (),
+        "Service principals that may encrypt with the key for this account (e.g. sns.amazonaws.com).",
     )
 
 

@@ -20,7 +20,20 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Literal
 
-from troposphere import AWSHelperFn, Equals, GetAtt, GetAZs, If, Join, Ref, Select, Sub, Tags, ec2, logs
+from troposphere import (
+    AWSHelperFn,
+    Equals,
+    GetAtt,
+    GetAZs,
+    If,
+    Join,
+    Ref,
+    Select,
+    Sub,
+    Tags,
+    ec2,
+    logs,
+)
 
 from cfnbuild import Blueprint, Invalid, ServiceRole, setting
 
@@ -65,14 +78,30 @@ def plan_subnets(
             try:
                 network = ipaddress.IPv4Network(block, strict=True)
             except ValueError as exc:
-                raise Invalid(f"{tier} subnet {block!r} is not a valid CIDR block ({exc})", "write it like '10.0.1.0/24'", key=f"{tier}_subnets") from None
+                raise Invalid(
+                    f"{tier} subnet {block!r} is not a valid CIDR block ({exc})",
+                    "write it like '10.0.1.0/24'",
+                    key=f"{tier}_subnets",
+                ) from None
             if not network.subnet_of(vpc):
-                raise Invalid(f"{tier} subnet {block} is outside the VPC block {cidr}", f"choose a block inside {cidr}", key=f"{tier}_subnets")
+                raise Invalid(
+                    f"{tier} subnet {block} is outside the VPC block {cidr}",
+                    f"choose a block inside {cidr}",
+                    key=f"{tier}_subnets",
+                )
             if network.prefixlen > 28:
-                raise Invalid(f"{tier} subnet {block} is smaller than /28", "AWS subnets are /16 to /28; choose a larger block", key=f"{tier}_subnets")
+                raise Invalid(
+                    f"{tier} subnet {block} is smaller than /28",
+                    "AWS subnets are /16 to /28; choose a larger block",
+                    key=f"{tier}_subnets",
+                )
             for other_tier, other in seen:
                 if network.overlaps(other):
-                    raise Invalid(f"{tier} subnet {block} overlaps {other_tier} subnet {other}", "choose blocks that do not overlap", key=f"{tier}_subnets")
+                    raise Invalid(
+                        f"{tier} subnet {block} overlaps {other_tier} subnet {other}",
+                        "choose blocks that do not overlap",
+                        key=f"{tier}_subnets",
+                    )
             seen.append((tier, network))
     return plan
 
@@ -88,7 +117,9 @@ class NetworkInputs:
     app_subnets: tuple[str, ...] = setting((), "Private app subnet blocks, one per zone; empty: carved from cidr.")
     data_subnets: tuple[str, ...] = setting((), "Private data subnet blocks, one per zone; empty: carved from cidr.")
     flow_log_retention_days: int = setting(90, "Days VPC flow logs are kept (a CloudWatch Logs retention value).")
-    flow_log_key_arn: AWSHelperFn | None = setting(None, "KMS key ARN that encrypts the flow log group; None: AWS-owned key.")
+    flow_log_key_arn: AWSHelperFn | None = setting(
+        None, "KMS key ARN that encrypts the flow log group; None: AWS-owned key."
+    )
 
 
 class Network(Blueprint[NetworkInputs]):
@@ -109,7 +140,11 @@ class Network(Blueprint[NetworkInputs]):
             raise self.invalid("az_count", f"is {inputs.az_count}; span 2 or 3 Availability Zones")
         if inputs.nat_mode not in ("single", "per-az"):
             raise self.invalid("nat_mode", f"is {inputs.nat_mode!r}; use 'single' or 'per-az'")
-        explicit = {"public": inputs.public_subnets, "app": inputs.app_subnets, "data": inputs.data_subnets}
+        explicit = {
+            "public": inputs.public_subnets,
+            "app": inputs.app_subnets,
+            "data": inputs.data_subnets,
+        }
         try:
             self.subnets = plan_subnets(inputs.cidr, inputs.az_count, explicit)
         except Invalid as exc:
@@ -135,7 +170,9 @@ class Network(Blueprint[NetworkInputs]):
             Type="String",
             AllowedValues=["single", "per-az"],
             Default=self.inputs.nat_mode,
-            Description="single: one NAT gateway for all zones (cheaper); per-az: one per zone (survives a zone outage).",
+            Description=(
+                "single: one NAT gateway for all zones (cheaper); per-az: one per zone (survives a zone outage)."
+            ),
         )
         self.per_az_nat = self.condition("PerAzNat", Equals(Ref(self.lid("NatMode")), "per-az"))
 
@@ -158,8 +195,16 @@ class Network(Blueprint[NetworkInputs]):
 
     def internet_gateway(self, vpc: ec2.VPC) -> ec2.VPCGatewayAttachment:
         """The internet gateway and its attachment."""
-        gateway = self.add(ec2.InternetGateway(self.lid("InternetGateway"), Tags=Tags(Name=Sub("${AWS::StackName}-igw"))))
-        return self.add(ec2.VPCGatewayAttachment(self.lid("InternetGatewayAttachment"), VpcId=Ref(vpc), InternetGatewayId=Ref(gateway)))
+        gateway = self.add(
+            ec2.InternetGateway(self.lid("InternetGateway"), Tags=Tags(Name=Sub("${AWS::StackName}-igw")))
+        )
+        return self.add(
+            ec2.VPCGatewayAttachment(
+                self.lid("InternetGatewayAttachment"),
+                VpcId=Ref(vpc),
+                InternetGatewayId=Ref(gateway),
+            )
+        )
 
     def subnet_tier(self, vpc: ec2.VPC, tier: str) -> list[ec2.Subnet]:
         """One subnet per zone for ``tier``; no subnet gives instances a public address."""
@@ -179,12 +224,24 @@ class Network(Blueprint[NetworkInputs]):
             )
         ids = [Ref(s) for s in subnets]
         setattr(self, f"{tier}_subnet_ids", ids)
-        self.output(f"{tier.capitalize()}SubnetIds", Join(",", ids), f"Comma-separated IDs of the {tier} subnets, one per zone.")
+        self.output(
+            f"{tier.capitalize()}SubnetIds",
+            Join(",", ids),
+            f"Comma-separated IDs of the {tier} subnets, one per zone.",
+        )
         return subnets
 
-    def public_routes(self, vpc: ec2.VPC, attachment: ec2.VPCGatewayAttachment, subnets: list[ec2.Subnet]) -> ec2.RouteTable:
+    def public_routes(
+        self, vpc: ec2.VPC, attachment: ec2.VPCGatewayAttachment, subnets: list[ec2.Subnet]
+    ) -> ec2.RouteTable:
         """One public route table: the default route through the internet gateway."""
-        table = self.add(ec2.RouteTable(self.lid("PublicRouteTable"), VpcId=Ref(vpc), Tags=Tags(Name=Sub("${AWS::StackName}-public"))))
+        table = self.add(
+            ec2.RouteTable(
+                self.lid("PublicRouteTable"),
+                VpcId=Ref(vpc),
+                Tags=Tags(Name=Sub("${AWS::StackName}-public")),
+            )
+        )
         # The route references the gateway, not the attachment; without DependsOn it can be
         # created before the gateway is attached and fail.
         self.add(
@@ -197,11 +254,20 @@ class Network(Blueprint[NetworkInputs]):
             )
         )
         for index, subnet in enumerate(subnets):
-            self.add(ec2.SubnetRouteTableAssociation(self.lid("PublicSubnetRoutes", index + 1), RouteTableId=Ref(table), SubnetId=Ref(subnet)))
+            self.add(
+                ec2.SubnetRouteTableAssociation(
+                    self.lid("PublicSubnetRoutes", index + 1),
+                    RouteTableId=Ref(table),
+                    SubnetId=Ref(subnet),
+                )
+            )
         return table
 
     def private_routes(
-        self, vpc: ec2.VPC, attachment: ec2.VPCGatewayAttachment, subnets: dict[str, list[ec2.Subnet]]
+        self,
+        vpc: ec2.VPC,
+        attachment: ec2.VPCGatewayAttachment,
+        subnets: dict[str, list[ec2.Subnet]],
     ) -> list[ec2.RouteTable]:
         """NAT gateways (the first always, the others under PerAzNat) and one private table per zone."""
         nats = []
@@ -209,7 +275,15 @@ class Network(Blueprint[NetworkInputs]):
             condition = None if index == 0 else self.per_az_nat
             extra = {"Condition": condition} if condition else {}
             # An EIP in a VPC with an internet gateway needs the attachment first (EIP docs).
-            address = self.add(ec2.EIP(self.lid("NatAddress", index + 1), Domain="vpc", DependsOn=[attachment.title], Tags=Tags(Name=Sub(f"${{AWS::StackName}}-nat-{index + 1}")), **extra))
+            address = self.add(
+                ec2.EIP(
+                    self.lid("NatAddress", index + 1),
+                    Domain="vpc",
+                    DependsOn=[attachment.title],
+                    Tags=Tags(Name=Sub(f"${{AWS::StackName}}-nat-{index + 1}")),
+                    **extra,
+                )
+            )
             nats.append(
                 self.add(
                     ec2.NatGateway(
@@ -223,13 +297,28 @@ class Network(Blueprint[NetworkInputs]):
             )
         tables = []
         for index in range(self.inputs.az_count):
-            table = self.add(ec2.RouteTable(self.lid("PrivateRouteTable", index + 1), VpcId=Ref(vpc), Tags=Tags(Name=Sub(f"${{AWS::StackName}}-private-{index + 1}"))))
+            table = self.add(
+                ec2.RouteTable(
+                    self.lid("PrivateRouteTable", index + 1),
+                    VpcId=Ref(vpc),
+                    Tags=Tags(Name=Sub(f"${{AWS::StackName}}-private-{index + 1}")),
+                )
+            )
             nat = Ref(nats[0]) if index == 0 else If(self.per_az_nat, Ref(nats[index]), Ref(nats[0]))
-            self.add(ec2.Route(self.lid("PrivateDefaultRoute", index + 1), RouteTableId=Ref(table), DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat))
+            self.add(
+                ec2.Route(
+                    self.lid("PrivateDefaultRoute", index + 1),
+                    RouteTableId=Ref(table),
+                    DestinationCidrBlock="0.0.0.0/0",
+                    NatGatewayId=nat,
+                )
+            )
             for tier in ("app", "data"):
                 self.add(
                     ec2.SubnetRouteTableAssociation(
-                        self.lid(tier, "SubnetRoutes", index + 1), RouteTableId=Ref(table), SubnetId=Ref(subnets[tier][index])
+                        self.lid(tier, "SubnetRoutes", index + 1),
+                        RouteTableId=Ref(table),
+                        SubnetId=Ref(subnets[tier][index]),
                     )
                 )
             tables.append(table)
@@ -266,4 +355,8 @@ class Network(Blueprint[NetworkInputs]):
                 DeliverLogsPermissionArn=role.arn,
             )
         )
-        self.output("FlowLogGroupName", Ref(self.flow_log_group), "Name of the log group holding the VPC flow logs.")
+        self.output(
+            "FlowLogGroupName",
+            Ref(self.flow_log_group),
+            "Name of the log group holding the VPC flow logs.",
+        )

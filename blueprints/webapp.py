@@ -6,18 +6,23 @@ itself.
 
 from __future__ import annotations
 
-from cfnbuild import Stack
-
 from blueprints.config import WebAppConfig
 from blueprints.encryption import Keys, KeysInputs
 from blueprints.network import Network, NetworkInputs
+from cfnbuild import Stack
 
 DESCRIPTION = "Flask web application stack (built by cfnbuild; see the blueprints for what it holds)"
 
 
 def build_webapp(config: WebAppConfig) -> Stack:
     """The whole web-app stack for one environment."""
-    stack = Stack("webapp", description=DESCRIPTION, project=config.project, environment=config.environment, tags=config.tags)
+    stack = Stack(
+        "webapp",
+        description=DESCRIPTION,
+        project=config.project,
+        environment=config.environment,
+        tags=config.tags,
+    )
     keys = Keys(stack, KeysInputs())
     net = config.network
     Network(

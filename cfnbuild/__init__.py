@@ -8,7 +8,14 @@ The public API a blueprint author needs::
 from cfnbuild.app import App, Project, StackSpec, load_project
 from cfnbuild.blueprint import Blueprint
 from cfnbuild.config import Cidr, DomainName, Email, EnvironmentConfig, Invalid, Region, Section
-from cfnbuild.errors import CfnbuildError, CheckFailed, ConfigError, InputError, LogicalIdClash, UsageError
+from cfnbuild.errors import (
+    CfnbuildError,
+    CheckFailed,
+    ConfigError,
+    InputError,
+    LogicalIdClash,
+    UsageError,
+)
 from cfnbuild.grants import Grants, ServiceRole
 from cfnbuild.inputs import describe_inputs, setting
 from cfnbuild.naming import export_name, logical_id, partition_arn, physical_name, stack_suffix

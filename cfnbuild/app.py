@@ -3,9 +3,9 @@
 The CLI finds the project through ``[tool.cfnbuild]`` in ``pyproject.toml``::
 
     [tool.cfnbuild]
-    app = "blueprints.app:app"   # an importable cfnbuild.App
-    config_dir = "config"        # one <env>.toml per environment
-    output_dir = "output"        # generated templates, committed
+    app = "blueprints.app:app"  # an importable cfnbuild.App
+    config_dir = "config"  # one <env>.toml per environment
+    output_dir = "output"  # generated templates, committed
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def load_project(start: Path | None = None) -> Project:
         raise UsageError(f"no pyproject.toml at or above {here}; run cfnbuild inside a project")
     settings = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("cfnbuild")
     if not settings or "app" not in settings:
-        raise UsageError(f"{pyproject}: [tool.cfnbuild] app is missing; add app = \"package.module:app\"")
+        raise UsageError(f'{pyproject}: [tool.cfnbuild] app is missing; add app = "package.module:app"')
     reference = settings["app"]
     module_name, _, attribute = reference.partition(":")
     if str(directory) not in sys.path:

@@ -12,7 +12,6 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-
 import click
 from rich.console import Console
 from rich.table import Table
@@ -63,12 +62,18 @@ def _report(findings: list[Finding], what: str) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--project", "project_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Project directory (default: the one holding pyproject.toml at or above the current directory).")
+@click.option(
+    "--project",
+    "project_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Project directory (default: the one holding pyproject.toml at or above the current directory).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks for expected errors.")
 @click.version_option(package_name="cfnbuild")
 @click.pass_context
 def cli(ctx: click.Context, project_dir: Path | None, debug: bool) -> None:
-    """Build, lint and ship CloudFormation stacks from typed Python blueprints.
+    r"""Build, lint and ship CloudFormation stacks from typed Python blueprints.
 
     \b
     Example:
@@ -83,10 +88,14 @@ def cli(ctx: click.Context, project_dir: Path | None, debug: bool) -> None:
 @cli.command()
 @click.option("--env", "env", metavar="ENV", help="Build one environment (a file config/ENV.toml).")
 @click.option("--all", "all_envs", is_flag=True, help="Build every environment (the default).")
-@click.option("--check", is_flag=True, help="Write nothing; fail naming every file in output/ that a build would change.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Write nothing; fail naming every file in output/ that a build would change.",
+)
 @click.pass_context
 def build(ctx: click.Context, env: str | None, all_envs: bool, check: bool) -> None:
-    """Render every stack, lint it with cfn-lint (E, W and I rules) and write output/.
+    r"""Render every stack, lint it with cfn-lint (E, W and I rules) and write output/.
 
     Every environment's config is validated before anything is built; a template with any
     cfn-lint match is not written (nothing is written then). Templates are written atomically,
@@ -109,8 +118,13 @@ def build(ctx: click.Context, env: str | None, all_envs: bool, check: bool) -> N
         if stale:
             for line in stale:
                 err.print(line, markup=False)
-            raise CheckFailed(f"{len(stale)} stale file(s) in {_rel(project, project.output_dir)}/; run 'cfnbuild build' and commit the result")
-        out.print(f"{_rel(project, project.output_dir)}/ is up to date: {len(rendered)} template(s) for {', '.join(environments)} in {time.perf_counter() - started:.2f}s")
+            output = _rel(project, project.output_dir)
+            raise CheckFailed(f"{len(stale)} stale file(s) in {output}/; run 'cfnbuild build' and commit the result")
+        took = time.perf_counter() - started
+        out.print(
+            f"{_rel(project, project.output_dir)}/ is up to date: {len(rendered)} template(s) "
+            f"for {', '.join(environments)} in {took:.2f}s"
+        )
         return
     with err.status(f"linting {len(rendered)} template(s) with cfn-lint…"):
         findings, cache = _lint_rendered(project, rendered)
@@ -135,7 +149,7 @@ def build(ctx: click.Context, env: str | None, all_envs: bool, check: bool) -> N
 @click.option("--no-checkov", is_flag=True, help="Run cfn-lint only (checkov takes several seconds).")
 @click.pass_context
 def lint_command(ctx: click.Context, env: str | None, all_envs: bool, no_checkov: bool) -> None:
-    """Check the templates build wrote with cfn-lint (E, W, I) and checkov.
+    r"""Check the templates build wrote with cfn-lint (E, W, I) and checkov.
 
     The gates run on the files in output/, because that is what ships. checkov runs offline
     with the cloudformation and secrets frameworks; a check is skipped only where the
@@ -156,10 +170,20 @@ def lint_command(ctx: click.Context, env: str | None, all_envs: bool, no_checkov
         for spec in project.app.stacks:
             path = project.template_path(environment, spec.name)
             if not path.is_file():
-                raise UsageError(f"{_rel(project, path)} does not exist; run 'cfnbuild build --env {environment}' first")
-            rendered.append(Rendered(environment, spec.name, path, path.read_text(encoding="utf-8"), tuple(config.regions)))
+                raise UsageError(
+                    f"{_rel(project, path)} does not exist; run 'cfnbuild build --env {environment}' first"
+                )
+            rendered.append(
+                Rendered(
+                    environment,
+                    spec.name,
+                    path,
+                    path.read_text(encoding="utf-8"),
+                    tuple(config.regions),
+                )
+            )
     with err.status(f"cfn-lint over {len(rendered)} template(s)…"):
-        findings, cache = _lint_rendered(project, rendered)
+        findings, _ = _lint_rendered(project, rendered)
     if not no_checkov:
         with err.status(f"checkov over {len(rendered)} template(s)…"):
             findings += checkov([item.path for item in rendered], root=project.root)
@@ -172,7 +196,7 @@ def lint_command(ctx: click.Context, env: str | None, all_envs: bool, no_checkov
 @cli.command(name="list")
 @click.pass_context
 def list_command(ctx: click.Context) -> None:
-    """List the project's environments and stacks, with each template's state.
+    r"""List the project's environments and stacks, with each template's state.
 
     \b
     Example:
@@ -215,5 +239,3 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-
-

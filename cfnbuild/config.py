@@ -106,7 +106,7 @@ _TYPE_WORDS = {
     "int_type": "an integer",
     "string_type": "a string in quotes",
     "bool_type": "true or false",
-    "list_type": "a list like [\"a\", \"b\"]",
+    "list_type": 'a list like ["a", "b"]',
     "dict_type": "a table",
     "model_type": "a table",
     "float_type": "a number",
@@ -160,7 +160,16 @@ def load_config(path: Path, model: type[ConfigT]) -> ConfigT:
     """Read and validate one environment file; the environment's name is the file's stem."""
     environment = path.stem
     if not _ENV_NAME.match(environment):
-        raise ConfigError(str(path), [("", f"{environment!r} is not a valid environment name", "name the file like 'dev.toml' (lower case, digits, '-')")])
+        raise ConfigError(
+            str(path),
+            [
+                (
+                    "",
+                    f"{environment!r} is not a valid environment name",
+                    "name the file like 'dev.toml' (lower case, digits, '-')",
+                )
+            ],
+        )
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -168,7 +177,16 @@ def load_config(path: Path, model: type[ConfigT]) -> ConfigT:
     except OSError as exc:
         raise ConfigError(str(path), [("", f"cannot be read ({exc.strerror})", "check the path")]) from None
     if "environment" in raw:
-        raise ConfigError(str(path), [("environment", "is set by the file name", f"remove the key; this file is environment {environment!r}")])
+        raise ConfigError(
+            str(path),
+            [
+                (
+                    "environment",
+                    "is set by the file name",
+                    f"remove the key; this file is environment {environment!r}",
+                )
+            ],
+        )
     try:
         return model.model_validate({**raw, "environment": environment})
     except ValidationError as exc:

@@ -25,7 +25,9 @@ class ConfigError(UsageError):
     def __init__(self, path: str, problems: list[tuple[str, str, str]]) -> None:
         self.path = path
         self.problems = problems  # (key, problem, fix)
-        lines = [f"{path}: {key}: {problem}; {fix}" if key else f"{path}: {problem}; {fix}" for key, problem, fix in problems]
+        lines = [
+            f"{path}: {key}: {problem}; {fix}" if key else f"{path}: {problem}; {fix}" for key, problem, fix in problems
+        ]
         super().__init__("\n".join(lines))
 
 

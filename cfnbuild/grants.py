@@ -63,7 +63,11 @@ LOG_WRITE_ACTIONS: tuple[Action, ...] = (
     awacs.logs.DescribeLogStreams,
 )
 KMS_DECRYPT_ACTIONS: tuple[Action, ...] = (awacs.kms.Decrypt,)
-KMS_ENCRYPT_ACTIONS: tuple[Action, ...] = (awacs.kms.Encrypt, awacs.kms.GenerateDataKey, awacs.kms.Decrypt)
+KMS_ENCRYPT_ACTIONS: tuple[Action, ...] = (
+    awacs.kms.Encrypt,
+    awacs.kms.GenerateDataKey,
+    awacs.kms.Decrypt,
+)
 
 # Actions that AWS documents as supporting no resource-level permission ("Resource types: none"
 # in the Service Authorization Reference); only these may be granted on "*".
@@ -80,7 +84,14 @@ class Grants:
     def __init__(self) -> None:
         self.statements: list[Statement] = []
 
-    def _allow(self, verb: str, target: AWSObject | str, actions: Sequence[Action], resources: list[Any], condition: Condition | None = None) -> None:
+    def _allow(
+        self,
+        verb: str,
+        target: AWSObject | str,
+        actions: Sequence[Action],
+        resources: list[Any],
+        condition: Condition | None = None,
+    ) -> None:
         name = target if isinstance(target, str) else target.title
         sid = SID_PREFIX + logical_id(verb, name)
         if any(st.Sid == sid for st in self.statements):
@@ -88,8 +99,15 @@ class Grants:
         if resources == ["*"]:
             unsupported = sorted(_json(a) for a in actions if _json(a) not in NO_RESOURCE_LEVEL_ACTIONS)
             if unsupported:
-                raise ValueError(f"{', '.join(unsupported)} support resource-level permissions; grant them on an ARN, not '*'")
-        kwargs: dict[str, Any] = {"Sid": sid, "Effect": Allow, "Action": list(actions), "Resource": resources}
+                raise ValueError(
+                    f"{', '.join(unsupported)} support resource-level permissions; grant them on an ARN, not '*'"
+                )
+        kwargs: dict[str, Any] = {
+            "Sid": sid,
+            "Effect": Allow,
+            "Action": list(actions),
+            "Resource": resources,
+        }
         if condition is not None:
             kwargs["Condition"] = condition
         self.statements.append(Statement(**kwargs))
@@ -170,7 +188,14 @@ class ServiceRole(Grants):
     later can still grant to the role; a role granted nothing gets no policy.
     """
 
-    def __init__(self, blueprint: Blueprint[Any], name: str, *, services: Sequence[str], managed_policies: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        blueprint: Blueprint[Any],
+        name: str,
+        *,
+        services: Sequence[str],
+        managed_policies: Sequence[str] = (),
+    ) -> None:
         super().__init__()
         props: dict[str, Any] = {"AssumeRolePolicyDocument": service_trust_policy(services)}
         if managed_policies:

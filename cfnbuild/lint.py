@@ -54,7 +54,15 @@ def cfn_lint(text: str, regions: Sequence[str], *, file: str) -> list[Finding]:
     """Lint one template body with every E, W and I rule, for every region in ``regions``."""
     template = json.loads(text)
     if _has_cfn_lint_suppression(template):
-        return [Finding(file, "cfn-lint", "cfnbuild", "Metadata", "cfn-lint suppressions are not allowed; fix the template")]
+        return [
+            Finding(
+                file,
+                "cfn-lint",
+                "cfnbuild",
+                "Metadata",
+                "cfn-lint suppressions are not allowed; fix the template",
+            )
+        ]
     matches = lint(text, config=ManualArgs(regions=list(regions), include_checks=["I"]))
     return [
         Finding(file, "cfn-lint", match.rule.id, "/".join(str(p) for p in match.path), match.message)
@@ -96,7 +104,13 @@ def skip_problems(text: str, *, file: str) -> list[Finding]:
         for skip in ((resource.get("Metadata") or {}).get("checkov") or {}).get("skip", []):
             if len(str(skip.get("comment", "")).strip()) < MIN_REASON:
                 problems.append(
-                    Finding(file, "checkov", str(skip.get("id")), f"Resources/{logical_id}/Metadata", "skip without a reason; add a comment saying why the check does not apply")
+                    Finding(
+                        file,
+                        "checkov",
+                        str(skip.get("id")),
+                        f"Resources/{logical_id}/Metadata",
+                        "skip without a reason; add a comment saying why the check does not apply",
+                    )
                 )
     return problems
 
@@ -106,8 +120,19 @@ def checkov(files: Iterable[Path], *, root: Path) -> list[Finding]:
     paths = [str(p) for p in files]
     if not paths:
         return []
-    command = [sys.executable, "-m", "checkov.main", "--framework", "cloudformation", "secrets",
-               "--output", "json", "--quiet", "--compact", "--skip-download"]
+    command = [
+        sys.executable,
+        "-m",
+        "checkov.main",
+        "--framework",
+        "cloudformation",
+        "secrets",
+        "--output",
+        "json",
+        "--quiet",
+        "--compact",
+        "--skip-download",
+    ]
     for path in paths:
         command += ["--file", path]
     env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}
@@ -123,7 +148,15 @@ def checkov(files: Iterable[Path], *, root: Path) -> list[Finding]:
         results = report.get("results", {})
         for check in results.get("failed_checks", []):
             file = os.path.relpath(check.get("file_abs_path") or check["file_path"], root)
-            findings.append(Finding(file, "checkov", check["check_id"], check.get("resource", ""), check.get("check_name", "")))
+            findings.append(
+                Finding(
+                    file,
+                    "checkov",
+                    check["check_id"],
+                    check.get("resource", ""),
+                    check.get("check_name", ""),
+                )
+            )
         for error in results.get("parsing_errors", []):
             findings.append(Finding(str(error), "checkov", "parse", "", "checkov could not parse the file"))
     if result.returncode not in (0, 1):

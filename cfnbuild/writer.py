@@ -33,7 +33,13 @@ def render(project: Project, environments: list[str]) -> list[Rendered]:
         for spec in project.app.stacks:
             stack = spec.build(config)
             rendered.append(
-                Rendered(env, spec.name, project.template_path(env, spec.name), stack.to_json(), tuple(config.regions))
+                Rendered(
+                    env,
+                    spec.name,
+                    project.template_path(env, spec.name),
+                    stack.to_json(),
+                    tuple(config.regions),
+                )
             )
     return rendered
 

@@ -1,0 +1,197 @@
+"""Every bad-input class of an environment file gets one clear message naming file, key and fix."""
+
+from pathlib import Path
+
+import pytest
+
+from blueprints.config import WebAppConfig
+from cfnbuild.config import load_config
+from cfnbuild.errors import ConfigError
+
+GOOD = """\
+project = "webapp"
+regions = ["eu-west-1"]
+
+[network]
+cidr = "10.10.0.0/16"
+az_count = 2
+"""
+
+
+def _load(tmp_path: Path, text: str, name: str = "dev.toml") -> WebAppConfig:
+    path = tmp_path / name
+    path.write_text(text)
+    return load_config(path, WebAppConfig)
+
+
+def _error(tmp_path: Path, text: str, name: str = "dev.toml") -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        _load(tmp_path, text, name)
+    return info.value
+
+
+def test_good_file_loads_with_environment_from_file_name(tmp_path):
+    config = _load(tmp_path, GOOD)
+    assert config.environment == "dev"
+    assert config.region == "eu-west-1"
+    assert config.network.nat_mode == "single"
+
+
+@pytest.mark.parametrize(
+    ("case", "text", "key", "message"),
+    [
+        (
+            "unknown key, with a suggestion",
+            GOOD.replace("az_count", "az_cuont"),
+            "network.az_cuont",
+            "unknown key; did you mean 'az_count'?",
+        ),
+        (
+            "unknown section",
+            GOOD + "\n[netwrok]\ncidr = '10.0.0.0/16'\n",
+            "netwrok",
+            "unknown key; did you mean 'network'?",
+        ),
+        (
+            "wrong type",
+            GOOD.replace("az_count = 2", 'az_count = "2"'),
+            "network.az_count",
+            "expected an integer, got '2'; write an integer",
+        ),
+        (
+            "malformed CIDR",
+            GOOD.replace("10.10.0.0/16", "10.10.0.0/33"),
+            "network.cidr",
+            "'10.10.0.0/33' is not a valid IPv4 CIDR block",
+        ),
+        (
+            "CIDR with host bits",
+            GOOD.replace("10.10.0.0/16", "10.10.0.1/16"),
+            "network.cidr",
+            "has host bits set",
+        ),
+        (
+            "VPC block too small",
+            GOOD.replace("10.10.0.0/16", "10.10.0.0/26"),
+            "network.cidr",
+            "VPC block 10.10.0.0/26 is /26; use a block from /16 to /24",
+        ),
+        (
+            "overlapping subnets",
+            GOOD + 'app_subnets = ["10.10.0.0/24", "10.10.1.0/24"]\n',
+            "network.app_subnets",
+            "app subnet 10.10.0.0/24 overlaps public subnet 10.10.0.0/20; choose blocks that do not overlap",
+        ),
+        (
+            "subnet outside the VPC",
+            GOOD + 'data_subnets = ["10.99.0.0/24", "10.99.1.0/24"]\n',
+            "network.data_subnets",
+            "data subnet 10.99.0.0/24 is outside the VPC block 10.10.0.0/16",
+        ),
+        (
+            "wrong number of subnets",
+            GOOD + 'public_subnets = ["10.10.200.0/24"]\n',
+            "network.public_subnets",
+            "public subnets list 1 block(s) for 2 zone(s)",
+        ),
+        (
+            "more AZs than the region has",
+            GOOD.replace('"eu-west-1"', '"us-west-1"').replace("az_count = 2", "az_count = 3"),
+            "network.az_count",
+            "network.az_count is 3 but us-west-1 offers 2 Availability Zones; set network.az_count to 2 or less",
+        ),
+        (
+            "AZ count out of range",
+            GOOD.replace("az_count = 2", "az_count = 1"),
+            "network.az_count",
+            "az_count is 1; span 2 or 3 Availability Zones",
+        ),
+        (
+            "unknown region",
+            GOOD.replace("eu-west-1", "eu-wset-1"),
+            "regions[0]",
+            "'eu-wset-1' is not an AWS region; did you mean 'eu-west-1'?",
+        ),
+        (
+            "no region",
+            GOOD.replace('["eu-west-1"]', "[]"),
+            "regions",
+            "List should have at least 1 item",
+        ),
+        (
+            "bad NAT mode",
+            GOOD + 'nat_mode = "many"\n',
+            "network.nat_mode",
+            "Input should be 'single' or 'per-az'",
+        ),
+        (
+            "bad retention",
+            GOOD + "flow_log_retention_days = 10\n",
+            "network.flow_log_retention_days",
+            "which CloudWatch Logs does not offer; use one of 1, 3, 5",
+        ),
+        (
+            "missing key",
+            GOOD.replace('project = "webapp"\n', ""),
+            "project",
+            "required key is missing; add it",
+        ),
+        (
+            "environment key set by hand",
+            "environment = 'prod'\n" + GOOD,
+            "environment",
+            "is set by the file name",
+        ),
+        (
+            "bad tag value type",
+            GOOD + "[tags]\nOwner = 5\n",
+            "tags.Owner",
+            "expected a string in quotes, got 5",
+        ),
+    ],
+)
+def test_bad_config_names_file_key_and_fix(tmp_path, case, text, key, message):
+    error = _error(tmp_path, text)
+    line = str(error).splitlines()[0]
+    assert line.startswith(f"{tmp_path / 'dev.toml'}: {key}: "), f"{case}: {line}"
+    assert message in line, f"{case}: {line}"
+    assert error.exit_code == 2
+
+
+def test_invalid_toml_names_the_file_and_line(tmp_path):
+    error = _error(tmp_path, GOOD + "cidr = \n")
+    assert "is not valid TOML" in str(error)
+    assert "line 7" in str(error)
+
+
+def test_invalid_environment_file_name(tmp_path):
+    error = _error(tmp_path, GOOD, name="Prod Env.toml")
+    assert "'Prod Env' is not a valid environment name" in str(error)
+
+
+def test_every_problem_in_a_file_is_reported_one_per_line(tmp_path):
+    error = _error(tmp_path, GOOD.replace("az_count = 2", 'az_count = "2"') + "bogus = 1\n")
+    assert len(str(error).splitlines()) == 2
+
+
+@pytest.mark.parametrize("case", ["malformed e-mail", "malformed domain"])
+def test_email_and_domain_types_reject_malformed_values(case):
+    from pydantic import TypeAdapter, ValidationError
+
+    from cfnbuild.config import DomainName, Email
+
+    adapter, value = (
+        (TypeAdapter(Email), "ops@@example")
+        if case == "malformed e-mail"
+        else (TypeAdapter(DomainName), "https://app.example.com")
+    )
+    with pytest.raises(ValidationError, match=r"not an e-mail address|not a valid domain name"):
+        adapter.validate_python(value)
+
+
+def test_committed_configs_are_valid():
+    root = Path(__file__).resolve().parents[2] / "config"
+    names = sorted(p.stem for p in root.glob("*.toml"))
+    assert names == ["dev", "prod", "staging"]
+    for name in names:
+        load_config(root / f"{name}.toml", WebAppConfig)

@@ -1,0 +1,188 @@
+"""The network blueprint, asserted the way the CDK's assertions module does."""
+
+import pytest
+
+from blueprints.network import Network, NetworkInputs, plan_subnets
+from cfnbuild import InputError, Invalid, Stack
+from tests.assertions import Match, TemplateAssert
+
+
+def _network(**inputs) -> TemplateAssert:
+    stack = Stack("net", description="d", project="p", environment="dev")
+    Network(stack, NetworkInputs(**inputs))
+    return TemplateAssert(stack.to_dict())
+
+
+def test_vpc_takes_its_block_from_the_inputs_with_dns_on():
+    t = _network(cidr="10.42.0.0/16")
+    t.has_resource_properties(
+        "AWS::EC2::VPC",
+        {"CidrBlock": "10.42.0.0/16", "EnableDnsHostnames": True, "EnableDnsSupport": True},
+    )
+
+
+@pytest.mark.parametrize("zones", [2, 3])
+def test_three_tiers_of_subnets_one_per_zone_from_getazs(zones):
+    t = _network(az_count=zones)
+    t.resource_count_is("AWS::EC2::Subnet", 3 * zones)
+    for index in range(zones):
+        t.has_resource_properties(
+            "AWS::EC2::Subnet",
+            {
+                "AvailabilityZone": {"Fn::Select": [index, {"Fn::GetAZs": {"Ref": "AWS::Region"}}]},
+                "MapPublicIpOnLaunch": False,
+            },
+        )
+
+
+def test_no_subnet_gives_instances_a_public_address():
+    _network(az_count=3).all_resources_properties("AWS::EC2::Subnet", {"MapPublicIpOnLaunch": False})
+
+
+def test_nat_mode_is_a_parameter_and_extra_nat_gateways_sit_under_the_per_az_condition():
+    t = _network(az_count=3, nat_mode="per-az")
+    assert t.template["Parameters"]["NatMode"]["AllowedValues"] == ["single", "per-az"]
+    assert t.template["Parameters"]["NatMode"]["Default"] == "per-az"
+    assert t.template["Conditions"]["PerAzNat"] == {"Fn::Equals": [{"Ref": "NatMode"}, "per-az"]}
+    gateways = t.of_type("AWS::EC2::NatGateway")
+    assert "Condition" not in gateways["NatGateway1"]
+    assert gateways["NatGateway2"]["Condition"] == "PerAzNat"
+    assert gateways["NatGateway3"]["Condition"] == "PerAzNat"
+    assert t.of_type("AWS::EC2::EIP")["NatAddress3"]["Condition"] == "PerAzNat"
+
+
+def test_seed_12_private_subnets_route_to_the_internet_through_nat():
+    t = _network(az_count=2)
+    t.has_resource_properties(
+        "AWS::EC2::Route",
+        {"DestinationCidrBlock": "0.0.0.0/0", "NatGatewayId": {"Ref": "NatGateway1"}},
+    )
+    t.has_resource_properties(
+        "AWS::EC2::Route",
+        {
+            "DestinationCidrBlock": "0.0.0.0/0",
+            "NatGatewayId": {"Fn::If": ["PerAzNat", {"Ref": "NatGateway2"}, {"Ref": "NatGateway1"}]},
+        },
+    )
+    associations = t.of_type("AWS::EC2::SubnetRouteTableAssociation")
+    for tier in ("App", "Data"):
+        for index in (1, 2):
+            assert associations[f"{tier}SubnetRoutes{index}"]["Properties"] == {
+                "RouteTableId": {"Ref": f"PrivateRouteTable{index}"},
+                "SubnetId": {"Ref": f"{tier}Subnet{index}"},
+            }
+
+
+def test_public_default_route_goes_to_the_internet_gateway():
+    _network().has_resource_properties(
+        "AWS::EC2::Route",
+        {"DestinationCidrBlock": "0.0.0.0/0", "GatewayId": {"Ref": "InternetGateway"}},
+    )
+
+
+def test_seed_18_depends_on_only_where_cloudformation_cannot_infer_the_order():
+    t = _network(az_count=3)
+    with_depends = {k: v["DependsOn"] for k, v in t.resources.items() if "DependsOn" in v}
+    assert with_depends == {
+        "PublicDefaultRoute": ["InternetGatewayAttachment"],
+        "NatAddress1": ["InternetGatewayAttachment"],
+        "NatAddress2": ["InternetGatewayAttachment"],
+        "NatAddress3": ["InternetGatewayAttachment"],
+    }
+
+
+def test_s3_gateway_endpoint_serves_every_route_table():
+    t = _network(az_count=2)
+    t.has_resource_properties(
+        "AWS::EC2::VPCEndpoint",
+        {
+            "VpcEndpointType": "Gateway",
+            "ServiceName": {"Fn::Sub": "com.amazonaws.${AWS::Region}.s3"},
+            "RouteTableIds": [
+                {"Ref": "PublicRouteTable"},
+                {"Ref": "PrivateRouteTable1"},
+                {"Ref": "PrivateRouteTable2"},
+            ],
+        },
+    )
+
+
+def test_flow_logs_go_to_a_retained_group_through_a_role_granted_only_that_group():
+    t = _network(flow_log_retention_days=30)
+    t.has_resource(
+        "AWS::Logs::LogGroup",
+        {
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {"RetentionInDays": 30},
+        },
+    )
+    t.has_resource_properties(
+        "AWS::EC2::FlowLog",
+        {
+            "ResourceType": "VPC",
+            "TrafficType": "ALL",
+            "LogGroupName": {"Ref": "FlowLogGroup"},
+            "DeliverLogsPermissionArn": {"Fn::GetAtt": ["FlowLogsRole", "Arn"]},
+        },
+    )
+    role = t.of_type("AWS::IAM::Role")["FlowLogsRole"]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": ["vpc-flow-logs.amazonaws.com"]}
+    (policy,) = role["Policies"]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Resource"] == [
+        {
+            "Fn::Sub": [
+                "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${LogGroup}:*",
+                {"LogGroup": {"Ref": "FlowLogGroup"}},
+            ]
+        }
+    ]
+
+
+def test_outputs_are_exported_for_the_next_stack():
+    t = _network()
+    for name in (
+        "VpcId",
+        "VpcCidr",
+        "PublicSubnetIds",
+        "AppSubnetIds",
+        "DataSubnetIds",
+        "FlowLogGroupName",
+    ):
+        t.has_output(
+            name,
+            {
+                "Export": {"Name": {"Fn::Sub": "${AWS::StackName}-" + name}},
+                "Description": Match.any(),
+            },
+        )
+
+
+def test_carved_subnets_are_a_sixteenth_of_the_vpc_and_do_not_overlap():
+    plan = plan_subnets("10.0.0.0/16", 3)
+    assert plan == {
+        "public": ("10.0.0.0/20", "10.0.16.0/20", "10.0.32.0/20"),
+        "app": ("10.0.64.0/20", "10.0.80.0/20", "10.0.96.0/20"),
+        "data": ("10.0.128.0/20", "10.0.144.0/20", "10.0.160.0/20"),
+    }
+
+
+def test_overlapping_explicit_subnets_are_rejected_naming_the_tier():
+    with pytest.raises(Invalid, match=r"app subnet 10\.0\.0\.0/24 overlaps public subnet 10\.0\.0\.0/20") as info:
+        plan_subnets("10.0.0.0/16", 2, {"app": ("10.0.0.0/24", "10.0.1.0/24")})
+    assert info.value.key == "app_subnets"
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ({"az_count": 4}, "Network input 'az_count': is 4; span 2 or 3 Availability Zones"),
+        ({"nat_mode": "lots"}, "Network input 'nat_mode': is 'lots'; use 'single' or 'per-az'"),
+        ({"cidr": "10.0.0.0/12"}, "Network input 'cidr': VPC block 10.0.0.0/12 is /12"),
+        ({"cidr": "nonsense"}, "Network input 'cidr': 'nonsense' is not a valid CIDR block"),
+    ],
+)
+def test_incompatible_inputs_are_rejected_when_the_blueprint_is_made(inputs, message):
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        _network(**inputs)

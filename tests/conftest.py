@@ -1,0 +1,20 @@
+"""Shared fixtures: a throwaway copy of the project for CLI and config tests."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path) -> Path:
+    """A copy of this project's cfnbuild settings and configs, with an empty output/."""
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.cfnbuild]\napp = "blueprints.app:app"\nconfig_dir = "config"\noutput_dir = "output"\n'
+    )
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    return tmp_path

@@ -1,0 +1,66 @@
+"""The committed output/ is what the blueprints build, and it passes every gate."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from cfnbuild.app import load_project
+from cfnbuild.lint import LintCache, checkov, skip_problems
+from cfnbuild.writer import render, stale_files
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = load_project(ROOT)
+RENDERED = render(PROJECT, PROJECT.environments())
+IDS = [f"{r.environment}/{r.stack}" for r in RENDERED]
+
+
+def test_output_is_not_stale_golden_files():
+    stale = stale_files(PROJECT, RENDERED)
+    assert not stale, "output/ is stale; run 'python -m cfnbuild build --all' and commit:\n" + "\n".join(stale)
+
+
+@pytest.mark.parametrize("item", RENDERED, ids=IDS)
+def test_zero_cfn_lint_matches_for_every_configured_region(item, tmp_path):
+    findings = LintCache(tmp_path).cfn_lint(item.text, item.regions, file=str(item.path))
+    findings += skip_problems(item.text, file=str(item.path))
+    assert not findings, "\n".join(map(str, findings))
+
+
+def test_zero_checkov_failures():
+    findings = checkov([r.path for r in RENDERED], root=ROOT)
+    assert not findings, "\n".join(map(str, findings))
+
+
+LITERALS = {
+    "region": re.compile(
+        r"\b(?:us|eu|ap|sa|ca|me|af|il|mx|cn)(?:-gov)?-(?:north|south|east|west|central|northeast|southeast|southwest|northwest)-\d\b"
+    ),
+    "account id": re.compile(r"(?<![\d.])\d{12}(?![\d.])"),
+    "availability zone": re.compile(r"\b[a-z]{2}-[a-z]+-\d[a-f]\b"),
+    "AMI id": re.compile(r"\bami-[0-9a-f]{8,17}\b"),
+    "literal partition ARN": re.compile(r"arn:aws(?:-cn|-us-gov)?:"),
+}
+
+
+@pytest.mark.parametrize("item", RENDERED, ids=IDS)
+def test_no_literal_region_account_az_ami_or_arn_in_any_template(item):
+    found = {name: pattern.findall(item.text) for name, pattern in LITERALS.items()}
+    assert not any(found.values()), f"{item.path}: {found}"
+
+
+@pytest.mark.parametrize("item", RENDERED, ids=IDS)
+def test_every_iam_statement_comes_from_a_grant_helper(item):
+    template = json.loads(item.text)
+    documents = []
+    for resource in template["Resources"].values():
+        props = resource.get("Properties", {})
+        documents += [props[k] for k in ("AssumeRolePolicyDocument", "PolicyDocument", "KeyPolicy") if k in props]
+        documents += [p["PolicyDocument"] for p in props.get("Policies", [])]
+    assert documents
+    for document in documents:
+        for statement in document["Statement"]:
+            assert statement.get("Sid", "").startswith("Grant"), statement
