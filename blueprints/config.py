@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from blueprints.network import plan_subnets
-from cfnbuild import Cidr, EnvironmentConfig, Invalid, Section
+from cfnbuild import Cidr, DomainName, Email, EnvironmentConfig, Invalid, Section
 from cfnbuild.regions import az_count as region_az_count
 
 # CloudWatch Logs accepts only these retention periods (PutRetentionPolicy).
@@ -71,10 +71,124 @@ class NetworkConfig(Section):
         return self
 
 
+class ComputeConfig(Section):
+    """``[compute]``: the Auto Scaling group of app servers."""
+
+    instance_type: str = Field(
+        default="t3.small", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$", description="EC2 instance type."
+    )
+    min_size: int = Field(default=2, ge=0, le=100, description="Fewest instances.")
+    max_size: int = Field(default=4, ge=1, le=100, description="Most instances.")
+    desired_capacity: int = Field(default=2, ge=0, le=100, description="Instances at creation.")
+    cpu_target_percent: int = Field(default=50, ge=10, le=90, description="Average CPU the scaling policy keeps.")
+    health_check_grace_seconds: int = Field(
+        default=300, ge=300, le=3600, description="Seconds a new instance has before ELB health checks count (300+)."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ComputeConfig:
+        if self.min_size > self.max_size:
+            raise Invalid(
+                f"min_size {self.min_size} is greater than max_size {self.max_size}",
+                "make min_size at most max_size",
+                key="min_size",
+            )
+        if not self.min_size <= self.desired_capacity <= self.max_size:
+            raise Invalid(
+                f"desired_capacity {self.desired_capacity} is outside min_size..max_size "
+                f"({self.min_size}..{self.max_size})",
+                "choose a desired_capacity between them",
+                key="desired_capacity",
+            )
+        return self
+
+
+class DatabaseConfig(Section):
+    """``[database]``: the Aurora MySQL cluster."""
+
+    instance_class: str = Field(
+        default="db.t4g.medium", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$", description="DB instance class."
+    )
+    reader_count: int = Field(default=1, ge=0, le=15, description="Reader instances besides the writer.")
+    backup_retention_days: int = Field(default=7, ge=1, le=35, description="Days automated backups are kept.")
+    deletion_protection: bool = Field(default=False, description="Refuse to delete the cluster (prod: true).")
+    monitoring_interval_seconds: Literal[1, 5, 10, 15, 30, 60] = Field(
+        default=60, description="Enhanced monitoring granularity."
+    )
+    performance_insights: bool = Field(default=True, description="Turn on Performance Insights.")
+
+
+class LoadBalancerConfig(Section):
+    """``[load_balancer]``: the internet-facing ALB."""
+
+    deletion_protection: bool = Field(default=False, description="Refuse to delete the ALB (prod: true).")
+    idle_timeout_seconds: int = Field(default=60, ge=1, le=4000, description="Idle connection timeout.")
+
+
+class DnsConfig(Section):
+    """``[dns]``: serve HTTPS on a domain of a Route 53 hosted zone (both keys, or neither)."""
+
+    domain: DomainName | None = Field(default=None, description="The app's domain, e.g. app.example.com.")
+    hosted_zone_id: str | None = Field(
+        default=None, pattern=r"^Z[A-Z0-9]{1,31}$", description="The Route 53 hosted zone that holds the domain."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> DnsConfig:
+        if self.domain and not self.hosted_zone_id:
+            raise Invalid(
+                "a domain needs a hosted zone for its certificate's DNS validation and its alias record",
+                "add hosted_zone_id (the Route 53 zone of the domain), or remove domain to serve plain HTTP",
+                key="hosted_zone_id",
+            )
+        if self.hosted_zone_id and not self.domain:
+            raise Invalid(
+                "hosted_zone_id without a domain does nothing", "add domain, or remove hosted_zone_id", key="domain"
+            )
+        return self
+
+
+class LogsConfig(Section):
+    """``[logs]``: the application, nginx and bootstrap log groups."""
+
+    retention_days: int = Field(default=30, description="Days the app's logs are kept.")
+
+    @model_validator(mode="after")
+    def _check(self) -> LogsConfig:
+        if self.retention_days not in LOG_RETENTION_DAYS:
+            raise Invalid(
+                f"retention_days is {self.retention_days}, which CloudWatch Logs does not offer",
+                f"use one of {', '.join(map(str, LOG_RETENTION_DAYS))}",
+                key="retention_days",
+            )
+        return self
+
+
+class AlertsConfig(Section):
+    """``[alerts]``: where alarms and budget notifications go."""
+
+    email: Email | None = Field(default=None, description="Subscribe this address to the alarm topic.")
+
+
+class BudgetConfig(Section):
+    """``[budget]``: a monthly cost budget; none without an amount."""
+
+    monthly_limit_usd: int | None = Field(default=None, ge=1, le=10_000_000, description="Monthly budget in USD.")
+    forecast_threshold_percent: int = Field(default=100, ge=1, le=1000, description="Alert on forecast above this.")
+    actual_threshold_percent: int = Field(default=80, ge=1, le=1000, description="Alert on actual cost above this.")
+
+
 class WebAppConfig(EnvironmentConfig):
     """One environment of the Flask web application."""
 
     network: NetworkConfig = Field(default_factory=NetworkConfig, description="[network] section.")
+    compute: ComputeConfig = Field(default_factory=ComputeConfig, description="[compute] section.")
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="[database] section.")
+    load_balancer: LoadBalancerConfig = Field(default_factory=LoadBalancerConfig, description="[load_balancer].")
+    dns: DnsConfig = Field(default_factory=DnsConfig, description="[dns] section.")
+    logs: LogsConfig = Field(default_factory=LogsConfig, description="[logs] section.")
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="[alerts] section.")
+    budget: BudgetConfig = Field(default_factory=BudgetConfig, description="[budget] section.")
 
     @model_validator(mode="after")
     def _zones_exist(self) -> WebAppConfig:

@@ -23,20 +23,23 @@ import awacs.kms
 import awacs.logs
 import awacs.s3
 import awacs.secretsmanager
+import awacs.sns
 import awacs.sts
 from awacs import cloudwatch
 from awacs.aws import (
     Action,
     Allow,
     ArnLike,
+    Bool,
     Condition,
+    Deny,
     Policy,
     PolicyDocument,
     Principal,
     Statement,
     StringEquals,
 )
-from troposphere import AWSObject, GetAtt, Ref, Sub, iam
+from troposphere import AWSHelperFn, AWSObject, GetAtt, Ref, Sub, iam
 
 from cfnbuild.naming import logical_id, partition_arn
 
@@ -71,7 +74,15 @@ KMS_ENCRYPT_ACTIONS: tuple[Action, ...] = (
 
 # Actions that AWS documents as supporting no resource-level permission ("Resource types: none"
 # in the Service Authorization Reference); only these may be granted on "*".
-NO_RESOURCE_LEVEL_ACTIONS = frozenset({"cloudwatch:PutMetricData", "ec2:DescribeTags", "logs:DescribeLogGroups"})
+NO_RESOURCE_LEVEL_ACTIONS = frozenset(
+    {
+        "cloudwatch:PutMetricData",
+        "ec2:DescribeInstances",
+        "ec2:DescribeTags",
+        "ec2:DescribeVolumes",
+        "logs:DescribeLogGroups",
+    }
+)
 
 
 def _json(action: Action) -> str:
@@ -112,17 +123,17 @@ class Grants:
             kwargs["Condition"] = condition
         self.statements.append(Statement(**kwargs))
 
-    def grant_bucket_read(self, bucket: AWSObject, *, kms_key: AWSObject | None = None) -> None:
-        """List the bucket and read every object version in it (and decrypt with its key)."""
+    def grant_bucket_read(self, bucket: AWSObject, *, prefix: str = "", kms_key: AWSObject | None = None) -> None:
+        """List the bucket and read the object versions under ``prefix`` (all by default)."""
         self._allow("ListBucket", bucket, BUCKET_LIST_ACTIONS, [bucket_arn(bucket)])
-        self._allow("ReadObjects", bucket, OBJECT_READ_ACTIONS, [bucket_arn(bucket, "*")])
+        self._allow("ReadObjects", bucket, OBJECT_READ_ACTIONS, [bucket_arn(bucket, _objects(prefix))])
         if kms_key is not None:
             self.grant_key_decrypt(kms_key)
 
-    def grant_bucket_read_write(self, bucket: AWSObject, *, kms_key: AWSObject | None = None) -> None:
-        """Read as :meth:`grant_bucket_read`, and put and delete objects (never the bucket)."""
-        self.grant_bucket_read(bucket)
-        self._allow("WriteObjects", bucket, OBJECT_WRITE_ACTIONS, [bucket_arn(bucket, "*")])
+    def grant_bucket_read_write(self, bucket: AWSObject, *, prefix: str = "", kms_key: AWSObject | None = None) -> None:
+        """Read as :meth:`grant_bucket_read`, and put and delete objects under ``prefix`` (never the bucket)."""
+        self.grant_bucket_read(bucket, prefix=prefix)
+        self._allow("WriteObjects", bucket, OBJECT_WRITE_ACTIONS, [bucket_arn(bucket, _objects(prefix))])
         if kms_key is not None:
             self._allow("EncryptWith", kms_key, KMS_ENCRYPT_ACTIONS, [GetAtt(kms_key, "Arn")])
 
@@ -145,9 +156,22 @@ class Grants:
         condition = Condition(StringEquals("cloudwatch:namespace", namespace))
         self._allow("PutMetrics", namespace, [cloudwatch.PutMetricData], ["*"], condition)
 
+    def grant_unscoped(self, verb: str, actions: Sequence[Action]) -> None:
+        """Grant actions that support no resource-level permission (e.g. ``ec2:DescribeTags``) on ``*``.
+
+        Refused for any action outside :data:`NO_RESOURCE_LEVEL_ACTIONS`.
+        """
+        self._allow(verb, "Any", actions, ["*"])
+
     def document(self) -> PolicyDocument:
         """The policy document of every statement granted so far."""
         return PolicyDocument(Version=POLICY_VERSION, Statement=list(self.statements))
+
+
+def _objects(prefix: str) -> str:
+    if prefix.startswith("/") or "*" in prefix:
+        raise ValueError(f"prefix {prefix!r}: give a plain key prefix like 'releases/' (no leading '/', no '*')")
+    return prefix + "*"
 
 
 def bucket_arn(bucket: AWSObject, objects: str | None = None) -> Sub:
@@ -276,3 +300,68 @@ def key_policy(*, logs: bool = False, services: Sequence[str] = ()) -> PolicyDoc
             )
         )
     return PolicyDocument(Version=POLICY_VERSION, Statement=statements)
+
+
+class ResourcePolicy:
+    """The statements of a resource policy (a bucket's or a topic's), built only by these helpers.
+
+    Attach with ``s3.BucketPolicy(PolicyDocument=policy.document())`` or
+    ``sns.TopicPolicy(PolicyDocument=policy.document())``.
+    """
+
+    def __init__(self) -> None:
+        self.statements: list[Statement] = []
+
+    def _add(self, sid: str, **kwargs: Any) -> None:
+        if any(st.Sid == SID_PREFIX + sid for st in self.statements):
+            return
+        self.statements.append(Statement(Sid=SID_PREFIX + sid, **kwargs))
+
+    def deny_insecure_transport(self, bucket: AWSObject) -> None:
+        """Deny every request to the bucket and its objects that does not use TLS."""
+        self._add(
+            logical_id("DenyInsecureTransport", bucket.title),
+            Effect=Deny,
+            Principal=Principal("*"),
+            Action=[awacs.s3.Action("*")],
+            Resource=[bucket_arn(bucket), bucket_arn(bucket, "*")],
+            Condition=Condition(Bool("aws:SecureTransport", "false")),
+        )
+
+    def allow_service_put_objects(self, bucket: AWSObject, service: str, *, prefix: str = "") -> None:
+        """Let AWS ``service`` (``logging.s3.amazonaws.com``, say) put objects under ``prefix``; this account only."""
+        self._add(
+            logical_id(service.split(".", maxsplit=1)[0], "PutObjects", bucket.title),
+            Effect=Allow,
+            Principal=Principal("Service", service),
+            Action=[awacs.s3.PutObject],
+            Resource=[bucket_arn(bucket, _objects(prefix))],
+            Condition=Condition(StringEquals("aws:SourceAccount", Ref("AWS::AccountId"))),
+        )
+
+    def allow_account_put_objects(
+        self, bucket: AWSObject, account: AWSHelperFn, name: str, *, prefix: str = ""
+    ) -> None:
+        """Let an AWS-owned account (looked up, never literal: e.g. a region's ELB log account) put objects."""
+        self._add(
+            logical_id(name, "PutObjects", bucket.title),
+            Effect=Allow,
+            Principal=Principal("AWS", account),
+            Action=[awacs.s3.PutObject],
+            Resource=[bucket_arn(bucket, _objects(prefix))],
+        )
+
+    def allow_services_publish(self, topic: AWSObject, services: Sequence[str]) -> None:
+        """Let AWS ``services`` (e.g. ``cloudwatch.amazonaws.com``) publish to the topic, for this account only."""
+        self._add(
+            logical_id("ServicesPublish", topic.title),
+            Effect=Allow,
+            Principal=Principal("Service", sorted(services)),
+            Action=[awacs.sns.Publish],
+            Resource=[Ref(topic)],
+            Condition=Condition(StringEquals("aws:SourceAccount", Ref("AWS::AccountId"))),
+        )
+
+    def document(self) -> PolicyDocument:
+        """The policy document of every statement added so far."""
+        return PolicyDocument(Version=POLICY_VERSION, Statement=list(self.statements))
