@@ -365,3 +365,61 @@ class ResourcePolicy:
     def document(self) -> PolicyDocument:
         """The policy document of every statement added so far."""
         return PolicyDocument(Version=POLICY_VERSION, Statement=list(self.statements))
+
+    def deny_insecure_publish(self, topic: AWSObject) -> None:
+        """Deny publishing to the topic by anyone over a connection without TLS (AWS services use TLS)."""
+        self._add(
+            logical_id("DenyInsecurePublish", topic.title),
+            Effect=Deny,
+            Principal=Principal("*"),
+            Action=[awacs.sns.Publish],
+            Resource=[Ref(topic)],
+            Condition=Condition(Bool("aws:SecureTransport", "false")),
+        )
+
+    def allow_service_put_account_logs(self, bucket: AWSObject, service: str, *, prefix: str = "") -> None:
+        """Let AWS ``service`` put log objects under ``<prefix>AWSLogs/<this account>/``, and nowhere else.
+
+        For log delivery that AWS documents with the account in the key path instead of a source
+        condition, e.g. Elastic Load Balancing access logs
+        (``logdelivery.elasticloadbalancing.amazonaws.com``, which need not send
+        ``aws:SourceAccount``): the account ID in the path is what limits delivery to this
+        account's resources. ``prefix`` is empty or ends with ``/``.
+        """
+        if prefix and not prefix.endswith("/"):
+            raise ValueError(f"prefix {prefix!r}: end it with '/' (log delivery adds 'AWSLogs/...' after it)")
+        self._add(
+            logical_id(service.split(".", maxsplit=1)[0], "PutAccountLogs", bucket.title),
+            Effect=Allow,
+            Principal=Principal("Service", service),
+            Action=[awacs.s3.PutObject],
+            Resource=[bucket_arn(bucket, _objects(prefix + "AWSLogs/${AWS::AccountId}/"))],
+        )
+
+
+def grant_bucket_prefixes(
+    grants: Grants,
+    bucket: AWSObject,
+    *,
+    read: Sequence[str] = (),
+    read_write: Sequence[str] = (),
+) -> None:
+    """List ``bucket``; read objects under each ``read`` prefix; read, put and delete under each ``read_write`` one.
+
+    Each prefix gets statements of its own whose Sids name it (``GrantReadObjectsAssetsReleases``),
+    so one principal can hold different access to several prefixes of one bucket. (Calling
+    :meth:`Grants.grant_bucket_read` twice with different prefixes keeps only the first: its Sids
+    name only the bucket, and the same Sid twice is taken as the same grant.)
+    """
+    objects = {prefix: _objects(prefix) for prefix in (*read, *read_write)}  # refuses bad prefixes first
+    targets = {prefix: logical_id(bucket.title, prefix) for prefix in objects}
+    for prefix, target in targets.items():
+        clash = [other for other, name in targets.items() if name == target and other != prefix]
+        if clash:
+            raise ValueError(f"prefixes {prefix!r} and {clash[0]!r} would share statement IDs; rename one")
+    grants._allow("ListBucket", bucket, BUCKET_LIST_ACTIONS, [bucket_arn(bucket)])
+    for prefix, pattern in objects.items():
+        resources = [bucket_arn(bucket, pattern)]
+        grants._allow("ReadObjects", targets[prefix], OBJECT_READ_ACTIONS, resources)
+        if prefix in read_write:
+            grants._allow("WriteObjects", targets[prefix], OBJECT_WRITE_ACTIONS, resources)

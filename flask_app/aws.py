@@ -49,8 +49,7 @@ def resolve_region(environ: Mapping[str, str] | None = None, timeout: float = 1.
             return value
     if environ.get("AWS_EC2_METADATA_DISABLED", "").lower() == "true":
         raise AwsConfigError(
-            "no AWS region: set AWS_REGION (instance metadata is disabled by "
-            "AWS_EC2_METADATA_DISABLED)"
+            "no AWS region: set AWS_REGION (instance metadata is disabled by AWS_EC2_METADATA_DISABLED)"
         )
     endpoint = environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT", DEFAULT_IMDS_ENDPOINT)
     try:
@@ -73,13 +72,13 @@ def imds_region(endpoint: str, timeout: float = 1.0) -> str:
         headers={"X-aws-ec2-metadata-token-ttl-seconds": str(IMDS_TOKEN_TTL_SECONDS)},
     )
     with urllib.request.urlopen(token_request, timeout=timeout) as response:  # noqa: S310
-        token = response.read().decode("ascii").strip()
+        token = str(response.read().decode("ascii")).strip()
     region_request = urllib.request.Request(  # noqa: S310 - scheme checked above
         f"{base}/latest/meta-data/placement/region",
         headers={"X-aws-ec2-metadata-token": token},
     )
     with urllib.request.urlopen(region_request, timeout=timeout) as response:  # noqa: S310
-        region = response.read().decode("ascii").strip()
+        region = str(response.read().decode("ascii")).strip()
     if not region:
         raise ValueError("instance metadata returned an empty region")
     return region
@@ -105,7 +104,7 @@ class Aws:
         self._lock = threading.Lock()
         self._session: boto3.session.Session | None = None
         self._region: str | None = None
-        self._clients: dict[tuple[str, str, float], Any] = {}
+        self._clients: dict[tuple[str, str, float, int], Any] = {}
 
     @property
     def region(self) -> str:
@@ -116,7 +115,7 @@ class Aws:
             return self._region
 
     def _client(self, service: str, region: str, timeout: float, retries: int) -> Any:
-        key = (service, region, timeout)
+        key = (service, region, timeout, retries)
         with self._lock:
             client = self._clients.get(key)
             if client is None:
@@ -145,9 +144,7 @@ class Aws:
 
     def secretsmanager(self, region: str | None = None) -> SecretsManagerClient:
         """Return a Secrets Manager client for ``region`` (default: the resolved one)."""
-        client: SecretsManagerClient = self._client(
-            "secretsmanager", region or self.region, 5.0, 5
-        )
+        client: SecretsManagerClient = self._client("secretsmanager", region or self.region, 5.0, 5)
         return client
 
 

@@ -64,7 +64,7 @@ class Settings:
     instance_path: str | None = None
 
     @classmethod
-    def keys(cls) -> frozenset[str]:
+    def setting_keys(cls) -> frozenset[str]:
         """Return the names of the settings as the override mapping spells them."""
         return frozenset(f.name.upper() for f in dataclasses.fields(cls))
 
@@ -125,9 +125,7 @@ class Settings:
             raise ConfigError(f"{ENV_PREFIX}ASSETS_ALLOWED_TYPES must name at least one type")
         for content_type in self.assets_allowed_types:
             if content_type.count("/") != 1 or ";" in content_type:
-                raise ConfigError(
-                    f"{ENV_PREFIX}ASSETS_ALLOWED_TYPES has a bad content type: {content_type!r}"
-                )
+                raise ConfigError(f"{ENV_PREFIX}ASSETS_ALLOWED_TYPES has a bad content type: {content_type!r}")
 
     @property
     def normalized_assets_prefix(self) -> str:
@@ -143,7 +141,7 @@ def _convert(source: str, raw: Any, hint: Any) -> Any:
         target = next(arg for arg in typing.get_args(hint) if arg is not type(None))
         if raw is None:
             return None
-    if target is tuple[str, ...]:
+    if typing.get_origin(target) is tuple:
         items = raw.split(",") if isinstance(raw, str) else list(raw)
         return tuple(str(item).strip().lower() for item in items if str(item).strip())
     if target is str:

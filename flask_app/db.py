@@ -52,7 +52,7 @@ class DatabaseTarget:
         return self.backend in MYSQL_BACKENDS
 
     def describe(self) -> str:
-        """The URL with the password hidden, for logs."""
+        """Return the URL with the password hidden, for logs."""
         return self.url.render_as_string(hide_password=True)
 
 
@@ -76,13 +76,9 @@ def resolve_database(settings: Settings, instance_path: str, aws: Aws) -> Databa
         host = settings.db_host or secret.host
         dbname = settings.db_name or secret.dbname
         if not host:
-            raise ConfigError(
-                f"the database secret has no 'host': set {ENV_PREFIX}DB_HOST to the endpoint"
-            )
+            raise ConfigError(f"the database secret has no 'host': set {ENV_PREFIX}DB_HOST to the endpoint")
         if not dbname:
-            raise ConfigError(
-                f"the database secret has no 'dbname': set {ENV_PREFIX}DB_NAME to the database"
-            )
+            raise ConfigError(f"the database secret has no 'dbname': set {ENV_PREFIX}DB_NAME to the database")
         url = URL.create(
             "mysql+pymysql",
             username=secret.username,
@@ -96,9 +92,7 @@ def resolve_database(settings: Settings, instance_path: str, aws: Aws) -> Databa
     return DatabaseTarget(URL.create("sqlite", database=str(path)), embedded_default=True)
 
 
-def create_db_engine(
-    target: DatabaseTarget, settings: Settings, *, for_readiness: bool = False
-) -> Engine:
+def create_db_engine(target: DatabaseTarget, settings: Settings, *, for_readiness: bool = False) -> Engine:
     """Create the engine for ``target``: pool pre-ping and recycle, timeouts, TLS.
 
     ``for_readiness`` makes a one-connection engine with the short ``APP_READY_TIMEOUT``
@@ -123,9 +117,7 @@ def create_db_engine(
         }
         if settings.db_tls_ca:
             if not Path(settings.db_tls_ca).is_file():
-                raise ConfigError(
-                    f"{ENV_PREFIX}DB_TLS_CA is not a file: {settings.db_tls_ca!r}"
-                )
+                raise ConfigError(f"{ENV_PREFIX}DB_TLS_CA is not a file: {settings.db_tls_ca!r}")
             connect_args |= {
                 "ssl_ca": settings.db_tls_ca,
                 "ssl_verify_cert": True,

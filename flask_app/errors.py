@@ -77,27 +77,20 @@ def is_database_unavailable(error: BaseException) -> bool:
     """Whether ``error`` means the database cannot be reached (so 503, not 500)."""
     if isinstance(
         error,
-        sa_exc.OperationalError
-        | sa_exc.InterfaceError
-        | sa_exc.DisconnectionError
-        | sa_exc.TimeoutError,
+        sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.DisconnectionError | sa_exc.TimeoutError,
     ):
         return True
     return isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated
 
 
 def _handle_api_error(error: APIError) -> Response:
-    return error_response(
-        error.status, error.code, error.message, field=error.field, headers=error.headers
-    )
+    return error_response(error.status, error.code, error.message, field=error.field, headers=error.headers)
 
 
 def _handle_http_exception(error: HTTPException) -> Response:
     status = error.code or 500
     code = (error.name or "error").lower().replace(" ", "_").replace("-", "_")
-    headers = {
-        name: value for name, value in error.get_headers() if name.lower() != "content-type"
-    }
+    headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
     return error_response(status, code, error.description or error.name, headers=headers)
 
 

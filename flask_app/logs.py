@@ -23,8 +23,7 @@ REDACTED = "***"
 
 #: Attributes every ``LogRecord`` has; anything else on a record came from ``extra=``.
 _STANDARD_ATTRS = frozenset(
-    vars(logging.LogRecord("", logging.INFO, "", 0, "", None, None)).keys()
-    | {"message", "asctime", "taskName"}
+    vars(logging.LogRecord("", logging.INFO, "", 0, "", None, None)).keys() | {"message", "asctime", "taskName"}
 )
 
 # ``password=...``, ``"db_password": "..."``, ``token: ...`` and the like.
@@ -112,9 +111,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         """Return the JSON line for ``record`` (without the newline)."""
         entry: dict[str, Any] = {
-            "time": dt.datetime.fromtimestamp(record.created, tz=dt.UTC).isoformat(
-                timespec="milliseconds"
-            ),
+            "time": dt.datetime.fromtimestamp(record.created, tz=dt.UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),

@@ -37,7 +37,7 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]  # the module is optional
 
 
-class MigrationLockTimeout(RuntimeError):
+class MigrationLockTimeoutError(RuntimeError):
     """Another process held the migration lock for longer than the timeout."""
 
 
@@ -68,7 +68,7 @@ def upgrade(engine: Engine, revision: str = "head", *, lock_timeout: int = 300) 
     """Upgrade the database of ``engine`` to ``revision`` under the migration lock.
 
     Returns the revision the database is at afterwards. Raises
-    :class:`MigrationLockTimeout` when the lock is not had within ``lock_timeout`` seconds.
+    :class:`MigrationLockTimeoutError` when the lock is not had within ``lock_timeout`` seconds.
     """
     started = time.monotonic()
     with engine.connect() as connection, _migration_lock(connection, lock_timeout):
@@ -109,14 +109,10 @@ def _mysql_lock(connection: Connection, timeout: int) -> Iterator[None]:
     database = connection.exec_driver_sql("SELECT DATABASE()").scalar() or ""
     name = f"{LOCK_PREFIX}:{database}"[:LOCK_NAME_MAX]
     log.info("waiting for the migration lock", extra={"lock": name, "timeout_s": timeout})
-    got = connection.execute(
-        text("SELECT GET_LOCK(:name, :timeout)"), {"name": name, "timeout": timeout}
-    ).scalar()
+    got = connection.execute(text("SELECT GET_LOCK(:name, :timeout)"), {"name": name, "timeout": timeout}).scalar()
     connection.commit()
     if got != 1:
-        raise MigrationLockTimeout(
-            f"another process held the migration lock {name!r} for over {timeout} s"
-        )
+        raise MigrationLockTimeoutError(f"another process held the migration lock {name!r} for over {timeout} s")
     try:
         yield
     finally:
@@ -130,7 +126,7 @@ def _mysql_lock(connection: Connection, timeout: int) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _file_lock(database: str | None, timeout: int) -> Iterator[None]:
-    """An exclusive ``flock`` on ``<database>.migrate-lock`` (file databases only)."""
+    """Hold an exclusive ``flock`` on ``<database>.migrate-lock`` (file databases only)."""
     if fcntl is None or not database or database == ":memory:" or database.startswith("file:"):
         yield
         return
@@ -144,9 +140,7 @@ def _file_lock(database: str | None, timeout: int) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise MigrationLockTimeout(
-                        f"another process held {lock_path} for over {timeout} s"
-                    ) from None
+                    raise MigrationLockTimeoutError(f"another process held {lock_path} for over {timeout} s") from None
                 time.sleep(0.1)
         try:
             yield

@@ -50,9 +50,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             raise ValueError("UTCDateTime needs a timezone-aware datetime")
         return value.astimezone(dt.UTC).replace(tzinfo=None)
 
-    def process_result_value(
-        self, value: dt.datetime | None, dialect: Dialect
-    ) -> dt.datetime | None:
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
         """Mark the stored naive UTC value as UTC."""
         return None if value is None else value.replace(tzinfo=dt.UTC)
 
@@ -70,9 +68,7 @@ class Note(Base):
     title: Mapped[str] = mapped_column(String(TITLE_MAX_LENGTH))
     body: Mapped[str] = mapped_column(Text(), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(
-        UTCDateTime(), default=utcnow, onupdate=utcnow
-    )
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     def to_json(self) -> dict[str, Any]:
         """Return the note as the API shows it."""

@@ -53,9 +53,7 @@ def reject_unknown_fields(data: dict[str, Any], allowed: frozenset[str]) -> None
     """Raise 400 naming the first field of ``data`` that is not in ``allowed``."""
     unknown = sorted(set(data) - allowed)
     if unknown:
-        raise ValidationError(
-            unknown[0], f"unknown field; allowed fields are: {', '.join(sorted(allowed))}"
-        )
+        raise ValidationError(unknown[0], f"unknown field; allowed fields are: {', '.join(sorted(allowed))}")
 
 
 def _text(data: dict[str, Any], field: str, *, max_length: int, strip: bool) -> str:
@@ -137,11 +135,7 @@ def decode_cursor(raw: str | None) -> int | None:
     except (binascii.Error, ValueError):
         raise ValidationError("cursor", "is not a cursor this API returned") from None
     number = decoded.removeprefix(_CURSOR_PREFIX)
-    if (
-        not decoded.startswith(_CURSOR_PREFIX)
-        or not number.isdigit()
-        or not 0 < int(number) <= MAX_ID
-    ):
+    if not decoded.startswith(_CURSOR_PREFIX) or not number.isdigit() or not 0 < int(number) <= MAX_ID:
         raise ValidationError("cursor", "is not a cursor this API returned")
     return int(number)
 
@@ -156,17 +150,13 @@ class AssetInput:
     @property
     def extension(self) -> str:
         """The extension of the generated key, from the content type."""
-        return _EXTENSIONS.get(self.content_type) or mimetypes.guess_extension(
-            self.content_type
-        ) or ""
+        return _EXTENSIONS.get(self.content_type) or mimetypes.guess_extension(self.content_type) or ""
 
 
 _ASSET_FIELDS = frozenset({"content_type", "size"})
 
 
-def asset_request(
-    data: dict[str, Any], *, allowed_types: tuple[str, ...], max_bytes: int
-) -> AssetInput:
+def asset_request(data: dict[str, Any], *, allowed_types: tuple[str, ...], max_bytes: int) -> AssetInput:
     """Validate a ``POST /api/assets`` body: an allowed ``content_type`` and a ``size``."""
     reject_unknown_fields(data, _ASSET_FIELDS)
     for field in ("content_type", "size"):
@@ -177,9 +167,7 @@ def asset_request(
         raise ValidationError("content_type", f"must be a string, not {_json_type(content_type)}")
     content_type = content_type.strip().lower()
     if content_type not in allowed_types:
-        raise ValidationError(
-            "content_type", f"is not allowed; allowed types are: {', '.join(allowed_types)}"
-        )
+        raise ValidationError("content_type", f"is not allowed; allowed types are: {', '.join(allowed_types)}")
     size = data["size"]
     if isinstance(size, bool) or not isinstance(size, int):
         raise ValidationError("size", f"must be an integer, not {_json_type(size)}")
