@@ -1,8 +1,9 @@
 """The network: a VPC with public, private-app and private-data subnets across 2 or 3 AZs.
 
 Inputs: :class:`NetworkInputs`. Outputs: ``vpc_id``, ``vpc_cidr``, ``public_subnet_ids``,
-``app_subnet_ids``, ``data_subnet_ids`` (lists of ``Ref``), ``flow_log_group``; and the
-matching exported Outputs.
+``app_subnet_ids``, ``data_subnet_ids`` (lists of ``Ref``), ``flow_log_group``, ``nat_routes``
+(the private default routes, for whatever must not start before it can reach the internet);
+and the matching exported Outputs.
 
 Zones come from ``Fn::GetAZs`` (no literal AZ). NAT runs in ``single`` or ``per-az`` mode,
 chosen by the ``NatMode`` parameter through the ``PerAzNat`` condition, so one template serves a
@@ -131,6 +132,7 @@ class Network(Blueprint[NetworkInputs]):
     app_subnet_ids: list[Ref]
     data_subnet_ids: list[Ref]
     flow_log_group: logs.LogGroup
+    nat_routes: list[ec2.Route]
     subnets: dict[str, tuple[str, ...]]
 
     def validate(self) -> None:
@@ -216,7 +218,7 @@ class Network(Blueprint[NetworkInputs]):
                         self.lid(tier, "Subnet", index + 1),
                         VpcId=Ref(vpc),
                         CidrBlock=block,
-                        AvailabilityZone=Select(index, GetAZs(Ref("AWS::Region"))),
+                        AvailabilityZone=Select(index, GetAZs("")),  # "" is the stack's region
                         MapPublicIpOnLaunch=False,
                         Tags=Tags(Name=Sub(f"${{AWS::StackName}}-{tier}-{index + 1}"), Tier=tier),
                     )
@@ -296,6 +298,7 @@ class Network(Blueprint[NetworkInputs]):
                 )
             )
         tables = []
+        self.nat_routes = []
         for index in range(self.inputs.az_count):
             table = self.add(
                 ec2.RouteTable(
@@ -305,7 +308,7 @@ class Network(Blueprint[NetworkInputs]):
                 )
             )
             nat = Ref(nats[0]) if index == 0 else If(self.per_az_nat, Ref(nats[index]), Ref(nats[0]))
-            self.add(
+            route = self.add(
                 ec2.Route(
                     self.lid("PrivateDefaultRoute", index + 1),
                     RouteTableId=Ref(table),
@@ -313,6 +316,7 @@ class Network(Blueprint[NetworkInputs]):
                     NatGatewayId=nat,
                 )
             )
+            self.nat_routes.append(route)
             for tier in ("app", "data"):
                 self.add(
                     ec2.SubnetRouteTableAssociation(

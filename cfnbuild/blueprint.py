@@ -98,6 +98,10 @@ class Blueprint(ABC, Generic[InputsT]):
         """Add a template rule."""
         self.stack.add_rule(self.lid(name), rule, owner=self.owner)
 
+    def lookup(self, parameter: str, *, kind: str, **arguments: str) -> None:
+        """Have the deploy engine look up parameter ``parameter``'s value (see :mod:`cfnbuild.lookups`)."""
+        self.stack.add_lookup(self.lid(parameter), kind=kind, **arguments)
+
     def output(self, name: str, value: Any, description: str, *, condition: str | None = None) -> Output:
         """Add an exported output named ``name`` (with this blueprint's prefix)."""
         return self.stack.add_output(self.lid(name), value, description, owner=self.owner, condition=condition)

@@ -7,6 +7,7 @@ shows the traceback instead.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from rich.table import Table
 
 from cfnbuild.app import Project, load_project
 from cfnbuild.errors import CfnbuildError, CheckFailed, UsageError
+from cfnbuild.graph import critical_path, to_dot
 from cfnbuild.lint import Finding, LintCache, checkov, skip_problems
 from cfnbuild.writer import Rendered, remove_orphans, render, stale_files, write_atomic
 
@@ -209,14 +211,54 @@ def list_command(ctx: click.Context) -> None:
     table = Table(title=f"cfnbuild project {project.root.name}", show_lines=False)
     for column in ("environment", "stack", "regions", "resources", "template", "state"):
         table.add_column(column)
-    import json  # noqa: PLC0415  (only this command counts resources)
-
     for item in rendered:
         rel = _rel(project, item.path)
         count = len(json.loads(item.text).get("Resources", {}))
         state = "stale" if rel in stale else "up to date"
         table.add_row(item.environment, item.stack, ", ".join(item.regions), str(count), rel, state)
     out.print(table)
+
+
+@cli.command()
+@click.option("--env", "env", metavar="ENV", required=True, help="The environment whose templates to read.")
+@click.option("--dot", is_flag=True, help="Print the whole dependency graph in Graphviz dot format instead.")
+@click.pass_context
+def graph(ctx: click.Context, env: str, dot: bool) -> None:
+    r"""Show the critical path of each stack: the slowest chain of dependencies.
+
+    Reads output/ENV/*.json (run build first). Each resource counts the typical creation time of
+    its type (cfnbuild/graph.py cites where each figure comes from), so a change that makes the
+    deploy longer is visible in review.
+
+    \b
+    Example:
+      cfnbuild graph --env prod
+      cfnbuild graph --env dev --dot | dot -Tsvg > graph.svg
+    """
+    project = _project(ctx)
+    _environments(project, env)
+    for spec in project.app.stacks:
+        path = project.template_path(env, spec.name)
+        if not path.is_file():
+            raise UsageError(f"{_rel(project, path)} does not exist; run 'cfnbuild build --env {env}' first")
+        template = json.loads(path.read_text(encoding="utf-8"))
+        if dot:
+            out.print(to_dot(template, name=f"{env}_{spec.name}"), markup=False)
+            continue
+        steps = critical_path(template)
+        table = Table(title=f"critical path of {_rel(project, path)}")
+        for column, justify in (("resource", "left"), ("type", "left"), ("typical", "right"), ("done at", "right")):
+            table.add_column(column, justify=justify)  # type: ignore[arg-type]  # rich's justify is a Literal
+        for step in steps:
+            table.add_row(step.logical_id, step.resource_type, f"{step.seconds}s", _minutes(step.finished_at))
+        out.print(table)
+        total = steps[-1].finished_at if steps else 0
+        count = len(template.get("Resources", {}))
+        out.print(f"{count} resources; critical path {len(steps)} resources, about {_minutes(total)} to create")
+
+
+def _minutes(seconds: int) -> str:
+    return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 def main(argv: Sequence[str] | None = None) -> None:

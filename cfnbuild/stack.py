@@ -134,6 +134,35 @@ class Stack:
         skips.sort(key=lambda item: item["id"])
         resource.Metadata = metadata
 
+    def add_lookup(self, parameter: str, *, kind: str, **arguments: str) -> None:
+        """Have the deploy engine look up ``parameter``'s value in the target region (see :mod:`cfnbuild.lookups`).
+
+        Recorded, sorted, as ``Metadata.cfnbuild.lookups.<parameter> = {kind, **arguments}``.
+        The parameter must already be in the stack, of Type String with Default ``""``: that
+        empty value is what a lookup that cannot run (or a deploy without cfnbuild) passes.
+        """
+        from cfnbuild.lookups import LOOKUPS_KEY, check_lookup  # noqa: PLC0415  (only stacks with lookups load the registry)
+
+        owner = self._owners.get(("resource", parameter), "the stack")
+        declared = self.template.parameters.get(parameter)
+        if not isinstance(declared, Parameter):
+            raise InputError(f"lookup for {parameter!r} ({owner}): add the parameter before its lookup")
+        if declared.properties.get("Type") != "String" or declared.properties.get("Default") != "":
+            raise InputError(
+                f"lookup for {parameter!r} ({owner}): give the parameter Type String and Default '' "
+                "(the value used when the lookup cannot run)"
+            )
+        try:
+            check_lookup(kind, arguments)
+        except ValueError as exc:
+            raise InputError(f"lookup for {parameter!r} ({owner}): {exc}") from None
+        metadata = self.template.metadata.setdefault(METADATA_KEY, {})
+        lookups = dict(metadata.get(LOOKUPS_KEY) or {})
+        if parameter in lookups:
+            raise InputError(f"lookup for {parameter!r} ({owner}): the parameter already has a lookup")
+        lookups[parameter] = dict(sorted({"kind": kind, **arguments}.items()))
+        metadata[LOOKUPS_KEY] = dict(sorted(lookups.items()))
+
     def before_render(self, hook: Callable[[], None]) -> None:
         """Run ``hook`` before each render (e.g. to attach policies granted after a role was made)."""
         self._before_render.append(hook)

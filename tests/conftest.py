@@ -18,3 +18,12 @@ def project_dir(tmp_path: Path) -> Path:
     )
     shutil.copytree(ROOT / "config", tmp_path / "config")
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    """moto in server mode on loopback: a real HTTP endpoint boto3 talks to."""
+    from cfnbuild.emulator import run_emulator
+
+    with run_emulator("eu-west-1") as running:
+        yield running

@@ -29,7 +29,7 @@ def test_three_tiers_of_subnets_one_per_zone_from_getazs(zones):
         t.has_resource_properties(
             "AWS::EC2::Subnet",
             {
-                "AvailabilityZone": {"Fn::Select": [index, {"Fn::GetAZs": {"Ref": "AWS::Region"}}]},
+                "AvailabilityZone": {"Fn::Select": [index, {"Fn::GetAZs": ""}]},
                 "MapPublicIpOnLaunch": False,
             },
         )

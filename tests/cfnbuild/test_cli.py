@@ -113,7 +113,7 @@ def test_list_shows_every_environment_and_its_state(project_dir):
     assert "stale" in lines["prod"]
 
 
-@pytest.mark.parametrize("command", ["build", "lint", "list"])
+@pytest.mark.parametrize("command", ["build", "lint", "list", "graph"])
 def test_every_command_help_shows_an_example(command, capsys):
     main([command, "--help"])
     help_text = capsys.readouterr().out

@@ -1,0 +1,426 @@
+"""The app servers: an Auto Scaling group of Amazon Linux 2023 instances behind the load balancer.
+
+Inputs: :class:`ComputeInputs`. Outputs: ``auto_scaling_group`` (the resource),
+``auto_scaling_group_name`` and ``launch_template_id`` (``Ref``), ``instance_role`` (the
+:class:`~cfnbuild.ServiceRole`, so later blueprints may grant it more), ``instance_role_arn``,
+``user_data_variables`` (every value the user-data script may reference); and the exported
+Outputs ``AutoScalingGroupName``, ``LaunchTemplateId`` and ``InstanceRoleArn``.
+
+Instances have no public address and no SSH key: operators reach them through SSM Session
+Manager. The role is granted exactly what the app needs: read the release artifacts, read and
+write the uploads prefix, read the DB secret, write to the given log groups and nowhere else
+(failure-analysis item 9), put metrics into one namespace. The AMI comes from AWS's public SSM
+parameter through a template parameter (no literal AMI id). The user data is
+``blueprints/files/user-data.sh`` rendered through ``Fn::Sub`` (item 6: region and stack come from
+pseudo parameters, never literals): it signals the group's creation and rolling-update policies,
+failure at once from an ERR trap, success last (item 13). Health is judged by the load balancer
+after a generous grace period (item 8).
+AWS docs: https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-autoscaling-autoscalinggroup.html
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import awacs.ec2
+from troposphere import AWSHelperFn, AWSObject, Base64, GetAtt, Ref, Sub, autoscaling, ec2, iam
+from troposphere.policies import (
+    AutoScalingRollingUpdate,
+    CreationPolicy,
+    ResourceSignal,
+    UpdatePolicy,
+)
+
+from cfnbuild import Blueprint, ServiceRole, logical_id, setting
+from cfnbuild.grants import grant_bucket_prefixes
+
+FILES_DIR = Path(__file__).resolve().parent / "files"
+AL2023_X86_64 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+AL2023_ARM64 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64"
+# EC2 refuses user data over 16 KB (before base64). Substituted values are names and ARNs the
+# stack makes; none is longer than this, so the raw script plus this much per reference is a bound.
+USER_DATA_LIMIT = 16 * 1024
+MAX_SUBSTITUTED_CHARS = 256
+PSEUDO_PARAMETERS = frozenset({"AWS::Region", "AWS::StackName"})
+_REFERENCE = re.compile(r"\$\{([^}]*)\}")
+_VARIABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+_PREFIX = re.compile(r"([A-Za-z0-9._-]+/)+")
+_INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
+# The processes AWS recommends suspending during a rolling update, so that health checks, alarms
+# and schedules do not replace or resize instances while CloudFormation is doing so.
+ROLLING_UPDATE_SUSPENDED = ["HealthCheck", "ReplaceUnhealthy", "AZRebalance", "AlarmNotification", "ScheduledActions"]
+SIGNAL_TIMEOUT = "PT15M"
+
+
+def render_user_data(name: str = "user-data.sh") -> str:
+    """The text of ``blueprints/files/<name>``: the ``Fn::Sub`` template of the instances' user data.
+
+    The one source of the script, for the template and for tests that run it locally.
+    """
+    path = (FILES_DIR / name).resolve()
+    if path.parent != FILES_DIR:
+        raise ValueError(f"user data file {name!r}: give a file name inside {FILES_DIR}")
+    return path.read_text(encoding="utf-8")
+
+
+def sub_references(text: str) -> set[str]:
+    """Every name ``text`` references as ``${Name}`` in ``Fn::Sub`` syntax (``${!Literal}`` excluded)."""
+    return {name for name in _REFERENCE.findall(text) if not name.startswith("!")}
+
+
+def substitute(text: str, values: Mapping[str, str]) -> str:
+    """What ``Fn::Sub`` makes of ``text`` with ``values`` (pseudo parameters included, e.g. ``AWS::Region``).
+
+    ``${!Literal}`` becomes ``${Literal}``; a reference without a value raises ``KeyError``.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name.startswith("!"):
+            return "${" + name[1:] + "}"
+        if name not in values:
+            raise KeyError(f"{name} is referenced but has no value")
+        return values[name]
+
+    return _REFERENCE.sub(replace, text)
+
+
+def user_data_size_bound(text: str) -> int:
+    """Most bytes ``text`` can take after substitution, with each value at most ``MAX_SUBSTITUTED_CHARS``."""
+    references = [n for n in _REFERENCE.findall(text) if not n.startswith("!")]
+    escapes = len(_REFERENCE.findall(text)) - len(references)
+    return len(text.encode("utf-8")) - escapes + len(references) * MAX_SUBSTITUTED_CHARS
+
+
+@dataclass(frozen=True)
+class ComputeInputs:
+    """Inputs of :class:`Compute`."""
+
+    subnet_ids: Sequence[AWSHelperFn] = setting(doc="Private app subnets the instances run in, one per zone.")
+    security_group_id: AWSHelperFn = setting(doc="Security group of the instances (the target port from the ALB).")
+    target_group_arn: AWSHelperFn = setting(doc="ARN of the ALB target group the instances register with.")
+    assets_bucket: AWSObject = setting(doc="The s3.Bucket holding the release artifacts and the uploads.")
+    db_secret: AWSObject = setting(doc="The secretsmanager.Secret holding the database credentials.")
+    log_groups: Mapping[str, AWSObject] = setting(
+        doc="Log groups the instances write to, by short name (app, nginx-access, nginx-error, bootstrap)."
+    )
+    instance_type: str = setting("t3.small", "EC2 instance type; must match the AMI's architecture.")
+    min_size: int = setting(2, "Fewest instances (0 to 100).")
+    max_size: int = setting(4, "Most instances (1 to 100, at least min_size).")
+    desired_capacity: int = setting(2, "Instances at creation, between min_size and max_size.")
+    cpu_target_percent: int = setting(50, "Average CPU the target-tracking policy keeps, 10 to 90.")
+    health_check_grace_seconds: int = setting(300, "Seconds a new instance has before ELB health checks count (300+).")
+    root_volume_gib: int = setting(20, "Size of the encrypted gp3 root volume, 8 to 1024 GiB.")
+    ami_parameter: str = setting(AL2023_X86_64, "Public SSM parameter naming the AMI: Default of ImageId.")
+    artifact_prefix: str = setting("releases/", "Key prefix of the release artifacts: instances may only read it.")
+    uploads_prefix: str = setting("uploads/", "Key prefix of user uploads: instances read and write it.")
+    kms_key: AWSObject | None = setting(
+        None, "Customer managed KMS key encrypting the DB secret or the bucket; None: AWS managed keys."
+    )
+    metrics_namespace: str = setting("WebApp", "The only CloudWatch namespace the instances may put metrics into.")
+    user_data_file: str = setting("user-data.sh", "The bootstrap script in blueprints/files/, an Fn::Sub template.")
+    extra_environment: Mapping[str, AWSHelperFn | str] = setting(
+        doc="More values the script references as ${Name}, by name.", factory=dict
+    )
+    depends_on: tuple[str, ...] = setting(
+        (),
+        "Logical IDs the group waits for: the app subnets' NAT routes, without which a new instance cannot "
+        "install packages or signal, and which nothing the group references implies.",
+    )
+
+
+class Compute(Blueprint[ComputeInputs]):
+    """Launch template, instance role and profile, Auto Scaling group and its CPU target tracking."""
+
+    auto_scaling_group: autoscaling.AutoScalingGroup
+    auto_scaling_group_name: Ref
+    launch_template: ec2.LaunchTemplate
+    launch_template_id: Ref
+    instance_role: ServiceRole
+    instance_role_arn: GetAtt
+    user_data_variables: dict[str, AWSHelperFn | str]
+    user_data: str
+
+    def validate(self) -> None:
+        """Sizes that fit together, prefixes that do not overlap, and a script the template can render."""
+        i = self.inputs
+        if not 0 <= i.min_size <= 100 or not 1 <= i.max_size <= 100:
+            raise self.invalid("min_size", f"min_size {i.min_size}, max_size {i.max_size}: use 0..100 and 1..100")
+        if i.min_size > i.max_size:
+            raise self.invalid("min_size", f"is {i.min_size}, above max_size {i.max_size}; make it at most max_size")
+        if not i.min_size <= i.desired_capacity <= i.max_size:
+            raise self.invalid(
+                "desired_capacity",
+                f"is {i.desired_capacity}, outside min_size..max_size ({i.min_size}..{i.max_size}); choose one within",
+            )
+        if i.desired_capacity < 1:
+            raise self.invalid("desired_capacity", "is 0; the creation policy waits for at least one instance's signal")
+        if not 10 <= i.cpu_target_percent <= 90:
+            raise self.invalid("cpu_target_percent", f"is {i.cpu_target_percent}; use 10 to 90")
+        if not 300 <= i.health_check_grace_seconds <= 3600:
+            raise self.invalid(
+                "health_check_grace_seconds",
+                f"is {i.health_check_grace_seconds}; give a bootstrapping instance 300 to 3600 seconds",
+            )
+        if not 8 <= i.root_volume_gib <= 1024:
+            raise self.invalid("root_volume_gib", f"is {i.root_volume_gib}; use 8 to 1024 GiB")
+        if not _INSTANCE_TYPE.fullmatch(i.instance_type):
+            raise self.invalid("instance_type", f"is {i.instance_type!r}; give an EC2 type like 't3.small'")
+        if _is_graviton(i.instance_type) != i.ami_parameter.endswith("arm64"):
+            raise self.invalid(
+                "ami_parameter",
+                f"{i.ami_parameter!r} does not match the architecture of {i.instance_type}; use "
+                f"{AL2023_ARM64 if _is_graviton(i.instance_type) else AL2023_X86_64}",
+            )
+        if not i.ami_parameter.startswith("/aws/service/"):
+            raise self.invalid("ami_parameter", f"is {i.ami_parameter!r}; name a public /aws/service/... parameter")
+        self._validate_resources()
+        self._validate_prefixes()
+        if not re.fullmatch(r"[A-Za-z0-9_./#:-]{1,255}", i.metrics_namespace):
+            raise self.invalid("metrics_namespace", f"is {i.metrics_namespace!r}; use letters, digits and ._/#:-")
+        if i.metrics_namespace.startswith("AWS/"):
+            raise self.invalid("metrics_namespace", "starts with 'AWS/', which is reserved for AWS services")
+        self._validate_user_data()
+
+    def _validate_resources(self) -> None:
+        i = self.inputs
+        expected = {"assets_bucket": "AWS::S3::Bucket", "db_secret": "AWS::SecretsManager::Secret"}
+        for field, resource_type in expected.items():
+            got = getattr(getattr(i, field), "resource_type", None)
+            if got != resource_type:
+                raise self.invalid(
+                    field, f"is {got or type(getattr(i, field)).__name__}; give the {resource_type} resource"
+                )
+        if i.kms_key is not None and getattr(i.kms_key, "resource_type", None) != "AWS::KMS::Key":
+            raise self.invalid("kms_key", "give the AWS::KMS::Key resource, or None")
+        if not i.log_groups:
+            raise self.invalid("log_groups", "is empty; give the groups the instances write to, by short name")
+        for name, group in i.log_groups.items():
+            if not re.fullmatch(r"[a-z][a-z0-9-]*", name):
+                raise self.invalid("log_groups", f"name {name!r}: use lower-case words joined by '-' (nginx-access)")
+            if getattr(group, "resource_type", None) != "AWS::Logs::LogGroup":
+                raise self.invalid("log_groups", f"{name!r} is not an AWS::Logs::LogGroup resource")
+
+    def _validate_prefixes(self) -> None:
+        i = self.inputs
+        for field in ("artifact_prefix", "uploads_prefix"):
+            value = getattr(i, field)
+            if not _PREFIX.fullmatch(value):
+                raise self.invalid(field, f"is {value!r}; give a folder-like key prefix such as 'releases/'")
+        if i.uploads_prefix.startswith(i.artifact_prefix) or i.artifact_prefix.startswith(i.uploads_prefix):
+            raise self.invalid(
+                "uploads_prefix",
+                f"{i.uploads_prefix!r} overlaps artifact_prefix {i.artifact_prefix!r}; instances could then "
+                "overwrite releases: choose prefixes that do not contain each other",
+            )
+
+    def _validate_user_data(self) -> None:
+        i = self.inputs
+        try:
+            self.user_data = render_user_data(i.user_data_file)
+        except (OSError, ValueError) as exc:
+            raise self.invalid(
+                "user_data_file", f"cannot be read ({exc}); put the script in blueprints/files/"
+            ) from None
+        self.user_data_variables = self.variables()
+        for name in i.extra_environment:
+            if not _VARIABLE_NAME.fullmatch(name):
+                raise self.invalid(
+                    "extra_environment", f"name {name!r}: use letters and digits, starting with a letter"
+                )
+        references = sub_references(self.user_data)
+        unknown = sorted(
+            name for name in references if name not in PSEUDO_PARAMETERS and name not in self.user_data_variables
+        )
+        if unknown:
+            raise self.invalid(
+                "user_data_file",
+                f"{i.user_data_file} references {', '.join('${' + n + '}' for n in unknown)}, which nothing provides; "
+                f"use ${{AWS::Region}}, ${{AWS::StackName}} or one of {', '.join(sorted(self.user_data_variables))} "
+                "(a shell expansion with braces is written ${!name})",
+            )
+        unused = sorted(set(i.extra_environment) - references)
+        if unused:
+            raise self.invalid(
+                "extra_environment",
+                f"{', '.join(unused)} not referenced by {i.user_data_file}; reference them or drop them",
+            )
+        if user_data_size_bound(self.user_data) >= USER_DATA_LIMIT:
+            raise self.invalid(
+                "user_data_file",
+                f"{i.user_data_file} may exceed EC2's 16 KB user data limit after substitution; move work into "
+                "the release artifact and keep the script a short bootstrap",
+            )
+
+    def variables(self) -> dict[str, AWSHelperFn | str]:
+        """Every value the script may reference, by ``Fn::Sub`` name (only the referenced ones are passed)."""
+        i = self.inputs
+        builtin: dict[str, AWSHelperFn | str] = {
+            "AssetsBucket": Ref(i.assets_bucket),
+            "ArtifactPrefix": i.artifact_prefix,
+            "UploadsPrefix": i.uploads_prefix,
+            "DbSecretArn": Ref(i.db_secret),
+            "MetricsNamespace": i.metrics_namespace,
+            # cfn-signal names the group by logical ID; a Ref would make the group depend on itself.
+            "SignalResource": self.lid("AutoScalingGroup"),
+        }
+        for name, group in sorted(i.log_groups.items()):
+            builtin[logical_id(name, "LogGroup")] = Ref(group)
+        clash = sorted(set(builtin) & set(i.extra_environment))
+        if clash:
+            raise self.invalid("extra_environment", f"{', '.join(clash)} is already provided by the blueprint")
+        return {**builtin, **i.extra_environment}
+
+    def build(self) -> None:
+        """Role and profile, AMI parameter, launch template, group and scaling policy."""
+        profile = self.role()
+        image = self.image_parameter()
+        self.launch_template = self.template(profile, image)
+        self.auto_scaling_group = self.group(self.launch_template)
+        self.scaling_policy(self.auto_scaling_group)
+
+    def role(self) -> iam.InstanceProfile:
+        """The instance role, granted exactly what the app needs, and its instance profile."""
+        i = self.inputs
+        role = ServiceRole(
+            self, "Instance", services=["ec2.amazonaws.com"], managed_policies=["AmazonSSMManagedInstanceCore"]
+        )
+        grant_bucket_prefixes(role, i.assets_bucket, read=[i.artifact_prefix], read_write=[i.uploads_prefix])
+        role.grant_secret_read(i.db_secret)
+        if i.kms_key is not None:
+            role.grant_key_decrypt(i.kms_key)
+        for _, group in sorted(i.log_groups.items()):
+            role.grant_log_group_write(group)
+        role.grant_metrics_put(i.metrics_namespace)
+        # The CloudWatch agent reads the instance's tags for metric dimensions.
+        role.grant_unscoped("DescribeTags", [awacs.ec2.DescribeTags])
+        self.instance_role = role
+        self.instance_role_arn = role.arn
+        self.output("InstanceRoleArn", self.instance_role_arn, "ARN of the app instances' IAM role.")
+        return self.add(iam.InstanceProfile(self.lid("InstanceProfile"), Roles=[role.ref]))
+
+    def image_parameter(self) -> Ref:
+        """The AMI, resolved by CloudFormation from AWS's public SSM parameter at each deploy."""
+        parameter = self.parameter(
+            "ImageId",
+            Type="AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>",
+            Default=self.inputs.ami_parameter,
+            Description="SSM parameter naming the app instances' AMI (Amazon Linux 2023, latest).",
+        )
+        return Ref(parameter)
+
+    def rendered_user_data(self) -> Base64:
+        """The script through Fn::Sub with the values it references, base64-encoded."""
+        used = sub_references(self.user_data)
+        values = {name: value for name, value in sorted(self.user_data_variables.items()) if name in used}
+        return Base64(Sub(self.user_data, values) if values else Sub(self.user_data))
+
+    def template(self, profile: iam.InstanceProfile, image: Ref) -> ec2.LaunchTemplate:
+        """IMDSv2 only, no public address, an encrypted gp3 root volume, detailed monitoring."""
+        i = self.inputs
+        template = self.add(
+            ec2.LaunchTemplate(
+                self.lid("LaunchTemplate"),
+                LaunchTemplateData=ec2.LaunchTemplateData(
+                    ImageId=image,
+                    InstanceType=i.instance_type,
+                    IamInstanceProfile=ec2.IamInstanceProfile(Arn=GetAtt(profile, "Arn")),
+                    MetadataOptions=ec2.MetadataOptions(
+                        HttpEndpoint="enabled", HttpTokens="required", HttpPutResponseHopLimit=1
+                    ),
+                    BlockDeviceMappings=[
+                        ec2.LaunchTemplateBlockDeviceMapping(
+                            DeviceName="/dev/xvda",  # the root device of Amazon Linux 2023
+                            Ebs=ec2.EBSBlockDevice(
+                                VolumeSize=i.root_volume_gib,
+                                VolumeType="gp3",
+                                Encrypted=True,
+                                DeleteOnTermination=True,
+                            ),
+                        )
+                    ],
+                    NetworkInterfaces=[
+                        ec2.NetworkInterfaces(
+                            DeviceIndex=0,
+                            AssociatePublicIpAddress=False,
+                            Groups=[i.security_group_id],
+                            DeleteOnTermination=True,
+                        )
+                    ],
+                    Monitoring=ec2.Monitoring(Enabled=True),
+                    UserData=self.rendered_user_data(),
+                ),
+            )
+        )
+        self.launch_template_id = Ref(template)
+        self.output("LaunchTemplateId", self.launch_template_id, "ID of the app instances' launch template.")
+        return template
+
+    def group(self, template: ec2.LaunchTemplate) -> autoscaling.AutoScalingGroup:
+        """The group: ELB health checks, waits for each new instance's signal on create and update."""
+        i = self.inputs
+        extra = {}
+        if i.depends_on:
+            # Instances bootstrap over NAT; the routes are not referenced by the group, so without
+            # DependsOn the first instances can boot before they can reach the internet.
+            extra["DependsOn"] = list(i.depends_on)
+        group = self.add(
+            autoscaling.AutoScalingGroup(
+                self.lid("AutoScalingGroup"),
+                VPCZoneIdentifier=list(i.subnet_ids),
+                LaunchTemplate=autoscaling.LaunchTemplateSpecification(
+                    LaunchTemplateId=Ref(template), Version=GetAtt(template, "LatestVersionNumber")
+                ),
+                MinSize=str(i.min_size),
+                MaxSize=str(i.max_size),
+                DesiredCapacity=str(i.desired_capacity),
+                TargetGroupARNs=[i.target_group_arn],
+                HealthCheckType="ELB",
+                HealthCheckGracePeriod=i.health_check_grace_seconds,
+                MetricsCollection=[autoscaling.MetricsCollection(Granularity="1Minute")],
+                Tags=autoscaling.Tags(Name=Sub("${AWS::StackName}-app")),
+                CreationPolicy=CreationPolicy(
+                    ResourceSignal=ResourceSignal(Count=i.desired_capacity, Timeout=SIGNAL_TIMEOUT)
+                ),
+                UpdatePolicy=UpdatePolicy(
+                    AutoScalingRollingUpdate=AutoScalingRollingUpdate(
+                        # Keep serving while replacing; MinInstancesInService must stay below MaxSize.
+                        MinInstancesInService=max(0, min(i.min_size, i.max_size - 1)),
+                        MaxBatchSize=1,
+                        PauseTime=SIGNAL_TIMEOUT,
+                        WaitOnResourceSignals=True,
+                        SuspendProcesses=ROLLING_UPDATE_SUSPENDED,
+                    )
+                ),
+                **extra,
+            )
+        )
+        self.auto_scaling_group_name = Ref(group)
+        self.output("AutoScalingGroupName", self.auto_scaling_group_name, "Name of the app Auto Scaling group.")
+        return group
+
+    def scaling_policy(self, group: autoscaling.AutoScalingGroup) -> None:
+        """Target tracking on the group's average CPU."""
+        self.add(
+            autoscaling.ScalingPolicy(
+                self.lid("CpuScalingPolicy"),
+                AutoScalingGroupName=Ref(group),
+                PolicyType="TargetTrackingScaling",
+                EstimatedInstanceWarmup=self.inputs.health_check_grace_seconds,
+                TargetTrackingConfiguration=autoscaling.TargetTrackingConfiguration(
+                    PredefinedMetricSpecification=autoscaling.PredefinedMetricSpecification(
+                        PredefinedMetricType="ASGAverageCPUUtilization"
+                    ),
+                    TargetValue=float(self.inputs.cpu_target_percent),
+                ),
+            )
+        )
+
+
+def _is_graviton(instance_type: str) -> bool:
+    """Whether the type's family is an AWS Graviton (arm64) one: a1, or a 'g' after the generation (t4g, c7gn)."""
+    family = instance_type.split(".", 1)[0]
+    return bool(re.fullmatch(r"a1|[a-z]+\d+g[a-z]*", family))

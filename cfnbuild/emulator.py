@@ -1,0 +1,112 @@
+"""The embedded AWS emulator: moto in server mode on a free loopback port, in this process.
+
+cfnbuild talks to it over HTTP exactly as it talks to AWS; only the endpoint and the throwaway
+credentials differ. moto is an optional dependency (``pip install 'cfnbuild[local]'``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from cfnbuild.errors import UsageError
+
+# Credentials the emulator accepts; they are not secrets and reach nothing but loopback.
+THROWAWAY_CREDENTIALS = {
+    "aws_access_key_id": "emulator",
+    "aws_secret_access_key": "emulator",
+}
+
+
+@dataclass(frozen=True)
+class Emulator:
+    """A running emulator: where it listens and how to make clients for it."""
+
+    endpoint_url: str
+    region: str
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for ``service`` pointed at the emulator."""
+        import boto3  # noqa: PLC0415  (boto3 is imported only when a client is made)
+
+        session = boto3.session.Session(
+            aws_access_key_id=THROWAWAY_CREDENTIALS["aws_access_key_id"],
+            aws_secret_access_key=THROWAWAY_CREDENTIALS["aws_secret_access_key"],
+            region_name=self.region,
+        )
+        return session.client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]  # any service name
+
+
+def _fix_kms_key_tags() -> None:
+    """Let the emulator create a tagged KMS key.
+
+    moto 5 reads an AWS::KMS::Key's Tags as KMS API tags (TagKey/TagValue) and fails on the
+    CloudFormation shape (Key/Value); translate them.
+    """
+    from moto.kms.models import Key  # noqa: PLC0415  (optional dependency)
+
+    original = Key.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+    if getattr(original, "_cfnbuild_fixed", False):
+        return
+
+    def create(cls: Any, resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any) -> Any:
+        properties = cloudformation_json.get("Properties", {})
+        tags = properties.get("Tags") or []
+        properties["Tags"] = [{"TagKey": t["Key"], "TagValue": t["Value"]} if "Key" in t else t for t in tags]
+        return original(cls, resource_name, cloudformation_json, *args, **kwargs)
+
+    create._cfnbuild_fixed = True  # type: ignore[attr-defined]
+    Key.create_from_cloudformation_json = classmethod(create)  # type: ignore[method-assign,assignment]  # a patch
+
+
+def _cluster_members_are_placeholders() -> None:
+    """Leave an Aurora cluster's instances as placeholders, like the cluster.
+
+    moto 5 has no CloudFormation model of AWS::RDS::DBCluster (it leaves a placeholder) but tries
+    to create the cluster's AWS::RDS::DBInstance members as stand-alone instances, which fails for
+    Aurora engines.
+    """
+    from moto.cloudformation import parsing  # noqa: PLC0415  (optional dependency)
+
+    original = parsing.parse_resource_and_generate_name
+    if getattr(original, "_cfnbuild_fixed", False):
+        return
+
+    def parse(logical_id: str, resource_json: dict[str, Any], resources_map: Any) -> Any:
+        properties = resource_json.get("Properties") or {}
+        if resource_json.get("Type") == "AWS::RDS::DBInstance" and "DBClusterIdentifier" in properties:
+            return None
+        return original(logical_id, resource_json, resources_map)
+
+    parse._cfnbuild_fixed = True  # type: ignore[attr-defined]
+    parsing.parse_resource_and_generate_name = parse
+
+
+# Known emulator defects, each corrected so that a correct template deploys as it would on AWS.
+# Nothing here invents behaviour moto does not have.
+_FIXES = (_fix_kms_key_tags, _cluster_members_are_placeholders)
+
+
+@contextmanager
+def run_emulator(region: str) -> Iterator[Emulator]:
+    """Start moto's server on 127.0.0.1 and a free port; stop it on exit."""
+    try:
+        from moto.server import ThreadedMotoServer  # noqa: PLC0415  (optional dependency)
+    except ImportError:
+        raise UsageError("the embedded emulator needs moto: pip install 'cfnbuild[local]'") from None
+    # moto reads these to pick its default account and region; keep them local to the emulator run.
+    os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
+    for fix in _FIXES:
+        fix()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield Emulator(endpoint_url=f"http://{host}:{port}", region=region)
+    finally:
+        server.stop()

@@ -1,0 +1,563 @@
+"""The compute blueprint and its user-data script, asserted the way the CDK's assertions module does."""
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from troposphere import Parameter, Ref, encode_to_dict, kms, logs, s3, secretsmanager
+
+from blueprints.compute import (
+    AL2023_X86_64,
+    MAX_SUBSTITUTED_CHARS,
+    USER_DATA_LIMIT,
+    Compute,
+    ComputeInputs,
+    render_user_data,
+    sub_references,
+    substitute,
+    user_data_size_bound,
+)
+from blueprints.encryption import Keys, KeysInputs
+from blueprints.loadbalancer import LoadBalancer, LoadBalancerInputs
+from blueprints.network import Network, NetworkInputs
+from cfnbuild import InputError, Stack
+from cfnbuild.grants import Grants, grant_bucket_prefixes
+from cfnbuild.lint import cfn_lint, checkov
+from cfnbuild.regions import KNOWN_REGIONS
+from tests.assertions import Match, TemplateAssert
+from tests.servers import require_executable
+
+REGIONS = ["eu-west-1", "eu-central-1", "us-east-1"]
+LOG_GROUP_NAMES = ("app", "nginx-access", "nginx-error", "bootstrap")
+# Stand-ins for the resources other blueprints make; they are not this blueprint's to lint with checkov.
+HELPERS = ("Assets", "DbSecret", "AppLogs", "NginxAccessLogs", "NginxErrorLogs", "BootstrapLogs", "OtherLogs")
+SAMPLE_VALUES = {"AWS::Region": "eu-west-1", "AWS::StackName": "webapp-dev"}
+
+
+def _stack(*, groups=LOG_GROUP_NAMES, lb_inputs=None, **inputs) -> tuple[Stack, Compute, LoadBalancer]:
+    stack = Stack("app", description="d", project="p", environment="dev")
+    keys = Keys(stack, KeysInputs())
+    net = Network(stack, NetworkInputs(flow_log_key_arn=keys.logs_key_arn))
+    for name in ("AlbSecurityGroupId", "AppSecurityGroupId"):
+        stack.add_parameter(Parameter(name, Type="AWS::EC2::SecurityGroup::Id"), owner="test")
+    stack.add_parameter(Parameter("LogBucketName", Type="String"), owner="test")
+    lb = LoadBalancer(
+        stack,
+        LoadBalancerInputs(
+            vpc_id=net.vpc_id,
+            subnet_ids=net.public_subnet_ids,
+            security_group_id=Ref("AlbSecurityGroupId"),
+            log_bucket_name=Ref("LogBucketName"),
+            **(lb_inputs or {}),
+        ),
+    )
+    bucket = stack.add_resource(s3.Bucket("Assets"), owner="test", stateful=True)
+    secret = stack.add_resource(secretsmanager.Secret("DbSecret"), owner="test", stateful=True)
+    stack.add_resource(logs.LogGroup("OtherLogs", RetentionInDays=30), owner="test", stateful=True)
+    log_groups = {
+        name: stack.add_resource(
+            logs.LogGroup("".join(w.title() for w in name.split("-")) + "Logs", RetentionInDays=30),
+            owner="test",
+            stateful=True,
+        )
+        for name in groups
+    }
+    defaults = {
+        "subnet_ids": net.app_subnet_ids,
+        "security_group_id": Ref("AppSecurityGroupId"),
+        "target_group_arn": lb.target_group_arn,
+        "assets_bucket": bucket,
+        "db_secret": secret,
+        "log_groups": log_groups,
+    }
+    compute = Compute(stack, ComputeInputs(**{**defaults, **inputs}))
+    return stack, compute, lb
+
+
+def _compute(**inputs) -> TemplateAssert:
+    return TemplateAssert(_stack(**inputs)[0].to_dict())
+
+
+def _user_data(t: TemplateAssert) -> tuple[str, dict]:
+    (template,) = t.of_type("AWS::EC2::LaunchTemplate").values()
+    sub = template["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Sub"]
+    return sub[0], sub[1]
+
+
+def _statements(t: TemplateAssert) -> list[dict]:
+    role = t.of_type("AWS::IAM::Role")["InstanceRole"]["Properties"]
+    (policy,) = role["Policies"]
+    return policy["PolicyDocument"]["Statement"]
+
+
+def _sample_values(text: str) -> dict[str, str]:
+    values = dict(SAMPLE_VALUES)
+    for name in sub_references(text) - set(values):
+        values[name] = "AutoScalingGroup" if name == "SignalResource" else f"sample-{name.lower()}"
+    return values
+
+
+def test_gate_zero_cfn_lint_and_checkov_findings(tmp_path):
+    stack, _, _ = _stack()
+    text = stack.to_json()
+    assert cfn_lint(text, REGIONS, file="t.json") == []
+    template = json.loads(text)
+    for helper in HELPERS:
+        del template["Resources"][helper]
+    path = tmp_path / "compute.json"
+    path.write_text(json.dumps(template, indent=2, sort_keys=True))
+    assert checkov([path], root=tmp_path) == []
+
+
+def test_launch_template_requires_imdsv2_has_no_public_address_and_encrypts_the_root_volume():
+    t = _compute()
+    t.has_resource_properties(
+        "AWS::EC2::LaunchTemplate",
+        {
+            "LaunchTemplateData": {
+                "ImageId": {"Ref": "ImageId"},
+                "InstanceType": "t3.small",
+                "IamInstanceProfile": {"Arn": {"Fn::GetAtt": ["InstanceProfile", "Arn"]}},
+                "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1, "HttpEndpoint": "enabled"},
+                "BlockDeviceMappings": [
+                    {
+                        "DeviceName": "/dev/xvda",
+                        "Ebs": {"VolumeSize": 20, "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True},
+                    }
+                ],
+                "NetworkInterfaces": [
+                    {"DeviceIndex": 0, "AssociatePublicIpAddress": False, "Groups": [{"Ref": "AppSecurityGroupId"}]}
+                ],
+                "Monitoring": {"Enabled": True},
+                "KeyName": Match.absent(),
+            }
+        },
+    )
+
+
+def test_ami_comes_from_the_public_ssm_parameter_never_a_literal_id():
+    t = _compute()
+    parameter = t.template["Parameters"]["ImageId"]
+    assert parameter["Type"] == "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"
+    assert parameter["Default"] == AL2023_X86_64
+    assert not re.search(r"ami-[0-9a-f]{8,17}", json.dumps(t.template))
+
+
+def test_instance_profile_holds_the_role_and_ssm_replaces_ssh():
+    t = _compute()
+    t.has_resource_properties("AWS::IAM::InstanceProfile", {"Roles": [{"Ref": "InstanceRole"}]})
+    role = t.of_type("AWS::IAM::Role")["InstanceRole"]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": ["ec2.amazonaws.com"]}
+    assert role["ManagedPolicyArns"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"}
+    ]
+
+
+def test_role_reads_releases_reads_and_writes_uploads_and_nothing_else_of_the_bucket():
+    statements = {s["Sid"]: s for s in _statements(_compute())}
+
+    def objects(sid: str) -> str:
+        return statements[sid]["Resource"][0]["Fn::Sub"][0]
+
+    assert objects("GrantListBucketAssets") == "arn:${AWS::Partition}:s3:::${Bucket}"
+    assert objects("GrantReadObjectsAssetsReleases") == "arn:${AWS::Partition}:s3:::${Bucket}/releases/*"
+    assert objects("GrantReadObjectsAssetsUploads") == "arn:${AWS::Partition}:s3:::${Bucket}/uploads/*"
+    assert objects("GrantWriteObjectsAssetsUploads") == "arn:${AWS::Partition}:s3:::${Bucket}/uploads/*"
+    s3_sids = {sid for sid, s in statements.items() if any(a.startswith("s3:") for a in s["Action"])}
+    assert s3_sids == {
+        "GrantListBucketAssets",
+        "GrantReadObjectsAssetsReleases",
+        "GrantReadObjectsAssetsUploads",
+        "GrantWriteObjectsAssetsUploads",
+    }
+    assert statements["GrantReadSecretDbSecret"]["Resource"] == [{"Ref": "DbSecret"}]
+
+
+def test_role_may_put_metrics_only_into_its_namespace_and_describe_tags():
+    statements = {s["Sid"]: s for s in _statements(_compute(metrics_namespace="Shop"))}
+    assert statements["GrantPutMetricsShop"]["Condition"] == {"StringEquals": {"cloudwatch:namespace": "Shop"}}
+    assert statements["GrantDescribeTagsAny"]["Action"] == ["ec2:DescribeTags"]
+    starred = {sid for sid, s in statements.items() if s["Resource"] == ["*"]}
+    assert starred == {"GrantPutMetricsShop", "GrantDescribeTagsAny"}
+
+
+def test_a_customer_managed_key_is_decryptable_only_when_given():
+    assert not any(a.startswith("kms:") for s in _statements(_compute()) for a in s["Action"])
+    t = _compute(kms_key=kms.Key("SecretKey", KeyPolicy={}))
+    (statement,) = [s for s in _statements(t) if any(a.startswith("kms:") for a in s["Action"])]
+    assert statement["Action"] == ["kms:Decrypt"]
+    assert statement["Resource"] == [{"Fn::GetAtt": ["SecretKey", "Arn"]}]
+
+
+def test_seed_09_role_writes_exactly_to_the_given_log_groups_and_nothing_else():
+    t = _compute()
+    log_statements = [s for s in _statements(t) if any(a.startswith("logs:") for a in s["Action"])]
+    written = set()
+    for statement in log_statements:
+        assert statement["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+        (resource,) = statement["Resource"]
+        arn, values = resource["Fn::Sub"]
+        assert arn == "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${LogGroup}:*"
+        written.add(values["LogGroup"]["Ref"])
+    assert written == {"AppLogs", "NginxAccessLogs", "NginxErrorLogs", "BootstrapLogs"}
+    assert "OtherLogs" not in json.dumps(_statements(t))
+    assert not any(a in ("logs:*", "logs:CreateLogGroup") for s in _statements(t) for a in s["Action"])
+
+
+def test_seed_09_user_data_names_each_log_group_from_the_stack():
+    _, variables = _user_data(_compute())
+    assert variables["AppLogGroup"] == {"Ref": "AppLogs"}
+    assert variables["NginxAccessLogGroup"] == {"Ref": "NginxAccessLogs"}
+    assert variables["NginxErrorLogGroup"] == {"Ref": "NginxErrorLogs"}
+    assert variables["BootstrapLogGroup"] == {"Ref": "BootstrapLogs"}
+
+
+def test_seed_06_user_data_takes_region_and_stack_from_pseudo_parameters():
+    t = _compute()
+    text, variables = _user_data(t)
+    assert "${AWS::Region}" in text
+    assert "${AWS::StackName}" in text
+    assert not {"AWS::Region", "AWS::StackName"} & set(variables)
+    rendered = json.dumps([text, variables])
+    assert not [region for region in KNOWN_REGIONS if region in rendered]
+    assert not re.search(r"\b\d{12}\b", rendered)  # no account id
+    assert not re.search(r"arn:aws[a-z-]*:", rendered)  # no literal ARN (the secret's is a Ref)
+    assert variables["DbSecretArn"] == {"Ref": "DbSecret"}
+    assert variables["AssetsBucket"] == {"Ref": "Assets"}
+
+
+def test_seed_06_the_whole_compute_template_holds_no_literal_region():
+    stack, _, _ = _stack()
+    rendered = stack.to_json()
+    assert not [region for region in KNOWN_REGIONS if region in rendered]
+
+
+def test_seed_06_the_script_references_only_pseudo_parameters_and_named_variables():
+    text = render_user_data()
+    pseudo = {n for n in sub_references(text) if n.startswith("AWS::")}
+    assert pseudo == {"AWS::Region", "AWS::StackName"}
+    assert not [region for region in KNOWN_REGIONS if region in text]
+
+
+def test_seed_13_user_data_is_strict_logged_signals_failure_from_an_err_trap_and_success_last():
+    text = render_user_data()
+    lines = [line.strip() for line in text.splitlines()]
+    commands = [line for line in lines if line and not line.startswith("#")]
+    assert lines[0] == "#!/bin/bash"
+    assert "set -euo pipefail" in commands
+    logging = "exec > >(tee -a /var/log/cfnbuild-bootstrap.log | logger -t bootstrap -s 2>/dev/console) 2>&1"
+    assert logging in commands
+    (trap,) = [c for c in commands if c.startswith("trap ")]
+    assert trap.endswith(" ERR")
+    assert "/opt/aws/bin/cfn-signal -e 1 " in trap
+    for option in ('--stack "${AWS::StackName}"', '--resource "${SignalResource}"', '--region "${AWS::Region}"'):
+        assert option in trap
+        assert option in commands[-1]
+    # Strict mode, logging and the trap come before any real work.
+    assert commands.index(trap) < commands.index("dnf install -y aws-cfn-bootstrap")
+    assert commands.index("set -euo pipefail") < commands.index(logging) < commands.index(trap)
+    assert commands[-1].startswith("/opt/aws/bin/cfn-signal -e 0 ")
+    assert sum("cfn-signal -e 0" in c for c in commands) == 1
+
+
+def test_seed_13_signal_resource_is_the_groups_logical_id():
+    _, variables = _user_data(_compute())
+    assert variables["SignalResource"] == "AutoScalingGroup"
+
+
+def test_seed_13_a_failing_command_signals_failure_through_the_err_trap(tmp_path):
+    text = render_user_data()
+    lines = text.splitlines()
+    end = next(i for i, line in enumerate(lines) if line.startswith("trap ") and line.rstrip().endswith(" ERR"))
+    # The script's own prelude (strict mode, logging, trap), then a command that fails.
+    prelude = substitute("\n".join([*lines[: end + 1], "false", "echo not reached >> SIGNALS"]), _sample_values(text))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    signals = tmp_path / "signals"
+    (bin_dir / "cfn-signal").write_text(f'#!/bin/bash\necho "$*" >> {signals}\n')
+    (bin_dir / "logger").write_text("#!/bin/bash\ncat > /dev/null\n")
+    for stub in bin_dir.iterdir():
+        stub.chmod(0o755)
+    script = tmp_path / "user-data.sh"
+    script.write_text(
+        prelude.replace("/opt/aws/bin/cfn-signal", str(bin_dir / "cfn-signal"))
+        .replace("/var/log/cfnbuild-bootstrap.log", str(tmp_path / "bootstrap.log"))
+        .replace("/dev/console", str(tmp_path / "console"))
+        .replace("SIGNALS", str(signals))
+    )
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    result = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, timeout=30, check=False)
+    assert result.returncode != 0
+    (signal,) = signals.read_text().splitlines()
+    assert signal.startswith("-e 1 --reason bootstrap failed at line ")
+    assert signal.endswith("--stack webapp-dev --resource AutoScalingGroup --region eu-west-1")
+
+
+def test_seed_13_user_data_is_shellcheck_clean_after_substitution(tmp_path):
+    shellcheck = require_executable("shellcheck", "apt-get install shellcheck")
+    text = render_user_data()
+    script = tmp_path / "user-data.sh"
+    script.write_text(substitute(text, _sample_values(text)))
+    result = subprocess.run([shellcheck, "--shell=bash", str(script)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout
+
+
+def test_user_data_stays_under_the_16_kb_limit_after_substitution():
+    text = render_user_data()
+    assert user_data_size_bound(text) < USER_DATA_LIMIT
+    worst = substitute(text, dict.fromkeys(sub_references(text), "x" * MAX_SUBSTITUTED_CHARS))
+    assert len(worst.encode()) <= user_data_size_bound(text)
+
+
+def test_only_the_variables_the_script_references_are_passed_to_fn_sub():
+    text, variables = _user_data(_compute())
+    assert set(variables) == sub_references(text) - {"AWS::Region", "AWS::StackName"}
+
+
+def test_substitute_does_what_fn_sub_does():
+    assert substitute("${AWS::Region} ${Name} ${!HOME} $PATH", {"AWS::Region": "r", "Name": "n"}) == "r n ${HOME} $PATH"
+    with pytest.raises(KeyError, match="Missing is referenced"):
+        substitute("${Missing}", {})
+
+
+def test_seed_08_group_trusts_the_load_balancers_generous_health_checks_after_a_grace_period():
+    t = _compute(health_check_grace_seconds=420)
+    t.has_resource_properties(
+        "AWS::AutoScaling::AutoScalingGroup",
+        {"HealthCheckType": "ELB", "HealthCheckGracePeriod": 420, "TargetGroupARNs": [{"Ref": "TargetGroup"}]},
+    )
+    t.has_resource_properties(
+        "AWS::ElasticLoadBalancingV2::TargetGroup",
+        {"HealthCheckTimeoutSeconds": 10, "HealthCheckIntervalSeconds": 30, "UnhealthyThresholdCount": 5},
+    )
+    (group,) = _compute().of_type("AWS::AutoScaling::AutoScalingGroup").values()
+    assert group["Properties"]["HealthCheckGracePeriod"] >= 300
+
+
+def test_seed_14_instances_serve_the_target_port_that_their_security_group_opens_to_the_alb():
+    from blueprints.security import SecurityGroups, SecurityGroupsInputs
+
+    stack = Stack("app", description="d", project="p", environment="dev")
+    net = Network(stack, NetworkInputs())
+    groups = SecurityGroups(stack, SecurityGroupsInputs(vpc_id=net.vpc_id))
+    lb = LoadBalancer(
+        stack,
+        LoadBalancerInputs(
+            vpc_id=net.vpc_id,
+            subnet_ids=net.public_subnet_ids,
+            security_group_id=groups.alb_group_id,
+            log_bucket_name=Ref("AWS::NoValue"),
+        ),
+    )
+    log_groups = {
+        name: stack.add_resource(logs.LogGroup(f"LogGroup{index}"), owner="test", stateful=True)
+        for index, name in enumerate(LOG_GROUP_NAMES)
+    }
+    Compute(
+        stack,
+        ComputeInputs(
+            subnet_ids=net.app_subnet_ids,
+            security_group_id=groups.app_group_id,
+            target_group_arn=lb.target_group_arn,
+            assets_bucket=stack.add_resource(s3.Bucket("Assets"), owner="test"),
+            db_secret=stack.add_resource(secretsmanager.Secret("DbSecret"), owner="test"),
+            log_groups=log_groups,
+        ),
+    )
+    t = TemplateAssert(stack.to_dict())
+    (target_group,) = t.of_type("AWS::ElasticLoadBalancingV2::TargetGroup").values()
+    assert target_group["Properties"]["Port"] == lb.target_port == 80
+    (template,) = t.of_type("AWS::EC2::LaunchTemplate").values()
+    (interface,) = template["Properties"]["LaunchTemplateData"]["NetworkInterfaces"]
+    app_group = interface["Groups"][0]["Fn::GetAtt"][0]
+    alb_group = t.of_type("AWS::ElasticLoadBalancingV2::LoadBalancer")["LoadBalancer"]["Properties"]["SecurityGroups"]
+    ingress = [
+        r["Properties"]
+        for r in t.of_type("AWS::EC2::SecurityGroupIngress").values()
+        if r["Properties"]["GroupId"] == {"Fn::GetAtt": [app_group, "GroupId"]}
+    ]
+    assert ingress
+    assert ingress[0]["SourceSecurityGroupId"] == alb_group[0]
+    assert ingress[0]["FromPort"] == ingress[0]["ToPort"] == 80
+
+
+def test_group_sizes_launch_template_version_and_signals():
+    t = _compute(min_size=1, max_size=3, desired_capacity=2)
+    t.has_resource(
+        "AWS::AutoScaling::AutoScalingGroup",
+        {
+            "Properties": {
+                "MinSize": "1",
+                "MaxSize": "3",
+                "DesiredCapacity": "2",
+                "VPCZoneIdentifier": [{"Ref": "AppSubnet1"}, {"Ref": "AppSubnet2"}],
+                "LaunchTemplate": {
+                    "LaunchTemplateId": {"Ref": "LaunchTemplate"},
+                    "Version": {"Fn::GetAtt": ["LaunchTemplate", "LatestVersionNumber"]},
+                },
+                "MetricsCollection": [{"Granularity": "1Minute"}],
+            },
+            "CreationPolicy": {"ResourceSignal": {"Count": 2, "Timeout": "PT15M"}},
+            "UpdatePolicy": {
+                "AutoScalingRollingUpdate": {
+                    "MinInstancesInService": 1,
+                    "MaxBatchSize": 1,
+                    "PauseTime": "PT15M",
+                    "WaitOnResourceSignals": True,
+                    "SuspendProcesses": [
+                        "HealthCheck",
+                        "ReplaceUnhealthy",
+                        "AZRebalance",
+                        "AlarmNotification",
+                        "ScheduledActions",
+                    ],
+                }
+            },
+        },
+    )
+
+
+def test_rolling_update_keeps_min_in_service_below_max_size():
+    (group,) = (
+        _compute(min_size=2, max_size=2, desired_capacity=2).of_type("AWS::AutoScaling::AutoScalingGroup").values()
+    )
+    assert group["UpdatePolicy"]["AutoScalingRollingUpdate"]["MinInstancesInService"] == 1
+
+
+def test_cpu_target_tracking_policy():
+    _compute(cpu_target_percent=60).has_resource_properties(
+        "AWS::AutoScaling::ScalingPolicy",
+        {
+            "AutoScalingGroupName": {"Ref": "AutoScalingGroup"},
+            "PolicyType": "TargetTrackingScaling",
+            "TargetTrackingConfiguration": {
+                "PredefinedMetricSpecification": {"PredefinedMetricType": "ASGAverageCPUUtilization"},
+                "TargetValue": 60.0,
+            },
+        },
+    )
+
+
+def test_seed_18_group_waits_only_for_what_it_is_told_the_nat_routes():
+    t = _compute(depends_on=("PrivateDefaultRoute1", "PrivateDefaultRoute2"))
+    t.has_resource(
+        "AWS::AutoScaling::AutoScalingGroup", {"DependsOn": ["PrivateDefaultRoute1", "PrivateDefaultRoute2"]}
+    )
+    compute_types = ("AWS::AutoScaling", "AWS::EC2::LaunchTemplate", "AWS::IAM")
+    resources = _compute().resources.values()
+    assert not any("DependsOn" in r for r in resources if r["Type"].startswith(compute_types))
+
+
+def test_extra_environment_reaches_the_script(tmp_path, monkeypatch):
+    from blueprints import compute
+
+    (tmp_path / "custom.sh").write_text(render_user_data() + 'echo "${DbHost}"\n')
+    monkeypatch.setattr(compute, "FILES_DIR", tmp_path)
+    text, variables = _user_data(_compute(user_data_file="custom.sh", extra_environment={"DbHost": Ref("DbSecret")}))
+    assert text.endswith('echo "${DbHost}"\n')
+    assert variables["DbHost"] == {"Ref": "DbSecret"}
+
+
+def test_outputs_and_attributes():
+    stack, compute, _ = _stack()
+    t = TemplateAssert(stack.to_dict())
+    for name in ("AutoScalingGroupName", "LaunchTemplateId", "InstanceRoleArn"):
+        t.has_output(name, {"Export": {"Name": {"Fn::Sub": "${AWS::StackName}-" + name}}, "Description": Match.any()})
+    t.has_output("AutoScalingGroupName", {"Value": {"Ref": "AutoScalingGroup"}})
+    t.has_output("LaunchTemplateId", {"Value": {"Ref": "LaunchTemplate"}})
+    t.has_output("InstanceRoleArn", {"Value": {"Fn::GetAtt": ["InstanceRole", "Arn"]}})
+    assert compute.auto_scaling_group.title == "AutoScalingGroup"
+    assert compute.auto_scaling_group_name.to_dict() == {"Ref": "AutoScalingGroup"}
+    assert compute.launch_template_id.to_dict() == {"Ref": "LaunchTemplate"}
+    assert compute.instance_role.role.title == "InstanceRole"
+    assert compute.instance_role_arn.to_dict() == {"Fn::GetAtt": ["InstanceRole", "Arn"]}
+
+
+def test_grant_bucket_prefixes_gives_each_prefix_its_own_statements():
+    grants = Grants()
+    bucket = s3.Bucket("Assets")
+    grants.grant_bucket_read(bucket, prefix="releases/")
+    grants.grant_bucket_read_write(bucket, prefix="uploads/")
+    sids = [s["Sid"] for s in encode_to_dict(grants.document())["Statement"]]
+    # The existing helpers name statements by bucket only, so the uploads read is lost:
+    assert sids == ["GrantListBucketAssets", "GrantReadObjectsAssets", "GrantWriteObjectsAssets"]
+    grants = Grants()
+    grant_bucket_prefixes(grants, bucket, read=["releases/"], read_write=["uploads/"])
+    statements = encode_to_dict(grants.document())["Statement"]
+    assert [(s["Sid"], s["Resource"][0]["Fn::Sub"][0].rsplit("}", 1)[1]) for s in statements] == [
+        ("GrantListBucketAssets", ""),
+        ("GrantReadObjectsAssetsReleases", "/releases/*"),
+        ("GrantReadObjectsAssetsUploads", "/uploads/*"),
+        ("GrantWriteObjectsAssetsUploads", "/uploads/*"),
+    ]
+
+
+def test_grant_bucket_prefixes_refuses_bad_or_clashing_prefixes():
+    with pytest.raises(ValueError, match="plain key prefix"):
+        grant_bucket_prefixes(Grants(), s3.Bucket("Assets"), read=["/releases/"])
+    with pytest.raises(ValueError, match="would share statement IDs"):
+        grant_bucket_prefixes(Grants(), s3.Bucket("Assets"), read=["a/b/"], read_write=["a-b/"])
+    grants = Grants()
+    with pytest.raises(ValueError, match="'bad\\*'"):
+        grant_bucket_prefixes(grants, s3.Bucket("Assets"), read=["ok/", "bad*"])
+    assert grants.statements == []
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ({"min_size": 5, "max_size": 4, "desired_capacity": 4}, "'min_size': is 5, above max_size 4"),
+        ({"desired_capacity": 5}, r"'desired_capacity': is 5, outside min_size..max_size \(2..4\)"),
+        ({"min_size": 0, "desired_capacity": 0}, "'desired_capacity': is 0"),
+        ({"health_check_grace_seconds": 60}, "'health_check_grace_seconds': is 60"),
+        ({"cpu_target_percent": 95}, "'cpu_target_percent': is 95"),
+        ({"instance_type": "big"}, "'instance_type': is 'big'"),
+        ({"instance_type": "t4g.small"}, "'ami_parameter': .* does not match the architecture of t4g.small"),
+        ({"ami_parameter": AL2023_X86_64.replace("x86_64", "arm64")}, "'ami_parameter': .* of t3.small"),
+        ({"root_volume_gib": 4}, "'root_volume_gib': is 4"),
+        ({"artifact_prefix": "/releases"}, "'artifact_prefix': is '/releases'"),
+        ({"uploads_prefix": "releases/uploads/"}, "'uploads_prefix': 'releases/uploads/' overlaps"),
+        ({"metrics_namespace": "AWS/EC2"}, "'metrics_namespace': starts with 'AWS/'"),
+        ({"log_groups": {}}, "'log_groups': is empty"),
+        ({"log_groups": {"App": logs.LogGroup("X")}}, "'log_groups': name 'App'"),
+        ({"log_groups": {"app": s3.Bucket("X")}}, "'log_groups': 'app' is not an AWS::Logs::LogGroup"),
+        (
+            {"assets_bucket": secretsmanager.Secret("X")},
+            "'assets_bucket': is AWS::SecretsManager::Secret; give the AWS::S3::Bucket resource",
+        ),
+        ({"user_data_file": "../compute.py"}, "'user_data_file': cannot be read"),
+        ({"user_data_file": "missing.sh"}, "'user_data_file': cannot be read"),
+        ({"extra_environment": {"Unused": "x"}}, "'extra_environment': Unused not referenced"),
+        ({"extra_environment": {"DbSecretArn": "x"}}, "'extra_environment': DbSecretArn is already provided"),
+        ({"extra_environment": {"bad-name": "x"}}, "'extra_environment': name 'bad-name'"),
+    ],
+)
+def test_incompatible_inputs_are_rejected_when_the_blueprint_is_made(inputs, message):
+    with pytest.raises(InputError, match="Compute input " + message):
+        _stack(**inputs)
+
+
+def test_a_script_referencing_an_unknown_value_or_account_is_rejected(tmp_path, monkeypatch):
+    from blueprints import compute
+
+    monkeypatch.setattr(compute, "FILES_DIR", tmp_path)
+    (tmp_path / "bad.sh").write_text("#!/bin/bash\necho ${HOME} ${AWS::AccountId}\n")
+    with pytest.raises(InputError, match=r"references \$\{AWS::AccountId\}, \$\{HOME\}, which nothing provides"):
+        _stack(user_data_file="bad.sh")
+
+
+def test_a_script_that_could_exceed_16_kb_is_rejected(tmp_path, monkeypatch):
+    from blueprints import compute
+
+    monkeypatch.setattr(compute, "FILES_DIR", tmp_path)
+    (tmp_path / "big.sh").write_text("#!/bin/bash\n" + "echo ${AssetsBucket}\n" * 70)
+    with pytest.raises(InputError, match="may exceed EC2's 16 KB user data limit"):
+        _stack(user_data_file="big.sh")
+
+
+def test_render_user_data_reads_the_single_source_file():
+    path = Path(__file__).resolve().parents[2] / "blueprints" / "files" / "user-data.sh"
+    assert render_user_data() == path.read_text()
