@@ -56,6 +56,7 @@ class Project:
     app: App[Any]
     config_dir: Path
     output_dir: Path
+    default_environment: str | None = None
     _configs: dict[str, EnvironmentConfig] = field(default_factory=dict, compare=False, repr=False)
 
     def environments(self) -> list[str]:
@@ -107,4 +108,5 @@ def load_project(start: Path | None = None) -> Project:
         app=app,
         config_dir=directory / settings.get("config_dir", "config"),
         output_dir=directory / settings.get("output_dir", "output"),
+        default_environment=settings.get("default_env"),
     )

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cfnbuild.app import Project, load_project
+from cfnbuild.deploy.commands import register as register_deploy_commands
 from cfnbuild.errors import CfnbuildError, CheckFailed, UsageError
 from cfnbuild.graph import critical_path, to_dot
 from cfnbuild.lint import Finding, LintCache, checkov, skip_problems
@@ -81,10 +82,13 @@ def cli(ctx: click.Context, project_dir: Path | None, debug: bool) -> None:
     Example:
       cfnbuild build --all        # render, lint and write output/<env>/<stack>.json
       cfnbuild lint --env prod    # cfn-lint and checkov over what build wrote
+      cfnbuild deploy --local     # deploy to the embedded emulator
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
     ctx.obj["project_loader"] = lambda: load_project(project_dir)
+    ctx.obj["out"] = out
+    ctx.obj["err"] = err
 
 
 @cli.command()
@@ -259,6 +263,9 @@ def graph(ctx: click.Context, env: str, dot: bool) -> None:
 
 def _minutes(seconds: int) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+register_deploy_commands(cli)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

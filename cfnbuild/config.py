@@ -14,7 +14,7 @@ import ipaddress
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
@@ -88,6 +88,23 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+Capability = Literal["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
+
+
+class DeployConfig(Section):
+    """``[deploy]``: how ``cfnbuild deploy`` ships this environment's stacks."""
+
+    stack_name_suffix: str = Field(
+        default="", pattern=r"^[A-Za-z0-9-]{0,40}$", description="Appended to '<stack>-<env>' to name the stack."
+    )
+    termination_protection: bool = Field(default=False, description="Refuse to delete the stack (prod: true).")
+    protect_stateful: bool = Field(
+        default=True, description="A stack policy that denies Replace and Delete of every stateful resource."
+    )
+    capabilities: list[Capability] = Field(default_factory=lambda: ["CAPABILITY_IAM"], description="Acknowledged.")  # type: ignore[arg-type]  # pydantic's stub cannot see the literal
+    parameters: dict[str, str] = Field(default_factory=dict, description="Template parameter values.")
+
+
 class EnvironmentConfig(Section):
     """The keys every environment file has; a project's model adds its own sections."""
 
@@ -95,6 +112,12 @@ class EnvironmentConfig(Section):
     project: Name = Field(description="Short project name, used in tags.")
     regions: list[Region] = Field(min_length=1, description="Regions to deploy to; the first is the default.")
     tags: dict[str, str] = Field(default_factory=dict, description="Extra tags on every taggable resource.")
+    deploy: DeployConfig = Field(default_factory=DeployConfig, description="[deploy] section.")
+
+    def stack_name(self, stack: str) -> str:
+        """The deployed name of ``stack`` in this environment: ``<stack>-<env>[-<suffix>]``."""
+        suffix = f"-{self.deploy.stack_name_suffix}" if self.deploy.stack_name_suffix else ""
+        return f"{stack}-{self.environment}{suffix}"
 
     @property
     def region(self) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -102,11 +103,18 @@ def run_emulator(region: str) -> Iterator[Emulator]:
     os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
     for fix in _FIXES:
         fix()
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    # werkzeug logs a line per request, and a traceback for every API moto lacks (the client
+    # gets the error anyway).
+    logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
+    # moto warns (in its log and as UserWarnings) of every resource type it leaves as a
+    # placeholder; the deploy reports what the emulator did not return itself.
+    logging.getLogger("moto").setLevel(logging.CRITICAL)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"moto\.")
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
-        host, port = server.get_host_and_port()
-        yield Emulator(endpoint_url=f"http://{host}:{port}", region=region)
+        _, port = server.get_host_and_port()
+        # "localhost" rather than the address: moto reads a TemplateURL path-style only then.
+        yield Emulator(endpoint_url=f"http://localhost:{port}", region=region)
     finally:
         server.stop()

@@ -1,0 +1,522 @@
+"""The deploy half of the CLI: plan, deploy, status, outputs, delete, drift, recover.
+
+Every command takes ``--env``, ``--region``, ``--profile``, ``--endpoint-url`` and ``--local``.
+``--local`` starts the embedded emulator (moto in server mode, on a free loopback port, in this
+process) with throwaway credentials and runs the very same code path against it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from botocore.exceptions import ClientError
+from rich.console import Console
+from rich.table import Table
+
+from cfnbuild.app import Project
+from cfnbuild.deploy.aws import Aws, Target, error_code, error_message
+from cfnbuild.deploy.engine import Engine, Interrupted, Refused, Request
+from cfnbuild.deploy.events import make_reporter, root_cause, stack_events_since, watch
+from cfnbuild.deploy.plan import render_json, render_markdown, render_text, save_plan
+from cfnbuild.emulator import THROWAWAY_CREDENTIALS, run_emulator
+from cfnbuild.errors import CfnbuildError, UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_NO_CHANGES, EXIT_CHANGES = 0, 2
+
+
+@dataclass(frozen=True)
+class Where:
+    """The command's target options, as given."""
+
+    env: str | None
+    stack: str | None
+    region: str | None
+    profile: str | None
+    endpoint_url: str | None
+    local: bool
+
+
+def target_options(command: F) -> F:
+    """The options every deploy command shares."""
+    options = [
+        click.option(
+            "--env", "env", metavar="ENV", help="Environment (config/ENV.toml); default: [tool.cfnbuild] default_env."
+        ),
+        click.option("--stack", "stack", metavar="NAME", help="Stack of the project (default: its only stack)."),
+        click.option("--region", metavar="REGION", help="AWS region (default: the config's first region)."),
+        click.option("--profile", metavar="PROFILE", help="AWS profile from ~/.aws/config."),
+        click.option("--endpoint-url", metavar="URL", help="Send every AWS call to this endpoint (an emulator)."),
+        click.option("--local", is_flag=True, help="Start the embedded emulator (moto) and deploy to it."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _where(kwargs: dict[str, Any]) -> Where:
+    return Where(*(kwargs.pop(k) for k in ("env", "stack", "region", "profile", "endpoint_url", "local")))
+
+
+@contextmanager
+def engine_for(ctx: click.Context, where: Where) -> Iterator[tuple[Engine, str, str]]:
+    """An engine pointed at the target; yields (engine, environment, stack)."""
+    project: Project = ctx.obj["project_loader"]()
+    out: Console = ctx.obj["out"]
+    err: Console = ctx.obj["err"]
+    env = where.env or project.default_environment
+    if env is None:
+        raise UsageError("give --env ENV (or set [tool.cfnbuild] default_env in pyproject.toml)")
+    config = project.config(env)
+    stack = where.stack or _only_stack(project)
+    project.app.stack(stack)
+    region = where.region or config.region
+    if where.local and (where.endpoint_url or where.profile):
+        raise UsageError("--local starts its own emulator; leave out --endpoint-url and --profile")
+    confirm = _prompt if sys.stdin.isatty() else None
+    if where.local:
+        with run_emulator(region) as emulator:
+            err.print(
+                f"[bold]--local:[/] the embedded AWS emulator (moto) at {emulator.endpoint_url}; nothing reaches AWS, "
+                "and everything is gone when this command ends"
+            )
+            target = Target(
+                config.stack_name(stack),
+                region,
+                endpoint_url=emulator.endpoint_url,
+                credentials=dict(THROWAWAY_CREDENTIALS),
+            )
+            yield Engine(project, Aws(target), out, err, confirm=confirm), env, stack
+        return
+    target = Target(config.stack_name(stack), region, profile=where.profile, endpoint_url=where.endpoint_url)
+    yield Engine(project, Aws(target), out, err, confirm=confirm), env, stack
+
+
+def _only_stack(project: Project) -> str:
+    names = [spec.name for spec in project.app.stacks]
+    if len(names) != 1:
+        raise UsageError(f"this project has stacks {', '.join(names)}; choose one with --stack")
+    return names[0]
+
+
+def _prompt(question: str) -> str:
+    return str(click.prompt(question, default="", show_default=False))
+
+
+def _params(values: tuple[str, ...]) -> dict[str, str]:
+    parsed = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--param {item!r}: write it as KEY=VALUE")
+        parsed[key] = value
+    return parsed
+
+
+@click.command()
+@target_options
+@click.option(
+    "--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a template parameter (repeatable)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option("--markdown", is_flag=True, help="Print the plan as Markdown (for a pull-request comment).")
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Save the plan; keeps its change set for 'deploy --plan'.",
+)
+@click.pass_context
+def plan(
+    ctx: click.Context, /, params: tuple[str, ...], as_json: bool, markdown: bool, out_file: Path | None, **kwargs: Any
+) -> None:
+    r"""Show what a deploy would change, from a change set of the template build wrote.
+
+    Exit code: 0 no changes, 2 changes, 1 error. Replacement or removal of a stateful resource is
+    marked DANGER; IAM and security-group changes that widen access are called out; NoEcho
+    values are masked. Without --out the change set is deleted again, so a plan leaves nothing.
+
+    \b
+    Example:
+      cfnbuild plan --env prod --markdown > plan.md
+      cfnbuild plan --env prod --out prod.plan && cfnbuild deploy --env prod --plan prod.plan
+    """
+    if as_json and markdown:
+        raise UsageError("give --json or --markdown, not both")
+    where = _where(kwargs)
+    try:
+        with engine_for(ctx, where) as (engine, env, stack):
+            result, _ = engine.plan(Request(env, stack, param_overrides=_params(params)), keep=out_file is not None)
+    except CfnbuildError as exc:
+        exc.exit_code = 1  # plan: 2 means "changes"; every error is 1
+        raise
+    if as_json:
+        ctx.obj["out"].print(render_json(result), markup=False, soft_wrap=True)
+    elif markdown:
+        ctx.obj["out"].print(render_markdown(result), markup=False, soft_wrap=True)
+    else:
+        render_text(result, ctx.obj["out"])
+    if out_file is not None:
+        save_plan(result, out_file)
+        ctx.obj["err"].print(f"saved the plan to {out_file}; deploy it with --plan {out_file}", markup=False)
+    ctx.exit(EXIT_CHANGES if result.has_changes else EXIT_NO_CHANGES)
+
+
+@click.command()
+@target_options
+@click.option(
+    "--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a template parameter (repeatable)."
+)
+@click.option(
+    "--yes", is_flag=True, help="Do not ask for confirmation (CI). Destructive changes still need --allow-replace."
+)
+@click.option(
+    "--allow-replace",
+    "allow_replace",
+    multiple=True,
+    metavar="LOGICAL_ID",
+    help="Allow replacing or removing this stateful resource, for this deploy only.",
+)
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Execute exactly this saved plan; refused if the stack changed since.",
+)
+@click.option(
+    "--wait", is_flag=True, help="If the stack is busy in another operation, wait for it instead of refusing."
+)
+@click.option(
+    "--recreate-failed",
+    is_flag=True,
+    help="Delete and recreate a stack stuck in ROLLBACK_COMPLETE or REVIEW_IN_PROGRESS (only stacks cfnbuild made).",
+)
+@click.pass_context
+def deploy(
+    ctx: click.Context,
+    /,
+    *,
+    params: tuple[str, ...],
+    yes: bool,
+    allow_replace: tuple[str, ...],
+    plan_file: Path | None,
+    wait: bool,
+    recreate_failed: bool,
+    **kwargs: Any,
+) -> None:
+    r"""Deploy the template build wrote, through a change set, and watch it to the end.
+
+    First a local no-op check (nothing is created when template, parameters, tags and policies
+    are as deployed); then the plan; then confirmation (typing the stack name when the plan is
+    destructive). Success is CREATE_COMPLETE or UPDATE_COMPLETE only; on failure the root cause
+    is printed. The outputs are printed and written to output/ENV/STACK.outputs.json.
+
+    \b
+    Example:
+      cfnbuild deploy --local                      # the embedded emulator, throwaway
+      cfnbuild deploy --env prod --yes --allow-replace DbCluster
+    """
+    where = _where(kwargs)
+    with engine_for(ctx, where) as (engine, env, stack):
+        request = Request(
+            env,
+            stack,
+            param_overrides=_params(params),
+            allow_replace=allow_replace,
+            yes=yes or where.local,
+            wait=wait,
+            recreate_failed=recreate_failed,
+            plan_file=plan_file,
+        )
+        if where.local and not yes:
+            ctx.obj["err"].print("--local: the emulator is throwaway, so no confirmation is asked", markup=False)
+        outputs = engine.deploy(request)
+    _print_outputs(ctx.obj["out"], outputs)
+
+
+def _print_outputs(console: Console, outputs: dict[str, str]) -> None:
+    if not outputs:
+        return
+    table = Table(title="outputs")
+    table.add_column("output")
+    table.add_column("value", overflow="fold")
+    for key, value in sorted(outputs.items()):
+        table.add_row(key, value)
+    console.print(table)
+
+
+@click.command()
+@target_options
+@click.option("--follow", is_flag=True, help="Keep watching new events until the stack settles.")
+@click.pass_context
+def status(ctx: click.Context, /, follow: bool, **kwargs: Any) -> None:
+    r"""Show the stack's status and its latest events; --follow watches a running operation.
+
+    \b
+    Example:
+      cfnbuild status --env prod --follow
+    """
+    where = _where(kwargs)
+    with engine_for(ctx, where) as (engine, env, stack):
+        name = engine.stack_name(Request(env, stack))
+        deployed = engine.describe(name)
+        if deployed is None:
+            ctx.obj["out"].print(f"{name}: not deployed")
+            return
+        ctx.obj["out"].print(f"{name}: {deployed.status} (last change {deployed.last_updated})")
+        if follow and deployed.status.endswith("_IN_PROGRESS"):
+            try:
+                outcome = watch(
+                    engine.cloudformation,
+                    deployed.stack_id,
+                    since=datetime.now(UTC),
+                    success=frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "DELETE_COMPLETE"}),
+                    reporter=make_reporter(ctx.obj["out"]),
+                )
+            except KeyboardInterrupt:
+                raise Interrupted("stopped watching; the operation goes on") from None
+            ctx.obj["out"].print(f"{name}: {outcome.status}")
+            return
+        recent = engine.cloudformation.describe_stack_events(StackName=deployed.stack_id).get("StackEvents", [])[:10]
+        reporter = make_reporter(ctx.obj["out"], live=False)
+        for event in reversed(recent):
+            reporter.event(event, None)
+        reporter.close()
+
+
+@click.command()
+@target_options
+@click.pass_context
+def outputs(ctx: click.Context, /, **kwargs: Any) -> None:
+    r"""Print the stack's outputs and write them to output/ENV/STACK.outputs.json.
+
+    \b
+    Example:
+      cfnbuild outputs --env staging
+    """
+    where = _where(kwargs)
+    with engine_for(ctx, where) as (engine, env, stack):
+        name = engine.stack_name(Request(env, stack))
+        deployed = engine.describe(name)
+        if deployed is None:
+            raise UsageError(f"{name} is not deployed")
+        template = engine.deployed_template(name) or {}
+        engine._write_outputs(Request(env, stack), name, deployed.stack_id, deployed.outputs, template)
+    _print_outputs(ctx.obj["out"], deployed.outputs)
+
+
+@click.command()
+@target_options
+@click.option("--yes", is_flag=True, help="Do not ask to type the stack name (CI).")
+@click.pass_context
+def delete(ctx: click.Context, /, yes: bool, **kwargs: Any) -> None:
+    r"""Delete the stack; say first what is retained or snapshotted, and confirm.
+
+    Refused while termination protection is on.
+
+    \b
+    Example:
+      cfnbuild delete --env dev
+    """
+    where = _where(kwargs)
+    with engine_for(ctx, where) as (engine, env, stack):
+        name = engine.stack_name(Request(env, stack))
+        deployed = engine.describe(name)
+        if deployed is None:
+            ctx.obj["out"].print(f"{name}: not deployed; nothing to delete")
+            return
+        if deployed.termination_protection:
+            raise Refused(
+                f"{name} has termination protection on; turn it off in config/{env}.toml [deploy] and deploy first"
+            )
+        template = engine.deployed_template(name) or {}
+        kept = {
+            logical_id: resource["DeletionPolicy"]
+            for logical_id, resource in sorted(template.get("Resources", {}).items())
+            if resource.get("DeletionPolicy") in ("Retain", "Snapshot", "RetainExceptOnCreate")
+        }
+        for logical_id, policy in kept.items():
+            verb = "keeps a final snapshot of" if policy == "Snapshot" else "keeps"
+            ctx.obj["out"].print(f"deleting {name} {verb} {logical_id}", markup=False)
+        if not (yes or where.local):
+            if not sys.stdin.isatty():
+                raise Refused("not a terminal, so nobody can confirm; pass --yes")
+            if _prompt(f"Type the stack name ({name}) to delete it").strip() != name:
+                raise Refused("not confirmed; nothing was deleted")
+        since = engine._last_event_id(deployed.stack_id)
+        engine.cloudformation.delete_stack(StackName=deployed.stack_id)
+        outcome = watch(
+            engine.cloudformation,
+            deployed.stack_id,
+            since=since,
+            success=frozenset({"DELETE_COMPLETE"}),
+            reporter=make_reporter(ctx.obj["out"]),
+        )
+        if not outcome.ok:
+            cause = outcome.root_cause
+            raise CfnbuildError(
+                f"{name} ended {outcome.status}: {cause.logical_id}: {cause.reason}" if cause else outcome.status
+            )
+        ctx.obj["out"].print(f"{name}: deleted")
+
+
+@click.command()
+@target_options
+@click.pass_context
+def drift(ctx: click.Context, /, **kwargs: Any) -> None:
+    r"""Detect drift: resources changed outside CloudFormation since the last deploy.
+
+    Exit code 2 when anything drifted.
+
+    \b
+    Example:
+      cfnbuild drift --env prod
+    """
+    where = _where(kwargs)
+    with engine_for(ctx, where) as (engine, env, stack):
+        name = engine.stack_name(Request(env, stack))
+        cfn = engine.cloudformation
+        try:
+            detection = cfn.detect_stack_drift(StackName=name)["StackDriftDetectionId"]
+        except ClientError as exc:
+            if where.local or error_code(exc) in ("InvalidAction", "NotImplemented"):
+                reason = error_message(exc) or error_code(exc)
+                raise CfnbuildError(
+                    f"the emulator has no drift-detection API ({reason}); run drift against AWS"
+                ) from None
+            raise
+        while True:
+            state = cfn.describe_stack_drift_detection_status(StackDriftDetectionId=detection)
+            if state["DetectionStatus"] != "DETECTION_IN_PROGRESS":
+                break
+            engine.sleep(engine.poll.min_seconds)
+        if state["DetectionStatus"] == "DETECTION_FAILED":
+            raise CfnbuildError(f"drift detection failed: {state.get('DetectionStatusReason', '')}")
+        drifts = [
+            d
+            for page in cfn.get_paginator("describe_stack_resource_drifts").paginate(StackName=name)
+            for d in page["StackResourceDrifts"]
+            if d["StackResourceDriftStatus"] in ("MODIFIED", "DELETED")
+        ]
+        if not drifts:
+            ctx.obj["out"].print(f"{name}: no drift")
+            return
+        table = Table(title=f"{name}: {len(drifts)} drifted resource(s)")
+        for column in ("resource", "type", "drift", "property", "expected", "actual"):
+            table.add_column(column, overflow="fold")
+        for d in drifts:
+            differences = d.get("PropertyDifferences") or [{}]
+            for diff in differences:
+                table.add_row(
+                    d["LogicalResourceId"], d["ResourceType"], d["StackResourceDriftStatus"],
+                    diff.get("PropertyPath", ""), str(diff.get("ExpectedValue", "")), str(diff.get("ActualValue", "")),
+                )  # fmt: skip
+        ctx.obj["out"].print(table)
+    ctx.exit(2)
+
+
+@click.command()
+@target_options
+@click.option(
+    "--skip",
+    "skip",
+    multiple=True,
+    metavar="LOGICAL_ID",
+    help="Resources to skip (default: those whose rollback failed).",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (CI).")
+@click.pass_context
+def recover(ctx: click.Context, /, skip: tuple[str, ...], yes: bool, **kwargs: Any) -> None:
+    r"""Continue a rollback stuck in UPDATE_ROLLBACK_FAILED, skipping the resources that failed it.
+
+    The resources to skip are pre-filled from the failed events of the rollback; skipped
+    resources are marked as rolled back without being changed, so check them afterwards.
+
+    \b
+    Example:
+      cfnbuild recover --env prod
+    """
+    where = _where(kwargs)
+    with engine_for(ctx, where) as (engine, env, stack):
+        name = engine.stack_name(Request(env, stack))
+        deployed = engine.describe(name)
+        if deployed is None or deployed.status != "UPDATE_ROLLBACK_FAILED":
+            state = deployed.status if deployed else "not deployed"
+            raise Refused(f"{name} is {state}; recover only continues a rollback in UPDATE_ROLLBACK_FAILED")
+        cfn = engine.cloudformation
+        to_skip = list(skip) or failed_rollback_resources(cfn, deployed.stack_id)
+        cause = root_cause(
+            cfn,
+            deployed.stack_id,
+            stack_events_since(cfn, deployed.stack_id, _last_update_start(cfn, deployed.stack_id)),
+        )
+        if cause:
+            ctx.obj["out"].print(f"the rollback failed at {cause.logical_id}: {cause.reason}", markup=False)
+        ctx.obj["out"].print(f"resources to skip: {', '.join(to_skip) or '(none)'}", markup=False)
+        if not yes:
+            if not sys.stdin.isatty():
+                raise Refused("not a terminal, so nobody can confirm; pass --yes")
+            if _prompt("Continue the rollback? Type 'yes'").strip().lower() != "yes":
+                raise Refused("not confirmed; nothing was changed")
+        since = engine._last_event_id(deployed.stack_id)
+        try:
+            cfn.continue_update_rollback(StackName=deployed.stack_id, ResourcesToSkip=to_skip)
+        except ClientError as exc:
+            if where.local:
+                raise CfnbuildError(
+                    f"the emulator has no continue-rollback API ({error_message(exc) or error_code(exc)})"
+                ) from None
+            raise
+        outcome = watch(
+            cfn,
+            deployed.stack_id,
+            since=since,
+            success=frozenset({"UPDATE_ROLLBACK_COMPLETE"}),
+            reporter=make_reporter(ctx.obj["out"]),
+        )
+        if outcome.status != "UPDATE_ROLLBACK_COMPLETE":
+            raise CfnbuildError(f"{name} ended {outcome.status}; the rollback is still stuck")
+        ctx.obj["out"].print(f"{name}: UPDATE_ROLLBACK_COMPLETE; deploy again when ready")
+
+
+def failed_rollback_resources(cloudformation: Any, stack_id: str) -> list[str]:
+    """The resources whose update failed during the last rollback (the ones to skip)."""
+    events = stack_events_since(cloudformation, stack_id, _last_update_start(cloudformation, stack_id))
+    rolling_back = False
+    failed: list[str] = []
+    for event in events:
+        status = event.get("ResourceStatus", "")
+        if event.get("PhysicalResourceId") == stack_id and status == "UPDATE_ROLLBACK_IN_PROGRESS":
+            rolling_back = True
+        elif rolling_back and status == "UPDATE_FAILED" and event["LogicalResourceId"] not in failed:
+            failed.append(event["LogicalResourceId"])
+    return failed
+
+
+def _last_update_start(cloudformation: Any, stack_id: str) -> str | datetime:
+    """The event just before the last update began (so its whole story is read)."""
+    paginator = cloudformation.get_paginator("describe_stack_events")
+    found = False
+    for page in paginator.paginate(StackName=stack_id):  # newest first
+        for event in page["StackEvents"]:
+            if found:
+                return str(event["EventId"])
+            found = event.get("PhysicalResourceId") == stack_id and event.get("ResourceStatus") == "UPDATE_IN_PROGRESS"
+    return datetime.fromtimestamp(0, UTC)
+
+
+COMMANDS = (plan, deploy, status, outputs, delete, drift, recover)
+
+
+def register(group: click.Group) -> None:
+    """Add the deploy commands (and the ``diff`` alias of ``plan``) to the CLI."""
+    for command in COMMANDS:
+        group.add_command(command)
+    group.add_command(plan, name="diff")

@@ -1,0 +1,595 @@
+"""The deploy engine: from a written template to a stack in its wanted state, or a clear refusal.
+
+``plan``: resolve parameters → create a change set → wait (our own loop) → one merged plan.
+``deploy``: a local no-op check (template, parameters, tags, termination protection and stack
+policy unchanged → nothing is created) → plan → refuse what is not allowed (destructive changes
+to stateful resources without ``--allow-replace``) → confirm → execute with a client request
+token → stream new events → success only on CREATE_COMPLETE / UPDATE_COMPLETE → outputs.
+
+The engine never builds templates: it reads ``output/<env>/<stack>.json``, refusing when that
+file is stale, so what was linted is what ships.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+from rich.console import Console
+
+from cfnbuild.app import Project
+from cfnbuild.deploy import changeset
+from cfnbuild.deploy.aws import Aws, error_code, error_message
+from cfnbuild.deploy.events import PollSettings, make_reporter, watch
+from cfnbuild.deploy.plan import Plan, build_plan, load_plan, render_text
+from cfnbuild.deploy.policy import policy_body, same_policy, stack_policy
+from cfnbuild.deploy.staging import INLINE_TEMPLATE_LIMIT, StagingBucket
+from cfnbuild.errors import CfnbuildError, UsageError
+from cfnbuild.files import write_atomic
+from cfnbuild.lookups import resolve_lookups
+from cfnbuild.stateful import stateful_resources
+from cfnbuild.tags import MANAGED_BY, standard_tags
+from cfnbuild.writer import render, stale_files
+
+CACHE_DIR = ".cfnbuild-cache"
+BUSY = re.compile(r"_IN_PROGRESS$")
+FAILED_CREATE_STATES = ("ROLLBACK_COMPLETE", "REVIEW_IN_PROGRESS", "ROLLBACK_FAILED")
+SUCCESS = {"CREATE": frozenset({"CREATE_COMPLETE"}), "UPDATE": frozenset({"UPDATE_COMPLETE"})}
+
+
+class DeployFailed(CfnbuildError):
+    """The stack operation ended in a failed state; the message holds the root cause."""
+
+
+class Refused(CfnbuildError):
+    """The engine will not go on, for the reason it gives; nothing was changed."""
+
+
+class Interrupted(CfnbuildError):
+    """Ctrl-C while watching: the stack operation goes on in AWS."""
+
+    exit_code = 130
+
+
+@dataclass(frozen=True)
+class DeployedStack:
+    """What DescribeStacks says of an existing stack."""
+
+    stack_id: str
+    name: str
+    status: str
+    parameters: dict[str, str]
+    tags: dict[str, str]
+    outputs: dict[str, str]
+    last_updated: str
+    termination_protection: bool
+
+    @classmethod
+    def from_api(cls, stack: Mapping[str, Any]) -> DeployedStack:
+        """Read one entry of DescribeStacks."""
+        when = stack.get("LastUpdatedTime") or stack.get("CreationTime")
+        return cls(
+            stack_id=stack["StackId"],
+            name=stack["StackName"],
+            status=stack["StackStatus"],
+            parameters={p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])},
+            tags={t["Key"]: t["Value"] for t in stack.get("Tags", [])},
+            outputs={o["OutputKey"]: o.get("OutputValue", "") for o in stack.get("Outputs", [])},
+            last_updated=when.isoformat() if isinstance(when, datetime) else str(when or ""),
+            termination_protection=bool(stack.get("EnableTerminationProtection", False)),
+        )
+
+
+@dataclass(frozen=True)
+class Request:
+    """One deploy or plan, as the user asked for it."""
+
+    environment: str
+    stack: str
+    param_overrides: Mapping[str, str] = field(default_factory=dict)
+    allow_replace: Sequence[str] = ()
+    yes: bool = False
+    wait: bool = False
+    recreate_failed: bool = False
+    plan_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The template and everything sent with it, ready for a change set."""
+
+    template: dict[str, Any]
+    body: str
+    template_hash: str
+    parameters: dict[str, str]
+    previous: frozenset[str]  # parameters sent with UsePreviousValue
+    tags: dict[str, str]
+    capabilities: list[str]
+    termination_protection: bool
+    policy: dict[str, Any] | None
+
+
+@dataclass
+class Engine:
+    """Plans and deploys the stacks of one project to one target."""
+
+    project: Project
+    aws: Aws
+    out: Console
+    err: Console
+    poll: PollSettings = field(default_factory=PollSettings)
+    sleep: Callable[[float], None] = time.sleep
+    confirm: Callable[[str], str] | None = None  # asks the user to type something; None: no TTY
+
+    @property
+    def cloudformation(self) -> Any:
+        """The CloudFormation client."""
+        return self.aws.cloudformation
+
+    # ----------------------------------------------------------------- reading state
+    def describe(self, stack_name: str) -> DeployedStack | None:
+        """The stack as deployed, or ``None`` when there is none of that name."""
+        try:
+            stacks = self.cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+        except ClientError as exc:
+            if error_code(exc) == "ValidationError" and "does not exist" in error_message(exc):
+                return None
+            raise
+        return DeployedStack.from_api(stacks[0]) if stacks else None
+
+    def deployed_template(self, stack_name: str) -> dict[str, Any] | None:
+        """The template the stack was last deployed with."""
+        body = self.cloudformation.get_template(StackName=stack_name, TemplateStage="Original")["TemplateBody"]
+        if isinstance(body, str):
+            try:
+                loaded: dict[str, Any] = json.loads(body)
+            except json.JSONDecodeError:
+                return None  # not JSON (a YAML template from elsewhere): compare as changed
+            return loaded
+        return dict(body)
+
+    def deployed_policy(self, stack_name: str) -> str | None:
+        """The stack's current stack policy body."""
+        return self.cloudformation.get_stack_policy(StackName=stack_name).get("StackPolicyBody")  # type: ignore[no-any-return]
+
+    # ----------------------------------------------------------------- preparing
+    def stack_name(self, request: Request) -> str:
+        """The deployed name of the requested stack."""
+        return self.project.config(request.environment).stack_name(request.stack)
+
+    def prepare(self, request: Request, deployed: DeployedStack | None) -> Prepared:
+        """Read the written template (refusing a stale one) and resolve everything sent with it."""
+        project, env = self.project, request.environment
+        config = project.config(env)
+        path = project.template_path(env, request.stack)
+        rel = path.relative_to(project.root)
+        if not path.is_file():
+            raise UsageError(f"{rel} does not exist; run 'cfnbuild build --env {env}' first")
+        rendered = [r for r in render(project, [env]) if r.stack == request.stack]
+        if stale_files(project, rendered):
+            raise UsageError(f"{rel} is stale; run 'cfnbuild build --env {env}' and review the diff before deploying")
+        text = path.read_text(encoding="utf-8")
+        template: dict[str, Any] = json.loads(text)
+        body = json.dumps(template, sort_keys=True, separators=(",", ":"))
+        parameters, previous = self._parameters(request, template, deployed)
+        return Prepared(
+            template=template,
+            body=body,
+            template_hash=hashlib.sha256(body.encode()).hexdigest(),
+            parameters=parameters,
+            previous=previous,
+            tags=standard_tags(config.project, env, config.tags),
+            capabilities=list(config.deploy.capabilities),
+            termination_protection=config.deploy.termination_protection,
+            policy=stack_policy(template) if config.deploy.protect_stateful else None,
+        )
+
+    def _parameters(
+        self, request: Request, template: Mapping[str, Any], deployed: DeployedStack | None
+    ) -> tuple[dict[str, str], frozenset[str]]:
+        declared: dict[str, Any] = template.get("Parameters", {})
+        given = self._given_parameters(request, declared)
+        lookups = resolve_lookups(
+            template,
+            region=self.aws.target.region,
+            session=self.aws.session(),
+            cache_dir=self.project.root / CACHE_DIR / "lookups",
+            endpoint_url=self.aws.target.endpoint_url,
+            overrides={name: value for name, (value, _) in given.items()},
+        )
+        for message in lookups.messages():
+            self.err.print(f"parameter {message}", markup=False)
+        values: dict[str, str] = {}
+        previous: set[str] = set()
+        for name, definition in declared.items():
+            if name in given:
+                values[name] = given[name][0]
+                _check_parameter(name, definition, values[name], given[name][1])
+            elif name in lookups and lookups[name].source != "fallback":
+                values[name] = lookups[name].value
+            elif name in lookups and deployed is not None and name in deployed.parameters:
+                previous.add(name)  # the lookup could not run: keep what the stack has
+            elif name in lookups:
+                values[name] = lookups[name].value
+            elif "Default" in definition:
+                continue  # CloudFormation applies the default
+            elif deployed is not None and name in deployed.parameters:
+                previous.add(name)
+            else:
+                raise UsageError(
+                    f"parameter {name} has no default and no value; set it in config/{request.environment}.toml "
+                    f"[deploy.parameters] or pass --param {name}=VALUE"
+                )
+        return values, frozenset(previous)
+
+    def _given_parameters(self, request: Request, declared: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+        """Values from the config and ``--param``, each with where it came from, checked by name."""
+        config = self.project.config(request.environment)
+        given: dict[str, tuple[str, str]] = {}
+        for name, value in config.deploy.parameters.items():
+            given[name] = (value, f"config/{request.environment}.toml: deploy.parameters.{name}")
+        for name, value in request.param_overrides.items():
+            given[name] = (value, f"--param {name}")
+        for name, (_, where) in given.items():
+            if name not in declared:
+                known = ", ".join(sorted(declared)) or "(none)"
+                raise UsageError(f"{where}: the template has no parameter {name!r}; it has: {known}")
+        return given
+
+    # ----------------------------------------------------------------- plan
+    def plan(self, request: Request, *, keep: bool) -> tuple[Plan, changeset.ChangeSet | None]:
+        """Create the change set for ``request`` and read it as a plan.
+
+        Unless ``keep``, the change set is deleted again (and a stack that only existed to hold
+        it), so a plan leaves nothing behind.
+        """
+        stack_name = self.stack_name(request)
+        deployed = self._usable_stack(request, stack_name)
+        prepared = self.prepare(request, deployed)
+        return self._plan(request, stack_name, deployed, prepared, keep=keep)
+
+    def _plan(
+        self, request: Request, stack_name: str, deployed: DeployedStack | None, prepared: Prepared, *, keep: bool
+    ) -> tuple[Plan, changeset.ChangeSet | None]:
+        old_template = self.deployed_template(stack_name) if deployed else None
+        change_set_type = "UPDATE" if deployed else "CREATE"
+        parameters: list[dict[str, Any]] = [
+            {"ParameterKey": k, "ParameterValue": v} for k, v in sorted(prepared.parameters.items())
+        ]
+        parameters += [{"ParameterKey": k, "UsePreviousValue": True} for k in sorted(prepared.previous)]
+        name = f"cfnbuild-{datetime.now(UTC):%Y%m%d%H%M%S}-{prepared.template_hash[:8]}"
+        with self.err.status(f"creating change set {name} for {stack_name}…"):
+            created = changeset.create(
+                self.cloudformation,
+                stack_name=stack_name,
+                name=name,
+                change_set_type=change_set_type,
+                template=self._template_argument(prepared.body),
+                parameters=parameters,
+                tags=prepared.tags,
+                capabilities=prepared.capabilities,
+                client_token=name,
+                poll=self.poll,
+                sleep=self.sleep,
+            )
+        plan = build_plan(
+            stack_name=stack_name,
+            change_set=created.description if created else None,
+            new_template=prepared.template,
+            old_template=old_template,
+            new_parameters=prepared.parameters,
+            old_parameters=deployed.parameters if deployed else {},
+            new_tags=prepared.tags,
+            old_tags=deployed.tags if deployed else {},
+            template_hash=prepared.template_hash,
+            stack_last_updated=deployed.last_updated if deployed else None,
+        )
+        if created is not None and not keep:
+            self.discard(created, created_stack=deployed is None)
+        return plan, created
+
+    def discard(self, created: changeset.ChangeSet, *, created_stack: bool) -> None:
+        """Delete a change set we made (and the empty stack a CREATE change set brought)."""
+        changeset.delete_quietly(self.cloudformation, created.id)
+        if created_stack:
+            self.cloudformation.delete_stack(StackName=created.stack_id)
+
+    def _template_argument(self, body: str) -> dict[str, str]:
+        if len(body.encode()) <= INLINE_TEMPLATE_LIMIT:
+            return {"TemplateBody": body}
+        staging = StagingBucket(self.aws)
+        key = staging.put("templates", body.encode(), suffix=".json")
+        self.err.print(f"template is {len(body.encode())} bytes: staged as s3://{staging.name}/{key}", markup=False)
+        return {"TemplateURL": staging.url(key)}
+
+    # ----------------------------------------------------------------- deploy
+    def deploy(self, request: Request) -> dict[str, str]:
+        """Deploy ``request``; returns the stack's outputs. Raises on refusal or failure."""
+        stack_name = self.stack_name(request)
+        deployed = self._usable_stack(request, stack_name)
+        prepared = self.prepare(request, deployed)
+        if deployed is not None and request.plan_file is None and self._unchanged(stack_name, deployed, prepared):
+            self.out.print(f"{stack_name}: no changes (template, parameters, tags and policies as deployed)")
+            return deployed.outputs
+        if request.plan_file is not None:
+            plan, created = self._saved_plan(request.plan_file, stack_name, deployed, prepared)
+        else:
+            plan, created = self._plan(request, stack_name, deployed, prepared, keep=True)
+            render_text(plan, self.out)
+        if created is None:
+            self._settle_protection(stack_name, deployed, prepared)
+            self.out.print(f"{stack_name}: no changes")
+            return deployed.outputs if deployed else {}
+        try:
+            self._check_allowed(plan, request)
+            self._confirm(plan, request, stack_name)
+        except CfnbuildError:
+            self.discard(created, created_stack=deployed is None)
+            raise
+        return self._execute(
+            request=request, stack_name=stack_name, deployed=deployed, prepared=prepared, plan=plan, created=created
+        )
+
+    def _usable_stack(self, request: Request, stack_name: str) -> DeployedStack | None:
+        """The deployed stack, after handling states a deploy cannot start from."""
+        deployed = self.describe(stack_name)
+        if deployed is None:
+            return None
+        if BUSY.search(deployed.status) and deployed.status != "REVIEW_IN_PROGRESS":
+            if not request.wait:
+                raise Refused(
+                    f"{stack_name} is busy ({deployed.status}); run again with --wait to wait for it, "
+                    f"or follow it with 'cfnbuild status --env {request.environment} --follow'"
+                )
+            self.err.print(f"{stack_name} is {deployed.status}; waiting for it to settle…", markup=False)
+            outcome = watch(
+                self.cloudformation,
+                deployed.stack_id,
+                since=datetime.now(UTC),
+                success=frozenset(),
+                reporter=make_reporter(self.err),
+                poll=self.poll,
+                sleep=self.sleep,
+            )
+            self.err.print(f"{stack_name} settled as {outcome.status}", markup=False)
+            return self._usable_stack(request, stack_name)
+        if deployed.status in FAILED_CREATE_STATES:
+            self._failed_create(request, deployed)
+            return None
+        if deployed.status == "UPDATE_ROLLBACK_FAILED":
+            raise Refused(
+                f"{stack_name} is UPDATE_ROLLBACK_FAILED: the last rollback could not finish; "
+                f"run 'cfnbuild recover --env {request.environment}' first"
+            )
+        if deployed.status == "DELETE_FAILED":
+            raise Refused(
+                f"{stack_name} is DELETE_FAILED; finish the delete with 'cfnbuild delete --env {request.environment}'"
+            )
+        return deployed
+
+    def _failed_create(self, request: Request, deployed: DeployedStack) -> None:
+        explain = {
+            "ROLLBACK_COMPLETE": "its creation failed and was rolled back; it can only be deleted",
+            "ROLLBACK_FAILED": "its creation failed and the rollback failed too; it can only be deleted",
+            "REVIEW_IN_PROGRESS": "it was made for a change set that was never executed; it holds no resources",
+        }[deployed.status]
+        if not request.recreate_failed:
+            raise Refused(
+                f"{deployed.name} is {deployed.status}: {explain}. Run again with --recreate-failed to delete "
+                "it and create it anew"
+            )
+        if deployed.tags.get("ManagedBy") != MANAGED_BY:
+            raise Refused(
+                f"{deployed.name} is {deployed.status} but does not carry the tag ManagedBy={MANAGED_BY}; "
+                "cfnbuild deletes only stacks it made — delete it yourself if it is yours"
+            )
+        self.err.print(f"{deployed.name} is {deployed.status} ({explain}); deleting it to create it anew", markup=False)
+        self.cloudformation.delete_stack(StackName=deployed.stack_id)
+        outcome = watch(
+            self.cloudformation,
+            deployed.stack_id,
+            since=datetime.now(UTC),
+            success=frozenset({"DELETE_COMPLETE"}),
+            reporter=make_reporter(self.err),
+            poll=self.poll,
+            sleep=self.sleep,
+        )
+        if not outcome.ok:
+            raise DeployFailed(f"could not delete the failed stack {deployed.name}: {outcome.status}")
+
+    def _unchanged(self, stack_name: str, deployed: DeployedStack, prepared: Prepared) -> bool:
+        """The local no-op check: everything a deploy would send is already deployed."""
+        if prepared.parameters.items() - deployed.parameters.items():
+            return False
+        if prepared.tags != deployed.tags or prepared.termination_protection != deployed.termination_protection:
+            return False
+        if self.deployed_template(stack_name) != prepared.template:
+            return False
+        return prepared.policy is None or same_policy(self.deployed_policy(stack_name), prepared.policy)
+
+    def _saved_plan(
+        self, plan_file: Path, stack_name: str, deployed: DeployedStack | None, prepared: Prepared
+    ) -> tuple[Plan, changeset.ChangeSet | None]:
+        plan = load_plan(plan_file)
+        where = str(plan_file)
+        if plan.stack_name != stack_name:
+            raise Refused(f"{where} is a plan for {plan.stack_name}, not {stack_name}")
+        if plan.template_hash != prepared.template_hash:
+            raise Refused(f"{where} was made from another template; run 'cfnbuild plan' again")
+        now = deployed.last_updated if deployed else None
+        if plan.stack_last_updated != now:
+            raise Refused(f"{where} is stale: {stack_name} changed since the plan was made; run 'cfnbuild plan' again")
+        if plan.change_set_id is None:
+            return plan, None
+        try:
+            description = changeset.describe(self.cloudformation, plan.change_set_id)
+        except ClientError as exc:
+            raise Refused(
+                f"{where}: its change set is gone ({error_message(exc)}); run 'cfnbuild plan' again"
+            ) from None
+        if description.get("ExecutionStatus") != "AVAILABLE":
+            raise Refused(f"{where}: its change set is {description.get('ExecutionStatus')}; run 'cfnbuild plan' again")
+        render_text(plan, self.out)
+        return plan, changeset.ChangeSet(plan.change_set_id, description["StackId"], description)
+
+    def _check_allowed(self, plan: Plan, request: Request) -> None:
+        blocked = [r.logical_id for r in plan.dangers if r.logical_id not in request.allow_replace]
+        if blocked:
+            names = " ".join(f"--allow-replace {name}" for name in blocked)
+            raise Refused(
+                f"the plan replaces or removes stateful resource(s) {', '.join(blocked)}, which may lose data; "
+                f"nothing was changed. If that is intended, run again with {names}"
+            )
+
+    def _confirm(self, plan: Plan, request: Request, stack_name: str) -> None:
+        if request.yes:
+            return
+        if self.confirm is None:
+            raise Refused("not a terminal, so nobody can confirm; review the plan and pass --yes")
+        if plan.destructive:
+            answer = self.confirm(
+                f"This plan replaces or removes resources. Type the stack name ({stack_name}) to go on"
+            )
+            if answer.strip() != stack_name:
+                raise Refused("not confirmed; nothing was changed")
+        elif self.confirm("Deploy these changes? Type 'yes' to go on").strip().lower() not in ("y", "yes"):
+            raise Refused("not confirmed; nothing was changed")
+
+    def _execute(
+        self,
+        *,
+        request: Request,
+        stack_name: str,
+        deployed: DeployedStack | None,
+        prepared: Prepared,
+        plan: Plan,
+        created: changeset.ChangeSet,
+    ) -> dict[str, str]:
+        relaxed = deployed is not None and prepared.policy is not None and bool(request.allow_replace)
+        if relaxed:
+            allowed = stack_policy(prepared.template, allow=request.allow_replace)
+            self.cloudformation.set_stack_policy(StackName=created.stack_id, StackPolicyBody=policy_body(allowed))
+        since = self._last_event_id(created.stack_id)
+        token = f"cfnbuild-{uuid.uuid4()}"
+        try:
+            self.cloudformation.execute_change_set(ChangeSetName=created.id, ClientRequestToken=token)
+            outcome = watch(
+                self.cloudformation,
+                created.stack_id,
+                since=since,
+                success=SUCCESS[plan.change_set_type],
+                reporter=make_reporter(self.out),
+                poll=self.poll,
+                sleep=self.sleep,
+            )
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"stopped watching; the {plan.change_set_type.lower()} of {stack_name} goes on in AWS. "
+                f"Follow it with: cfnbuild status --env {request.environment} --follow"
+            ) from None
+        finally:
+            if relaxed and prepared.policy is not None:
+                self.cloudformation.set_stack_policy(
+                    StackName=created.stack_id, StackPolicyBody=policy_body(prepared.policy)
+                )
+        if not outcome.ok:
+            cause = outcome.root_cause
+            why = (
+                f"{cause.logical_id} ({cause.resource_type}) {cause.status}: {cause.reason}"
+                if cause
+                else "no failed resource event"
+            )
+            nested = f" in nested stack {cause.stack_name}" if cause and cause.stack_name != stack_name else ""
+            raise DeployFailed(f"{stack_name} ended {outcome.status}; root cause{nested}: {why}")
+        after = self.describe(stack_name)
+        self._settle_protection(stack_name, after, prepared)
+        outputs = after.outputs if after else {}
+        self._write_outputs(request, stack_name, created.stack_id, outputs, prepared.template)
+        return outputs
+
+    def _last_event_id(self, stack_id: str) -> str | datetime:
+        events = self.cloudformation.describe_stack_events(StackName=stack_id).get("StackEvents", [])
+        return str(events[0]["EventId"]) if events else datetime.now(UTC)
+
+    def _settle_protection(self, stack_name: str, deployed: DeployedStack | None, prepared: Prepared) -> None:
+        """Put termination protection and the stack policy where the config wants them."""
+        if deployed is None:
+            return
+        if prepared.policy is not None and not same_policy(self.deployed_policy(stack_name), prepared.policy):
+            self.cloudformation.set_stack_policy(
+                StackName=deployed.stack_id, StackPolicyBody=policy_body(prepared.policy)
+            )
+            protected = ", ".join(stateful_resources(prepared.template)) or "nothing"
+            self.err.print(f"stack policy: Replace and Delete denied for {protected}", markup=False)
+        if prepared.termination_protection != deployed.termination_protection:
+            try:
+                self.cloudformation.update_termination_protection(
+                    StackName=deployed.stack_id, EnableTerminationProtection=prepared.termination_protection
+                )
+            except ClientError as exc:
+                if not self.aws.target.local:
+                    raise
+                self.err.print(
+                    f"the emulator has no termination-protection API ({error_code(exc) or exc}); on AWS it would be "
+                    f"{'on' if prepared.termination_protection else 'off'}",
+                    markup=False,
+                )
+
+    def _write_outputs(
+        self, request: Request, stack_name: str, stack_id: str, outputs: Mapping[str, str], template: Mapping[str, Any]
+    ) -> None:
+        path = self.project.output_dir / request.environment / f"{request.stack}.outputs.json"
+        declared = set(template.get("Outputs", {}))
+        missing = sorted(declared - set(outputs))
+        document = {
+            "StackName": stack_name,
+            "StackId": stack_id,
+            "Region": self.aws.target.region,
+            "Outputs": dict(sorted(outputs.items())),
+        }
+        if missing:
+            document["NotReturned"] = missing
+        write_atomic(path, json.dumps(document, indent=2, sort_keys=True) + "\n")
+        self.err.print(f"wrote {path.relative_to(self.project.root)} ({len(outputs)} outputs)", markup=False)
+        if missing:
+            who = "the emulator" if self.aws.target.local else "CloudFormation"
+            absent = ", ".join(missing)
+            self.err.print(
+                f"{who} returned {len(outputs)} of {len(declared)} declared outputs; not: {absent}", markup=False
+            )
+
+
+def _check_parameter(name: str, definition: Mapping[str, Any], value: str, where: str) -> None:
+    """Reject a value the parameter's own constraints would reject, before AWS is asked."""
+    allowed = definition.get("AllowedValues")
+    if allowed and value not in [str(v) for v in allowed]:
+        raise UsageError(f"{where}: {value!r} is not allowed for {name}; use one of {', '.join(map(str, allowed))}")
+    pattern = definition.get("AllowedPattern")
+    if pattern and not re.fullmatch(pattern, value):
+        raise UsageError(f"{where}: {value!r} does not match {name}'s pattern {pattern}")
+    if definition.get("Type") == "Number":
+        try:
+            number = float(value)
+        except ValueError:
+            raise UsageError(f"{where}: {name} is a Number; {value!r} is not") from None
+        low, high = definition.get("MinValue"), definition.get("MaxValue")
+        if (low is not None and number < float(low)) or (high is not None and number > float(high)):
+            raise UsageError(f"{where}: {name} must be between {low} and {high}; got {value}")
+    if "MinLength" in definition and len(value) < int(definition["MinLength"]):
+        raise UsageError(f"{where}: {name} must be at least {definition['MinLength']} characters")
+    if "MaxLength" in definition and len(value) > int(definition["MaxLength"]):
+        raise UsageError(f"{where}: {name} must be at most {definition['MaxLength']} characters")
+
+
+def outputs_path(project: Project, environment: str, stack: str) -> Path:
+    """Where ``deploy`` and ``outputs`` write a stack's outputs."""
+    return project.output_dir / environment / f"{stack}.outputs.json"

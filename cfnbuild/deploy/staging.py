@@ -1,0 +1,125 @@
+"""The staging bucket: where templates too large to send inline, and app artifacts, wait.
+
+One bucket per account and region, made on first use and named from both (nothing to
+configure): encrypted, versioned, every public access blocked, TLS only, objects expiring after
+90 days. Objects are content-addressed (their key holds their SHA-256), so uploading the same
+bytes twice uploads nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from cfnbuild.deploy.aws import Aws, error_code
+
+INLINE_TEMPLATE_LIMIT = 51_200  # bytes CloudFormation accepts in TemplateBody
+EXPIRY_DAYS = 90
+
+
+def bucket_name(account_id: str, region: str) -> str:
+    """The staging bucket of one account and region."""
+    return f"cfnbuild-staging-{account_id}-{region}"
+
+
+def _tls_only_policy(bucket: str, partition: str) -> str:
+    arn = f"arn:{partition}:s3:::{bucket}"
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "DenyInsecureTransport",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": [arn, f"{arn}/*"],
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                }
+            ],
+        }
+    )
+
+
+class StagingBucket:
+    """The account's staging bucket in the target region."""
+
+    def __init__(self, aws: Aws) -> None:
+        self.aws = aws
+        self.s3 = aws.client("s3")
+        self.name = bucket_name(aws.account_id(), aws.target.region)
+        self._ready = False
+
+    def ensure(self) -> None:
+        """Create and harden the bucket if it does not exist yet."""
+        if self._ready:
+            return
+        try:
+            self.s3.head_bucket(Bucket=self.name)
+        except ClientError as exc:
+            if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+                raise
+            self._create()
+        self._ready = True
+
+    def _create(self) -> None:
+        region = self.aws.target.region
+        kwargs: dict[str, Any] = {"Bucket": self.name}
+        if region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        self.s3.create_bucket(**kwargs)
+        self.s3.put_public_access_block(
+            Bucket=self.name,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
+        self.s3.put_bucket_encryption(
+            Bucket=self.name,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
+        self.s3.put_bucket_versioning(Bucket=self.name, VersioningConfiguration={"Status": "Enabled"})
+        self.s3.put_bucket_lifecycle_configuration(
+            Bucket=self.name,
+            LifecycleConfiguration={
+                "Rules": [
+                    {
+                        "ID": "expire-staged-objects",
+                        "Status": "Enabled",
+                        "Filter": {"Prefix": ""},
+                        "Expiration": {"Days": EXPIRY_DAYS},
+                        "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+                    }
+                ]
+            },
+        )
+        if str(self.s3.meta.endpoint_url).startswith("http://"):
+            return  # a plain-HTTP endpoint (the emulator) could not reach a TLS-only bucket at all
+        partition = self.aws.session().get_partition_for_region(region)
+        self.s3.put_bucket_policy(Bucket=self.name, Policy=_tls_only_policy(self.name, partition))
+
+    def put(self, key_prefix: str, body: bytes, *, suffix: str) -> str:
+        """Upload ``body`` under a content-addressed key (unless it is there); return the key."""
+        self.ensure()
+        digest = hashlib.sha256(body).hexdigest()
+        key = f"{key_prefix}/{digest}{suffix}"
+        try:
+            self.s3.head_object(Bucket=self.name, Key=key)
+        except ClientError as exc:
+            if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
+                raise
+            self.s3.put_object(Bucket=self.name, Key=key, Body=body, ServerSideEncryption="AES256")
+        return key
+
+    def url(self, key: str) -> str:
+        """The HTTPS URL CloudFormation reads a staged template from."""
+        endpoint = self.s3.meta.endpoint_url.rstrip("/")
+        return f"{endpoint}/{self.name}/{key}"
