@@ -13,9 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def project_dir(tmp_path: Path) -> Path:
     """A copy of this project's cfnbuild settings and configs, with an empty output/."""
-    (tmp_path / "pyproject.toml").write_text(
-        '[tool.cfnbuild]\napp = "blueprints.app:app"\nconfig_dir = "config"\noutput_dir = "output"\n'
-    )
+    settings = ['app = "blueprints.app:app"', 'config_dir = "config"', 'output_dir = "output"', 'default_env = "dev"']
+    (tmp_path / "pyproject.toml").write_text("[tool.cfnbuild]\n" + "\n".join(settings) + "\n")
     shutil.copytree(ROOT / "config", tmp_path / "config")
     return tmp_path
 

@@ -292,6 +292,7 @@ class Engine:
             old_tags=deployed.tags if deployed else {},
             template_hash=prepared.template_hash,
             stack_last_updated=deployed.last_updated if deployed else None,
+            stack_fingerprint=_fingerprint(old_template, deployed),
         )
         if created is not None and not keep:
             self.discard(created, created_stack=deployed is None)
@@ -426,7 +427,8 @@ class Engine:
         if plan.template_hash != prepared.template_hash:
             raise Refused(f"{where} was made from another template; run 'cfnbuild plan' again")
         now = deployed.last_updated if deployed else None
-        if plan.stack_last_updated != now:
+        fingerprint = _fingerprint(self.deployed_template(stack_name) if deployed else None, deployed)
+        if plan.stack_last_updated != now or plan.stack_fingerprint != fingerprint:
             raise Refused(f"{where} is stale: {stack_name} changed since the plan was made; run 'cfnbuild plan' again")
         if plan.change_set_id is None:
             return plan, None
@@ -566,6 +568,14 @@ class Engine:
             self.err.print(
                 f"{who} returned {len(outputs)} of {len(declared)} declared outputs; not: {absent}", markup=False
             )
+
+
+def _fingerprint(template: Mapping[str, Any] | None, deployed: DeployedStack | None) -> str | None:
+    """A hash of what is deployed: template, parameters and tags."""
+    if deployed is None:
+        return None
+    state = {"template": template, "parameters": deployed.parameters, "tags": deployed.tags}
+    return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _check_parameter(name: str, definition: Mapping[str, Any], value: str, where: str) -> None:

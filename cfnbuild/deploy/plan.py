@@ -130,6 +130,9 @@ class Plan:
     template_hash: str  # sha256 of the template body that was sent
     stack_last_updated: str | None  # ISO time of the deployed stack's LastUpdatedTime/CreationTime
     parameter_values: dict[str, str] = field(default_factory=dict)  # NoEcho values masked
+    # sha256 of the deployed template, parameters and tags when the plan was made: a saved plan
+    # is stale when this differs, even where LastUpdatedTime is not kept (the emulator).
+    stack_fingerprint: str | None = None
 
     def counts(self) -> dict[str, int]:
         """Resources to add, modify, replace, remove and import (a replacing Modify counts as replace)."""
@@ -176,6 +179,7 @@ def build_plan(
     old_tags: Mapping[str, str],
     template_hash: str,
     stack_last_updated: str | None,
+    stack_fingerprint: str | None = None,
 ) -> Plan:
     """Merge a ``DescribeChangeSet`` response with the new and deployed templates into a plan.
 
@@ -220,6 +224,7 @@ def build_plan(
         tags=_tag_changes(old_tags, new_tags) if change_set else (),
         template_hash=template_hash,
         stack_last_updated=stack_last_updated,
+        stack_fingerprint=stack_fingerprint,
         parameter_values={name: MASK if name in no_echo else value for name, value in sorted(parameter_values.items())},
     )
 
@@ -1232,6 +1237,7 @@ def _to_document(plan: Plan) -> dict[str, Any]:
         "change_set_type": plan.change_set_type,
         "template_hash": plan.template_hash,
         "stack_last_updated": plan.stack_last_updated,
+        "stack_fingerprint": plan.stack_fingerprint,
         "parameter_values": dict(plan.parameter_values),
         "summary": {
             "counts": plan.counts(),
@@ -1346,6 +1352,7 @@ def _from_document(document: Mapping[str, Any]) -> Plan:
         ),
         template_hash=_text(document["template_hash"], "template_hash"),
         stack_last_updated=_optional_text(document["stack_last_updated"], "stack_last_updated"),
+        stack_fingerprint=_optional_text(document.get("stack_fingerprint"), "stack_fingerprint"),
         parameter_values=dict(values),
     )
 
