@@ -3,30 +3,45 @@
 Inputs: :class:`ComputeInputs`. Outputs: ``auto_scaling_group`` (the resource),
 ``auto_scaling_group_name`` and ``launch_template_id`` (``Ref``), ``instance_role`` (the
 :class:`~cfnbuild.ServiceRole`, so later blueprints may grant it more), ``instance_role_arn``,
-``user_data_variables`` (every value the user-data script may reference); and the exported
-Outputs ``AutoScalingGroupName``, ``LaunchTemplateId`` and ``InstanceRoleArn``.
+``user_data_variables`` (every value the user-data script and the instance files may reference),
+``artifact_key`` (``Ref`` of the ``AppArtifactKey`` parameter); and the exported Outputs
+``AutoScalingGroupName``, ``LaunchTemplateId`` and ``InstanceRoleArn``.
 
 Instances have no public address and no SSH key: operators reach them through SSM Session
 Manager. The role is granted exactly what the app needs: read the release artifacts, read and
 write the uploads prefix, read the DB secret, write to the given log groups and nowhere else
 (failure-analysis item 9), put metrics into one namespace. The AMI comes from AWS's public SSM
-parameter through a template parameter (no literal AMI id). The user data is
-``blueprints/files/user-data.sh`` rendered through ``Fn::Sub`` (item 6: region and stack come from
-pseudo parameters, never literals): it signals the group's creation and rolling-update policies,
-failure at once from an ERR trap, success last (item 13). Health is judged by the load balancer
-after a generous grace period (item 8).
+parameter through a template parameter (no literal AMI id).
+
+Each instance runs as a production service (item 13): nginx on ``http_port`` (the target group's
+port, item 14) in front of gunicorn on a unix socket, gunicorn under a sandboxed systemd unit, the
+logs shipped by the CloudWatch agent. Every file involved is a template in ``blueprints/files/``
+rendered through ``Fn::Sub`` (item 6: region and stack come from pseudo parameters, never
+literals), the one source for the template and for the end-to-end test that runs them locally:
+``user-data.sh`` is the user data; the others (:data:`INSTANCE_FILES`) are
+``AWS::CloudFormation::Init`` metadata of the launch template, which the user data applies with
+``cfn-init`` and which keeps it far below EC2's 16 KB. The user data installs the release named by
+the ``AppArtifactKey`` parameter (see :mod:`blueprints.artifact`; the deploy command sets it),
+migrates the database, starts the services and signals the group's creation and rolling-update
+policies: failure at once from an ERR trap, with the step, success only once ``/health`` answers
+200 through nginx. Health is judged by the load balancer after a generous grace period (item 8).
 AWS docs: https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-autoscaling-autoscalinggroup.html
+and https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-init.html
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import awacs.ec2
-from troposphere import AWSHelperFn, AWSObject, Base64, GetAtt, Ref, Sub, autoscaling, ec2, iam
+from troposphere import AWSHelperFn, AWSObject, Base64, GetAtt, Ref, Sub, autoscaling, ec2, encode_to_dict, iam
 from troposphere.policies import (
     AutoScalingRollingUpdate,
     CreationPolicy,
@@ -54,11 +69,46 @@ _INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
 ROLLING_UPDATE_SUSPENDED = ["HealthCheck", "ReplaceUnhealthy", "AZRebalance", "AlarmNotification", "ScheduledActions"]
 SIGNAL_TIMEOUT = "PT15M"
 
+# Where things live on an instance: the values of the instance files' local template names. The
+# end-to-end test renders the same files with its own port and temporary paths instead.
+APP_HOME = "/opt/webapp"
+APP_SOCKET = "/run/webapp/gunicorn.sock"  # in the unit's RuntimeDirectory
+APP_LOG_DIR = "/var/log/webapp"
+NGINX_LOG_DIR = "/var/log/nginx"
+# flask_app's default MAX_CONTENT_LENGTH; nginx and the app get the same value from the template.
+DEFAULT_MAX_BODY_BYTES = 256 * 1024
+ARTIFACT_PARAMETER = "AppArtifactKey"
+ARTIFACT_BUILDER = "blueprints.artifact:build_artifact"  # called by cfnbuild deploy
+
+
+@dataclass(frozen=True)
+class InstanceFile:
+    """A file ``cfn-init`` writes on each instance: its ``Fn::Sub`` template in blueprints/files/ and its place."""
+
+    source: str
+    path: str
+    mode: str = "000644"
+    owner: str = "root"
+    group: str = "root"
+
+
+# The files of the launch template's AWS::CloudFormation::Init metadata, applied by the user data.
+INSTANCE_FILES: tuple[InstanceFile, ...] = (
+    InstanceFile("nginx-webapp.conf", "/etc/nginx/conf.d/webapp.conf"),
+    InstanceFile("gunicorn_conf.py", "/etc/webapp/gunicorn.conf.py"),
+    InstanceFile("webapp.service", "/etc/systemd/system/webapp.service"),
+    # Read by systemd (as root), never by the app's user: where the secret is, not the secret.
+    InstanceFile("app.env", "/etc/webapp/app.env", mode="000640"),
+    InstanceFile("cloudwatch-agent.json", "/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json"),
+    InstanceFile("logrotate-webapp", "/etc/logrotate.d/webapp"),
+)
+
 
 def render_user_data(name: str = "user-data.sh") -> str:
-    """The text of ``blueprints/files/<name>``: the ``Fn::Sub`` template of the instances' user data.
+    """The text of ``blueprints/files/<name>``: the ``Fn::Sub`` template of the user data or an instance file.
 
-    The one source of the script, for the template and for tests that run it locally.
+    The one source of each file, for the template and for tests that run it locally (through
+    :func:`substitute`).
     """
     path = (FILES_DIR / name).resolve()
     if path.parent != FILES_DIR:
@@ -117,6 +167,11 @@ class ComputeInputs:
     ami_parameter: str = setting(AL2023_X86_64, "Public SSM parameter naming the AMI: Default of ImageId.")
     artifact_prefix: str = setting("releases/", "Key prefix of the release artifacts: instances may only read it.")
     uploads_prefix: str = setting("uploads/", "Key prefix of user uploads: instances read and write it.")
+    http_port: int = setting(80, "Port nginx listens on: the load balancer's target port (failure-analysis item 14).")
+    max_body_bytes: int = setting(
+        DEFAULT_MAX_BODY_BYTES,
+        "Largest request body in bytes: nginx's client_max_body_size and the app's APP_MAX_CONTENT_LENGTH alike.",
+    )
     kms_key: AWSObject | None = setting(
         None, "Customer managed KMS key encrypting the DB secret or the bucket; None: AWS managed keys."
     )
@@ -143,6 +198,8 @@ class Compute(Blueprint[ComputeInputs]):
     instance_role_arn: GetAtt
     user_data_variables: dict[str, AWSHelperFn | str]
     user_data: str
+    instance_files: dict[str, str]
+    artifact_key: Ref
 
     def validate(self) -> None:
         """Sizes that fit together, prefixes that do not overlap, and a script the template can render."""
@@ -183,7 +240,15 @@ class Compute(Blueprint[ComputeInputs]):
             raise self.invalid("metrics_namespace", f"is {i.metrics_namespace!r}; use letters, digits and ._/#:-")
         if i.metrics_namespace.startswith("AWS/"):
             raise self.invalid("metrics_namespace", "starts with 'AWS/', which is reserved for AWS services")
+        self._validate_service()
         self._validate_user_data()
+
+    def _validate_service(self) -> None:
+        i = self.inputs
+        if not 1 <= i.http_port <= 65535:
+            raise self.invalid("http_port", f"is {i.http_port}; give the target group's TCP port (80)")
+        if not 1024 <= i.max_body_bytes <= 100 * 1024 * 1024:
+            raise self.invalid("max_body_bytes", f"is {i.max_body_bytes}; use 1024 to 104857600 bytes (100 MiB)")
 
     def _validate_resources(self) -> None:
         i = self.inputs
@@ -225,34 +290,38 @@ class Compute(Blueprint[ComputeInputs]):
             raise self.invalid(
                 "user_data_file", f"cannot be read ({exc}); put the script in blueprints/files/"
             ) from None
-        self.user_data_variables = self.variables()
+        self.instance_files = {f.source: render_user_data(f.source) for f in INSTANCE_FILES}
         for name in i.extra_environment:
             if not _VARIABLE_NAME.fullmatch(name):
                 raise self.invalid(
                     "extra_environment", f"name {name!r}: use letters and digits, starting with a letter"
                 )
-        references = sub_references(self.user_data)
-        unknown = sorted(
-            name for name in references if name not in PSEUDO_PARAMETERS and name not in self.user_data_variables
-        )
-        if unknown:
-            raise self.invalid(
-                "user_data_file",
-                f"{i.user_data_file} references {', '.join('${' + n + '}' for n in unknown)}, which nothing provides; "
-                f"use ${{AWS::Region}}, ${{AWS::StackName}} or one of {', '.join(sorted(self.user_data_variables))} "
-                "(a shell expansion with braces is written ${!name})",
-            )
+        self.user_data_variables = self.variables()
+        references: set[str] = set()
+        for source, text in [(i.user_data_file, self.user_data), *self.instance_files.items()]:
+            used = sub_references(text)
+            references |= used
+            unknown = sorted(n for n in used if n not in PSEUDO_PARAMETERS and n not in self.user_data_variables)
+            if unknown:
+                raise self.invalid(
+                    "user_data_file",
+                    f"{source} references {', '.join('${' + n + '}' for n in unknown)}, which nothing provides; "
+                    "use ${AWS::Region}, ${AWS::StackName} or one of "
+                    f"{', '.join(sorted(self.user_data_variables))} "
+                    "(a shell expansion with braces is written ${!name})",
+                )
         unused = sorted(set(i.extra_environment) - references)
         if unused:
             raise self.invalid(
                 "extra_environment",
-                f"{', '.join(unused)} not referenced by {i.user_data_file}; reference them or drop them",
+                f"{', '.join(unused)} not referenced by {i.user_data_file} or an instance file; reference them or "
+                "drop them",
             )
         if user_data_size_bound(self.user_data) >= USER_DATA_LIMIT:
             raise self.invalid(
                 "user_data_file",
                 f"{i.user_data_file} may exceed EC2's 16 KB user data limit after substitution; move work into "
-                "the release artifact and keep the script a short bootstrap",
+                "the instance files (cfn-init) or the release artifact and keep the script a short bootstrap",
             )
 
     def variables(self) -> dict[str, AWSHelperFn | str]:
@@ -266,18 +335,51 @@ class Compute(Blueprint[ComputeInputs]):
             "MetricsNamespace": i.metrics_namespace,
             # cfn-signal names the group by logical ID; a Ref would make the group depend on itself.
             "SignalResource": self.lid("AutoScalingGroup"),
+            # cfn-init reads the instance files from the launch template's metadata, by logical ID too.
+            "InitResource": self.lid("LaunchTemplate"),
+            "ArtifactKey": Ref(self.lid(ARTIFACT_PARAMETER)),
+            "HttpPort": str(i.http_port),
+            "MaxBodyBytes": str(i.max_body_bytes),
+            "AppHome": APP_HOME,
+            "AppSocket": APP_SOCKET,
+            "AppLogDir": APP_LOG_DIR,
+            "NginxLogDir": NGINX_LOG_DIR,
         }
         for name, group in sorted(i.log_groups.items()):
             builtin[logical_id(name, "LogGroup")] = Ref(group)
+        builtin["InstanceFilesDigest"] = ""  # a placeholder that claims the name; set below
         clash = sorted(set(builtin) & set(i.extra_environment))
         if clash:
             raise self.invalid("extra_environment", f"{', '.join(clash)} is already provided by the blueprint")
-        return {**builtin, **i.extra_environment}
+        values = {**builtin, **i.extra_environment}
+        values["InstanceFilesDigest"] = self._instance_files_digest(values)
+        return values
+
+    def _instance_files_digest(self, values: Mapping[str, AWSHelperFn | str]) -> str:
+        """A digest of the instance files as rendered: the user data carries it, so a change rolls the group.
+
+        cfn-init metadata is not part of the launch template's data: without this, a new nginx
+        site would reach only instances launched later, never the running ones.
+        """
+        rendered = [
+            {
+                "file": dataclasses.asdict(f),
+                "text": self.instance_files[f.source],
+                "values": self._file_values(f.source, values),
+            }
+            for f in INSTANCE_FILES
+        ]
+        return "sha256:" + hashlib.sha256(json.dumps(rendered, sort_keys=True).encode()).hexdigest()[:16]
+
+    def _file_values(self, source: str, values: Mapping[str, AWSHelperFn | str]) -> dict[str, Any]:
+        used = sub_references(self.instance_files[source])
+        return {name: encode_to_dict(value) for name, value in sorted(values.items()) if name in used}
 
     def build(self) -> None:
-        """Role and profile, AMI parameter, launch template, group and scaling policy."""
+        """Role and profile, AMI and artifact parameters, launch template, group and scaling policy."""
         profile = self.role()
         image = self.image_parameter()
+        self.artifact_key = self.artifact_parameter()
         self.launch_template = self.template(profile, image)
         self.auto_scaling_group = self.group(self.launch_template)
         self.scaling_policy(self.auto_scaling_group)
@@ -312,6 +414,40 @@ class Compute(Blueprint[ComputeInputs]):
         )
         return Ref(parameter)
 
+    def artifact_parameter(self) -> Ref:
+        """``AppArtifactKey``: the S3 key of the release the instances install, set by the deploy command.
+
+        Empty (the default) when the stack is deployed any other way: the instances then fail their
+        bootstrap at once, with a signal reason that says so, instead of timing out.
+        """
+        prefix = self.inputs.artifact_prefix
+        parameter = self.parameter(
+            ARTIFACT_PARAMETER,
+            Type="String",
+            Default="",
+            AllowedPattern=f"^({re.escape(prefix)}[A-Za-z0-9._/-]+)?$",
+            ConstraintDescription=f"an S3 key under {prefix} (cfnbuild deploy sets it), or empty",
+            Description=(
+                f"S3 key of the app release in the assets bucket ({prefix}<sha256>/app.tar.gz), set by cfnbuild "
+                "deploy after it uploads the artifact. Empty: the instances fail their bootstrap at once."
+            ),
+        )
+        self.stack.add_artifact(
+            parameter.title, bucket=self.inputs.assets_bucket, builder=ARTIFACT_BUILDER, prefix=prefix
+        )
+        return Ref(parameter)
+
+    def init_metadata(self) -> dict[str, Any]:
+        """The launch template's ``AWS::CloudFormation::Init``: each instance file, rendered through Fn::Sub."""
+        files: dict[str, dict[str, Any]] = {}
+        for f in INSTANCE_FILES:
+            text = self.instance_files[f.source]
+            used = sub_references(text)
+            values = {n: v for n, v in sorted(self.user_data_variables.items()) if n in used}
+            content: Sub | str = (Sub(text, values) if values else Sub(text)) if "${" in text else text
+            files[f.path] = {"content": content, "mode": f.mode, "owner": f.owner, "group": f.group}
+        return {"AWS::CloudFormation::Init": {"config": {"files": files}}}
+
     def rendered_user_data(self) -> Base64:
         """The script through Fn::Sub with the values it references, base64-encoded."""
         used = sub_references(self.user_data)
@@ -324,6 +460,7 @@ class Compute(Blueprint[ComputeInputs]):
         template = self.add(
             ec2.LaunchTemplate(
                 self.lid("LaunchTemplate"),
+                Metadata=self.init_metadata(),
                 LaunchTemplateData=ec2.LaunchTemplateData(
                     ImageId=image,
                     InstanceType=i.instance_type,

@@ -93,6 +93,7 @@ class Database(Blueprint[DatabaseInputs]):
     monitoring_role: ServiceRole
     monitoring_role_arn: GetAtt
     instances: list[rds.DBInstance]
+    attachment: secretsmanager.SecretTargetAttachment  # adds host/port/dbname to the secret
 
     def validate(self) -> None:
         """Counts and periods RDS accepts, names MySQL accepts, exports Aurora MySQL offers."""
@@ -129,7 +130,7 @@ class Database(Blueprint[DatabaseInputs]):
         parameter_group = self.parameter_group()
         subnet_group = self.subnet_group()
         self.cluster = self.db_cluster(engine_version, parameter_group, subnet_group)
-        self.secret_attachment()
+        self.attachment = self.secret_attachment()
         self.monitoring_role = self.monitoring()
         self.instances = self.db_instances()
 

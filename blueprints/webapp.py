@@ -102,9 +102,15 @@ def build_webapp(config: WebAppConfig) -> Stack:
             desired_capacity=compute.desired_capacity,
             cpu_target_percent=compute.cpu_target_percent,
             health_check_grace_seconds=compute.health_check_grace_seconds,
-            # The first instances install packages and signal through NAT: nothing they
-            # reference leads CloudFormation to the NAT routes, so they wait for them explicitly.
-            depends_on=tuple(route.title for route in network.nat_routes),
+            http_port=load_balancer.target_port,
+            # The first instances install packages through NAT, read the database's host from the
+            # secret and run the migrations against the writer: nothing they reference leads
+            # CloudFormation to the NAT routes, the secret's attachment or the writer instance.
+            depends_on=(
+                *(route.title for route in network.nat_routes),
+                database.attachment.title,
+                database.instances[0].title,
+            ),
         ),
     )
     Alarms(

@@ -163,6 +163,26 @@ class Stack:
         lookups[parameter] = dict(sorted({"kind": kind, **arguments}.items()))
         metadata[LOOKUPS_KEY] = dict(sorted(lookups.items()))
 
+    def add_artifact(self, parameter: str, *, bucket: AWSObject, builder: str, prefix: str) -> None:
+        """Have the deploy engine build an artifact, upload it to ``bucket`` and pass its key as ``parameter``.
+
+        ``builder`` is ``"package.module:function"`` (see :mod:`cfnbuild.deploy.artifacts`); the
+        bucket must be a resource of this stack. Recorded as ``Metadata.cfnbuild.artifacts``.
+        """
+        owner = self._owners.get(("resource", parameter), "the stack")
+        if not isinstance(self.template.parameters.get(parameter), Parameter):
+            raise InputError(f"artifact for {parameter!r} ({owner}): add the parameter before its artifact")
+        if bucket.title not in self.template.resources or bucket.resource_type != "AWS::S3::Bucket":
+            raise InputError(
+                f"artifact for {parameter!r} ({owner}): the bucket must be an AWS::S3::Bucket of this stack"
+            )
+        if ":" not in builder:
+            raise InputError(f"artifact for {parameter!r} ({owner}): give the builder as 'package.module:function'")
+        metadata = self.template.metadata.setdefault(METADATA_KEY, {})
+        artifacts = dict(metadata.get("artifacts") or {})
+        artifacts[parameter] = {"bucket": bucket.title, "builder": builder, "prefix": prefix}
+        metadata["artifacts"] = dict(sorted(artifacts.items()))
+
     def before_render(self, hook: Callable[[], None]) -> None:
         """Run ``hook`` before each render (e.g. to attach policies granted after a role was made)."""
         self._before_render.append(hook)

@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 from rich.console import Console
 
 from cfnbuild.app import Project
-from cfnbuild.deploy import changeset
+from cfnbuild.deploy import artifacts, changeset
 from cfnbuild.deploy.aws import Aws, error_code, error_message
 from cfnbuild.deploy.events import PollSettings, make_reporter, watch
 from cfnbuild.deploy.plan import Plan, build_plan, load_plan, render_text
@@ -116,6 +116,7 @@ class Prepared:
     capabilities: list[str]
     termination_protection: bool
     policy: dict[str, Any] | None
+    artifacts: tuple[artifacts.BuiltArtifact, ...] = ()
 
 
 @dataclass
@@ -181,6 +182,16 @@ class Engine:
         template: dict[str, Any] = json.loads(text)
         body = json.dumps(template, sort_keys=True, separators=(",", ":"))
         parameters, previous = self._parameters(request, template, deployed)
+        built = artifacts.build(
+            template,
+            project_root=project.root,
+            cache_dir=project.root / CACHE_DIR / "artifacts" / env,
+            skip=set(request.param_overrides) | set(config.deploy.parameters),
+        )
+        for artifact in built:
+            parameters[artifact.parameter] = artifact.key
+            previous -= {artifact.parameter}
+            self.err.print(f"parameter {artifact.parameter}: {artifact.key} (built from this checkout)", markup=False)
         return Prepared(
             template=template,
             body=body,
@@ -191,6 +202,7 @@ class Engine:
             capabilities=list(config.deploy.capabilities),
             termination_protection=config.deploy.termination_protection,
             policy=stack_policy(template) if config.deploy.protect_stateful else None,
+            artifacts=tuple(built),
         )
 
     def _parameters(
@@ -482,6 +494,10 @@ class Engine:
             self.cloudformation.set_stack_policy(StackName=created.stack_id, StackPolicyBody=policy_body(allowed))
         since = self._last_event_id(created.stack_id)
         token = f"cfnbuild-{uuid.uuid4()}"
+        pending = self._upload_ready_artifacts(created.stack_id, prepared) if deployed else list(prepared.artifacts)
+        reporter = artifacts.UploadOnBucketReady(
+            make_reporter(self.out), self.aws.client("s3"), pending, lambda text: self.err.print(text, markup=False)
+        )
         try:
             self.cloudformation.execute_change_set(ChangeSetName=created.id, ClientRequestToken=token)
             outcome = watch(
@@ -489,7 +505,7 @@ class Engine:
                 created.stack_id,
                 since=since,
                 success=SUCCESS[plan.change_set_type],
-                reporter=make_reporter(self.out),
+                reporter=reporter,
                 poll=self.poll,
                 sleep=self.sleep,
             )
@@ -512,11 +528,38 @@ class Engine:
             )
             nested = f" in nested stack {cause.stack_name}" if cause and cause.stack_name != stack_name else ""
             raise DeployFailed(f"{stack_name} ended {outcome.status}; root cause{nested}: {why}")
+        if reporter.pending:
+            self._upload_ready_artifacts(created.stack_id, prepared, only=reporter.pending)
         after = self.describe(stack_name)
         self._settle_protection(stack_name, after, prepared)
         outputs = after.outputs if after else {}
         self._write_outputs(request, stack_name, created.stack_id, outputs, prepared.template)
         return outputs
+
+    def _upload_ready_artifacts(
+        self, stack_id: str, prepared: Prepared, *, only: Sequence[artifacts.BuiltArtifact] | None = None
+    ) -> list[artifacts.BuiltArtifact]:
+        """Upload each artifact whose bucket exists; return the ones still waiting for theirs."""
+        waiting = []
+        wanted = list(only if only is not None else prepared.artifacts)
+        physical: dict[str, str] = {}
+        if wanted:
+            try:
+                for page in self.cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack_id):
+                    for summary in page["StackResourceSummaries"]:
+                        if summary.get("PhysicalResourceId"):
+                            physical[summary["LogicalResourceId"]] = summary["PhysicalResourceId"]
+            except ClientError as exc:
+                if error_code(exc) != "ValidationError":  # a stack with no resources yet
+                    raise
+        for artifact in wanted:
+            bucket = physical.get(artifact.bucket)
+            if not bucket:
+                waiting.append(artifact)
+                continue
+            if artifacts.upload(self.aws.client("s3"), bucket, artifact):
+                self.err.print(f"uploaded {artifact.parameter} to s3://{bucket}/{artifact.key}", markup=False)
+        return waiting
 
     def _last_event_id(self, stack_id: str) -> str | datetime:
         events = self.cloudformation.describe_stack_events(StackName=stack_id).get("StackEvents", [])

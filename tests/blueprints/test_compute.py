@@ -87,6 +87,22 @@ def _user_data(t: TemplateAssert) -> tuple[str, dict]:
     return sub[0], sub[1]
 
 
+def _instance_file(t: TemplateAssert, path: str) -> tuple[str, dict]:
+    (template,) = t.of_type("AWS::EC2::LaunchTemplate").values()
+    content = template["Metadata"]["AWS::CloudFormation::Init"]["config"]["files"][path]["content"]
+    return content["Fn::Sub"][0], content["Fn::Sub"][1]
+
+
+def _files_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """blueprints/files/ copied into tmp_path, which the blueprint then reads (to add a custom script)."""
+    from blueprints import compute
+
+    for source in compute.FILES_DIR.iterdir():
+        (tmp_path / source.name).write_bytes(source.read_bytes())
+    monkeypatch.setattr(compute, "FILES_DIR", tmp_path)
+    return tmp_path
+
+
 def _statements(t: TemplateAssert) -> list[dict]:
     role = t.of_type("AWS::IAM::Role")["InstanceRole"]["Properties"]
     (policy,) = role["Policies"]
@@ -207,8 +223,8 @@ def test_seed_09_role_writes_exactly_to_the_given_log_groups_and_nothing_else():
     assert not any(a in ("logs:*", "logs:CreateLogGroup") for s in _statements(t) for a in s["Action"])
 
 
-def test_seed_09_user_data_names_each_log_group_from_the_stack():
-    _, variables = _user_data(_compute())
+def test_seed_09_the_cloudwatch_agent_config_names_each_log_group_from_the_stack():
+    _, variables = _instance_file(_compute(), "/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json")
     assert variables["AppLogGroup"] == {"Ref": "AppLogs"}
     assert variables["NginxAccessLogGroup"] == {"Ref": "NginxAccessLogs"}
     assert variables["NginxErrorLogGroup"] == {"Ref": "NginxErrorLogs"}
@@ -221,7 +237,10 @@ def test_seed_06_user_data_takes_region_and_stack_from_pseudo_parameters():
     assert "${AWS::Region}" in text
     assert "${AWS::StackName}" in text
     assert not {"AWS::Region", "AWS::StackName"} & set(variables)
-    rendered = json.dumps([text, variables])
+    env_text, env_variables = _instance_file(t, "/etc/webapp/app.env")
+    assert "AWS_REGION=${AWS::Region}" in env_text
+    variables = {**variables, **env_variables}
+    rendered = json.dumps([text, variables, env_text])
     assert not [region for region in KNOWN_REGIONS if region in rendered]
     assert not re.search(r"\b\d{12}\b", rendered)  # no account id
     assert not re.search(r"arn:aws[a-z-]*:", rendered)  # no literal ARN (the secret's is a Ref)
@@ -452,10 +471,8 @@ def test_seed_18_group_waits_only_for_what_it_is_told_the_nat_routes():
 
 
 def test_extra_environment_reaches_the_script(tmp_path, monkeypatch):
-    from blueprints import compute
-
+    _files_dir(tmp_path, monkeypatch)
     (tmp_path / "custom.sh").write_text(render_user_data() + 'echo "${DbHost}"\n')
-    monkeypatch.setattr(compute, "FILES_DIR", tmp_path)
     text, variables = _user_data(_compute(user_data_file="custom.sh", extra_environment={"DbHost": Ref("DbSecret")}))
     assert text.endswith('echo "${DbHost}"\n')
     assert variables["DbHost"] == {"Ref": "DbSecret"}
@@ -541,18 +558,14 @@ def test_incompatible_inputs_are_rejected_when_the_blueprint_is_made(inputs, mes
 
 
 def test_a_script_referencing_an_unknown_value_or_account_is_rejected(tmp_path, monkeypatch):
-    from blueprints import compute
-
-    monkeypatch.setattr(compute, "FILES_DIR", tmp_path)
+    _files_dir(tmp_path, monkeypatch)
     (tmp_path / "bad.sh").write_text("#!/bin/bash\necho ${HOME} ${AWS::AccountId}\n")
     with pytest.raises(InputError, match=r"references \$\{AWS::AccountId\}, \$\{HOME\}, which nothing provides"):
         _stack(user_data_file="bad.sh")
 
 
 def test_a_script_that_could_exceed_16_kb_is_rejected(tmp_path, monkeypatch):
-    from blueprints import compute
-
-    monkeypatch.setattr(compute, "FILES_DIR", tmp_path)
+    _files_dir(tmp_path, monkeypatch)
     (tmp_path / "big.sh").write_text("#!/bin/bash\n" + "echo ${AssetsBucket}\n" * 70)
     with pytest.raises(InputError, match="may exceed EC2's 16 KB user data limit"):
         _stack(user_data_file="big.sh")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -334,6 +335,9 @@ def test_delete_says_what_it_keeps_and_removes_the_stack(mini, emulator):
 
 
 def test_main_job_deploy_local_creates_the_webapp_stack(project_dir):
+    root = Path(__file__).resolve().parents[3]
+    shutil.copy(root / "pyproject.toml", project_dir / "pyproject.toml")  # the artifact is built from it
+    shutil.copytree(root / "flask_app", project_dir / "flask_app")
     subprocess.run(
         [sys.executable, "-m", "cfnbuild", "--project", str(project_dir), "build", "--env", "dev"],
         check=True,
@@ -351,6 +355,8 @@ def test_main_job_deploy_local_creates_the_webapp_stack(project_dir):
     assert "webapp-dev AWS::CloudFormation::Stack CREATE_COMPLETE" in result.stdout
     outputs = json.loads((project_dir / "output/dev/webapp.outputs.json").read_text())
     assert outputs["StackName"] == "webapp-dev"
+    assert "uploaded AppArtifactKey to s3://webapp-dev-assetsbucket-" in result.stderr
+    assert "parameter AppArtifactKey: releases/" in result.stderr
 
 
 # ---------------------------------------------------------------- states the emulator cannot produce

@@ -1,0 +1,112 @@
+"""Build artifacts the stack's instances install, and put them where the stack says.
+
+A blueprint records an artifact in the template with :meth:`cfnbuild.Stack.add_artifact`: the
+parameter that carries its S3 key, the logical ID of the bucket it goes to (a bucket the stack
+itself creates), and the builder (``"package.module:function"``, called as
+``builder(project_root, out_dir, prefix=prefix)`` and returning an object with ``path`` and
+``key``). Keys are content-addressed, so the key is known before the bucket exists and an
+unchanged build uploads nothing.
+
+On a stack's first deploy the bucket does not exist until the stack makes it: the upload then
+happens while the deploy is watched, the moment the bucket's CREATE_COMPLETE event arrives (the
+instances wait for their artifact), and once more after success in case no resource events
+were seen (the emulator emits none).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from cfnbuild.deploy.aws import error_code
+from cfnbuild.deploy.events import Reporter
+from cfnbuild.errors import UsageError
+from cfnbuild.stateful import METADATA_KEY
+
+ARTIFACTS_KEY = "artifacts"
+
+
+@dataclass
+class BuiltArtifact:
+    """A built artifact waiting for its bucket."""
+
+    parameter: str
+    bucket: str  # logical ID
+    path: Path
+    key: str
+    uploaded_to: str | None = None
+
+
+def recorded_artifacts(template: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """Parameter → {bucket, builder, prefix}, as the template records them."""
+    metadata = (template.get("Metadata") or {}).get(METADATA_KEY) or {}
+    return dict(metadata.get(ARTIFACTS_KEY) or {})
+
+
+def build(template: Mapping[str, Any], *, project_root: Path, cache_dir: Path, skip: set[str]) -> list[BuiltArtifact]:
+    """Build every recorded artifact whose parameter is not in ``skip`` (given explicitly)."""
+    built = []
+    for parameter, spec in sorted(recorded_artifacts(template).items()):
+        if parameter in skip:
+            continue
+        module_name, _, function = spec["builder"].partition(":")
+        try:
+            builder = getattr(importlib.import_module(module_name), function)
+        except (ImportError, AttributeError) as exc:
+            raise UsageError(f"artifact {parameter}: builder {spec['builder']!r} cannot be loaded ({exc})") from None
+        out_dir = cache_dir / parameter
+        try:
+            artifact = builder(project_root, out_dir, prefix=spec["prefix"])
+        except Exception as exc:  # the builder's own error says what to change
+            raise UsageError(f"artifact {parameter}: {exc}") from None
+        built.append(BuiltArtifact(parameter, spec["bucket"], Path(artifact.path), str(artifact.key)))
+    return built
+
+
+def upload(s3: Any, bucket_name: str, artifact: BuiltArtifact) -> bool:
+    """Put the artifact in the bucket unless the same key is there; return whether it uploaded."""
+    artifact.uploaded_to = bucket_name
+    try:
+        s3.head_object(Bucket=bucket_name, Key=artifact.key)
+        return False
+    except ClientError as exc:
+        if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
+            raise
+    s3.put_object(Bucket=bucket_name, Key=artifact.key, Body=artifact.path.read_bytes(), ServerSideEncryption="AES256")
+    return True
+
+
+@dataclass
+class UploadOnBucketReady:
+    """A reporter that uploads each artifact as soon as its bucket is created, then reports on."""
+
+    inner: Reporter
+    s3: Any
+    pending: list[BuiltArtifact]
+    say: Any
+    done: list[BuiltArtifact] = field(default_factory=list)
+
+    def event(self, event: Mapping[str, Any], duration: float | None) -> None:
+        """Pass the event on; when it completes a pending artifact's bucket, upload."""
+        self.inner.event(event, duration)
+        if event.get("ResourceStatus") not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+            return
+        for artifact in list(self.pending):
+            if event.get("LogicalResourceId") == artifact.bucket and event.get("PhysicalResourceId"):
+                if upload(self.s3, str(event["PhysicalResourceId"]), artifact):
+                    self.say(f"uploaded {artifact.parameter} to s3://{event['PhysicalResourceId']}/{artifact.key}")
+                self.pending.remove(artifact)
+                self.done.append(artifact)
+
+    def waiting(self, status: str, elapsed: float) -> None:
+        """Pass the heartbeat on."""
+        self.inner.waiting(status, elapsed)
+
+    def close(self) -> None:
+        """Close the inner reporter."""
+        self.inner.close()

@@ -1,0 +1,76 @@
+"""Artifacts reach the bucket the stack creates: before the deploy when it exists, the moment it
+is created otherwise (the emulator emits no resource events, so that moment is scripted here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from cfnbuild.deploy.artifacts import BuiltArtifact, UploadOnBucketReady, build, recorded_artifacts, upload
+from cfnbuild.deploy.events import make_reporter
+from cfnbuild.errors import UsageError
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_the_webapp_template_records_its_artifact_for_the_assets_bucket():
+    template = json.loads((ROOT / "output/dev/webapp.json").read_text())
+    assert recorded_artifacts(template) == {
+        "AppArtifactKey": {
+            "bucket": "AssetsBucket",
+            "builder": "blueprints.artifact:build_artifact",
+            "prefix": "releases/",
+        }
+    }
+
+
+def test_build_runs_the_recorded_builder_and_keys_are_content_addressed(tmp_path):
+    template = json.loads((ROOT / "output/dev/webapp.json").read_text())
+    first = build(template, project_root=ROOT, cache_dir=tmp_path / "a", skip=set())
+    second = build(template, project_root=ROOT, cache_dir=tmp_path / "b", skip=set())
+    assert [a.key for a in first] == [a.key for a in second]
+    assert first[0].key.startswith("releases/")
+    assert first[0].path.read_bytes() == second[0].path.read_bytes()
+
+
+def test_an_explicit_value_skips_the_build(tmp_path):
+    template = json.loads((ROOT / "output/dev/webapp.json").read_text())
+    assert build(template, project_root=ROOT, cache_dir=tmp_path, skip={"AppArtifactKey"}) == []
+
+
+def test_an_unloadable_builder_names_the_artifact(tmp_path):
+    template = {
+        "Metadata": {
+            "cfnbuild": {"artifacts": {"Key": {"bucket": "B", "builder": "nope.nothing:here", "prefix": "r/"}}}
+        }
+    }
+    with pytest.raises(UsageError, match=r"artifact Key: builder 'nope\.nothing:here' cannot be loaded"):
+        build(template, project_root=ROOT, cache_dir=tmp_path, skip=set())
+
+
+def test_upload_happens_when_the_bucket_is_created_and_only_once(emulator, tmp_path):
+    s3 = emulator.client("s3")
+    s3.create_bucket(Bucket="assets-upload-test", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    path = tmp_path / "app.tar.gz"
+    path.write_bytes(b"release")
+    artifact = BuiltArtifact("AppArtifactKey", "AssetsBucket", path, "releases/abc/app.tar.gz")
+    said: list[str] = []
+    reporter = UploadOnBucketReady(make_reporter(Console(record=True), live=False), s3, [artifact], said.append)
+    reporter.event(
+        {"LogicalResourceId": "Vpc", "ResourceStatus": "CREATE_COMPLETE", "ResourceType": "AWS::EC2::VPC"}, 1.0
+    )
+    assert reporter.pending == [artifact]
+    bucket_done = {
+        "LogicalResourceId": "AssetsBucket",
+        "PhysicalResourceId": "assets-upload-test",
+        "ResourceStatus": "CREATE_COMPLETE",
+        "ResourceType": "AWS::S3::Bucket",
+    }
+    reporter.event(bucket_done, 2.0)
+    assert reporter.pending == []
+    assert s3.get_object(Bucket="assets-upload-test", Key="releases/abc/app.tar.gz")["Body"].read() == b"release"
+    assert said == ["uploaded AppArtifactKey to s3://assets-upload-test/releases/abc/app.tar.gz"]
+    assert upload(s3, "assets-upload-test", artifact) is False  # same key: nothing uploaded again
