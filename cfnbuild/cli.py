@@ -19,6 +19,7 @@ from rich.table import Table
 
 from cfnbuild.app import Project, load_project
 from cfnbuild.deploy.commands import register as register_deploy_commands
+from cfnbuild.deploy.stacksets import register as register_stackset_commands
 from cfnbuild.errors import CfnbuildError, CheckFailed, UsageError
 from cfnbuild.graph import critical_path, to_dot
 from cfnbuild.lint import Finding, LintCache, checkov, skip_problems
@@ -76,7 +77,7 @@ def _report(findings: list[Finding], what: str) -> None:
 @click.version_option(package_name="cfnbuild")
 @click.pass_context
 def cli(ctx: click.Context, project_dir: Path | None, debug: bool) -> None:
-    r"""Build, lint and ship CloudFormation stacks from typed Python blueprints.
+    """Build, lint and ship CloudFormation stacks from typed Python blueprints.
 
     \b
     Example:
@@ -101,7 +102,7 @@ def cli(ctx: click.Context, project_dir: Path | None, debug: bool) -> None:
 )
 @click.pass_context
 def build(ctx: click.Context, env: str | None, all_envs: bool, check: bool) -> None:
-    r"""Render every stack, lint it with cfn-lint (E, W and I rules) and write output/.
+    """Render every stack, lint it with cfn-lint (E, W and I rules) and write output/.
 
     Every environment's config is validated before anything is built; a template with any
     cfn-lint match is not written (nothing is written then). Templates are written atomically,
@@ -155,7 +156,7 @@ def build(ctx: click.Context, env: str | None, all_envs: bool, check: bool) -> N
 @click.option("--no-checkov", is_flag=True, help="Run cfn-lint only (checkov takes several seconds).")
 @click.pass_context
 def lint_command(ctx: click.Context, env: str | None, all_envs: bool, no_checkov: bool) -> None:
-    r"""Check the templates build wrote with cfn-lint (E, W, I) and checkov.
+    """Check the templates build wrote with cfn-lint (E, W, I) and checkov.
 
     The gates run on the files in output/, because that is what ships. checkov runs offline
     with the cloudformation and secrets frameworks; a check is skipped only where the
@@ -202,7 +203,7 @@ def lint_command(ctx: click.Context, env: str | None, all_envs: bool, no_checkov
 @cli.command(name="list")
 @click.pass_context
 def list_command(ctx: click.Context) -> None:
-    r"""List the project's environments and stacks, with each template's state.
+    """List the project's environments and stacks, with each template's state.
 
     \b
     Example:
@@ -228,7 +229,7 @@ def list_command(ctx: click.Context) -> None:
 @click.option("--dot", is_flag=True, help="Print the whole dependency graph in Graphviz dot format instead.")
 @click.pass_context
 def graph(ctx: click.Context, env: str, dot: bool) -> None:
-    r"""Show the critical path of each stack: the slowest chain of dependencies.
+    """Show the critical path of each stack: the slowest chain of dependencies.
 
     Reads output/ENV/*.json (run build first). Each resource counts the typical creation time of
     its type (cfnbuild/graph.py cites where each figure comes from), so a change that makes the
@@ -266,6 +267,7 @@ def _minutes(seconds: int) -> str:
 
 
 register_deploy_commands(cli)
+register_stackset_commands(cli)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,9 +88,37 @@ def _cluster_members_are_placeholders() -> None:
     parsing.parse_resource_and_generate_name = parse
 
 
+def _stack_set_instances_named_the_aws_way() -> None:
+    """Let the emulator create stack set instances whose resources are named after their stack.
+
+    moto 5 names each self-managed instance's stack ``StackSet:<name>``, a name no real stack can
+    have (AWS names it ``StackSet-<name>-<id>``), and every resource whose physical name is made
+    from the stack name (an SNS topic, a queue) then fails as invalid. This renames it the AWS
+    way; nothing else changes. Idempotent.
+    """
+    from moto.cloudformation import models  # noqa: PLC0415  (optional dependency)
+
+    original = models.CloudFormationBackend.create_stack
+    if getattr(original, "_cfnbuild_fixed", False):
+        return
+
+    def create_stack(self: Any, *args: Any, **kwargs: Any) -> Any:
+        name = kwargs.get("name", args[0] if args else "")
+        if isinstance(name, str) and name.startswith("StackSet:"):
+            renamed = f"StackSet-{name.removeprefix('StackSet:')}-{uuid.uuid4()}"
+            if "name" in kwargs:
+                kwargs["name"] = renamed
+            else:
+                args = (renamed, *args[1:])
+        return original(self, *args, **kwargs)
+
+    create_stack._cfnbuild_fixed = True  # type: ignore[attr-defined]
+    models.CloudFormationBackend.create_stack = create_stack  # type: ignore[method-assign]  # a patch
+
+
 # Known emulator defects, each corrected so that a correct template deploys as it would on AWS.
 # Nothing here invents behaviour moto does not have.
-_FIXES = (_fix_kms_key_tags, _cluster_members_are_placeholders)
+_FIXES = (_fix_kms_key_tags, _cluster_members_are_placeholders, _stack_set_instances_named_the_aws_way)
 
 
 @contextmanager

@@ -137,7 +137,7 @@ def _params(values: tuple[str, ...]) -> dict[str, str]:
 def plan(
     ctx: click.Context, /, params: tuple[str, ...], as_json: bool, markdown: bool, out_file: Path | None, **kwargs: Any
 ) -> None:
-    r"""Show what a deploy would change, from a change set of the template build wrote.
+    """Show what a deploy would change, from a change set of the template build wrote.
 
     Exit code: 0 no changes, 2 changes, 1 error. Replacement or removal of a stateful resource is
     marked DANGER; IAM and security-group changes that widen access are called out; NoEcho
@@ -211,7 +211,7 @@ def deploy(
     recreate_failed: bool,
     **kwargs: Any,
 ) -> None:
-    r"""Deploy the template build wrote, through a change set, and watch it to the end.
+    """Deploy the template build wrote, through a change set, and watch it to the end.
 
     First a local no-op check (nothing is created when template, parameters, tags and policies
     are as deployed); then the plan; then confirmation (typing the stack name when the plan is
@@ -257,7 +257,7 @@ def _print_outputs(console: Console, outputs: dict[str, str]) -> None:
 @click.option("--follow", is_flag=True, help="Keep watching new events until the stack settles.")
 @click.pass_context
 def status(ctx: click.Context, /, follow: bool, **kwargs: Any) -> None:
-    r"""Show the stack's status and its latest events; --follow watches a running operation.
+    """Show the stack's status and its latest events; --follow watches a running operation.
 
     \b
     Example:
@@ -295,7 +295,7 @@ def status(ctx: click.Context, /, follow: bool, **kwargs: Any) -> None:
 @target_options
 @click.pass_context
 def outputs(ctx: click.Context, /, **kwargs: Any) -> None:
-    r"""Print the stack's outputs and write them to output/ENV/STACK.outputs.json.
+    """Print the stack's outputs and write them to output/ENV/STACK.outputs.json.
 
     \b
     Example:
@@ -317,7 +317,7 @@ def outputs(ctx: click.Context, /, **kwargs: Any) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask to type the stack name (CI).")
 @click.pass_context
 def delete(ctx: click.Context, /, yes: bool, **kwargs: Any) -> None:
-    r"""Delete the stack; say first what is retained or snapshotted, and confirm.
+    """Delete the stack; say first what is retained or snapshotted, and confirm.
 
     Refused while termination protection is on.
 
@@ -371,7 +371,7 @@ def delete(ctx: click.Context, /, yes: bool, **kwargs: Any) -> None:
 @target_options
 @click.pass_context
 def drift(ctx: click.Context, /, **kwargs: Any) -> None:
-    r"""Detect drift: resources changed outside CloudFormation since the last deploy.
+    """Detect drift: resources changed outside CloudFormation since the last deploy.
 
     Exit code 2 when anything drifted.
 
@@ -434,7 +434,7 @@ def drift(ctx: click.Context, /, **kwargs: Any) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (CI).")
 @click.pass_context
 def recover(ctx: click.Context, /, skip: tuple[str, ...], yes: bool, **kwargs: Any) -> None:
-    r"""Continue a rollback stuck in UPDATE_ROLLBACK_FAILED, skipping the resources that failed it.
+    """Continue a rollback stuck in UPDATE_ROLLBACK_FAILED, skipping the resources that failed it.
 
     The resources to skip are pre-filled from the failed events of the rollback; skipped
     resources are marked as rolled back without being changed, so check them afterwards.

@@ -29,7 +29,7 @@ from rich.console import Console
 from cfnbuild.app import Project
 from cfnbuild.deploy import artifacts, changeset
 from cfnbuild.deploy.aws import Aws, error_code, error_message
-from cfnbuild.deploy.events import PollSettings, make_reporter, watch
+from cfnbuild.deploy.events import PollSettings, Reporter, make_reporter, watch
 from cfnbuild.deploy.plan import Plan, build_plan, load_plan, render_text
 from cfnbuild.deploy.policy import policy_body, same_policy, stack_policy
 from cfnbuild.deploy.staging import INLINE_TEMPLATE_LIMIT, StagingBucket
@@ -119,6 +119,19 @@ class Prepared:
     artifacts: tuple[artifacts.BuiltArtifact, ...] = ()
 
 
+@dataclass(frozen=True)
+class Staged:
+    """A deploy up to confirmation: the plan shown and, when there is work, its change set."""
+
+    request: Request
+    stack_name: str
+    deployed: DeployedStack | None
+    prepared: Prepared
+    plan: Plan | None
+    created: changeset.ChangeSet | None  # None: nothing to do
+    outputs: dict[str, str]  # the deployed outputs, when there is nothing to do
+
+
 @dataclass
 class Engine:
     """Plans and deploys the stacks of one project to one target."""
@@ -130,6 +143,8 @@ class Engine:
     poll: PollSettings = field(default_factory=PollSettings)
     sleep: Callable[[float], None] = time.sleep
     confirm: Callable[[str], str] | None = None  # asks the user to type something; None: no TTY
+    reporter: Callable[[Console], Reporter] = make_reporter  # how events are shown
+    outputs_name: str = "{stack}.outputs.json"  # file name in output/<env>/; {region} available
 
     @property
     def cloudformation(self) -> Any:
@@ -327,12 +342,28 @@ class Engine:
     # ----------------------------------------------------------------- deploy
     def deploy(self, request: Request) -> dict[str, str]:
         """Deploy ``request``; returns the stack's outputs. Raises on refusal or failure."""
+        staged = self.stage(request)
+        if staged.created is None or staged.plan is None:
+            return staged.outputs
+        try:
+            self._confirm(staged.plan, request, staged.stack_name)
+        except CfnbuildError:
+            self.abandon(staged)
+            raise
+        return self.execute(staged)
+
+    def stage(self, request: Request) -> Staged:
+        """Everything before confirmation: the no-op check, the plan (shown) and the refusals.
+
+        When there is something to do, the change set is left ready for :meth:`execute` (or
+        :meth:`abandon`); a refusal deletes it before raising.
+        """
         stack_name = self.stack_name(request)
         deployed = self._usable_stack(request, stack_name)
         prepared = self.prepare(request, deployed)
         if deployed is not None and request.plan_file is None and self._unchanged(stack_name, deployed, prepared):
             self.out.print(f"{stack_name}: no changes (template, parameters, tags and policies as deployed)")
-            return deployed.outputs
+            return Staged(request, stack_name, deployed, prepared, None, None, deployed.outputs)
         if request.plan_file is not None:
             plan, created = self._saved_plan(request.plan_file, stack_name, deployed, prepared)
         else:
@@ -341,15 +372,31 @@ class Engine:
         if created is None:
             self._settle_protection(stack_name, deployed, prepared)
             self.out.print(f"{stack_name}: no changes")
-            return deployed.outputs if deployed else {}
+            return Staged(request, stack_name, deployed, prepared, plan, None, deployed.outputs if deployed else {})
+        staged = Staged(request, stack_name, deployed, prepared, plan, created, {})
         try:
             self._check_allowed(plan, request)
-            self._confirm(plan, request, stack_name)
         except CfnbuildError:
-            self.discard(created, created_stack=deployed is None)
+            self.abandon(staged)
             raise
+        return staged
+
+    def abandon(self, staged: Staged) -> None:
+        """Delete a staged change set that will not be executed (and the empty stack it made)."""
+        if staged.created is not None:
+            self.discard(staged.created, created_stack=staged.deployed is None)
+
+    def execute(self, staged: Staged) -> dict[str, str]:
+        """Execute a staged change set and watch it to the end; returns the outputs."""
+        if staged.created is None or staged.plan is None:
+            return staged.outputs
         return self._execute(
-            request=request, stack_name=stack_name, deployed=deployed, prepared=prepared, plan=plan, created=created
+            request=staged.request,
+            stack_name=staged.stack_name,
+            deployed=staged.deployed,
+            prepared=staged.prepared,
+            plan=staged.plan,
+            created=staged.created,
         )
 
     def _usable_stack(self, request: Request, stack_name: str) -> DeployedStack | None:
@@ -496,7 +543,7 @@ class Engine:
         token = f"cfnbuild-{uuid.uuid4()}"
         pending = self._upload_ready_artifacts(created.stack_id, prepared) if deployed else list(prepared.artifacts)
         reporter = artifacts.UploadOnBucketReady(
-            make_reporter(self.out), self.aws.client("s3"), pending, lambda text: self.err.print(text, markup=False)
+            self.reporter(self.out), self.aws.client("s3"), pending, lambda text: self.err.print(text, markup=False)
         )
         try:
             self.cloudformation.execute_change_set(ChangeSetName=created.id, ClientRequestToken=token)
@@ -592,7 +639,8 @@ class Engine:
     def _write_outputs(
         self, request: Request, stack_name: str, stack_id: str, outputs: Mapping[str, str], template: Mapping[str, Any]
     ) -> None:
-        path = self.project.output_dir / request.environment / f"{request.stack}.outputs.json"
+        name = self.outputs_name.format(stack=request.stack, region=self.aws.target.region)
+        path = self.project.output_dir / request.environment / name
         declared = set(template.get("Outputs", {}))
         missing = sorted(declared - set(outputs))
         document = {

@@ -113,12 +113,14 @@ def test_list_shows_every_environment_and_its_state(project_dir):
     assert "stale" in lines["prod"]
 
 
-@pytest.mark.parametrize("command", ["build", "lint", "list", "graph"])
+@pytest.mark.parametrize(
+    "command", ["build", "lint", "list", "graph", "plan", "deploy", "status", "outputs", "delete", "drift", "recover"]
+)
 def test_every_command_help_shows_an_example(command, capsys):
     main([command, "--help"])
     help_text = capsys.readouterr().out
     assert "Example:" in help_text
-    assert f"cfnbuild {command}" in help_text
+    assert f"\n    cfnbuild {command}" in help_text  # each example on its own line, as written
 
 
 def test_console_script_equals_python_m(project_dir):
