@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,9 +24,11 @@ from cfnbuild.app import Project
 from cfnbuild.deploy.aws import Aws, Target, error_code, error_message
 from cfnbuild.deploy.engine import Engine, Interrupted, Refused, Request
 from cfnbuild.deploy.events import make_reporter, root_cause, stack_events_since, watch
+from cfnbuild.deploy.multiregion import deploy_regions
 from cfnbuild.deploy.plan import render_json, render_markdown, render_text, save_plan
 from cfnbuild.emulator import THROWAWAY_CREDENTIALS, run_emulator
 from cfnbuild.errors import CfnbuildError, UsageError
+from cfnbuild.regions import KNOWN_REGIONS
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_NO_CHANGES, EXIT_CHANGES = 0, 2
@@ -65,9 +67,37 @@ def _where(kwargs: dict[str, Any]) -> Where:
     return Where(*(kwargs.pop(k) for k in ("env", "stack", "region", "profile", "endpoint_url", "local")))
 
 
+@dataclass(frozen=True)
+class Engines:
+    """Makes an engine for any region of one target: the same account, endpoint and stack."""
+
+    project: Project
+    environment: str
+    stack: str
+    stack_name: str
+    default_region: str
+    out: Console
+    err: Console
+    profile: str | None
+    endpoint_url: str | None
+    credentials: dict[str, str] | None
+
+    def __call__(self, region: str | None = None) -> Engine:
+        """An engine for ``region`` (default: the target's region)."""
+        target = Target(
+            self.stack_name,
+            region or self.default_region,
+            profile=self.profile,
+            endpoint_url=self.endpoint_url,
+            credentials=self.credentials,
+        )
+        confirm = _prompt if sys.stdin.isatty() else None
+        return Engine(self.project, Aws(target), self.out, self.err, confirm=confirm)
+
+
 @contextmanager
-def engine_for(ctx: click.Context, where: Where) -> Iterator[tuple[Engine, str, str]]:
-    """An engine pointed at the target; yields (engine, environment, stack)."""
+def engines_for(ctx: click.Context, where: Where) -> Iterator[Engines]:
+    """Engines pointed at the target (the embedded emulator with --local, started here)."""
     project: Project = ctx.obj["project_loader"]()
     out: Console = ctx.obj["out"]
     err: Console = ctx.obj["err"]
@@ -80,23 +110,34 @@ def engine_for(ctx: click.Context, where: Where) -> Iterator[tuple[Engine, str, 
     region = where.region or config.region
     if where.local and (where.endpoint_url or where.profile):
         raise UsageError("--local starts its own emulator; leave out --endpoint-url and --profile")
-    confirm = _prompt if sys.stdin.isatty() else None
-    if where.local:
-        with run_emulator(region) as emulator:
-            err.print(
-                f"[bold]--local:[/] the embedded AWS emulator (moto) at {emulator.endpoint_url}; nothing reaches AWS, "
-                "and everything is gone when this command ends"
-            )
-            target = Target(
-                config.stack_name(stack),
-                region,
-                endpoint_url=emulator.endpoint_url,
-                credentials=dict(THROWAWAY_CREDENTIALS),
-            )
-            yield Engine(project, Aws(target), out, err, confirm=confirm), env, stack
+    engines = Engines(
+        project=project,
+        environment=env,
+        stack=stack,
+        stack_name=config.stack_name(stack),
+        default_region=region,
+        out=out,
+        err=err,
+        profile=where.profile,
+        endpoint_url=where.endpoint_url,
+        credentials=None,
+    )
+    if not where.local:
+        yield engines
         return
-    target = Target(config.stack_name(stack), region, profile=where.profile, endpoint_url=where.endpoint_url)
-    yield Engine(project, Aws(target), out, err, confirm=confirm), env, stack
+    with run_emulator(region) as emulator:
+        err.print(
+            f"[bold]--local:[/] the embedded AWS emulator (moto) at {emulator.endpoint_url}; nothing reaches AWS, "
+            "and everything is gone when this command ends"
+        )
+        yield replace(engines, endpoint_url=emulator.endpoint_url, credentials=dict(THROWAWAY_CREDENTIALS))
+
+
+@contextmanager
+def engine_for(ctx: click.Context, where: Where) -> Iterator[tuple[Engine, str, str]]:
+    """One engine pointed at the target; yields (engine, environment, stack)."""
+    with engines_for(ctx, where) as engines:
+        yield engines(), engines.environment, engines.stack
 
 
 def _only_stack(project: Project) -> str:
@@ -198,6 +239,15 @@ def plan(
     is_flag=True,
     help="Delete and recreate a stack stuck in ROLLBACK_COMPLETE or REVIEW_IN_PROGRESS (only stacks cfnbuild made).",
 )
+@click.option("--regions", metavar="R1,R2", help="Deploy to several regions: every plan first, then in parallel.")
+@click.option(
+    "--max-parallel",
+    type=click.IntRange(1, 20),
+    default=2,
+    show_default=True,
+    help="With --regions: regions deploying at once.",
+)
+@click.option("--continue-on-error", is_flag=True, help="With --regions: go on with the other regions when one fails.")
 @click.pass_context
 def deploy(
     ctx: click.Context,
@@ -209,6 +259,9 @@ def deploy(
     plan_file: Path | None,
     wait: bool,
     recreate_failed: bool,
+    regions: str | None,
+    max_parallel: int,
+    continue_on_error: bool,
     **kwargs: Any,
 ) -> None:
     """Deploy the template build wrote, through a change set, and watch it to the end.
@@ -222,8 +275,23 @@ def deploy(
     Example:
       cfnbuild deploy --local                      # the embedded emulator, throwaway
       cfnbuild deploy --env prod --yes --allow-replace DbCluster
+      cfnbuild deploy --env prod --regions eu-west-1,eu-central-1 --max-parallel 2
     """
     where = _where(kwargs)
+    if regions is not None:
+        _deploy_regions(
+            ctx,
+            where,
+            regions,
+            max_parallel=max_parallel,
+            continue_on_error=continue_on_error,
+            params=params,
+            yes=yes,
+            allow_replace=allow_replace,
+            wait=wait,
+            plan_file=plan_file,
+        )
+        return
     with engine_for(ctx, where) as (engine, env, stack):
         request = Request(
             env,
@@ -239,6 +307,59 @@ def deploy(
             ctx.obj["err"].print("--local: the emulator is throwaway, so no confirmation is asked", markup=False)
         outputs = engine.deploy(request)
     _print_outputs(ctx.obj["out"], outputs)
+
+
+def _deploy_regions(
+    ctx: click.Context,
+    where: Where,
+    regions: str,
+    *,
+    max_parallel: int,
+    continue_on_error: bool,
+    params: tuple[str, ...],
+    yes: bool,
+    allow_replace: tuple[str, ...],
+    wait: bool,
+    plan_file: Path | None,
+) -> None:
+    names = [r.strip() for r in regions.split(",") if r.strip()]
+    unknown = [r for r in names if r not in KNOWN_REGIONS]
+    if not names or unknown:
+        raise UsageError(
+            f"--regions {regions!r}: {', '.join(unknown) or 'no region'} is not a region; e.g. eu-west-1,eu-central-1"
+        )
+    if where.region:
+        raise UsageError("give --regions or --region, not both")
+    if plan_file is not None:
+        raise UsageError("--plan executes one saved change set in one region; leave out --regions")
+    with engines_for(ctx, where) as engines:
+        configured = engines.project.config(engines.environment).regions
+        unlinted = [r for r in names if r not in configured]
+        if unlinted:
+            raise UsageError(
+                f"--regions: {', '.join(unlinted)} not in config/{engines.environment}.toml regions, the regions the "
+                "template is linted for; add them there, run 'cfnbuild build', and deploy again"
+            )
+        request = Request(
+            engines.environment,
+            engines.stack,
+            param_overrides=_params(params),
+            allow_replace=allow_replace,
+            yes=yes or where.local,
+            wait=wait,
+        )
+        results = deploy_regions(
+            engines,
+            request,
+            names,
+            max_parallel=max_parallel,
+            continue_on_error=continue_on_error,
+            out=ctx.obj["out"],
+            confirm=_prompt if sys.stdin.isatty() else None,
+        )
+    failed = [r for r in results if r.result in ("failed", "refused")]
+    if failed:
+        raise CfnbuildError(f"{len(failed)} of {len(results)} region(s) failed: {', '.join(r.region for r in failed)}")
 
 
 def _print_outputs(console: Console, outputs: dict[str, str]) -> None:
