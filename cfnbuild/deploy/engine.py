@@ -577,7 +577,7 @@ class Engine:
             raise DeployFailed(f"{stack_name} ended {outcome.status}; root cause{nested}: {why}")
         if reporter.pending:
             self._upload_ready_artifacts(created.stack_id, prepared, only=reporter.pending)
-        after = self.describe(stack_name)
+        after = self.describe(created.stack_id)  # by ARN: the stack this change set made, not a namesake
         self._settle_protection(stack_name, after, prepared)
         outputs = after.outputs if after else {}
         self._write_outputs(request, stack_name, created.stack_id, outputs, prepared.template)
@@ -616,7 +616,7 @@ class Engine:
         """Put termination protection and the stack policy where the config wants them."""
         if deployed is None:
             return
-        if prepared.policy is not None and not same_policy(self.deployed_policy(stack_name), prepared.policy):
+        if prepared.policy is not None and not same_policy(self.deployed_policy(deployed.stack_id), prepared.policy):
             self.cloudformation.set_stack_policy(
                 StackName=deployed.stack_id, StackPolicyBody=policy_body(prepared.policy)
             )

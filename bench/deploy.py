@@ -1,0 +1,313 @@
+"""Benchmark: deploying the dev template with cfnbuild against ``aws cloudformation deploy``.
+
+Both tools deploy the same template (``output/dev/webapp.json``, rebuilt in a throwaway copy of
+the project first so it is never stale) with the same parameter values and stack tags to ONE
+emulator (moto in server mode on loopback, started here), in this one run, each as a subprocess
+the way a user runs it:
+
+- ``python -m cfnbuild deploy --endpoint-url URL --env dev --yes`` (stack ``webapp-dev-bench-N``);
+- ``aws cloudformation deploy --template-file ... --stack-name webapp-awscli-N --capabilities
+  CAPABILITY_IAM --endpoint-url URL --s3-bucket ...`` (the baseline; the template is over the
+  51,200 bytes CloudFormation takes inline, so it goes through a bucket made in the emulator;
+  awscli v1 makes its S3 client without ``--endpoint-url``, so ``AWS_ENDPOINT_URL_S3`` points it
+  at the emulator too).
+
+Both get the emulator's throwaway credentials (``AWS_ACCESS_KEY_ID=emulator``). A warm-up stack
+is deployed first with plain boto3 so neither tool pays the emulator's first-use imports. A
+background thread polls DescribeStacks every 0.1 s to timestamp when each stack reaches its
+final status, so the time from the final state to the tool's exit is measured too (a lower
+bound, good to one poll: the status became final at most 0.1 s and a round trip earlier).
+awscli's waiter polls every 30 s; cfnbuild's watch every 2-5 s. Prints a table, the ratio
+cfnbuild/awscli and the targets: cfnbuild total <= awscli's; cfnbuild exits within 3 s of the
+final state.
+
+Caveat: the emulator executes a change set before ExecuteChangeSet answers, so the stack is
+final by the first poll of either tool and neither tool's poll interval shows; on AWS, where
+resources take minutes, awscli's 30 s waiter adds up to 30 s after the final state.
+
+awscli v1 is not a project dependency; install it into the venv with a release that keeps the
+venv's botocore (awscli 1.X pins botocore 1.(X-1) exactly), e.g. for botocore 1.35.99::
+
+    .venv/bin/pip install awscli==1.36.40
+
+Run::
+
+    .venv/bin/python bench/deploy.py [--repeat 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+ROOT = Path(__file__).resolve().parent.parent
+REGION = "eu-west-1"
+BUCKET = "bench-awscli-templates"
+POLL_SECONDS = 0.1
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "emulator", "AWS_SECRET_ACCESS_KEY": "emulator"}
+EXIT_TARGET_SECONDS = 3.0
+
+
+# ------------------------------------------------------------------------------- the project copy
+def _project(directory: Path) -> Path:
+    """A throwaway copy of the project's settings, configs and dev template."""
+    (directory / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
+    shutil.copytree(ROOT / "config", directory / "config")
+    (directory / "output/dev").mkdir(parents=True)
+    shutil.copy(ROOT / "output/dev/webapp.json", directory / "output/dev/webapp.json")
+    return directory
+
+
+def _set_suffix(project: Path, suffix: str) -> str:
+    """Name cfnbuild's stack ``webapp-dev-<suffix>`` and rebuild (untimed); the template's path."""
+    config = project / "config/dev.toml"
+    text = (ROOT / "config/dev.toml").read_text()
+    line = f'stack_name_suffix = "{suffix}"'
+    text = text.replace("[deploy]\n", f"[deploy]\n{line}\n") if "[deploy]\n" in text else f"{text}\n[deploy]\n{line}\n"
+    config.write_text(text)
+    result = subprocess.run(
+        [sys.executable, "-m", "cfnbuild", "--project", str(project), "build", "--env", "dev"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"cfnbuild build failed:\n{result.stderr}")
+    return str(project / "output/dev/webapp.json")
+
+
+# ------------------------------------------------------------------------------- the final-state clock
+class FinalStates:
+    """Polls DescribeStacks every 0.1 s and notes when each watched stack first has a final status."""
+
+    def __init__(self, cloudformation: Any) -> None:
+        self.cloudformation = cloudformation
+        self.reached: dict[str, tuple[float, str]] = {}  # stack name → (monotonic time, status)
+        self._names: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="final-states", daemon=True)
+
+    def watch(self, name: str) -> None:
+        """Start watching ``name`` (which need not exist yet)."""
+        with self._lock:
+            self._names.append(name)
+
+    def _run(self) -> None:
+        while not self._stop.wait(POLL_SECONDS):
+            with self._lock:
+                pending = [n for n in self._names if n not in self.reached]
+            for name in pending:
+                try:
+                    stack = self.cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+                except ClientError:
+                    continue  # not made yet
+                status = str(stack["StackStatus"])
+                if not status.endswith("_IN_PROGRESS"):
+                    with self._lock:
+                        self.reached[name] = (time.monotonic(), status)
+
+    @contextmanager
+    def running(self) -> Iterator[FinalStates]:
+        """Poll in the background for the duration of the block."""
+        self._thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            self._thread.join(timeout=5)
+
+
+# ------------------------------------------------------------------------------- one timed deploy
+@dataclass(frozen=True)
+class Run:
+    """One tool's deploy."""
+
+    tool: str
+    stack: str
+    seconds: float  # wall time of the subprocess
+    final_status: str
+    exit_lag: float  # from the stack's final status to the tool's exit
+    returncode: int
+
+
+def _timed(tool: str, stack: str, command: Sequence[str], env: Mapping[str, str], clock: FinalStates) -> Run:
+    clock.watch(stack)
+    started = time.monotonic()
+    result = subprocess.run(list(command), capture_output=True, text=True, env=dict(env), check=False)
+    ended = time.monotonic()
+    if result.returncode != 0:
+        print(f"{tool} failed ({result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+    time.sleep(3 * POLL_SECONDS)  # let the clock see a final status that came just before the exit
+    reached, status = clock.reached.get(stack, (float("nan"), "not final"))
+    return Run(tool, stack, ended - started, status, ended - reached, result.returncode)
+
+
+def _environment(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return {**env, **CREDENTIALS, "AWS_DEFAULT_REGION": REGION, "COLUMNS": "200", **extra}
+
+
+def _parameters_and_tags(project: Path, endpoint_url: str) -> tuple[dict[str, str], dict[str, str]]:
+    """What cfnbuild sends with the template (its lookups and config resolved), for awscli too."""
+    from rich.console import Console  # noqa: PLC0415  (only here, after the project is set up)
+
+    from cfnbuild.app import load_project  # noqa: PLC0415
+    from cfnbuild.deploy.aws import Aws, Target  # noqa: PLC0415
+    from cfnbuild.deploy.engine import Engine, Request  # noqa: PLC0415
+    from cfnbuild.emulator import THROWAWAY_CREDENTIALS  # noqa: PLC0415
+
+    target = Target("unused", REGION, endpoint_url=endpoint_url, credentials=dict(THROWAWAY_CREDENTIALS))
+    quiet = Console(quiet=True)
+    engine = Engine(load_project(project), Aws(target), quiet, quiet)
+    prepared = engine.prepare(Request("dev", "webapp"), None)
+    return prepared.parameters, prepared.tags
+
+
+def _warm_up(emulator: Any, template: str, parameters: Mapping[str, str], tags: Mapping[str, str]) -> None:
+    """One untimed deploy with boto3, so neither measured tool pays the emulator's first-use costs."""
+    s3, cloudformation = emulator.client("s3"), emulator.client("cloudformation")
+    s3.put_object(Bucket=BUCKET, Key="warm-up.json", Body=Path(template).read_bytes())
+    created = cloudformation.create_change_set(
+        StackName="webapp-warm-up",
+        ChangeSetName="warm-up",
+        ChangeSetType="CREATE",
+        TemplateURL=f"{emulator.endpoint_url}/{BUCKET}/warm-up.json",
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    cloudformation.get_waiter("change_set_create_complete").wait(ChangeSetName=created["Id"], WaiterConfig={"Delay": 1})
+    cloudformation.execute_change_set(ChangeSetName=created["Id"])
+    cloudformation.get_waiter("stack_create_complete").wait(StackName="webapp-warm-up", WaiterConfig={"Delay": 1})
+
+
+def _awscli() -> str:
+    beside = Path(sys.executable).parent / "aws"
+    found = str(beside) if beside.exists() else shutil.which("aws")
+    if found is None:
+        raise SystemExit("awscli not found: .venv/bin/pip install awscli==<the release pinning your botocore>")
+    return found
+
+
+def main() -> None:
+    """Run the benchmark and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=1, help="rounds; the order of the tools alternates")
+    args = parser.parse_args()
+    aws = _awscli()
+    version = subprocess.run([aws, "--version"], capture_output=True, text=True, check=False)
+    print(f"awscli: {(version.stdout or version.stderr).strip()} ({aws})")
+
+    from cfnbuild.emulator import run_emulator  # noqa: PLC0415  (moto is an optional dependency)
+
+    runs: list[Run] = []
+    with tempfile.TemporaryDirectory() as tmp, run_emulator(REGION) as emulator:
+        project = _project(Path(tmp))
+        template = _set_suffix(project, "bench-0")
+        committed = (ROOT / "output/dev/webapp.json").read_text() == Path(template).read_text()
+        print(
+            f"template: output/dev/webapp.json ({Path(template).stat().st_size} bytes"
+            f"{'' if committed else '; rebuilt here: the one in output/ is stale'}); emulator {emulator.endpoint_url}"
+        )
+        emulator.client("s3").create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        parameters, tags = _parameters_and_tags(project, emulator.endpoint_url)
+        _warm_up(emulator, template, parameters, tags)
+        clock = FinalStates(emulator.client("cloudformation"))
+        with clock.running():
+            for round_ in range(1, args.repeat + 1):
+                template = _set_suffix(project, f"bench-{round_}")
+                # Each cfnbuild run looks its parameters up afresh, as on a new machine.
+                shutil.rmtree(project / ".cfnbuild-cache/lookups", ignore_errors=True)
+                cfnbuild = (
+                    "cfnbuild",
+                    f"webapp-dev-bench-{round_}",
+                    [
+                        sys.executable,
+                        "-m",
+                        "cfnbuild",
+                        "--project",
+                        str(project),
+                        "deploy",
+                        "--endpoint-url",
+                        emulator.endpoint_url,
+                        "--env",
+                        "dev",
+                        "--yes",
+                    ],
+                    _environment(),
+                )
+                awscli = (
+                    "awscli",
+                    f"webapp-awscli-{round_}",
+                    [
+                        aws,
+                        "cloudformation",
+                        "deploy",
+                        "--template-file",
+                        template,
+                        "--stack-name",
+                        f"webapp-awscli-{round_}",
+                        "--capabilities",
+                        "CAPABILITY_IAM",
+                        "--endpoint-url",
+                        emulator.endpoint_url,
+                        "--region",
+                        REGION,
+                        "--s3-bucket",
+                        BUCKET,
+                        "--parameter-overrides",
+                        *(f"{k}={v}" for k, v in sorted(parameters.items())),
+                        "--tags",
+                        *(f"{k}={v}" for k, v in sorted(tags.items())),
+                    ],
+                    _environment(AWS_ENDPOINT_URL_S3=emulator.endpoint_url),
+                )
+                order = (cfnbuild, awscli) if round_ % 2 else (awscli, cfnbuild)
+                for tool, stack, command, env in order:
+                    runs.append(_timed(tool, stack, command, env, clock))
+    _report(runs, args.repeat)
+
+
+def _report(runs: Sequence[Run], repeat: int) -> None:
+    print()
+    print(f"{'tool':<10} {'stack':<22} {'wall s':>8} {'final → exit s':>15}  final status   rc")
+    for run in runs:
+        print(
+            f"{run.tool:<10} {run.stack:<22} {run.seconds:>8.2f} {run.exit_lag:>15.2f}  "
+            f"{run.final_status:<14} {run.returncode}"
+        )
+    ours = [r for r in runs if r.tool == "cfnbuild"]
+    theirs = [r for r in runs if r.tool == "awscli"]
+    ours_s = statistics.median(r.seconds for r in ours)
+    theirs_s = statistics.median(r.seconds for r in theirs)
+    lag = max(r.exit_lag for r in ours)
+    how = f"median of {repeat}" if repeat > 1 else "one run each"
+    print()
+    print(f"cfnbuild {ours_s:.2f}s, awscli {theirs_s:.2f}s ({how}); ratio cfnbuild/awscli {ours_s / theirs_s:.2f}")
+    ok = all(r.returncode == 0 and r.final_status in ("CREATE_COMPLETE", "UPDATE_COMPLETE") for r in runs)
+    print(f"target: cfnbuild total <= awscli's: {'met' if ours_s <= theirs_s else 'MISSED'}")
+    print(
+        f"target: cfnbuild exits within {EXIT_TARGET_SECONDS:.0f}s of the final state: "
+        f"{'met' if lag <= EXIT_TARGET_SECONDS else 'MISSED'} (worst {lag:.2f}s)"
+    )
+    if not ok:
+        raise SystemExit("a deploy failed; the figures above are not a comparison")
+
+
+if __name__ == "__main__":
+    main()
