@@ -410,6 +410,9 @@ class Compute(Blueprint[ComputeInputs]):
             "ImageId",
             Type="AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>",
             Default=self.inputs.ami_parameter,
+            # AWS's public Amazon Linux 2023 parameters only: the bootstrap is written for AL2023.
+            AllowedPattern=r"^/aws/service/ami-amazon-linux-latest/al2023-ami-[a-z0-9._-]+$",
+            ConstraintDescription="a public Amazon Linux 2023 AMI parameter (/aws/service/ami-amazon-linux-latest/...)",
             Description="SSM parameter naming the app instances' AMI (Amazon Linux 2023, latest).",
         )
         return Ref(parameter)

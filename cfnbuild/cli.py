@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cfnbuild.app import Project, load_project
+from cfnbuild.catalog import register as register_catalog_commands
 from cfnbuild.deploy.commands import register as register_deploy_commands
 from cfnbuild.deploy.stacksets import register as register_stackset_commands
 from cfnbuild.errors import CfnbuildError, CheckFailed, UsageError
@@ -268,6 +269,7 @@ def _minutes(seconds: int) -> str:
 
 register_deploy_commands(cli)
 register_stackset_commands(cli)
+register_catalog_commands(cli)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

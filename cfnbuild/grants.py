@@ -16,14 +16,21 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import fnmatch
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
+import awacs.cloudformation
 import awacs.kms
 import awacs.logs
 import awacs.s3
 import awacs.secretsmanager
 import awacs.sns
+import awacs.ssm
 import awacs.sts
 from awacs import cloudwatch
 from awacs.aws import (
@@ -39,7 +46,11 @@ from awacs.aws import (
     Statement,
     StringEquals,
 )
-from troposphere import AWSHelperFn, AWSObject, GetAtt, Ref, Sub, iam
+from cfnlint.data import AdditionalSpecs
+from cfnlint.helpers import load_resource
+from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+from cfnlint.schema.manager import ResourceNotFoundError
+from troposphere import AWSHelperFn, AWSObject, GetAtt, Ref, Sub, encode_to_dict, iam
 
 from cfnbuild.naming import logical_id, partition_arn
 
@@ -423,3 +434,236 @@ def grant_bucket_prefixes(
         grants._allow("ReadObjects", targets[prefix], OBJECT_READ_ACTIONS, resources)
         if prefix in read_write:
             grants._allow("WriteObjects", targets[prefix], OBJECT_WRITE_ACTIONS, resources)
+
+
+# --------------------------------------------------------------------------------------------
+# Provisioning roles: a role that CloudFormation stacks are made with (a Service Catalog launch
+# role). Everything below is added for that one kind of role.
+
+PROVISIONING_HANDLERS = ("create", "read", "update", "delete")
+MANAGED_POLICY_MAX_CHARS = 6_144  # IAM quota: one managed policy's JSON, whitespace not counted
+MANAGED_POLICIES_PER_ROLE = 10  # IAM's default quota of managed policies attached to one role
+_PROVISIONING_POLICY_BUDGET = 5_900  # leaves room for the document's envelope
+STACK_OPERATION_ACTIONS: tuple[Action, ...] = (
+    awacs.cloudformation.CreateStack,
+    awacs.cloudformation.UpdateStack,
+    awacs.cloudformation.DeleteStack,
+    awacs.cloudformation.DescribeStacks,
+    awacs.cloudformation.DescribeStackEvents,
+    awacs.cloudformation.DescribeStackResource,
+    awacs.cloudformation.DescribeStackResources,
+    awacs.cloudformation.ListStackResources,
+    awacs.cloudformation.GetTemplate,
+    awacs.cloudformation.SetStackPolicy,
+    awacs.cloudformation.CreateChangeSet,
+    awacs.cloudformation.DescribeChangeSet,
+    awacs.cloudformation.ExecuteChangeSet,
+    awacs.cloudformation.DeleteChangeSet,
+    awacs.cloudformation.ListChangeSets,
+    awacs.cloudformation.TagResource,
+    awacs.cloudformation.UntagResource,
+)
+# Both take a template rather than a stack (ValidateTemplate has no resource type at all, and
+# GetTemplateSummary none when given a template URL), so they can only be granted on "*".
+TEMPLATE_INSPECTION_ACTIONS: tuple[Action, ...] = (
+    awacs.cloudformation.ValidateTemplate,
+    awacs.cloudformation.GetTemplateSummary,
+)
+SSM_PARAMETER_READ_ACTIONS: tuple[Action, ...] = (awacs.ssm.GetParameters,)
+# The tag Service Catalog puts on the copies of product templates in its own bucket.
+SERVICE_CATALOG_TEMPLATE_TAG = "s3:ExistingObjectTag/servicecatalog:provisioning"
+
+
+@dataclass(frozen=True)
+class ProvisioningActions:
+    """What creating, updating, deleting and reading some resource types takes, per their schemas."""
+
+    actions: tuple[str, ...]  # sorted; none already covered by a wildcard action in the set
+    unknown: tuple[str, ...]  # named by a schema but not an IAM action cfn-lint knows: not granted
+
+
+@cache
+def _iam_actions() -> dict[str, frozenset[str]]:
+    """Every IAM action cfn-lint knows (its W3037 reference), lower case, by service prefix."""
+    services = load_resource(AdditionalSpecs, "Policies.json")
+    return {prefix: frozenset(spec.get("Actions", {})) for prefix, spec in services.items()}
+
+
+def _known_action(action: str) -> bool:
+    service, _, name = action.lower().partition(":")
+    known = _iam_actions().get(service)
+    if not known or not name:
+        return False
+    if "*" in name or "?" in name:
+        return any(fnmatch.fnmatchcase(candidate, name) for candidate in known)
+    return name in known
+
+
+def provisioning_actions(
+    resource_types: Iterable[str], *, regions: Sequence[str] = ("us-east-1",)
+) -> ProvisioningActions:
+    """The IAM actions CloudFormation needs to create, update, delete and read ``resource_types``.
+
+    Read from each type's resource schema as cfn-lint ships it (``handlers.<op>.permissions`` for
+    the create, read, update and delete handlers), in every region of ``regions`` (a type's schema
+    may differ by region). Actions are matched without regard to case, as IAM does; one that a
+    wildcard action of the set already covers (``ec2:DescribeVpcs`` under ``ec2:Describe*``) is
+    left out, which changes nothing the role may do. An action IAM does not know (a schema's
+    slip such as ``s3:REST.PUT.OBJECT``; cfn-lint's own action list is the reference) is not
+    granted but returned in ``unknown``. A type without a schema, or whose schema has no
+    handlers, raises ``ValueError``: its permissions cannot be derived.
+    """
+    wanted: dict[str, str] = {}
+    for resource_type in sorted(set(resource_types)):
+        for region in regions:
+            try:
+                schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema(region, resource_type).schema
+            except ResourceNotFoundError:
+                raise ValueError(
+                    f"{resource_type} has no resource schema in {region}; cannot derive its permissions"
+                ) from None
+            handlers = schema.get("handlers") or {}
+            if not any(op in handlers for op in PROVISIONING_HANDLERS):
+                raise ValueError(f"the {resource_type} schema lists no handler permissions; cannot derive them")
+            for op in PROVISIONING_HANDLERS:
+                for action in (handlers.get(op) or {}).get("permissions", []):
+                    wanted.setdefault(action.lower(), action)
+    known = {key: action for key, action in wanted.items() if _known_action(action)}
+    wildcards = [key for key in known if "*" in key or "?" in key]
+    kept = [
+        action
+        for key, action in known.items()
+        if not any(other != key and fnmatch.fnmatchcase(key, other) for other in wildcards)
+    ]
+    unknown = [action for key, action in wanted.items() if key not in known]
+    return ProvisioningActions(tuple(sorted(kept, key=str.lower)), tuple(sorted(unknown, key=str.lower)))
+
+
+def _allow_anywhere(
+    grants: Grants, verb: str, target: str, actions: Sequence[Action], condition: Condition | None = None
+) -> None:
+    """A statement on ``"*"`` for actions that support resource-level permissions.
+
+    Only the documented exceptions below use it; :meth:`Grants._allow` refuses this on purpose.
+    """
+    sid = SID_PREFIX + logical_id(verb, target)
+    if any(st.Sid == sid for st in grants.statements):
+        return
+    kwargs: dict[str, Any] = {"Sid": sid, "Effect": Allow, "Action": list(actions), "Resource": ["*"]}
+    if condition is not None:
+        kwargs["Condition"] = condition
+    grants.statements.append(Statement(**kwargs))
+
+
+def _document_chars(document: PolicyDocument) -> int:
+    return len(json.dumps(encode_to_dict(document), separators=(",", ":")))
+
+
+def grant_provisioning(
+    blueprint: Blueprint[Any],
+    role: ServiceRole,
+    resource_types: Iterable[str],
+    *,
+    regions: Sequence[str] = ("us-east-1",),
+    name: str = "Provisioning",
+) -> tuple[list[iam.ManagedPolicy], ProvisioningActions]:
+    """Let ``role`` create, update, delete and read resources of ``resource_types``: on ``"*"``.
+
+    This is the one documented exception to "grants are scoped to a resource ARN": a role that
+    provisions stacks (a Service Catalog launch role) acts on resources that do not exist when
+    its policy is written (their names and IDs are made by CloudFormation at launch, in stacks
+    that do not exist yet either), so no ARN can name them. What keeps it least-privilege is the
+    action list: exactly :func:`provisioning_actions` of the types the product makes, nothing
+    else (no service wildcards the schemas do not name themselves).
+
+    The statements (one per service) go into as many ``AWS::IAM::ManagedPolicy`` resources as
+    IAM's 6,144-character quota per policy needs, attached to the role (an inline policy could
+    not hold them: a role's inline policies share 10,240 characters). Returns the policies, so
+    the caller can record the checkov skips this forces, and the derived actions.
+    """
+    types = sorted(set(resource_types))
+    derived = provisioning_actions(types, regions=regions)
+    by_service: dict[str, list[str]] = {}
+    for action in derived.actions:
+        by_service.setdefault(action.split(":", 1)[0].lower(), []).append(action)
+    chunks: list[Grants] = [Grants()]
+    for service, actions in sorted(by_service.items()):
+        parts = [actions]
+        while True:  # a service too large for one policy is split into statements that fit
+            trial = Grants()
+            _allow_anywhere(trial, "Provision", service, [_action(a) for a in parts[-1]])
+            if _document_chars(trial.document()) <= _PROVISIONING_POLICY_BUDGET or len(parts[-1]) == 1:
+                break
+            half = len(parts[-1]) // 2
+            parts[-1:] = [parts[-1][:half], parts[-1][half:]]
+        for index, part in enumerate(parts, start=1):
+            target = service if len(parts) == 1 else f"{service}{index}"
+            current = chunks[-1]
+            _allow_anywhere(current, "Provision", target, [_action(a) for a in part])
+            if _document_chars(current.document()) > _PROVISIONING_POLICY_BUDGET and len(current.statements) > 1:
+                current.statements.pop()
+                chunks.append(Grants())
+                _allow_anywhere(chunks[-1], "Provision", target, [_action(a) for a in part])
+    filled = [chunk for chunk in chunks if chunk.statements]
+    if len(filled) > MANAGED_POLICIES_PER_ROLE:
+        raise ValueError(
+            f"the provisioning actions of {len(types)} resource types need {len(filled)} managed "
+            f"policies; a role takes {MANAGED_POLICIES_PER_ROLE}: split the product into smaller stacks"
+        )
+    policies = []
+    for index, chunk in enumerate(filled):
+        policy = iam.ManagedPolicy(
+            blueprint.lid(role.role.title, name, index + 1),
+            Description=f"Create, update, delete and read the resource types a stack made with {role.role.title} holds",
+            PolicyDocument=chunk.document(),
+            Roles=[role.ref],
+        )
+        policies.append(blueprint.add(policy))
+    return policies, derived
+
+
+def _action(action: str) -> Action:
+    service, _, name = action.partition(":")
+    return Action(service, name)
+
+
+def grant_stack_operations(grants: Grants, stack_names: str = "SC-*") -> None:
+    """Create, update, delete, watch and tag the stacks named like ``stack_names`` in this account and region.
+
+    Also validate and summarise templates (:data:`TEMPLATE_INSPECTION_ACTIONS`), which take a
+    template rather than a stack and so can only be granted on ``"*"``. ``SC-*`` is how Service
+    Catalog names the stacks of provisioned products.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9*-]+", stack_names) or stack_names == "*":
+        raise ValueError(
+            f"stack_names {stack_names!r}: give a stack name pattern like 'SC-*' (letters, digits, '-', '*')"
+        )
+    resources = [partition_arn("cloudformation", f"stack/{stack_names}")]
+    grants._allow("OperateStacks", stack_names.replace("*", ""), STACK_OPERATION_ACTIONS, resources)
+    _allow_anywhere(grants, "InspectTemplates", "Any", TEMPLATE_INSPECTION_ACTIONS)
+
+
+def grant_service_catalog_template_read(grants: Grants) -> None:
+    """Read the copies of product templates that Service Catalog keeps in its own bucket.
+
+    The bucket is service-owned and its name is not published, so the statement is on ``"*"``;
+    it is bound to objects carrying the ``servicecatalog:provisioning=true`` tag, the condition
+    AWS documents for launch roles.
+    """
+    condition = Condition(StringEquals(SERVICE_CATALOG_TEMPLATE_TAG, "true"))
+    _allow_anywhere(grants, "ReadServiceCatalogTemplates", "Any", [awacs.s3.GetObject], condition)
+
+
+def grant_ssm_parameters_read(grants: Grants, names: Sequence[str]) -> None:
+    """Read the SSM parameters ``names`` (CloudFormation resolves ``AWS::SSM::Parameter::Value<...>`` parameters so).
+
+    Public parameters (``/aws/service/...``) belong to no account, so their ARNs leave it empty.
+    """
+    resources: list[Any] = []
+    for parameter in sorted(set(names)):
+        if not re.fullmatch(r"[A-Za-z0-9_./-]{1,2048}", parameter) or "*" in parameter:
+            raise ValueError(f"SSM parameter name {parameter!r}: give an exact name like '/aws/service/...'")
+        path = parameter if parameter.startswith("/") else "/" + parameter
+        resources.append(partition_arn("ssm", "parameter" + path, account=not path.startswith("/aws/")))
+    if resources:
+        grants._allow("ReadParameters", "Ssm", SSM_PARAMETER_READ_ACTIONS, resources)

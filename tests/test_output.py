@@ -64,3 +64,11 @@ def test_every_iam_statement_comes_from_a_grant_helper(item):
     for document in documents:
         for statement in document["Statement"]:
             assert statement.get("Sid", "").startswith("Grant"), statement
+
+
+def test_the_committed_service_catalog_export_is_not_stale():
+    from cfnbuild.catalog import build_export
+
+    export = build_export(PROJECT, "prod", "webapp")
+    stale = [str(p.relative_to(ROOT)) for p, text in export.files.items() if not p.is_file() or p.read_text() != text]
+    assert not stale, "run 'cfnbuild export --service-catalog --env prod' and commit: " + ", ".join(stale)

@@ -1,0 +1,970 @@
+"""The Service Catalog export (``cfnbuild export --service-catalog``) and its grant helpers.
+
+The export's templates are checked on the real project's dev template (what ships) and on a
+small project of our own in tmp_path (fast to change between versions). ``--upload`` runs against
+the emulator (moto in server mode). moto models none of the ``AWS::ServiceCatalog::*`` types in
+CloudFormation: the portfolio, product, both associations and the launch constraint are left as
+placeholders (they appear in ListStackResources with empty logical IDs, and the Service Catalog
+API lists no portfolio); the launch role (``AWS::IAM::Role``) and its provisioning policies
+(``AWS::IAM::ManagedPolicy``) are real, and so are the staging bucket, the change sets and the
+stack. So these tests prove what the engine does (staging, change sets, no-op, versions kept in the
+template), not that Service Catalog accepts the artifacts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from troposphere import encode_to_dict
+
+from cfnbuild import Stack
+from cfnbuild.app import load_project
+from cfnbuild.catalog import (
+    INTERFACE,
+    PROVISIONING_SKIPS,
+    CatalogEngine,
+    Version,
+    build_export,
+    paired_parameter_rules,
+    parameter_label,
+    product_template,
+    project_version,
+    register,
+    upload,
+    write_export,
+)
+from cfnbuild.deploy.aws import Aws, Target
+from cfnbuild.deploy.engine import Refused, Request
+from cfnbuild.deploy.events import PollSettings
+from cfnbuild.deploy.staging import StagingBucket
+from cfnbuild.emulator import THROWAWAY_CREDENTIALS
+from cfnbuild.errors import UsageError
+from cfnbuild.files import write_atomic
+from cfnbuild.grants import (
+    MANAGED_POLICY_MAX_CHARS,
+    Grants,
+    grant_service_catalog_template_read,
+    grant_ssm_parameters_read,
+    grant_stack_operations,
+    provisioning_actions,
+)
+from cfnbuild.lint import cfn_lint, checkov, skip_problems
+from cfnbuild.tags import standard_tags
+from cfnbuild.writer import render
+from tests.assertions import Match, TemplateAssert
+
+ROOT = Path(__file__).resolve().parents[2]
+REGIONS = ["eu-west-1", "eu-central-1", "us-east-1"]
+FAST = PollSettings(min_seconds=0.01, max_seconds=0.02, timeout_seconds=60)
+PRINCIPAL = "arn:aws:iam::123456789012:role/Developers"
+
+# A module name of its own: the test_engine mini project is imported as "mini_app".
+MINI_MODULE = "catalog_mini_app"
+MINI_APP = textwrap.dedent(
+    """
+    from dataclasses import dataclass
+
+    from troposphere import And, Condition, Equals, GetAtt, Not, Ref, route53, sns, sqs
+
+    from cfnbuild import App, Blueprint, EnvironmentConfig, Stack, StackSpec, setting
+
+
+    class MiniConfig(EnvironmentConfig):
+        topic_label: str = "v1"
+
+
+    @dataclass(frozen=True)
+    class Inputs:
+        topic_label: str = setting("v1", "The topic's display name.")
+
+
+    class Mini(Blueprint[Inputs]):
+        def build(self) -> None:
+            email = self.parameter("AlertEmail", Type="String", Default="", Description="Who gets the alerts.")
+            seconds = self.parameter("RetentionSeconds", Type="Number", Default=345600, Description="Kept this long.")
+            domain = self.parameter("DomainName", Type="String", Default="", Description="A name for the queue.")
+            zone = self.parameter("HostedZoneId", Type="String", Default="", Description="The zone of DomainName.")
+            self.parameter(
+                "Tier", Type="String", Default="small", AllowedValues=["small", "large"], Description="Size."
+            )
+            has_email = self.condition("HasEmail", Not(Equals(Ref(email), "")))
+            has_domain = self.condition(
+                "HasDomain", And(Not(Equals(Ref(domain), "")), Not(Equals(Ref(zone), "")))
+            )
+            topic = self.add(sns.Topic("Topic", DisplayName=self.inputs.topic_label, KmsMasterKeyId="alias/aws/sns"))
+            self.add(
+                sns.SubscriptionResource(
+                    "Subscription", Condition=has_email, Protocol="email", Endpoint=Ref(email), TopicArn=Ref(topic)
+                )
+            )
+            queue = self.add(
+                sqs.Queue("Queue", MessageRetentionPeriod=Ref(seconds), SqsManagedSseEnabled=True), stateful=True
+            )
+            self.add(
+                route53.RecordSetType(
+                    "Record",
+                    Condition=has_domain,
+                    HostedZoneId=Ref(zone),
+                    Name=Ref(domain),
+                    Type="TXT",
+                    TTL="300",
+                    ResourceRecords=[GetAtt(queue, "QueueName")],
+                )
+            )
+            self.output("TopicArn", Ref(topic), "The topic.")
+            self.output("TierName", Ref("Tier"), "The tier.")
+
+
+    def build(config: MiniConfig) -> Stack:
+        stack = Stack(
+            "mini", description="Mini queue\\nand more", project=config.project, environment=config.environment
+        )
+        Mini(stack, Inputs(topic_label=config.topic_label))
+        return stack
+
+
+    app = App(config_model=MiniConfig, stacks=[StackSpec("mini", build)])
+    """
+)
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _mini(root: Path, *, label: str = "v1", suffix: str = "", build: bool = True) -> Path:
+    """A small project in ``root`` (with its template built unless ``build`` is false)."""
+    (root / "pyproject.toml").write_text(
+        f'[project]\nname = "mini-catalog"\nversion = "1.2.3"\n\n[tool.cfnbuild]\napp = "{MINI_MODULE}:app"\n'
+        'default_env = "dev"\n'
+    )
+    (root / f"{MINI_MODULE}.py").write_text(MINI_APP)
+    _configure(root, label=label, suffix=suffix, build=build)
+    return root
+
+
+def _configure(root: Path, *, label: str, suffix: str = "", build: bool = True) -> None:
+    (root / "config").mkdir(exist_ok=True)
+    lines = ['project = "mini"', 'regions = ["eu-west-1"]', f'topic_label = "{label}"', "[tags]", 'Owner = "team-x"']
+    if suffix:
+        lines += ["[deploy]", f'stack_name_suffix = "{suffix}"']
+    (root / "config/dev.toml").write_text("\n".join(lines) + "\n")
+    if build:
+        project = load_project(root)
+        for rendered in render(project, ["dev"]):
+            assert not cfn_lint(rendered.text, ["eu-west-1"], file="mini.json")
+            write_atomic(rendered.path, rendered.text)
+
+
+def _export(root: Path, *, keep: int = 5) -> object:
+    project = load_project(root)
+    export = build_export(project, "dev", "mini", keep=keep)
+    write_export(export)
+    return export
+
+
+def _catalog_dir(root: Path) -> Path:
+    return root / "output" / "service-catalog"
+
+
+def _read(root: Path, name: str) -> dict:
+    return json.loads((_catalog_dir(root) / name).read_text())
+
+
+def _cli(root: Path, *args: str, capsys) -> tuple[int, str, str]:
+    """``cfnbuild --project ROOT export ...`` through cfnbuild.cli.main: exit code, stdout, stderr."""
+    from cfnbuild.cli import cli, main
+
+    register(cli)
+    code = 0
+    try:
+        main(["--project", str(root), "export", *args])
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _engine(root: Path, emulator, export, *, confirm=None) -> tuple[CatalogEngine, Console]:
+    project = load_project(root)
+    target = Target("unused", "eu-west-1", endpoint_url=emulator.endpoint_url, credentials=dict(THROWAWAY_CREDENTIALS))
+    out = Console(record=True, width=200, force_terminal=False)
+    engine = CatalogEngine(
+        project=project,
+        aws=Aws(target),
+        out=out,
+        err=Console(record=True, width=200),
+        poll=FAST,
+        confirm=confirm,
+        catalog_stack=export.catalog_stack_name,
+        catalog_template=export.portfolio,
+        catalog_tags=standard_tags("mini", "dev", {"Owner": "team-x"}),
+        outputs_file=_catalog_dir(root) / "portfolio.eu-west-1.outputs.json",
+    )
+    return engine, out
+
+
+def _body(body) -> dict:
+    """A template body as boto3 returns it (it parses JSON bodies itself)."""
+    return json.loads(body) if isinstance(body, str) else dict(body)
+
+
+def _artifacts(template: dict) -> list[dict]:
+    products = TemplateAssert(template).of_type("AWS::ServiceCatalog::CloudFormationProduct")
+    assert len(products) == 1
+    return next(iter(products.values()))["Properties"]["ProvisioningArtifactParameters"]
+
+
+def _live_change_sets(emulator, stack_name: str) -> list:
+    cloudformation = emulator.client("cloudformation")
+    summaries = cloudformation.list_change_sets(StackName=stack_name)["Summaries"]
+    return [s for s in summaries if s["StackName"] == stack_name and s.get("ExecutionStatus") != "EXECUTE_COMPLETE"]
+
+
+@pytest.fixture(scope="module")
+def real():
+    """The export of the real project's dev stack, rendered in memory (nothing is written)."""
+    return build_export(load_project(ROOT), "dev", "webapp")
+
+
+@pytest.fixture
+def mini(tmp_path, request):
+    suffix = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[-30:].strip("-")
+    return _mini(tmp_path, suffix=suffix), f"mini-dev-{suffix}-catalog"
+
+
+# ------------------------------------------------------------------------------ the product
+
+
+def test_interface_has_a_group_per_concern_and_a_label_for_every_parameter(real):
+    template = real.product.template
+    parameters = set(template["Parameters"])
+    interface = template["Metadata"][INTERFACE]
+    grouped = [name for group in interface["ParameterGroups"] for name in group["Parameters"]]
+    assert sorted(grouped) == sorted(parameters), "every parameter in exactly one group"
+    assert len(grouped) == len(set(grouped))
+    assert set(interface["ParameterLabels"]) == parameters
+    groups = {group["Label"]["default"]: group["Parameters"] for group in interface["ParameterGroups"]}
+    assert groups["Network"] == ["NatMode"]
+    assert groups["Domain and certificates"] == ["DomainName", "HostedZoneId"]
+    assert groups["Database"] == ["DbEngineVersion"]
+    assert groups["Cost"] == ["MonthlyBudgetUsd"]
+    assert interface["ParameterLabels"]["MonthlyBudgetUsd"] == {"default": "Monthly budget (USD)"}
+    assert interface["ParameterLabels"]["HostedZoneId"] == {"default": "Hosted zone ID"}
+
+
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [
+        ("MonthlyBudgetUsd", "Monthly budget (USD)"),
+        ("DbEngineVersion", "DB engine version"),
+        ("NatMode", "NAT mode"),
+        ("VPCId", "VPC ID"),
+        ("S3Key", "S3 key"),
+        ("RetentionSeconds", "Retention (seconds)"),
+        ("Days", "Days"),
+    ],
+)
+def test_labels_are_derived_from_the_name(name, label):
+    assert parameter_label(name, {"Type": "String"}) == label
+
+
+def test_ssm_parameter_labels_say_so():
+    label = parameter_label("ImageId", {"Type": "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>"})
+    assert label == "Image ID (SSM parameter)"
+
+
+def test_every_parameter_is_constrained_and_the_added_ones_are_listed(real):
+    keys = ("AllowedValues", "AllowedPattern", "MinLength", "MaxLength", "MinValue", "MaxValue")
+    for name, definition in real.product.template["Parameters"].items():
+        assert any(key in definition for key in keys), f"{name} has no constraint"
+    image = real.product.template["Parameters"]["ImageId"]
+    assert image["AllowedValues"] == [image["Default"]]
+    assert set(real.manifest["added_constraints"]) == {"ImageId"}, "only ImageId lacked one in the stack"
+
+
+def test_the_stack_template_is_otherwise_unchanged(real):
+    stack = json.loads((ROOT / "output/dev/webapp.json").read_text())
+    product = real.product.template
+    assert product["Resources"] == stack["Resources"]
+    assert product["Outputs"] == stack["Outputs"]
+    assert product["Conditions"] == stack["Conditions"]
+    assert {k: v for k, v in product["Metadata"].items() if k != INTERFACE} == stack["Metadata"]
+
+
+def test_the_stacks_own_rules_are_kept_and_cover_the_domain_pair(real):
+    stack = json.loads((ROOT / "output/dev/webapp.json").read_text())
+    assert real.product.template["Rules"] == stack["Rules"]
+    assert "DomainNeedsHostedZone" in real.product.template["Rules"]
+    assert real.manifest["added_rules"] == [], "the stack's rules already cover DomainName and HostedZoneId"
+
+
+def test_paired_optional_parameters_get_rules_from_the_conditions_both_ways(tmp_path):
+    root = _mini(tmp_path)
+    export = build_export(load_project(root), "dev", "mini")
+    rules = export.product.template["Rules"]
+    assert sorted(rules) == ["DomainNameNeedsHostedZoneId", "HostedZoneIdNeedsDomainName"]
+    rule = rules["DomainNameNeedsHostedZoneId"]
+    assert rule["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "DomainName"}, ""]}]}
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "HostedZoneId"}, ""]}]}
+    assert "HasDomain" in rule["Assertions"][0]["AssertDescription"]
+
+
+def test_a_pair_the_stack_rules_already_cover_gets_no_new_rule():
+    template = {
+        "Parameters": {"A": {"Type": "String", "Default": ""}, "B": {"Type": "String", "Default": ""}},
+        "Conditions": {"Both": {"Fn::And": [{"Fn::Not": [{"Fn::Equals": [{"Ref": n}, ""]}]} for n in "AB"]}},
+        "Rules": {"Mine": {"RuleCondition": {"Fn::Not": [{"Fn::Equals": [{"Ref": "A"}, ""]}]},
+                           "Assertions": [{"Assert": {"Fn::Not": [{"Fn::Equals": [{"Ref": "B"}, ""]}]}}]}},
+    }  # fmt: skip
+    assert list(paired_parameter_rules(template)) == ["BNeedsA"]
+
+
+def test_constraints_come_from_the_property_schemas_then_from_the_name(tmp_path):
+    root = _mini(tmp_path)
+    export = build_export(load_project(root), "dev", "mini")
+    parameters = export.product.template["Parameters"]
+    assert parameters["RetentionSeconds"]["MinValue"] == 60, "what AWS::SQS::Queue MessageRetentionPeriod takes"
+    assert parameters["RetentionSeconds"]["MaxValue"] == 1209600
+    assert parameters["RetentionSeconds"]["ConstraintDescription"] == "a number from 60 to 1209600"
+    assert parameters["HostedZoneId"]["MaxLength"] == 44, "what AWS::Route53::RecordSet HostedZoneId takes"
+    email = parameters["AlertEmail"]["AllowedPattern"]
+    assert re.fullmatch(email, "ops@example.com"), "no schema bound, so a pattern from the name"
+    assert re.fullmatch(email, ""), "an optional value may stay empty"
+    assert not re.fullmatch(email, "not an address")
+    assert parameters["Tier"] == {
+        "AllowedValues": ["small", "large"],
+        "Default": "small",
+        "Description": "Size.",
+        "Type": "String",
+    }, "a parameter the stack constrains is left as it is"
+    added = export.manifest["added_constraints"]
+    assert set(added) == {"AlertEmail", "DomainName", "HostedZoneId", "RetentionSeconds"}
+    assert (
+        added["RetentionSeconds"] == "MinValue 60; MaxValue 1209600 (from the schema of Queue.MessageRetentionPeriod)"
+    )
+
+
+def test_a_schema_bound_the_default_breaks_is_not_used():
+    template = {
+        "Parameters": {"Seconds": {"Type": "Number", "Default": 5}},
+        "Resources": {
+            "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"MessageRetentionPeriod": {"Ref": "Seconds"}}}
+        },
+    }
+    product = product_template(template)
+    assert product.template["Parameters"]["Seconds"]["MinValue"] == 0
+    assert product.added_constraints == {"Seconds": "MinValue: 0"}
+
+
+def test_a_parameter_no_conservative_rule_fits_is_refused_naming_it():
+    template = {"Parameters": {"Keys": {"Type": "CommaDelimitedList"}}, "Resources": {}}
+    with pytest.raises(UsageError, match=r"parameter Keys \(CommaDelimitedList\) has no constraint; give it"):
+        product_template(template)
+
+
+# ------------------------------------------------------------------------------ the portfolio
+
+
+def test_launch_role_actions_are_exactly_the_derived_set_for_the_products_types(real):
+    product_types = sorted({r["Type"] for r in real.product.template["Resources"].values()})
+    assert real.manifest["launch_role"]["resource_types"] == product_types
+    policies = TemplateAssert(real.portfolio).of_type("AWS::IAM::ManagedPolicy")
+    assert policies
+    granted = []
+    for policy in policies.values():
+        assert policy["Properties"]["Roles"] == [{"Ref": "LaunchRole"}]
+        document = policy["Properties"]["PolicyDocument"]
+        assert len(json.dumps(document, separators=(",", ":"))) <= MANAGED_POLICY_MAX_CHARS
+        for statement in document["Statement"]:
+            assert statement["Sid"].startswith("GrantProvision")
+            assert statement["Resource"] == ["*"]
+            granted += statement["Action"]
+    derived = provisioning_actions(product_types, regions=["eu-west-1"])
+    assert sorted(granted, key=str.lower) == list(derived.actions)
+    assert real.manifest["launch_role"]["not_granted_unknown_to_iam"] == list(derived.unknown)
+
+
+def test_launch_role_is_trusted_by_service_catalog_and_scopes_its_own_statements(real):
+    t = TemplateAssert(real.portfolio)
+    t.has_resource_properties(
+        "AWS::IAM::Role",
+        {
+            "AssumeRolePolicyDocument": {
+                "Statement": [
+                    {"Principal": {"Service": ["servicecatalog.amazonaws.com"]}, "Action": ["sts:AssumeRole"]}
+                ]
+            }
+        },
+    )
+    statements = t.of_type("AWS::IAM::Role")["LaunchRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    by_sid = {statement["Sid"]: statement for statement in statements}
+    stacks = by_sid["GrantOperateStacksSC"]
+    assert stacks["Resource"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:cloudformation:${AWS::Region}:${AWS::AccountId}:stack/SC-*"}
+    ]
+    for action in (
+        "CreateStack",
+        "UpdateStack",
+        "DeleteStack",
+        "DescribeStacks",
+        "DescribeStackEvents",
+        "SetStackPolicy",
+    ):
+        assert f"cloudformation:{action}" in stacks["Action"]
+    on_any = sorted(sid for sid, statement in by_sid.items() if statement["Resource"] == ["*"])
+    assert on_any == ["GrantInspectTemplatesAny", "GrantReadServiceCatalogTemplatesAny"], "only the documented ones"
+    assert by_sid["GrantReadServiceCatalogTemplatesAny"]["Condition"] == {
+        "StringEquals": {"s3:ExistingObjectTag/servicecatalog:provisioning": "true"}
+    }
+    assert by_sid["GrantReadObjectsStagingBucketNameServiceCatalog"]["Resource"] == [
+        {
+            "Fn::Sub": [
+                "arn:${AWS::Partition}:s3:::${Bucket}/service-catalog/*",
+                {"Bucket": {"Ref": "StagingBucketName"}},
+            ]
+        }
+    ]
+    image = real.product.template["Parameters"]["ImageId"]["Default"]
+    assert by_sid["GrantReadParametersSsm"]["Resource"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}::parameter" + image}
+    ]
+
+
+def test_principal_association_takes_the_principal_from_a_pattern_constrained_parameter(real):
+    t = TemplateAssert(real.portfolio)
+    t.has_resource_properties(
+        "AWS::ServiceCatalog::PortfolioPrincipalAssociation",
+        {"PortfolioId": {"Ref": "Portfolio"}, "PrincipalARN": {"Ref": "PrincipalArn"}, "PrincipalType": "IAM"},
+    )
+    parameter = real.portfolio["Parameters"]["PrincipalArn"]
+    assert "Default" not in parameter
+    assert re.fullmatch(parameter["AllowedPattern"], PRINCIPAL)
+    assert re.fullmatch(parameter["AllowedPattern"], "arn:aws-cn:iam::123456789012:group/Ops")
+    for bad in ("*", "arn:aws:iam::123456789012:root", "arn:aws:iam::12345:role/x", "arn:aws:s3:::bucket"):
+        assert not re.fullmatch(parameter["AllowedPattern"], bad), bad
+
+
+def test_portfolio_names_come_from_parameters_with_project_defaults(real):
+    t = TemplateAssert(real.portfolio)
+    t.has_resource_properties(
+        "AWS::ServiceCatalog::Portfolio",
+        {"DisplayName": {"Ref": "PortfolioDisplayName"}, "ProviderName": {"Ref": "ProviderName"}},
+    )
+    assert real.portfolio["Parameters"]["PortfolioDisplayName"]["Default"] == "webapp (dev)"
+    assert real.portfolio["Parameters"]["ProviderName"]["Default"] == "platform-team", "the config's Owner tag"
+    t.has_resource_properties(
+        "AWS::ServiceCatalog::CloudFormationProduct", {"Name": "webapp-dev", "Owner": {"Ref": "ProviderName"}}
+    )
+
+
+def test_seed_18_the_one_depends_on_is_the_constraint_waiting_for_the_product_association(real):
+    depends = {k: v["DependsOn"] for k, v in real.portfolio["Resources"].items() if "DependsOn" in v}
+    assert depends == {"LaunchConstraint": ["ProductAssociation"]}, "everything else is ordered by Ref/GetAtt"
+
+
+def test_seed_10_launch_role_statements_name_only_what_the_portfolio_is_given_or_makes(real):
+    from cfnbuild.catalog import references
+
+    parameters = set(real.portfolio["Parameters"])
+    role = real.portfolio["Resources"]["LaunchRole"]["Properties"]
+    for statement in role["Policies"][0]["PolicyDocument"]["Statement"]:
+        refs, _ = references(statement["Resource"])
+        assert refs <= parameters | {"AWS::Partition", "AWS::Region", "AWS::AccountId"}, statement["Sid"]
+        for resource in statement["Resource"]:
+            assert resource == "*" or "Fn::Sub" in resource, "no literal ARN or bucket name"
+
+
+def test_launch_constraint_uses_the_role_and_waits_for_the_product_association(real):
+    TemplateAssert(real.portfolio).has_resource(
+        "AWS::ServiceCatalog::LaunchRoleConstraint",
+        {
+            "DependsOn": ["ProductAssociation"],
+            "Properties": {
+                "PortfolioId": {"Ref": "Portfolio"},
+                "ProductId": {"Ref": "Product"},
+                "RoleArn": {"Fn::GetAtt": ["LaunchRole", "Arn"]},
+                "LocalRoleName": Match.absent(),
+            },
+        },
+    )
+
+
+def test_each_kept_version_is_an_artifact_read_from_the_staging_bucket(tmp_path):
+    root = _mini(tmp_path)
+    first = _export(root)
+    _configure(root, label="v2")
+    second = _export(root)
+    artifacts = _artifacts(second.portfolio)
+    assert [a["Name"] for a in artifacts] == [first.version.version, second.version.version]
+    for artifact, version in zip(artifacts, (first.version, second.version), strict=True):
+        assert artifact["Info"]["LoadTemplateFromURL"] == {
+            "Fn::Sub": [
+                "https://${Bucket}.s3.${AWS::Region}.${AWS::URLSuffix}/" + version.key,
+                {"Bucket": {"Ref": "StagingBucketName"}},
+            ]
+        }
+        assert artifact["Type"] == "CLOUD_FORMATION_TEMPLATE"
+        assert artifact["Description"] == "Mini queue (dev)"
+
+
+# ------------------------------------------------------------------------------ manifest and versions
+
+
+def test_manifest_names_product_version_key_and_hash(tmp_path):
+    root = _mini(tmp_path)
+    _export(root)
+    manifest = _read(root, "manifest.json")
+    text = (_catalog_dir(root) / "product.json").read_bytes()
+    sha = __import__("hashlib").sha256(text).hexdigest()
+    assert manifest["template_sha256"] == sha
+    assert manifest["version"] == f"1.2.3+{sha[:12]}", "the project's version, then the template's hash"
+    assert manifest["key"] == f"service-catalog/{sha}/product.json"
+    assert manifest["product"] == "mini-dev"
+    assert manifest["portfolio_stack"] == "mini-dev-catalog"
+    assert manifest["description"] == "Mini queue (dev)"
+    assert manifest["source"] == "output/dev/mini.json"
+
+
+def test_project_version_falls_back_to_0_0_0_without_one(tmp_path):
+    root = _mini(tmp_path, build=False)
+    (root / "pyproject.toml").write_text(f'[tool.cfnbuild]\napp = "{MINI_MODULE}:app"\n')
+    assert project_version(load_project(root)) == "0.0.0"
+
+
+def test_an_unchanged_template_adds_no_version_and_a_changed_one_keeps_the_old(tmp_path):
+    root = _mini(tmp_path)
+    first = _export(root)
+    again = _export(root)
+    assert again.history.versions == first.history.versions == (first.version,)
+    _configure(root, label="v2")
+    second = _export(root)
+    assert [v.version for v in second.history.versions] == [first.version.version, second.version.version]
+    assert _read(root, "versions.json")["versions"][0]["version"] == first.version.version
+
+
+def test_keep_offers_only_the_newest_versions_and_always_the_current(tmp_path):
+    root = _mini(tmp_path)
+    names = []
+    for label in ("v1", "v2", "v3"):
+        _configure(root, label=label)
+        names.append(_export(root, keep=2).version.version)
+    assert [a["Name"] for a in _artifacts(_read(root, "portfolio.json"))] == names[1:]
+    _configure(root, label="v1")
+    reverted = _export(root, keep=2)
+    assert reverted.version.version == names[0], "the same template and project version: the same name"
+    assert [v.version for v in reverted.history.versions] == [names[2], names[0]], "offered again, as the newest"
+
+
+def test_two_exports_are_byte_identical(tmp_path, real):
+    root = _mini(tmp_path)
+    _export(root)
+    first = {p.name: p.read_bytes() for p in _catalog_dir(root).iterdir()}
+    _export(root)
+    assert {p.name: p.read_bytes() for p in _catalog_dir(root).iterdir()} == first
+    assert set(first) == {"product.json", "portfolio.json", "manifest.json", "versions.json"}
+    again = build_export(load_project(ROOT), "dev", "webapp")
+    assert again.files == real.files, "the real project's export renders the same bytes twice"
+    for text in real.files.values():
+        assert text.endswith("}\n")
+        assert json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=True) + "\n" == text
+
+
+# ------------------------------------------------------------------------------ gates
+
+
+def test_gates_zero_cfn_lint_matches_on_both_templates(real):
+    for path, text in real.templates.items():
+        findings = cfn_lint(text, REGIONS, file=path.name) + skip_problems(text, file=path.name)
+        assert not findings, "\n".join(map(str, findings))
+
+
+def test_gates_zero_checkov_failures_and_every_skip_is_forced_by_the_provisioning_grant(real, tmp_path):
+    """One checkov run over the export as written and over the portfolio with its skips removed."""
+    for path, text in real.templates.items():
+        (tmp_path / path.name).write_text(text)
+    bare = json.loads(real.files[real.directory / "portfolio.json"])
+    skipped = {
+        logical_id: sorted(skip["id"] for skip in resource.pop("Metadata", {}).get("checkov", {}).get("skip", []))
+        for logical_id, resource in bare["Resources"].items()
+    }
+    (tmp_path / "bare").mkdir()
+    (tmp_path / "bare/portfolio.json").write_text(json.dumps(bare))
+    findings = checkov(
+        [tmp_path / "product.json", tmp_path / "portfolio.json", tmp_path / "bare/portfolio.json"], root=tmp_path
+    )
+    shipped = [f for f in findings if not f.file.startswith("bare")]
+    assert not shipped, "\n".join(map(str, shipped))
+    forced = {(f.path.split(".", 1)[1], f.rule) for f in findings if f.file.startswith("bare")}
+    policies = TemplateAssert(bare).of_type("AWS::IAM::ManagedPolicy")
+    assert {resource for resource, _ in forced} <= set(policies), "only the provisioning policies need skips"
+    assert {rule for _, rule in forced} == set(PROVISIONING_SKIPS), "each recorded skip is forced on some policy"
+    for logical_id, ids in skipped.items():
+        assert ids == (sorted(PROVISIONING_SKIPS) if logical_id in policies else []), logical_id
+
+
+def test_seed_06_no_literal_region_account_or_arn_in_the_export(real):
+    for path, text in real.templates.items():
+        assert not re.search(r"arn:aws(-cn|-us-gov)?:", text), path
+        assert not re.search(r"(?<![\d.])\d{12}(?![\d.])", text), path
+        assert not re.search(r"\b(eu|us|ap)-(west|central|east)-\d\b", text), path
+
+
+# ------------------------------------------------------------------------------ the command, offline
+
+
+def test_export_writes_the_four_files_and_says_what_it_added(tmp_path, capsys):
+    root = _mini(tmp_path)
+    code, out, err = _cli(root, "--service-catalog", capsys=capsys)
+    assert code == 0, err
+    assert "Service Catalog export of mini-dev: version 1.2.3+" in out
+    assert "product.json: AlertEmail had no constraint; added AllowedPattern: an e-mail address" in err
+    assert sorted(p.name for p in _catalog_dir(root).iterdir()) == sorted(
+        ["manifest.json", "portfolio.json", "product.json", "versions.json"]
+    )
+    code, out, err = _cli(root, "--service-catalog", capsys=capsys)
+    assert code == 0
+    assert "0 file(s) written, 4 unchanged" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "error: say what to export: --service-catalog (the only format so far)"),
+        (("--service-catalog", "--local"), "error: --local only apply with --upload; add --upload or leave them out"),
+        (("--service-catalog", "--keep", "0"), "error: --keep 0: keep 1 to 50 versions"),
+        (("--service-catalog", "--env", "nope"), "error: unknown environment 'nope'; known: dev (one file per"),
+        (("--service-catalog", "--stack", "other"), "error: unknown stack 'other'; this project has: mini"),
+    ],
+)
+def test_bad_arguments_are_one_line_naming_the_option_and_write_nothing(tmp_path, capsys, args, message):
+    root = _mini(tmp_path)
+    code, _, err = _cli(root, *args, capsys=capsys)
+    assert code == 2
+    assert err.strip().startswith(message)
+    assert len(err.strip().splitlines()) == 1
+    assert not _catalog_dir(root).exists()
+
+
+def test_a_missing_template_is_refused_naming_it_and_the_fix(tmp_path, capsys):
+    root = _mini(tmp_path, build=False)
+    code, _, err = _cli(root, "--service-catalog", capsys=capsys)
+    assert code == 2
+    assert err.strip() == "error: output/dev/mini.json does not exist; run 'cfnbuild build --env dev' first"
+    assert not _catalog_dir(root).exists()
+
+
+def test_a_stale_template_is_refused_like_deploy_refuses_it(tmp_path, capsys):
+    root = _mini(tmp_path)
+    _configure(root, label="changed", build=False)
+    code, _, err = _cli(root, "--service-catalog", capsys=capsys)
+    assert code == 2
+    assert err.strip() == (
+        "error: output/dev/mini.json is stale; run 'cfnbuild build --env dev' and review the diff before exporting"
+    )
+    assert not _catalog_dir(root).exists()
+
+
+def test_versions_of_another_product_are_not_overwritten(tmp_path, capsys):
+    root = _mini(tmp_path)
+    _export(root)
+    path = _catalog_dir(root) / "versions.json"
+    path.write_text(path.read_text().replace('"environment": "dev"', '"environment": "prod"'))
+    before = {p.name: p.read_bytes() for p in _catalog_dir(root).iterdir()}
+    code, _, err = _cli(root, "--service-catalog", capsys=capsys)
+    assert code == 2
+    assert err.startswith(
+        "error: output/service-catalog/versions.json holds the versions of mini in prod, not of mini in dev;"
+    )
+    assert {p.name: p.read_bytes() for p in _catalog_dir(root).iterdir()} == before
+
+
+def test_an_unreadable_versions_file_is_named_with_the_fix(tmp_path, capsys):
+    root = _mini(tmp_path)
+    _catalog_dir(root).mkdir(parents=True)
+    (_catalog_dir(root) / "versions.json").write_text("{not json")
+    code, _, err = _cli(root, "--service-catalog", capsys=capsys)
+    assert code == 2
+    assert err.startswith("error: output/service-catalog/versions.json is not a versions file cfnbuild wrote")
+    assert err.strip().endswith("restore it from version control")
+
+
+def test_a_lint_finding_writes_nothing(tmp_path, capsys, monkeypatch):
+    from cfnbuild import catalog
+    from cfnbuild.lint import Finding
+
+    root = _mini(tmp_path)
+    finding = Finding("output/service-catalog/portfolio.json", "cfn-lint", "W9999", "Resources/X", "made up")
+    monkeypatch.setattr(catalog, "lint_export", lambda *_: [finding])
+    code, _, err = _cli(root, "--service-catalog", capsys=capsys)
+    assert code == 1
+    assert "output/service-catalog/portfolio.json: Resources/X: cfn-lint W9999: made up" in err
+    assert "error: 1 cfn-lint finding(s) in the export; nothing was written" in err
+    assert not _catalog_dir(root).exists()
+
+
+def test_register_adds_export_once():
+    import click
+
+    group = click.Group("g")
+    register(group)
+    register(group)
+    assert list(group.commands) == ["export"]
+
+
+# ------------------------------------------------------------------------------ --upload, on the emulator
+
+# moto warns of each ServiceCatalog type it leaves as a placeholder (see the module docstring).
+placeholders = pytest.mark.filterwarnings("ignore:Tried to parse AWS::ServiceCatalog")
+
+
+@placeholders
+def test_upload_creates_the_portfolio_stack_on_the_emulator(mini, emulator):
+    root, stack_name = mini
+    export = _export(root)
+    engine, out = _engine(root, emulator, export)
+    upload(engine, export, Request("dev", "mini", param_overrides={"PrincipalArn": PRINCIPAL}, yes=True))
+    cloudformation = emulator.client("cloudformation")
+    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+    staging = StagingBucket(engine.aws)
+    assert parameters["PrincipalArn"] == PRINCIPAL
+    assert parameters["StagingBucketName"] == staging.name
+    assert {t["Key"]: t["Value"] for t in stack["Tags"]}["ManagedBy"] == "cfnbuild"
+    body = emulator.client("s3").get_object(Bucket=staging.name, Key=export.version.key)["Body"].read()
+    assert body == (_catalog_dir(root) / "product.json").read_bytes(), "the staged template is product.json"
+    assert "Plan to create stack " + stack_name in out.export_text()
+    resources = cloudformation.list_stack_resources(StackName=stack_name)["StackResourceSummaries"]
+    real_ones = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources if r["LogicalResourceId"]}
+    assert set(real_ones) == {"LaunchRole", "LaunchRoleProvisioning1"}, (
+        "moto leaves the ServiceCatalog types as placeholders"
+    )
+    attached = emulator.client("iam").list_attached_role_policies(RoleName=real_ones["LaunchRole"])["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in attached] == [real_ones["LaunchRoleProvisioning1"]]
+    outputs = json.loads((_catalog_dir(root) / "portfolio.eu-west-1.outputs.json").read_text())
+    assert outputs["StackName"] == stack_name
+    assert outputs["NotReturned"] == ["LaunchRoleArn", "PortfolioId", "ProductId"], "moto returns no outputs"
+
+
+@placeholders
+def test_a_second_upload_with_no_change_creates_nothing(mini, emulator):
+    root, stack_name = mini
+    export = _export(root)
+    engine, _ = _engine(root, emulator, export)
+    upload(engine, export, Request("dev", "mini", param_overrides={"PrincipalArn": PRINCIPAL}, yes=True))
+    cloudformation = emulator.client("cloudformation")
+    events = cloudformation.describe_stack_events(StackName=stack_name)["StackEvents"]
+    staging = StagingBucket(engine.aws)
+    staged = emulator.client("s3").head_object(Bucket=staging.name, Key=export.version.key)
+
+    again = _export(root)
+    engine, out = _engine(root, emulator, again)
+    upload(engine, again, Request("dev", "mini", yes=True))  # PrincipalArn: as deployed
+    assert f"{stack_name}: no changes" in out.export_text()
+    assert _live_change_sets(emulator, stack_name) == []
+    assert cloudformation.describe_stack_events(StackName=stack_name)["StackEvents"] == events
+    deployed = _body(cloudformation.get_template(StackName=stack_name)["TemplateBody"])
+    assert [a["Name"] for a in _artifacts(deployed)] == [export.version.version], "no new artifact"
+    restaged = emulator.client("s3").head_object(Bucket=staging.name, Key=export.version.key)
+    assert restaged["VersionId"] == staged["VersionId"], "an unchanged template is not uploaded again"
+
+
+@placeholders
+def test_a_changed_product_adds_a_version_and_keeps_the_old(mini, emulator):
+    root, stack_name = mini
+    first = _export(root)
+    engine, _ = _engine(root, emulator, first)
+    upload(engine, first, Request("dev", "mini", param_overrides={"PrincipalArn": PRINCIPAL}, yes=True))
+    _configure(root, label="v2", suffix=stack_name.removeprefix("mini-dev-").removesuffix("-catalog"))
+    second = _export(root)
+    engine, out = _engine(root, emulator, second)
+    upload(engine, second, Request("dev", "mini", yes=True))
+    cloudformation = emulator.client("cloudformation")
+    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    assert stack["StackStatus"] == "UPDATE_COMPLETE"
+    deployed = _body(cloudformation.get_template(StackName=stack_name)["TemplateBody"])
+    assert [a["Name"] for a in _artifacts(deployed)] == [first.version.version, second.version.version]
+    assert "Modify   Product" in out.export_text()
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+    assert parameters["PrincipalArn"] == PRINCIPAL, "kept from the first upload"
+
+
+@placeholders
+def test_a_first_upload_without_the_principal_is_refused_naming_the_option(mini, emulator):
+    root, stack_name = mini
+    export = _export(root)
+    engine, _ = _engine(root, emulator, export)
+    with pytest.raises(
+        UsageError, match=r"parameter PrincipalArn has no default and no value; pass --param PrincipalArn=VALUE"
+    ):
+        upload(engine, export, Request("dev", "mini", yes=True))
+    with pytest.raises(emulator.client("cloudformation").exceptions.ClientError, match="does not exist"):
+        emulator.client("cloudformation").describe_stacks(StackName=stack_name)
+
+
+@placeholders
+def test_a_bad_principal_is_refused_before_aws_is_asked(mini, emulator):
+    root, _ = mini
+    export = _export(root)
+    engine, _ = _engine(root, emulator, export)
+    with pytest.raises(UsageError, match=r"--param PrincipalArn: '\*' does not match PrincipalArn's pattern"):
+        upload(engine, export, Request("dev", "mini", param_overrides={"PrincipalArn": "*"}, yes=True))
+
+
+@placeholders
+def test_a_version_never_staged_is_refused_before_anything_changes(mini, emulator):
+    root, stack_name = mini
+    _export(root)
+    history = _read(root, "versions.json")
+    ghost = Version("0.9.0+000000000000", "0" * 64, f"service-catalog/{'0' * 64}/product.json", "an old one")
+    history["versions"].insert(0, ghost.__dict__)
+    (_catalog_dir(root) / "versions.json").write_text(json.dumps(history))
+    export = _export(root)
+    assert export.history.versions[0].version == ghost.version
+    engine, _ = _engine(root, emulator, export)
+    with pytest.raises(
+        Refused, match=r"version\(s\) 0\.9\.0\+000000000000 in output/service-catalog/versions\.json have no template"
+    ):
+        upload(engine, export, Request("dev", "mini", param_overrides={"PrincipalArn": PRINCIPAL}, yes=True))
+    with pytest.raises(emulator.client("cloudformation").exceptions.ClientError, match="does not exist"):
+        emulator.client("cloudformation").describe_stacks(StackName=stack_name)
+
+
+@placeholders
+def test_upload_without_a_terminal_or_yes_deploys_nothing(mini, emulator):
+    root, stack_name = mini
+    export = _export(root)
+    engine, _ = _engine(root, emulator, export)
+    with pytest.raises(Refused, match="not a terminal, so nobody can confirm"):
+        upload(engine, export, Request("dev", "mini", param_overrides={"PrincipalArn": PRINCIPAL}))
+    with pytest.raises(emulator.client("cloudformation").exceptions.ClientError, match="does not exist"):
+        emulator.client("cloudformation").describe_stacks(StackName=stack_name)
+
+
+@placeholders
+def test_the_command_uploads_through_the_deploy_engine(mini, emulator, capsys, monkeypatch):
+    """The whole command path, --upload included, against the emulator's endpoint."""
+    root, stack_name = mini
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", THROWAWAY_CREDENTIALS["aws_access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", THROWAWAY_CREDENTIALS["aws_secret_access_key"])
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    args = ("--service-catalog", "--upload", "--yes", "--endpoint-url", emulator.endpoint_url)
+    code, out, err = _cli(root, *args, "--param", f"PrincipalArn={PRINCIPAL}", capsys=capsys)
+    assert code == 0, err
+    assert f"Plan to create stack {stack_name}" in out
+    stack = emulator.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    code, out, err = _cli(root, *args, capsys=capsys)
+    assert code == 0, err
+    assert f"{stack_name}: no changes" in out
+
+
+# ------------------------------------------------------------------------------ the grant helpers
+
+
+def _statements(grants: Grants) -> list[dict]:
+    return encode_to_dict(grants.document())["Statement"]
+
+
+def test_provisioning_actions_come_from_the_schema_handlers():
+    derived = provisioning_actions(["AWS::SQS::Queue"])
+    assert "sqs:CreateQueue" in derived.actions
+    assert "sqs:DeleteQueue" in derived.actions
+    assert all(action.lower().startswith(("sqs:", "kms:", "iam:")) or ":" in action for action in derived.actions)
+    assert list(derived.actions) == sorted(derived.actions, key=str.lower)
+
+
+def test_provisioning_actions_leave_out_what_a_wildcard_covers_and_what_iam_does_not_know():
+    from cfnbuild.grants import _known_action
+
+    derived = provisioning_actions(["AWS::EC2::VPC", "AWS::AutoScaling::AutoScalingGroup", "AWS::S3::Bucket"])
+    lower = {a.lower() for a in derived.actions}
+    assert "ec2:describe*" in lower
+    assert "ec2:describevpcs" not in lower, "covered by ec2:Describe*"
+    assert derived.unknown, "the S3 and Auto Scaling schemas name API calls that are not IAM actions"
+    assert not any(_known_action(action) for action in derived.unknown)
+    assert all(_known_action(action) for action in derived.actions)
+    assert not {a.lower() for a in derived.unknown} & lower
+
+
+def test_provisioning_actions_refuse_a_type_whose_permissions_cannot_be_derived():
+    with pytest.raises(ValueError, match="AWS::Made::Up has no resource schema in us-east-1"):
+        provisioning_actions(["AWS::Made::Up"])
+    with pytest.raises(ValueError, match="the Custom::Thing schema lists no handler permissions"):
+        provisioning_actions(["Custom::Thing"])
+
+
+def test_stack_operations_are_scoped_to_the_stack_pattern_and_refuse_any_stack():
+    grants = Grants()
+    grant_stack_operations(grants, "SC-*")
+    statements = _statements(grants)
+    assert statements[0]["Resource"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:cloudformation:${AWS::Region}:${AWS::AccountId}:stack/SC-*"}
+    ]
+    assert statements[1] == {
+        "Sid": "GrantInspectTemplatesAny",
+        "Effect": "Allow",
+        "Action": ["cloudformation:ValidateTemplate", "cloudformation:GetTemplateSummary"],
+        "Resource": ["*"],
+    }
+    with pytest.raises(ValueError, match="give a stack name pattern like 'SC-\\*'"):
+        grant_stack_operations(Grants(), "*")
+
+
+def test_service_catalog_template_read_is_bound_to_the_provisioning_tag():
+    grants = Grants()
+    grant_service_catalog_template_read(grants)
+    assert _statements(grants) == [
+        {
+            "Sid": "GrantReadServiceCatalogTemplatesAny",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": ["*"],
+            "Condition": {"StringEquals": {"s3:ExistingObjectTag/servicecatalog:provisioning": "true"}},
+        }
+    ]
+
+
+def test_ssm_parameters_read_names_public_parameters_without_an_account():
+    grants = Grants()
+    grant_ssm_parameters_read(grants, ["/aws/service/ami-amazon-linux-latest/x", "/team/ami"])
+    assert _statements(grants)[0]["Resource"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}::parameter/aws/service/ami-amazon-linux-latest/x"},
+        {"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/team/ami"},
+    ]
+    with pytest.raises(ValueError, match="give an exact name"):
+        grant_ssm_parameters_read(Grants(), ["/aws/service/*"])
+
+
+def test_grant_provisioning_packs_statements_into_policies_under_the_iam_quota():
+    from cfnbuild.catalog import Portfolio, PortfolioInputs
+
+    many = [
+        "AWS::EC2::VPC", "AWS::EC2::Subnet", "AWS::S3::Bucket", "AWS::RDS::DBCluster", "AWS::RDS::DBInstance",
+        "AWS::AutoScaling::AutoScalingGroup", "AWS::Logs::LogGroup", "AWS::IAM::Role", "AWS::KMS::Key",
+    ]  # fmt: skip
+    stack = Stack("p", description="p", project="p", environment="dev")
+    version = Version("1+a", "a" * 64, "service-catalog/a/product.json", "d")
+    Portfolio(stack, PortfolioInputs("p", "d", (version,), tuple(many), display_name="p", provider_name="p"))
+    template = stack.to_dict()
+    policies = TemplateAssert(template).of_type("AWS::IAM::ManagedPolicy")
+    assert len(policies) >= 2
+    granted = []
+    for policy in policies.values():
+        document = policy["Properties"]["PolicyDocument"]
+        assert len(json.dumps(document, separators=(",", ":"))) <= MANAGED_POLICY_MAX_CHARS
+        granted += [a for st in document["Statement"] for a in st["Action"]]
+    assert sorted(granted, key=str.lower) == list(provisioning_actions(many).actions)
+    assert not cfn_lint(stack.to_json(), REGIONS, file="p.json")
+
+
+def test_provisioning_policies_record_their_checkov_skips_with_reasons(real):
+    for resource in TemplateAssert(real.portfolio).of_type("AWS::IAM::ManagedPolicy").values():
+        skips = resource["Metadata"]["checkov"]["skip"]
+        assert [s["id"] for s in skips] == sorted(PROVISIONING_SKIPS)
+        assert all("no ARN can name them" in s["comment"] for s in skips)
