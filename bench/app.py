@@ -3,21 +3,30 @@
 One run, all on 127.0.0.1, every server configured from the instance files (blueprints/files/,
 rendered by tests/e2e/local_stack.py as on an instance, only with a free port and temporary
 paths): nginx with ``worker_processes`` = CPUs (the distro's ``auto``), gunicorn with the
-production settings (2 x CPUs + 1 workers, gthread, JSON access log to a file as systemd does).
+production settings (2 x CPUs + 1 workers, gthread, app preloaded in the master, JSON access log
+to a file as systemd does).
 The database is MariaDB when ``mariadbd`` is installed, else SQLite; 20 notes are seeded.
 
-Cases, each measured for ``--duration`` seconds after a short warm-up:
+Cases, all servers started up front, each measured for ``--duration`` seconds (after a short
+warm-up in the first round):
 
 - ``hello``: gunicorn alone, same settings, serving a three-line WSGI app (the baseline);
 - ``hello via nginx``: the same app behind the rendered nginx site (what the nginx hop costs);
-- ``/health via nginx``: the app's liveness endpoint (what Flask and the app's hooks cost on top);
+- ``/health via nginx``: the app's liveness endpoint as the instances serve it
+  (``flask_app.wsgi:app``, where :class:`flask_app.ops.HealthFastPath` answers it);
+- ``/health, Flask route``: the same request to the app without the fast path
+  (``flask_app:create_app()``), i.e. through Flask's routing and request hooks;
 - ``/api/notes via nginx``: the notes list (a database query and JSON).
 
-Prints requests per second, p50 and p99 latency per case and the ratios to hello. Uses
-``wrk --latency`` when installed (Debian: ``apt-get install wrk``), else a Python load generator
-(threads and keep-alive ``http.client`` connections, a fixed request budget and time limit).
+The cases run in ``--rounds`` rounds, one after the other within a round, so each round's ratios
+compare measurements seconds apart: on a shared machine the throughput drifts by tens of per cent
+over a minute, which a single hello measurement at the start would put into every ratio. Prints
+every round's figures, then per case the median requests per second, p50 and p99 latency, and
+the median (min-max) of the per-round ratios to hello. Uses ``wrk --latency`` when installed
+(Debian: ``apt-get install wrk``), else a Python load generator (threads and keep-alive
+``http.client`` connections, a fixed request budget and time limit).
 
-    python bench/app.py [--duration 10] [--connections 32]
+    python bench/app.py [--duration 10] [--rounds 3] [--connections 32]
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -128,16 +138,18 @@ def _python_load(port: int, path: str, duration: int, connections: int) -> tuple
     return len(latencies) / elapsed, cuts[49], cuts[98], errors
 
 
-def measure(name: str, port: int, path: str, args: argparse.Namespace) -> Result:
-    """Warm up, then load ``path`` on ``port`` for ``args.duration`` seconds."""
+def measure(name: str, port: int, path: str, args: argparse.Namespace, *, warm_up: bool) -> Result:
+    """Load ``path`` on ``port`` for ``args.duration`` seconds (after 2 s of warm-up if asked)."""
     url = f"http://127.0.0.1:{port}{path}"
     use_wrk = shutil.which("wrk") is not None and not args.python_load
-    run = (
-        (lambda d: _wrk(url, d, args.connections, args.threads))
-        if use_wrk
-        else (lambda d: _python_load(port, path, d, args.connections))
-    )
-    run(2)
+
+    def run(seconds: int) -> tuple[float, float, float, int]:
+        if use_wrk:
+            return _wrk(url, seconds, args.connections, args.threads)
+        return _python_load(port, path, seconds, args.connections)
+
+    if warm_up:
+        run(2)
     rps, p50, p99, errors = run(args.duration)
     return Result(name, rps, p50, p99, errors, "wrk" if use_wrk else "python")
 
@@ -194,10 +206,51 @@ def hello_world(workers: int) -> Iterator[int]:
             process.wait(10)
 
 
+@dataclass(frozen=True)
+class Case:
+    """What one case loads: a name, the port of its server and the path."""
+
+    name: str
+    port: int
+    path: str
+
+
+@contextlib.contextmanager
+def app_stack(nginx: str, url: str, tls_ca: str | None, workers: int, cpus: int, **options: Any) -> Iterator[int]:
+    """Run nginx and gunicorn from the instance files (local_stack); yield nginx's port, stop both on exit."""
+    stack = local_stack.start(nginx, database_url=url, tls_ca=tls_ca, workers=workers, nginx_workers=cpus, **options)
+    try:
+        yield stack.http_port
+    finally:
+        stack.stop()
+        shutil.rmtree(stack.base, ignore_errors=True)
+
+
+def _seed_notes(port: int) -> None:
+    for index in range(20):
+        body = json.dumps({"title": f"note {index}", "body": "bench " * 20}).encode()
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.request("POST", "/api/notes", body=body, headers={"Content-Type": "application/json"})
+            if connection.getresponse().status != 201:
+                raise RuntimeError("seeding a note failed")
+        finally:
+            connection.close()
+
+
+def _ratios(rounds: list[list[Result]], index: int) -> list[float]:
+    return [results[index].rps / results[0].rps for results in rounds]
+
+
+def _summary(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
 def main() -> None:
-    """Run the three cases and print the figures and ratios."""
+    """Start every server, run the cases in rounds and print the figures and ratios."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=int, default=10, help="seconds of load per case (after 2 s warm-up)")
+    parser.add_argument("--duration", type=int, default=10, help="seconds of load per case and round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of all cases (ratios are per round)")
     parser.add_argument("--connections", type=int, default=32, help="concurrent keep-alive connections")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--python-load", action="store_true", help="use the Python load generator even with wrk")
@@ -205,8 +258,8 @@ def main() -> None:
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     cpus = len(os.sched_getaffinity(0))
     workers = 2 * cpus + 1
-    results: list[Result] = []
-    with database() as (url, tls_ca):
+    rounds: list[list[Result]] = []
+    with database() as (url, tls_ca), contextlib.ExitStack() as servers:
         environment = {
             **local_stack.parse_environment_file(local_stack.render("app.env", local_stack.local_values(ROOT, 80))),
             "PATH": str(local_stack.VENV_BIN),
@@ -216,45 +269,51 @@ def main() -> None:
             "APP_ASSETS_BUCKET": "",
         }
         local_stack.migrate(environment)
-        with hello_world(workers) as hello_port:
-            results.append(measure("hello (gunicorn alone)", hello_port, "/", args))
-        with tempfile.TemporaryDirectory(prefix="hello-") as tmp:
-            (Path(tmp) / "hello.py").write_text(HELLO)
-            hello_stack = local_stack.start(
-                nginx,
-                database_url=url,
-                workers=workers,
-                nginx_workers=cpus,
-                wsgi_app="hello:app",
-                python_path=Path(tmp),
+        hello_dir = Path(servers.enter_context(tempfile.TemporaryDirectory(prefix="hello-")))
+        (hello_dir / "hello.py").write_text(HELLO)
+        hello_port = servers.enter_context(hello_world(workers))
+        hello_nginx_port = servers.enter_context(
+            app_stack(nginx, url, None, workers, cpus, wsgi_app="hello:app", python_path=hello_dir)
+        )
+        app_port = servers.enter_context(app_stack(nginx, url, tls_ca, workers, cpus))
+        # The factory skips flask_app.wsgi's fork hook: fine for /health, which touches no pool.
+        route_port = servers.enter_context(
+            app_stack(nginx, url, tls_ca, workers, cpus, wsgi_app="flask_app:create_app()")
+        )
+        _seed_notes(app_port)
+        cases = [
+            Case("hello (gunicorn alone)", hello_port, "/"),
+            Case("hello via nginx", hello_nginx_port, "/"),
+            Case("/health via nginx", app_port, "/health"),
+            Case("/health, Flask route", route_port, "/health"),
+            Case("/api/notes via nginx", app_port, "/api/notes?limit=20"),
+        ]
+        for number in range(args.rounds):
+            rounds.append([measure(c.name, c.port, c.path, args, warm_up=number == 0) for c in cases])
+            print(
+                f"round {number + 1}: "
+                + ", ".join(f"{r.name} {r.rps:.0f}" for r in rounds[-1])
+                + f"; /health : hello = {rounds[-1][2].rps / rounds[-1][0].rps:.2f}",
+                flush=True,
             )
-            try:
-                results.append(measure("hello via nginx", hello_stack.http_port, "/", args))
-            finally:
-                hello_stack.stop()
-                shutil.rmtree(hello_stack.base, ignore_errors=True)
-        stack = local_stack.start(nginx, database_url=url, tls_ca=tls_ca, workers=workers, nginx_workers=cpus)
-        try:
-            for index in range(20):
-                body = json.dumps({"title": f"note {index}", "body": "bench " * 20}).encode()
-                stack.request("POST", "/api/notes", body, {"Content-Type": "application/json"})
-            results.append(measure("/health via nginx", stack.http_port, "/health", args))
-            results.append(measure("/api/notes via nginx", stack.http_port, "/api/notes?limit=20", args))
-        finally:
-            stack.stop()
-            shutil.rmtree(stack.base, ignore_errors=True)
     database_kind = "MariaDB" if url.startswith("mysql") else "SQLite"
     print(
         f"{cpus} CPUs; gunicorn {workers} gthread workers x 2 threads; nginx {cpus} workers; {database_kind}; "
-        f"{args.connections} connections, {args.duration} s per case ({results[0].tool})"
+        f"{args.connections} connections, {args.rounds} rounds of {args.duration} s per case ({rounds[0][0].tool})"
     )
-    print(f"{'case':<24} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
-    for result in results:
-        print(f"{result.name:<24} {result.rps:>10.1f} {result.p50_ms:>8.2f} {result.p99_ms:>8.2f} {result.errors:>7}")
-    hello = results[0].rps
-    print(f"ratio hello via nginx : hello = {results[1].rps / hello:.2f}")
-    print(f"ratio /health via nginx : hello = {results[2].rps / hello:.2f} (target >= 0.80)")
-    print(f"ratio /api/notes via nginx : hello = {results[3].rps / hello:.2f}")
+    print(f"{'case (median of rounds)':<24} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for index, case in enumerate(cases):
+        per_round = [results[index] for results in rounds]
+        print(
+            f"{case.name:<24} {statistics.median(r.rps for r in per_round):>10.1f} "
+            f"{statistics.median(r.p50_ms for r in per_round):>8.2f} "
+            f"{statistics.median(r.p99_ms for r in per_round):>8.2f} {sum(r.errors for r in per_round):>7}"
+        )
+    print("ratios to hello, per round: median (min-max)")
+    print(f"ratio hello via nginx : hello = {_summary(_ratios(rounds, 1))}")
+    print(f"ratio /health via nginx : hello = {_summary(_ratios(rounds, 2))} (target >= 0.80)")
+    print(f"ratio /health, Flask route : hello = {_summary(_ratios(rounds, 3))} (without the fast path)")
+    print(f"ratio /api/notes via nginx : hello = {_summary(_ratios(rounds, 4))}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ Inputs: :class:`ComputeInputs`. Outputs: ``auto_scaling_group`` (the resource),
 ``auto_scaling_group_name`` and ``launch_template_id`` (``Ref``), ``instance_role`` (the
 :class:`~cfnbuild.ServiceRole`, so later blueprints may grant it more), ``instance_role_arn``,
 ``user_data_variables`` (every value the user-data script and the instance files may reference),
-``artifact_key`` (``Ref`` of the ``AppArtifactKey`` parameter); and the exported Outputs
+``artifact_key`` (``Ref`` of the ``AppArtifactKey`` parameter), ``artifact_bucket`` (the bucket
+the release is fetched from: ``AppArtifactBucket`` when given, else the assets bucket); and the
+exported Outputs
 ``AutoScalingGroupName``, ``LaunchTemplateId`` and ``InstanceRoleArn``.
 
 Instances have no public address and no SSH key: operators reach them through SSM Session
@@ -21,7 +23,11 @@ literals), the one source for the template and for the end-to-end test that runs
 ``user-data.sh`` is the user data; the others (:data:`INSTANCE_FILES`) are
 ``AWS::CloudFormation::Init`` metadata of the launch template, which the user data applies with
 ``cfn-init`` and which keeps it far below EC2's 16 KB. The user data installs the release named by
-the ``AppArtifactKey`` parameter (see :mod:`blueprints.artifact`; the deploy command sets it),
+the ``AppArtifactKey`` parameter (see :mod:`blueprints.artifact`; the deploy command sets it and
+uploads the release to the assets bucket), from the bucket ``AppArtifactBucket`` names when it is
+not empty (a Service Catalog product: ``cfnbuild export --service-catalog --upload`` stages the
+release and makes both its parameters' defaults; the role may then read that bucket's release
+prefix too),
 migrates the database, starts the services and signals the group's creation and rolling-update
 policies: failure at once from an ERR trap, with the step, success only once ``/health`` answers
 200 through nginx. Health is judged by the load balancer after a generous grace period (item 8).
@@ -41,7 +47,21 @@ from pathlib import Path
 from typing import Any
 
 import awacs.ec2
-from troposphere import AWSHelperFn, AWSObject, Base64, GetAtt, Ref, Sub, autoscaling, ec2, encode_to_dict, iam
+from troposphere import (
+    AWSHelperFn,
+    AWSObject,
+    Base64,
+    Equals,
+    GetAtt,
+    If,
+    Not,
+    Ref,
+    Sub,
+    autoscaling,
+    ec2,
+    encode_to_dict,
+    iam,
+)
 from troposphere.policies import (
     AutoScalingRollingUpdate,
     CreationPolicy,
@@ -50,7 +70,7 @@ from troposphere.policies import (
 )
 
 from cfnbuild import Blueprint, ServiceRole, logical_id, setting
-from cfnbuild.grants import grant_bucket_prefixes
+from cfnbuild.grants import grant_bucket_prefixes, grant_parameter_bucket_read
 
 FILES_DIR = Path(__file__).resolve().parent / "files"
 AL2023_X86_64 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
@@ -79,6 +99,13 @@ NGINX_LOG_DIR = "/var/log/nginx"
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 ARTIFACT_PARAMETER = "AppArtifactKey"
 ARTIFACT_BUILDER = "blueprints.artifact:build_artifact"  # called by cfnbuild deploy
+# The bucket holding AppArtifactKey when it is not the stack's own (a Service Catalog launch: the
+# export stages the artifact and makes this its default). The export finds it by this name:
+# see cfnbuild.deploy.artifacts.bucket_parameter.
+ARTIFACT_BUCKET_PARAMETER = "AppArtifactBucket"
+ARTIFACT_BUCKET_CONDITION = "HasArtifactBucket"
+# An S3 bucket name (3 to 63 lower-case letters, digits, '.' and '-'), or empty.
+ARTIFACT_BUCKET_PATTERN = r"^([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])?$"
 
 
 @dataclass(frozen=True)
@@ -200,6 +227,7 @@ class Compute(Blueprint[ComputeInputs]):
     user_data: str
     instance_files: dict[str, str]
     artifact_key: Ref
+    artifact_bucket: If
 
     def validate(self) -> None:
         """Sizes that fit together, prefixes that do not overlap, and a script the template can render."""
@@ -338,6 +366,7 @@ class Compute(Blueprint[ComputeInputs]):
             # cfn-init reads the instance files from the launch template's metadata, by logical ID too.
             "InitResource": self.lid("LaunchTemplate"),
             "ArtifactKey": Ref(self.lid(ARTIFACT_PARAMETER)),
+            "ArtifactBucket": self._artifact_bucket(),
             "HttpPort": str(i.http_port),
             "MaxBodyBytes": str(i.max_body_bytes),
             "AppHome": APP_HOME,
@@ -354,6 +383,14 @@ class Compute(Blueprint[ComputeInputs]):
         values = {**builtin, **i.extra_environment}
         values["InstanceFilesDigest"] = self._instance_files_digest(values)
         return values
+
+    def _artifact_bucket(self) -> If:
+        """The bucket the release is fetched from: ``AppArtifactBucket`` when given, else the assets bucket."""
+        return If(
+            self.lid(ARTIFACT_BUCKET_CONDITION),
+            Ref(self.lid(ARTIFACT_BUCKET_PARAMETER)),
+            Ref(self.inputs.assets_bucket),
+        )
 
     def _instance_files_digest(self, values: Mapping[str, AWSHelperFn | str]) -> str:
         """A digest of the instance files as rendered: the user data carries it, so a change rolls the group.
@@ -377,9 +414,10 @@ class Compute(Blueprint[ComputeInputs]):
 
     def build(self) -> None:
         """Role and profile, AMI and artifact parameters, launch template, group and scaling policy."""
+        self.artifact_key = self.artifact_parameter()
+        self.artifact_bucket = self.artifact_bucket_parameter()
         profile = self.role()
         image = self.image_parameter()
-        self.artifact_key = self.artifact_parameter()
         self.launch_template = self.template(profile, image)
         self.auto_scaling_group = self.group(self.launch_template)
         self.scaling_policy(self.auto_scaling_group)
@@ -391,6 +429,14 @@ class Compute(Blueprint[ComputeInputs]):
             self, "Instance", services=["ec2.amazonaws.com"], managed_policies=["AmazonSSMManagedInstanceCore"]
         )
         grant_bucket_prefixes(role, i.assets_bucket, read=[i.artifact_prefix], read_write=[i.uploads_prefix])
+        # The release prefix of the bucket AppArtifactBucket names, only when it names one.
+        grant_parameter_bucket_read(
+            role,
+            self.lid(ARTIFACT_BUCKET_PARAMETER),
+            condition=self.lid(ARTIFACT_BUCKET_CONDITION),
+            prefix=i.artifact_prefix,
+            otherwise=i.assets_bucket,
+        )
         role.grant_secret_read(i.db_secret)
         if i.kms_key is not None:
             role.grant_key_decrypt(i.kms_key)
@@ -439,6 +485,24 @@ class Compute(Blueprint[ComputeInputs]):
             parameter.title, bucket=self.inputs.assets_bucket, builder=ARTIFACT_BUILDER, prefix=prefix
         )
         return Ref(parameter)
+
+    def artifact_bucket_parameter(self) -> If:
+        """``AppArtifactBucket`` and its condition: where the release is when it is not in the assets bucket.
+
+        Empty (the default, and what ``cfnbuild deploy`` leaves it): the assets bucket, where the
+        deploy uploads the release. A Service Catalog product gets the staging bucket the export
+        put the release in as its default, since a launched product's own bucket starts empty.
+        """
+        parameter = self.parameter(
+            ARTIFACT_BUCKET_PARAMETER,
+            Type="String",
+            Default="",
+            AllowedPattern=ARTIFACT_BUCKET_PATTERN,
+            ConstraintDescription="an S3 bucket name (3 to 63 lower-case letters, digits, '.' and '-'), or empty",
+            Description=f"bucket holding {self.lid(ARTIFACT_PARAMETER)}; empty: the stack's own assets bucket",
+        )
+        self.condition(ARTIFACT_BUCKET_CONDITION, Not(Equals(Ref(parameter), "")))
+        return self._artifact_bucket()
 
     def init_metadata(self) -> dict[str, Any]:
         """The launch template's ``AWS::CloudFormation::Init``: each instance file, rendered through Fn::Sub."""

@@ -15,10 +15,21 @@ atomically and deterministically, ``output/service-catalog/``:
   role constraint whose role is granted exactly what the product's resource types need (derived
   from the resource schemas cfn-lint ships; see :func:`cfnbuild.grants.grant_provisioning`).
 - ``manifest.json``: product name, version, artifact description, the S3 key the product
-  template lives at (content-addressed, in the staging bucket), its hash, and what the export
-  added to the stack's template.
+  template lives at (content-addressed, in the staging bucket), its hash, what the export
+  added to the stack's template, and the app artifacts the product installs.
 - ``versions.json``: the versions the portfolio offers (the last ``--keep``), committed, so the
   portfolio template lists every kept version and an unchanged product adds none.
+
+A launched product starts with a new, empty bucket of its own, so the app artifacts the stack
+records (:func:`cfnbuild.deploy.artifacts.recorded_artifacts`) cannot be uploaded there the way
+``deploy`` does. The export builds each one (deterministic: its key holds its content hash) and
+makes its key the Default of its key parameter in ``product.json``, so a changed app is a new
+version; ``--upload`` puts the artifact in the staging bucket under that key and stages the
+product with the staging bucket's name as the Default of the artifact's bucket parameter
+(:func:`cfnbuild.deploy.artifacts.bucket_parameter`). That name holds the account and region, so
+it is set only in the staged copy: the staged template at ``service-catalog/<sha256>/product.json``
+is ``product.json`` (whose hash the key holds) with that one Default, a function of the key and
+the bucket it lies in.
 
 Both templates pass the gates of ``build`` before anything is written (cfn-lint E, W and I for
 every region of the config; checkov skips only in Metadata with reasons). ``--upload`` puts the
@@ -54,6 +65,7 @@ from troposphere import GetAtt, Ref, Sub, servicecatalog
 from cfnbuild.app import Project
 from cfnbuild.blueprint import Blueprint
 from cfnbuild.config import EnvironmentConfig
+from cfnbuild.deploy import artifacts
 from cfnbuild.deploy.aws import error_code
 from cfnbuild.deploy.commands import Where, engine_for, target_options
 from cfnbuild.deploy.engine import (
@@ -826,6 +838,17 @@ class Export:
     history: History
     portfolio: dict[str, Any]
     manifest: dict[str, Any]
+    artifacts: tuple[artifacts.BuiltArtifact, ...] = ()
+    artifact_buckets: dict[str, str] = field(default_factory=dict)
+
+    def staged_product(self, bucket: str) -> str:
+        """``product.json`` as staged in ``bucket``: each artifact's bucket parameter defaults to it."""
+        if not self.artifacts:
+            return self.product.text
+        template: dict[str, Any] = json.loads(self.product.text)
+        for artifact in self.artifacts:
+            template["Parameters"][self.artifact_buckets[artifact.parameter]]["Default"] = bucket
+        return _json(template)
 
     @property
     def templates(self) -> dict[Path, str]:
@@ -882,11 +905,16 @@ def describe_version(template: Mapping[str, Any], environment: str) -> str:
 
 
 def ssm_parameter_names(template: Mapping[str, Any]) -> tuple[str, ...]:
-    """Every SSM parameter the template's SSM-typed parameters may name (their allowed values)."""
+    """Every SSM parameter the template's SSM-typed parameters may name (their allowed values, else their default).
+
+    A parameter the blueprint constrains by AllowedPattern gives its default: the launch role
+    can resolve that one, the one the launch form offers.
+    """
     names: set[str] = set()
     for definition in template.get("Parameters", {}).values():
         if str(definition.get("Type", "")).startswith(SSM_TYPE):
-            names.update(str(v) for v in definition.get("AllowedValues", []))
+            allowed = definition.get("AllowedValues") or ([definition["Default"]] if definition.get("Default") else [])
+            names.update(str(v) for v in allowed)
     return tuple(sorted(names))
 
 
@@ -897,6 +925,9 @@ def build_export(project: Project, environment: str, stack: str, *, keep: int = 
     config: EnvironmentConfig = project.config(environment)
     project.app.stack(stack)
     stack_template, source = read_stack_template(project, environment, stack)
+    built, buckets = build_artifacts(project, stack_template, source)
+    for artifact in built:
+        stack_template["Parameters"][artifact.parameter]["Default"] = artifact.key
     product = product_template(stack_template)
     text = product.text
     sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -960,6 +991,11 @@ def build_export(project: Project, environment: str, stack: str, *, keep: int = 
         "added_rules": list(product.added_rules),
         "launch_role": {"resource_types": list(resource_types), "not_granted_unknown_to_iam": unknown},
     }
+    if built:
+        manifest["artifacts"] = {
+            a.parameter: {"key": a.key, "bucket_parameter": buckets[a.parameter], "staged_in": "the staging bucket"}
+            for a in built
+        }
     return Export(
         directory=directory,
         environment=environment,
@@ -971,7 +1007,35 @@ def build_export(project: Project, environment: str, stack: str, *, keep: int = 
         history=history,
         portfolio=portfolio,
         manifest=manifest,
+        artifacts=tuple(built),
+        artifact_buckets=buckets,
     )
+
+
+def build_artifacts(
+    project: Project, template: Mapping[str, Any], source: str
+) -> tuple[list[artifacts.BuiltArtifact], dict[str, str]]:
+    """Build every artifact the stack records; and, for each, the parameter naming the bucket it is staged in.
+
+    Refused when the stack declares no such parameter (String, Default ``""``): a launched
+    product could then only look in its own bucket, which starts empty.
+    """
+    declared: Mapping[str, Any] = template.get("Parameters", {})
+    buckets: dict[str, str] = {}
+    for parameter in sorted(artifacts.recorded_artifacts(template)):
+        name = artifacts.bucket_parameter(parameter)
+        definition = declared.get(name)
+        if not definition or definition.get("Type") != "String" or definition.get("Default") != "":
+            raise CatalogError(
+                f"{source}: artifact {parameter} has no parameter {name} (Type String, Default ''), so a launched "
+                f"product could look for it only in its own, empty bucket; add {name} in its blueprint and fetch "
+                "the artifact from it when it is not empty"
+            )
+        buckets[parameter] = name
+    built = artifacts.build(
+        template, project_root=project.root, cache_dir=project.root / CACHE_DIR / "artifacts" / CATALOG_DIR, skip=set()
+    )
+    return built, buckets
 
 
 def lint_export(project: Project, export: Export, regions: Sequence[str]) -> list[Finding]:
@@ -1111,12 +1175,36 @@ def check_staged(staging: StagingBucket, export: Export, offered: set[str], *, v
         )
 
 
+def stage(staging: StagingBucket, export: Export, say: Any) -> str:
+    """Put the app artifacts and the product template in the staging bucket; return the template's key.
+
+    Both are content-addressed (the artifact's key holds its hash, the template's the hash of
+    ``product.json``), so what is there already is not uploaded again.
+    """
+    key = export.version.key
+    text = export.product.text
+    if hashlib.sha256(text.encode("utf-8")).hexdigest() != export.version.template_sha256 or not key.endswith(
+        f"/{export.version.template_sha256}/{PRODUCT_FILE}"
+    ):
+        raise CatalogError(f"{PRODUCT_FILE} does not have the hash its key {key} names; export again")
+    staging.ensure()
+    for artifact in export.artifacts:
+        verb = "uploaded" if artifacts.upload(staging.s3, staging.name, artifact) else "already staged:"
+        say(f"{verb} {artifact.parameter} s3://{staging.name}/{artifact.key}")
+    try:
+        staging.s3.head_object(Bucket=staging.name, Key=key)
+    except ClientError as exc:
+        if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
+            raise
+        body = export.staged_product(staging.name).encode("utf-8")
+        staging.s3.put_object(Bucket=staging.name, Key=key, Body=body, ServerSideEncryption="AES256")
+    return key
+
+
 def upload(engine: CatalogEngine, export: Export, request: Request) -> dict[str, str]:
-    """Stage the product template (content-addressed: unchanged bytes are not uploaded) and deploy the portfolio."""
+    """Stage the artifacts and the product template (unchanged ones are not uploaded) and deploy the portfolio."""
     staging = StagingBucket(engine.aws)
-    key = staging.put(KEY_PREFIX, export.product.text.encode("utf-8"), suffix="/" + PRODUCT_FILE)
-    if key != export.version.key:
-        raise CatalogError(f"staged the product as {key}, but {MANIFEST_FILE} says {export.version.key}; export again")
+    key = stage(staging, export, lambda line: engine.err.print(line, markup=False))
     engine.err.print(f"product template {export.version.version} is at s3://{staging.name}/{key}", markup=False)
     versions_file = _rel(engine.project, export.directory / VERSIONS_FILE)
     check_staged(staging, export, deployed_versions(engine, export.catalog_stack_name), versions_file=versions_file)
@@ -1300,6 +1388,7 @@ __all__ = [
     "parameter_label",
     "product_template",
     "register",
+    "stage",
     "upload",
     "write_export",
 ]

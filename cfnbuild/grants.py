@@ -667,3 +667,29 @@ def grant_ssm_parameters_read(grants: Grants, names: Sequence[str]) -> None:
         resources.append(partition_arn("ssm", "parameter" + path, account=not path.startswith("/aws/")))
     if resources:
         grants._allow("ReadParameters", "Ssm", SSM_PARAMETER_READ_ACTIONS, resources)
+
+
+def grant_parameter_bucket_read(
+    grants: Grants,
+    parameter: str,
+    *,
+    condition: str,
+    prefix: str,
+    otherwise: AWSObject,
+) -> None:
+    """Read objects under ``prefix`` of the bucket a template parameter names, when ``condition`` holds.
+
+    For a bucket the stack does not make (named at launch, e.g. where a Service Catalog export
+    staged a release): the ARN is ``arn:${AWS::Partition}:s3:::${<parameter>}/<prefix>*``. When
+    ``condition`` is false (the parameter is empty) the statement names the same prefix of
+    ``otherwise``, a bucket of the stack, instead: IAM refuses a statement with no resource, so
+    the branch cannot be ``AWS::NoValue``. ``otherwise`` is typically already readable there.
+    """
+    from troposphere import If  # noqa: PLC0415 - appended helper: the import block above is left as it was
+
+    pattern = _objects(prefix)
+    if not re.fullmatch(r"[A-Za-z0-9]+", parameter):
+        raise ValueError(f"parameter {parameter!r}: give the logical ID of a template parameter")
+    external = partition_arn("s3", "${" + parameter + "}/" + pattern, region=False, account=False)
+    resource = If(condition, external, bucket_arn(otherwise, pattern))
+    grants._allow("ReadObjects", logical_id(parameter, prefix), OBJECT_READ_ACTIONS, [resource])

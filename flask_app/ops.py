@@ -1,6 +1,11 @@
 """Operational endpoints: ``/health`` (liveness) and ``/ready`` (readiness).
 
 ``GET /health`` touches nothing and answers ``{"status": "ok"}``: the process serves.
+Under gunicorn (``flask_app.wsgi``) a ``GET``/``HEAD`` of ``/health`` is answered by
+:class:`HealthFastPath`, a small WSGI layer in front of Flask's routing and request hooks, with
+the same status, body and headers (``X-Request-Id`` included); the load balancer polls it, and
+still reaches the app's own process through nginx and gunicorn. Other methods, and every other
+path, go to Flask as before.
 
 ``GET /ready`` checks what a request needs, each with the short ``APP_READY_TIMEOUT``:
 the database (``SELECT 1``) and the assets bucket (S3 ``HeadBucket``; ``skipped`` when
@@ -12,24 +17,89 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from flask import Blueprint, Response, jsonify
 from sqlalchemy import text
 
+from flask_app import web
 from flask_app.aws import AwsConfigError
 from flask_app.state import AppState, get_state
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from flask import Flask
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("ops", __name__)
 
+HEALTH_PATH = "/health"
+#: The liveness body, for the Flask route and the fast path alike.
+HEALTH_BODY = {"status": "ok"}
+#: Methods the fast path answers; Flask gives the rest their 405 or ``OPTIONS`` answer.
+_FAST_METHODS = frozenset({"GET", "HEAD"})
 
-@bp.get("/health")
+
+@bp.get(HEALTH_PATH)
 def health() -> Response:
     """Liveness: the process answers; no dependency is checked."""
-    return jsonify(status="ok")
+    return jsonify(HEALTH_BODY)
+
+
+class HealthFastPath:
+    """WSGI middleware: ``GET``/``HEAD /health`` answered without Flask's routing and hooks.
+
+    Liveness needs neither a database session nor the request hooks, yet through Flask a poll
+    costs some 70 times what it costs here (about 150 µs against 2). The answer is the route's
+    own: body and content type rendered once by ``jsonify``; the caller's request id when sane,
+    else a new one (:func:`flask_app.web.incoming_request_id`), in ``X-Request-Id``; the hooks'
+    DEBUG ``request`` log line when that level is on. Anything else, including other methods on
+    ``/health`` (405, ``OPTIONS``), goes to the app's own WSGI callable unchanged.
+    """
+
+    def __init__(self, app: Flask) -> None:
+        self.wrapped: WSGIApplication = app.wsgi_app
+        with app.app_context():  # jsonify renders with the app's JSON provider, as in the route
+            rendered = jsonify(HEALTH_BODY)
+        self.body = rendered.get_data()
+        self.content_type = rendered.content_type or "application/json"
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Answer a liveness probe here; pass every other request on."""
+        method = environ.get("REQUEST_METHOD")
+        if environ.get("PATH_INFO") != HEALTH_PATH or method not in _FAST_METHODS:
+            return self.wrapped(environ, start_response)
+        started = time.perf_counter()
+        request_id = web.incoming_request_id(environ.get("HTTP_X_REQUEST_ID"))
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", self.content_type),
+                ("Content-Length", str(len(self.body))),
+                (web.REQUEST_ID_HEADER, request_id),
+            ],
+        )
+        if web.log.isEnabledFor(logging.DEBUG):
+            web.log.debug(
+                "request",
+                extra={
+                    "method": method,
+                    "path": HEALTH_PATH,
+                    "status": 200,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "request_id": request_id,
+                },
+            )
+        return [b""] if method == "HEAD" else [self.body]
+
+
+def install_health_fast_path(app: Flask) -> Flask:
+    """Put :class:`HealthFastPath` in front of ``app``'s WSGI callable (Flask's middleware idiom)."""
+    app.wsgi_app = HealthFastPath(app)  # type: ignore[method-assign]
+    return app
 
 
 def check_database(state: AppState) -> dict[str, Any]:

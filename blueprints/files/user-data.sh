@@ -23,14 +23,18 @@ fail() { STEP="$1"; return 1; }
 
 APP_HOME="${AppHome}"
 ARTIFACT_KEY="${ArtifactKey}"
+# AppArtifactBucket when given (a Service Catalog product: where the export staged the release),
+# else the stack's own assets bucket (where 'cfnbuild deploy' uploads it).
+ARTIFACT_BUCKET="${ArtifactBucket}"
 
 step "installing the CloudFormation helper scripts"
 dnf install -y aws-cfn-bootstrap
 
-# The parameter is filled by the deploy command after it uploads the artifact; a stack deployed
-# any other way has no release to run, and waiting out the signal timeout would say nothing.
+# The parameter is filled by the deploy command after it uploads the artifact (or is the default
+# of a Service Catalog product); a stack deployed any other way has no release to run, and
+# waiting out the signal timeout would say nothing.
 if [ -z "$ARTIFACT_KEY" ]; then
-  fail "AppArtifactKey is empty, so there is no release to install: deploy with 'cfnbuild deploy', which uploads the app artifact and sets it"
+  fail "AppArtifactKey is empty, so there is no release to install: deploy with 'cfnbuild deploy', which uploads the app artifact and sets it (or launch a product 'cfnbuild export --service-catalog --upload' staged)"
 fi
 
 step "installing nginx, Python 3.11 and the CloudWatch agent"
@@ -57,19 +61,19 @@ curl -fsS --retry 5 --retry-connrefused --max-time 30 -o /etc/webapp/rds-ca.pem 
   https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem
 chmod 0644 /etc/webapp/rds-ca.pem
 
-# On a stack's first deploy this stack creates the bucket, so the deploy command can upload the
-# release only once the bucket exists: wait for it, bounded, rather than fail at once.
-step "fetching the release s3://${AssetsBucket}/$ARTIFACT_KEY"
+# On a stack's first deploy this stack creates the assets bucket, so the deploy command can upload
+# the release only once the bucket exists: wait for it, bounded, rather than fail at once.
+step "fetching the release s3://$ARTIFACT_BUCKET/$ARTIFACT_KEY"
 fetched=no
 for attempt in $(seq 1 32); do
-  if aws s3 cp --only-show-errors --region "${AWS::Region}" "s3://${AssetsBucket}/$ARTIFACT_KEY" "$APP_HOME/app.tar.gz"; then
+  if aws s3 cp --only-show-errors --region "${AWS::Region}" "s3://$ARTIFACT_BUCKET/$ARTIFACT_KEY" "$APP_HOME/app.tar.gz"; then
     fetched=yes
     break
   fi
   echo "bootstrap: no release yet (attempt $attempt of 32); retrying in 15 s"
   sleep 15
 done
-[ "$fetched" = yes ] || fail "the release s3://${AssetsBucket}/$ARTIFACT_KEY could not be fetched in 8 minutes"
+[ "$fetched" = yes ] || fail "the release s3://$ARTIFACT_BUCKET/$ARTIFACT_KEY could not be fetched in 8 minutes"
 # The key names the artifact's sha256: what was fetched is what was built.
 digest="$(sha256sum "$APP_HOME/app.tar.gz" | cut -c1-16)"
 case "$ARTIFACT_KEY" in

@@ -7,6 +7,11 @@ itself creates), and the builder (``"package.module:function"``, called as
 ``key``). Keys are content-addressed, so the key is known before the bucket exists and an
 unchanged build uploads nothing.
 
+A stack may also take the bucket as a parameter, for launches that do not go through ``deploy``
+(a Service Catalog product): :func:`bucket_parameter` names it (``AppArtifactKey`` →
+``AppArtifactBucket``), with Default ``""`` meaning the recorded bucket. ``deploy`` leaves it
+empty; ``cfnbuild export --service-catalog --upload`` stages the artifact and sets it.
+
 On a stack's first deploy the bucket does not exist until the stack makes it: the upload then
 happens while the deploy is watched, the moment the bucket's CREATE_COMPLETE event arrives (the
 instances wait for their artifact), and once more after success in case no resource events
@@ -46,6 +51,15 @@ def recorded_artifacts(template: Mapping[str, Any]) -> dict[str, dict[str, str]]
     """Parameter → {bucket, builder, prefix}, as the template records them."""
     metadata = (template.get("Metadata") or {}).get(METADATA_KEY) or {}
     return dict(metadata.get(ARTIFACTS_KEY) or {})
+
+
+def bucket_parameter(parameter: str) -> str:
+    """The parameter naming another bucket for the artifact whose key ``parameter`` carries: ``XKey`` → ``XBucket``."""
+    if not parameter.endswith("Key") or parameter == "Key":
+        raise UsageError(
+            f"artifact parameter {parameter!r}: name it <Something>Key, so its bucket is <Something>Bucket"
+        )
+    return parameter.removesuffix("Key") + "Bucket"
 
 
 def build(template: Mapping[str, Any], *, project_root: Path, cache_dir: Path, skip: set[str]) -> list[BuiltArtifact]:

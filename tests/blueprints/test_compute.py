@@ -11,6 +11,8 @@ from troposphere import Parameter, Ref, encode_to_dict, kms, logs, s3, secretsma
 
 from blueprints.compute import (
     AL2023_X86_64,
+    ARTIFACT_BUCKET_PARAMETER,
+    ARTIFACT_PARAMETER,
     MAX_SUBSTITUTED_CHARS,
     USER_DATA_LIMIT,
     Compute,
@@ -24,7 +26,8 @@ from blueprints.encryption import Keys, KeysInputs
 from blueprints.loadbalancer import LoadBalancer, LoadBalancerInputs
 from blueprints.network import Network, NetworkInputs
 from cfnbuild import InputError, Stack
-from cfnbuild.grants import Grants, grant_bucket_prefixes
+from cfnbuild.deploy.artifacts import bucket_parameter
+from cfnbuild.grants import Grants, grant_bucket_prefixes, grant_parameter_bucket_read
 from cfnbuild.lint import cfn_lint, checkov
 from cfnbuild.regions import KNOWN_REGIONS
 from tests.assertions import Match, TemplateAssert
@@ -188,8 +191,66 @@ def test_role_reads_releases_reads_and_writes_uploads_and_nothing_else_of_the_bu
         "GrantReadObjectsAssetsReleases",
         "GrantReadObjectsAssetsUploads",
         "GrantWriteObjectsAssetsUploads",
+        "GrantReadObjectsAppArtifactBucketReleases",
     }
     assert statements["GrantReadSecretDbSecret"]["Resource"] == [{"Ref": "DbSecret"}]
+
+
+def test_role_reads_the_release_prefix_of_app_artifact_bucket_only_when_it_is_given():
+    statement = {s["Sid"]: s for s in _statements(_compute())}["GrantReadObjectsAppArtifactBucketReleases"]
+    assert statement["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
+    assert statement["Resource"] == [
+        {
+            "Fn::If": [
+                "HasArtifactBucket",
+                {"Fn::Sub": "arn:${AWS::Partition}:s3:::${AppArtifactBucket}/releases/*"},
+                # Empty parameter: the same prefix of the assets bucket, which the role reads anyway.
+                {"Fn::Sub": ["arn:${AWS::Partition}:s3:::${Bucket}/releases/*", {"Bucket": {"Ref": "Assets"}}]},
+            ]
+        }
+    ]
+
+
+def test_app_artifact_bucket_defaults_empty_accepts_bucket_names_and_chooses_the_fetch_bucket():
+    stack, compute, _ = _stack()
+    template = stack.to_dict()
+    parameter = template["Parameters"]["AppArtifactBucket"]
+    assert parameter["Type"] == "String"
+    assert parameter["Default"] == ""
+    assert parameter["Description"] == "bucket holding AppArtifactKey; empty: the stack's own assets bucket"
+    pattern = re.compile(parameter["AllowedPattern"])
+    for good in ("", "cfnbuild-staging-111122223333-eu-west-1", "abc", "my.bucket-1"):
+        assert pattern.fullmatch(good), good
+    for bad in ("Caps", "ab", "-lead", "trail-", "a" * 64, "s3://bucket", "bucket/key"):
+        assert not pattern.fullmatch(bad), bad
+    assert template["Conditions"]["HasArtifactBucket"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AppArtifactBucket"}, ""]}]
+    }
+    chosen = {"Fn::If": ["HasArtifactBucket", {"Ref": "AppArtifactBucket"}, {"Ref": "Assets"}]}
+    assert compute.artifact_bucket.to_dict() == chosen
+    text, variables = _user_data(TemplateAssert(template))
+    assert variables["ArtifactBucket"] == chosen
+    assert 'aws s3 cp --only-show-errors --region "${AWS::Region}" "s3://$ARTIFACT_BUCKET/$ARTIFACT_KEY"' in text
+    assert "${AssetsBucket}" not in text, "the release is fetched from the chosen bucket only"
+
+
+def test_the_export_finds_the_artifact_bucket_parameter_by_its_name():
+    assert bucket_parameter(ARTIFACT_PARAMETER) == ARTIFACT_BUCKET_PARAMETER
+
+
+def test_grant_parameter_bucket_read_scopes_to_the_prefix_and_refuses_bad_names():
+    grants = Grants()
+    grant_parameter_bucket_read(grants, "ReleaseBucket", condition="HasIt", prefix="rel/", otherwise=s3.Bucket("Own"))
+    (statement,) = encode_to_dict(grants.document())["Statement"]
+    assert statement["Sid"] == "GrantReadObjectsReleaseBucketRel"
+    assert statement["Resource"][0]["Fn::If"][:2] == [
+        "HasIt",
+        {"Fn::Sub": "arn:${AWS::Partition}:s3:::${ReleaseBucket}/rel/*"},
+    ]
+    with pytest.raises(ValueError, match="plain key prefix"):
+        grant_parameter_bucket_read(Grants(), "B", condition="C", prefix="*", otherwise=s3.Bucket("Own"))
+    with pytest.raises(ValueError, match="logical ID of a template parameter"):
+        grant_parameter_bucket_read(Grants(), "${B}", condition="C", prefix="a/", otherwise=s3.Bucket("Own"))
 
 
 def test_role_may_put_metrics_only_into_its_namespace_and_describe_tags():

@@ -445,6 +445,7 @@ def _run_user_data(
         "AppLogDir": str(tmp_path / "log"),
         "ArtifactKey": artifact_key,
         "AssetsBucket": "assets-bucket",
+        "ArtifactBucket": "assets-bucket",
         "HttpPort": "80",
     }
     script = substitute(render_user_data(), values)

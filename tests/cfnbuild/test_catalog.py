@@ -227,8 +227,8 @@ def _live_change_sets(emulator, stack_name: str) -> list:
 
 @pytest.fixture(scope="module")
 def real():
-    """The export of the real project's dev stack, rendered in memory (nothing is written)."""
-    return build_export(load_project(ROOT), "dev", "webapp")
+    """The export of the real project's prod stack (what output/service-catalog/ holds), in memory (nothing written)."""
+    return build_export(load_project(ROOT), "prod", "webapp")
 
 
 @pytest.fixture
@@ -283,12 +283,12 @@ def test_every_parameter_is_constrained_and_the_added_ones_are_listed(real):
     for name, definition in real.product.template["Parameters"].items():
         assert any(key in definition for key in keys), f"{name} has no constraint"
     image = real.product.template["Parameters"]["ImageId"]
-    assert image["AllowedValues"] == [image["Default"]]
-    assert set(real.manifest["added_constraints"]) == {"ImageId"}, "only ImageId lacked one in the stack"
+    assert re.fullmatch(image["AllowedPattern"], image["Default"]), "the compute blueprint constrains it"
+    assert real.manifest["added_constraints"] == {}, "every parameter of the stack has its own constraint"
 
 
 def test_the_stack_template_is_otherwise_unchanged(real):
-    stack = json.loads((ROOT / "output/dev/webapp.json").read_text())
+    stack = json.loads((ROOT / "output/prod/webapp.json").read_text())
     product = real.product.template
     assert product["Resources"] == stack["Resources"]
     assert product["Outputs"] == stack["Outputs"]
@@ -297,7 +297,7 @@ def test_the_stack_template_is_otherwise_unchanged(real):
 
 
 def test_the_stacks_own_rules_are_kept_and_cover_the_domain_pair(real):
-    stack = json.loads((ROOT / "output/dev/webapp.json").read_text())
+    stack = json.loads((ROOT / "output/prod/webapp.json").read_text())
     assert real.product.template["Rules"] == stack["Rules"]
     assert "DomainNeedsHostedZone" in real.product.template["Rules"]
     assert real.manifest["added_rules"] == [], "the stack's rules already cover DomainName and HostedZoneId"
@@ -455,10 +455,10 @@ def test_portfolio_names_come_from_parameters_with_project_defaults(real):
         "AWS::ServiceCatalog::Portfolio",
         {"DisplayName": {"Ref": "PortfolioDisplayName"}, "ProviderName": {"Ref": "ProviderName"}},
     )
-    assert real.portfolio["Parameters"]["PortfolioDisplayName"]["Default"] == "webapp (dev)"
+    assert real.portfolio["Parameters"]["PortfolioDisplayName"]["Default"] == "webapp (prod)"
     assert real.portfolio["Parameters"]["ProviderName"]["Default"] == "platform-team", "the config's Owner tag"
     t.has_resource_properties(
-        "AWS::ServiceCatalog::CloudFormationProduct", {"Name": "webapp-dev", "Owner": {"Ref": "ProviderName"}}
+        "AWS::ServiceCatalog::CloudFormationProduct", {"Name": "webapp-prod", "Owner": {"Ref": "ProviderName"}}
     )
 
 
@@ -567,7 +567,7 @@ def test_two_exports_are_byte_identical(tmp_path, real):
     _export(root)
     assert {p.name: p.read_bytes() for p in _catalog_dir(root).iterdir()} == first
     assert set(first) == {"product.json", "portfolio.json", "manifest.json", "versions.json"}
-    again = build_export(load_project(ROOT), "dev", "webapp")
+    again = build_export(load_project(ROOT), "prod", "webapp")
     assert again.files == real.files, "the real project's export renders the same bytes twice"
     for text in real.files.values():
         assert text.endswith("}\n")
@@ -968,3 +968,64 @@ def test_provisioning_policies_record_their_checkov_skips_with_reasons(real):
         skips = resource["Metadata"]["checkov"]["skip"]
         assert [s["id"] for s in skips] == sorted(PROVISIONING_SKIPS)
         assert all("no ARN can name them" in s["comment"] for s in skips)
+
+
+# ------------------------------------------------------------------------------ the app artifact
+
+
+def test_the_product_defaults_to_the_built_artifact_and_leaves_its_bucket_to_the_upload(real):
+    parameters = real.product.template["Parameters"]
+    (artifact,) = real.artifacts
+    assert artifact.parameter == "AppArtifactKey"
+    assert parameters["AppArtifactKey"]["Default"] == artifact.key
+    assert re.fullmatch(parameters["AppArtifactKey"]["AllowedPattern"], artifact.key)
+    assert re.fullmatch(r"releases/[0-9a-f]{16}/app\.tar\.gz", artifact.key), "the key the bootstrap checks"
+    assert parameters["AppArtifactBucket"]["Default"] == "", "the staging bucket's name holds the account"
+    assert real.manifest["artifacts"] == {
+        "AppArtifactKey": {
+            "key": artifact.key,
+            "bucket_parameter": "AppArtifactBucket",
+            "staged_in": "the staging bucket",
+        }
+    }
+    stack = json.loads((ROOT / "output/prod/webapp.json").read_text())
+    assert stack["Parameters"]["AppArtifactKey"]["Default"] == "", "deploy still sets it itself"
+
+
+def test_the_staged_product_names_the_staging_bucket_and_differs_in_nothing_else(real):
+    staged = json.loads(real.staged_product("cfnbuild-staging-111122223333-eu-west-1"))
+    assert staged["Parameters"]["AppArtifactBucket"]["Default"] == "cfnbuild-staging-111122223333-eu-west-1"
+    staged["Parameters"]["AppArtifactBucket"]["Default"] = ""
+    assert staged == real.product.template
+
+
+def test_a_recorded_artifact_without_a_bucket_parameter_is_refused_naming_it(tmp_path):
+    from cfnbuild.catalog import CatalogError, build_artifacts
+
+    template = json.loads((ROOT / "output/dev/webapp.json").read_text())
+    del template["Parameters"]["AppArtifactBucket"]
+    with pytest.raises(CatalogError, match="artifact AppArtifactKey has no parameter AppArtifactBucket"):
+        build_artifacts(load_project(ROOT), template, "output/dev/webapp.json")
+
+
+def test_stage_puts_the_artifact_and_the_product_naming_it_and_twice_uploads_nothing(real, emulator):
+    from cfnbuild.catalog import stage
+
+    target = Target("unused", "eu-west-1", endpoint_url=emulator.endpoint_url, credentials=dict(THROWAWAY_CREDENTIALS))
+    staging = StagingBucket(Aws(target))
+    said: list[str] = []
+    key = stage(staging, real, said.append)
+    assert key == real.version.key
+    s3 = emulator.client("s3")
+    (artifact,) = real.artifacts
+    staged = s3.get_object(Bucket=staging.name, Key=artifact.key)
+    assert staged["Body"].read() == artifact.path.read_bytes()
+    product = json.loads(s3.get_object(Bucket=staging.name, Key=key)["Body"].read())
+    assert product["Parameters"]["AppArtifactKey"]["Default"] == artifact.key
+    assert product["Parameters"]["AppArtifactBucket"]["Default"] == staging.name
+    assert said == [f"uploaded AppArtifactKey s3://{staging.name}/{artifact.key}"]
+    versions = {k: s3.head_object(Bucket=staging.name, Key=k)["VersionId"] for k in (key, artifact.key)}
+    said.clear()
+    stage(staging, real, said.append)
+    assert said == [f"already staged: AppArtifactKey s3://{staging.name}/{artifact.key}"]
+    assert {k: s3.head_object(Bucket=staging.name, Key=k)["VersionId"] for k in (key, artifact.key)} == versions

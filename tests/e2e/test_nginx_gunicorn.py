@@ -236,3 +236,37 @@ def test_an_unknown_host_name_is_served_by_the_site_not_the_distros_example_serv
     assert status == 418  # the example server, by its exact name
     status, _, body = stack.request("GET", "/health", headers={"Host": "internal-alb-123.example"})
     assert (status, json.loads(body)) == (200, {"status": "ok"})
+
+
+def test_health_is_the_apps_answer_through_nginx_and_gunicorn_logs_each_poll(stack: LocalStack):
+    # The fast path in front of Flask (flask_app.ops.HealthFastPath) answers, in the app's process.
+    status, headers, body = stack.request("GET", "/health", headers={"X-Request-Id": "alb-poll-1"})
+    assert (status, body) == (200, b'{"status":"ok"}\n')
+    assert headers["content-type"] == "application/json"
+    assert headers["x-request-id"] == "alb-poll-1"
+    # nginx does not log the polls; gunicorn's access line is the proof that the app answered them.
+    entry = _gunicorn_access(stack, "alb-poll-1")
+    assert (entry["method"], entry["path"], entry["status"]) == ("GET", "/health", 200)
+
+
+def test_head_health_answers_without_a_body_and_other_methods_get_flasks_405(stack: LocalStack):
+    connection = stack.connection()
+    try:
+        connection.request("HEAD", "/health")
+        response = connection.getresponse()
+        assert (response.status, response.read(), response.getheader("Content-Length")) == (200, b"", "16")
+    finally:
+        connection.close()
+    status, headers, body = stack.request("POST", "/health", b"{}", {**JSON, "X-Request-Id": "post-health-1"})
+    assert status == 405
+    assert json.loads(body)["error"] == "method_not_allowed"
+    assert "GET" in headers["allow"]
+    assert headers["x-request-id"] == "post-health-1"
+
+
+def test_the_app_is_created_once_in_gunicorns_master_and_the_workers_forked_from_it(stack: LocalStack):
+    assert stack.request("GET", "/api/notes")[0] == 200  # a worker's own database pool works
+    lines = _json_lines(stack.app_log, lambda ls: any(e.get("logger") == "gunicorn.access" for e in ls))
+    workers = int(stack.environment["GUNICORN_WORKERS"])
+    assert len([e for e in lines if e["message"].startswith("Booting worker")]) >= workers
+    assert len([e for e in lines if e["message"] == "application configured"]) == 1  # preload_app

@@ -74,3 +74,15 @@ def test_upload_happens_when_the_bucket_is_created_and_only_once(emulator, tmp_p
     assert s3.get_object(Bucket="assets-upload-test", Key="releases/abc/app.tar.gz")["Body"].read() == b"release"
     assert said == ["uploaded AppArtifactKey to s3://assets-upload-test/releases/abc/app.tar.gz"]
     assert upload(s3, "assets-upload-test", artifact) is False  # same key: nothing uploaded again
+
+
+def test_the_bucket_parameter_of_a_key_parameter_is_named_after_it():
+    from cfnbuild.deploy.artifacts import bucket_parameter
+
+    assert bucket_parameter("AppArtifactKey") == "AppArtifactBucket"
+    template = json.loads((ROOT / "output/dev/webapp.json").read_text())
+    for parameter in recorded_artifacts(template):
+        declared = template["Parameters"][bucket_parameter(parameter)]
+        assert declared["Default"] == "", "deploy leaves it empty: the recorded bucket"
+    with pytest.raises(UsageError, match="name it <Something>Key"):
+        bucket_parameter("AppArtifact")
