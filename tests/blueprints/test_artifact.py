@@ -195,7 +195,7 @@ def test_the_user_data_installs_the_artifacts_layout_with_the_targets_python():
     script = render_user_data()
     assert f'python{TARGET_PYTHON} -m venv "$APP_HOME/venv"' in script
     assert f'-r "$release/{REQUIREMENTS_NAME}" "$release"/*.whl' in script
-    assert 'aws s3 cp --only-show-errors --region "${AWS::Region}" "s3://${AssetsBucket}/$ARTIFACT_KEY"' in script
+    assert 'aws s3 cp --only-show-errors --region "${AWS::Region}" "s3://$ARTIFACT_BUCKET/$ARTIFACT_KEY"' in script
     # The bootstrap checks the fetched file against the digest its key names.
     assert f'sha256sum "$APP_HOME/{ARTIFACT_NAME}" | cut -c1-{KEY_DIGEST_CHARS})' in script
 
