@@ -16,7 +16,9 @@ Both get the emulator's throwaway credentials (``AWS_ACCESS_KEY_ID=emulator``). 
 is deployed first with plain boto3 so neither tool pays the emulator's first-use imports. A
 background thread polls DescribeStacks every 0.1 s to timestamp when each stack reaches its
 final status, so the time from the final state to the tool's exit is measured too (a lower
-bound, good to one poll: the status became final at most 0.1 s and a round trip earlier).
+bound, good to one poll: the status became final at most 0.1 s and a round trip earlier). Each
+tool's CPU time (user + system) is printed too: on a shared, busy machine it varies much less
+than wall time.
 awscli's waiter polls every 30 s; cfnbuild's watch every 2-5 s. Prints a table, the ratio
 cfnbuild/awscli and the targets: cfnbuild total <= awscli's; cfnbuild exits within 3 s of the
 final state.
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -64,11 +67,13 @@ EXIT_TARGET_SECONDS = 3.0
 
 # ------------------------------------------------------------------------------- the project copy
 def _project(directory: Path) -> Path:
-    """A throwaway copy of the project's settings, configs and dev template."""
+    """A throwaway copy of the project's settings, configs, dev template and app sources."""
     (directory / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
     shutil.copytree(ROOT / "config", directory / "config")
     (directory / "output/dev").mkdir(parents=True)
     shutil.copy(ROOT / "output/dev/webapp.json", directory / "output/dev/webapp.json")
+    # The template records the app artifact, which deploy builds from the project's flask_app/.
+    shutil.copytree(ROOT / "flask_app", directory / "flask_app", ignore=shutil.ignore_patterns("__pycache__"))
     return directory
 
 
@@ -140,6 +145,7 @@ class Run:
     tool: str
     stack: str
     seconds: float  # wall time of the subprocess
+    cpu: float  # its CPU time (user + system, children included): steadier than wall time on a busy machine
     final_status: str
     exit_lag: float  # from the stack's final status to the tool's exit
     returncode: int
@@ -147,14 +153,17 @@ class Run:
 
 def _timed(tool: str, stack: str, command: Sequence[str], env: Mapping[str, str], clock: FinalStates) -> Run:
     clock.watch(stack)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     result = subprocess.run(list(command), capture_output=True, text=True, env=dict(env), check=False)
     ended = time.monotonic()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if result.returncode != 0:
         print(f"{tool} failed ({result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
     time.sleep(3 * POLL_SECONDS)  # let the clock see a final status that came just before the exit
     reached, status = clock.reached.get(stack, (float("nan"), "not final"))
-    return Run(tool, stack, ended - started, status, ended - reached, result.returncode)
+    return Run(tool, stack, ended - started, cpu, status, ended - reached, result.returncode)
 
 
 def _environment(**extra: str) -> dict[str, str]:
@@ -285,10 +294,10 @@ def main() -> None:
 
 def _report(runs: Sequence[Run], repeat: int) -> None:
     print()
-    print(f"{'tool':<10} {'stack':<22} {'wall s':>8} {'final → exit s':>15}  final status   rc")
+    print(f"{'tool':<10} {'stack':<22} {'wall s':>8} {'cpu s':>7} {'final → exit s':>15}  final status   rc")
     for run in runs:
         print(
-            f"{run.tool:<10} {run.stack:<22} {run.seconds:>8.2f} {run.exit_lag:>15.2f}  "
+            f"{run.tool:<10} {run.stack:<22} {run.seconds:>8.2f} {run.cpu:>7.2f} {run.exit_lag:>15.2f}  "
             f"{run.final_status:<14} {run.returncode}"
         )
     ours = [r for r in runs if r.tool == "cfnbuild"]
@@ -299,6 +308,9 @@ def _report(runs: Sequence[Run], repeat: int) -> None:
     how = f"median of {repeat}" if repeat > 1 else "one run each"
     print()
     print(f"cfnbuild {ours_s:.2f}s, awscli {theirs_s:.2f}s ({how}); ratio cfnbuild/awscli {ours_s / theirs_s:.2f}")
+    ours_cpu = statistics.median(r.cpu for r in ours)
+    theirs_cpu = statistics.median(r.cpu for r in theirs)
+    print(f"cpu: cfnbuild {ours_cpu:.2f}s, awscli {theirs_cpu:.2f}s ({how}); ratio {ours_cpu / theirs_cpu:.2f}")
     ok = all(r.returncode == 0 and r.final_status in ("CREATE_COMPLETE", "UPDATE_COMPLETE") for r in runs)
     print(f"target: cfnbuild total <= awscli's: {'met' if ours_s <= theirs_s else 'MISSED'}")
     print(
