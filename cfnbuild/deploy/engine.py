@@ -32,7 +32,7 @@ from cfnbuild.deploy.aws import Aws, error_code, error_message
 from cfnbuild.deploy.events import PollSettings, Reporter, make_reporter, watch
 from cfnbuild.deploy.plan import Plan, build_plan, load_plan, render_text
 from cfnbuild.deploy.policy import policy_body, same_policy, stack_policy
-from cfnbuild.deploy.staging import INLINE_TEMPLATE_LIMIT, StagingBucket
+from cfnbuild.deploy.staging import INLINE_TEMPLATE_LIMIT, TEMPLATES, StagingBucket
 from cfnbuild.errors import CfnbuildError, UsageError
 from cfnbuild.files import write_atomic
 from cfnbuild.lookups import resolve_lookups
@@ -335,7 +335,7 @@ class Engine:
         if len(body.encode()) <= INLINE_TEMPLATE_LIMIT:
             return {"TemplateBody": body}
         staging = StagingBucket(self.aws)
-        key = staging.put("templates", body.encode(), suffix=".json")
+        key = staging.put(TEMPLATES, body.encode(), suffix=".json")
         self.err.print(f"template is {len(body.encode())} bytes: staged as s3://{staging.name}/{key}", markup=False)
         return {"TemplateURL": staging.url(key)}
 

@@ -59,7 +59,7 @@ from cfnbuild.deploy.aws import error_code, error_message
 from cfnbuild.deploy.commands import Where, engine_for, target_options
 from cfnbuild.deploy.engine import DeployedStack, DeployFailed, Engine, Interrupted, Prepared, Refused, Request
 from cfnbuild.deploy.events import format_seconds
-from cfnbuild.deploy.staging import INLINE_TEMPLATE_LIMIT, StagingBucket
+from cfnbuild.deploy.staging import INLINE_TEMPLATE_LIMIT, TEMPLATES, StagingBucket
 from cfnbuild.errors import CfnbuildError, UsageError
 from cfnbuild.lookups import recorded_lookups
 from cfnbuild.regions import KNOWN_REGIONS
@@ -857,7 +857,7 @@ class StackSetDelivery:
         if size <= INLINE_TEMPLATE_LIMIT:
             return {"TemplateBody": prepared.body}
         staging = StagingBucket(self.engine.aws)
-        key = staging.put("templates", prepared.body.encode(), suffix=".json")
+        key = staging.put(TEMPLATES, prepared.body.encode(), suffix=".json")
         self.engine.err.print(
             f"template is {size} bytes: staged as s3://{staging.name}/{key}", markup=False, soft_wrap=True
         )

@@ -1,9 +1,9 @@
 """The staging bucket: where templates too large to send inline, and app artifacts, wait.
 
 One bucket per account and region, made on first use and named from both (nothing to
-configure): encrypted, versioned, every public access blocked, TLS only, objects expiring after
-90 days. Objects are content-addressed (their key holds their SHA-256), so uploading the same
-bytes twice uploads nothing.
+configure): encrypted, versioned, every public access blocked, TLS only; staged templates
+expire after 90 days, app releases are kept. Objects are content-addressed (their key holds
+their SHA-256), so uploading the same bytes twice uploads nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from cfnbuild.deploy.aws import Aws, error_code
 
 INLINE_TEMPLATE_LIMIT = 51_200  # bytes CloudFormation accepts in TemplateBody
 EXPIRY_DAYS = 90
+TEMPLATES = "templates"  # the key prefix of staged templates
 
 
 def bucket_name(account_id: str, region: str) -> str:
@@ -92,12 +93,20 @@ class StagingBucket:
             LifecycleConfiguration={
                 "Rules": [
                     {
-                        "ID": "expire-staged-objects",
+                        # Staged templates are read once, by the change set that uses them.
+                        "ID": "expire-staged-templates",
+                        "Status": "Enabled",
+                        "Filter": {"Prefix": f"{TEMPLATES}/"},
+                        "Expiration": {"Days": EXPIRY_DAYS},
+                    },
+                    {
+                        # Releases stay: instances a Service Catalog product launches, or scales
+                        # out to, fetch theirs at boot, long after it was staged.
+                        "ID": "expire-replaced-versions",
                         "Status": "Enabled",
                         "Filter": {"Prefix": ""},
-                        "Expiration": {"Days": EXPIRY_DAYS},
                         "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
-                    }
+                    },
                 ]
             },
         )

@@ -86,3 +86,16 @@ def test_the_bucket_parameter_of_a_key_parameter_is_named_after_it():
         assert declared["Default"] == "", "deploy leaves it empty: the recorded bucket"
     with pytest.raises(UsageError, match="name it <Something>Key"):
         bucket_parameter("AppArtifact")
+
+
+def test_the_staging_bucket_expires_staged_templates_but_keeps_releases(emulator):
+    from cfnbuild.deploy.aws import Aws, Target
+    from cfnbuild.deploy.staging import StagingBucket
+    from cfnbuild.emulator import THROWAWAY_CREDENTIALS
+
+    aws = Aws(Target("any", "eu-west-1", endpoint_url=emulator.endpoint_url, credentials=dict(THROWAWAY_CREDENTIALS)))
+    staging = StagingBucket(aws)
+    staging.ensure()
+    rules = emulator.client("s3").get_bucket_lifecycle_configuration(Bucket=staging.name)["Rules"]
+    expiring = [rule["Filter"].get("Prefix", "") for rule in rules if "Expiration" in rule]
+    assert expiring == ["templates/"]  # releases/ (the instances' artifacts) never expire
