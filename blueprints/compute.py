@@ -566,11 +566,8 @@ class Compute(Blueprint[ComputeInputs]):
     def group(self, template: ec2.LaunchTemplate) -> autoscaling.AutoScalingGroup:
         """The group: ELB health checks, waits for each new instance's signal on create and update."""
         i = self.inputs
-        extra = {}
-        if i.depends_on:
-            # Instances bootstrap over NAT; the routes are not referenced by the group, so without
-            # DependsOn the first instances can boot before they can reach the internet.
-            extra["DependsOn"] = list(i.depends_on)
+        # Instances bootstrap over NAT; the routes are not referenced by the group, so without
+        # DependsOn the first instances can boot before they can reach the internet.
         group = self.add(
             autoscaling.AutoScalingGroup(
                 self.lid("AutoScalingGroup"),
@@ -599,8 +596,8 @@ class Compute(Blueprint[ComputeInputs]):
                         SuspendProcesses=ROLLING_UPDATE_SUSPENDED,
                     )
                 ),
-                **extra,
-            )
+            ),
+            depends_on=i.depends_on,
         )
         self.auto_scaling_group_name = Ref(group)
         self.output("AutoScalingGroupName", self.auto_scaling_group_name, "Name of the app Auto Scaling group.")

@@ -213,11 +213,8 @@ class LoadBalancer(Blueprint[LoadBalancerInputs]):
             "idle_timeout.timeout_seconds": str(i.idle_timeout_seconds),
             "routing.http.drop_invalid_header_fields.enabled": "true",
         }
-        extra = {}
-        if i.depends_on:
-            # Creating the ALB checks that ELB may write to the log bucket; only the bucket policy
-            # grants that, and nothing the ALB references points at the policy.
-            extra["DependsOn"] = list(i.depends_on)
+        # Creating the ALB checks that ELB may write to the log bucket; only the bucket policy
+        # grants that, and nothing the ALB references points at the policy.
         alb = self.add(
             elbv2.LoadBalancer(
                 self.lid("LoadBalancer"),
@@ -229,8 +226,8 @@ class LoadBalancer(Blueprint[LoadBalancerInputs]):
                 LoadBalancerAttributes=[
                     elbv2.LoadBalancerAttributes(Key=key, Value=value) for key, value in attributes.items()
                 ],
-                **extra,
-            )
+            ),
+            depends_on=i.depends_on,
         )
         self.dns_name = GetAtt(alb, "DNSName")
         self.load_balancer_full_name = GetAtt(alb, "LoadBalancerFullName")

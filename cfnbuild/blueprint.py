@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 from troposphere import AWSHelperFn, AWSObject, Output, Parameter
@@ -82,8 +83,14 @@ class Blueprint(ABC, Generic[InputsT]):
         """A logical ID for this blueprint: its prefix plus ``parts`` in CamelCase."""
         return logical_id(self.prefix, *parts) if self.prefix else logical_id(*parts)
 
-    def add(self, resource: ResourceT, *, stateful: bool = False) -> ResourceT:
-        """Add ``resource`` to the stack; ``stateful`` keeps its data on delete and replacement."""
+    def add(self, resource: ResourceT, *, stateful: bool = False, depends_on: Sequence[str] = ()) -> ResourceT:
+        """Add ``resource`` to the stack; ``stateful`` keeps its data on delete and replacement.
+
+        ``depends_on`` names resources CloudFormation must create first although nothing in
+        ``resource`` references them (say why where you pass it); none gives no DependsOn at all.
+        """
+        if depends_on:
+            resource.DependsOn = list(depends_on)
         return self.stack.add_resource(resource, owner=self.owner, stateful=stateful)
 
     def parameter(self, name: str, **properties: Any) -> Parameter:
