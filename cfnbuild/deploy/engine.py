@@ -145,6 +145,9 @@ class Engine:
     confirm: Callable[[str], str] | None = None  # asks the user to type something; None: no TTY
     reporter: Callable[[Console], Reporter] = make_reporter  # how events are shown
     outputs_name: str = "{stack}.outputs.json"  # file name in output/<env>/; {region} available
+    # GetTemplate answers within one stage/plan (the no-op check, the plan and a saved plan's
+    # check all read it); emptied at the start of each, so a later one reads afresh.
+    _templates: dict[str, dict[str, Any] | None] = field(default_factory=dict, repr=False)
 
     @property
     def cloudformation(self) -> Any:
@@ -163,7 +166,12 @@ class Engine:
         return DeployedStack.from_api(stacks[0]) if stacks else None
 
     def deployed_template(self, stack_name: str) -> dict[str, Any] | None:
-        """The template the stack was last deployed with."""
+        """The template the stack was last deployed with (read once per stage or plan)."""
+        if stack_name not in self._templates:
+            self._templates[stack_name] = self._read_template(stack_name)
+        return self._templates[stack_name]
+
+    def _read_template(self, stack_name: str) -> dict[str, Any] | None:
         body = self.cloudformation.get_template(StackName=stack_name, TemplateStage="Original")["TemplateBody"]
         if isinstance(body, str):
             try:
@@ -279,6 +287,7 @@ class Engine:
         Unless ``keep``, the change set is deleted again (and a stack that only existed to hold
         it), so a plan leaves nothing behind.
         """
+        self._templates.clear()
         stack_name = self.stack_name(request)
         deployed = self._usable_stack(request, stack_name)
         prepared = self.prepare(request, deployed)
@@ -358,6 +367,7 @@ class Engine:
         When there is something to do, the change set is left ready for :meth:`execute` (or
         :meth:`abandon`); a refusal deletes it before raising.
         """
+        self._templates.clear()
         stack_name = self.stack_name(request)
         deployed = self._usable_stack(request, stack_name)
         prepared = self.prepare(request, deployed)
