@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cfnlint.api import ManualArgs, lint
+from cfnlint.helpers import REGIONS
 
 from cfnbuild.files import write_atomic
 
@@ -61,6 +62,18 @@ def cfn_lint(text: str, regions: Sequence[str], *, file: str) -> list[Finding]:
                 "cfnbuild",
                 "Metadata",
                 "cfn-lint suppressions are not allowed; fix the template",
+            )
+        ]
+    unknown = sorted(set(regions) - set(REGIONS))
+    if unknown:
+        return [
+            Finding(
+                file,
+                "cfn-lint",
+                "cfnbuild",
+                "regions",
+                f"the installed cfn-lint {version('cfn-lint')} cannot lint for {', '.join(unknown)}; "
+                "upgrade cfn-lint (pip install -U cfn-lint)",
             )
         ]
     matches = lint(text, config=ManualArgs(regions=list(regions), include_checks=["I"]))

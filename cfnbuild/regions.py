@@ -1,15 +1,70 @@
 """What cfnbuild knows about regions without calling AWS.
 
-The list of regions is cfn-lint's (so every region a config names can be linted); the number of
-Availability Zones a region offers to a new account comes from the table below, because a
-template asking ``Fn::GetAZs`` for more zones than exist fails only at deploy time.
+``KNOWN_REGIONS`` is the list of regions cfn-lint can lint a template for, written out here and
+kept equal to the installed cfn-lint's own list by a test (tests/cfnbuild/test_regions.py): a
+config is validated by every command, deploy included, and importing cfn-lint to read its list
+would cost every one of them a good part of a second. ``cfnbuild lint`` and ``build`` check the
+configured regions against the installed cfn-lint again, so an older cfn-lint that lacks a region
+is named instead of failing obscurely.
+
+The number of Availability Zones a region offers to a new account comes from ``AZ_COUNT``,
+because a template asking ``Fn::GetAZs`` for more zones than exist fails only at deploy time.
 """
 
 from __future__ import annotations
 
-from cfnlint.helpers import REGIONS
-
-KNOWN_REGIONS: frozenset[str] = frozenset(REGIONS)
+# cfn-lint's regions (cfnlint.helpers.REGIONS, cfn-lint 1.58): the commercial partition, China,
+# GovCloud, the isolated partitions and the European Sovereign Cloud.
+KNOWN_REGIONS: frozenset[str] = frozenset(
+    {
+        "af-south-1",
+        "ap-east-1",
+        "ap-east-2",
+        "ap-northeast-1",
+        "ap-northeast-2",
+        "ap-northeast-3",
+        "ap-south-1",
+        "ap-south-2",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "ap-southeast-3",
+        "ap-southeast-4",
+        "ap-southeast-5",
+        "ap-southeast-6",
+        "ap-southeast-7",
+        "ca-central-1",
+        "ca-west-1",
+        "cn-north-1",
+        "cn-northwest-1",
+        "eu-central-1",
+        "eu-central-2",
+        "eu-isoe-west-1",
+        "eu-north-1",
+        "eu-south-1",
+        "eu-south-2",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+        "eusc-de-east-1",
+        "il-central-1",
+        "me-central-1",
+        "me-south-1",
+        "mx-central-1",
+        "sa-east-1",
+        "us-east-1",
+        "us-east-2",
+        "us-gov-east-1",
+        "us-gov-west-1",
+        "us-iso-east-1",
+        "us-iso-west-1",
+        "us-isob-east-1",
+        "us-isob-west-1",
+        "us-isof-east-1",
+        "us-isof-south-1",
+        "us-west-1",
+        "us-west-2",
+    }
+)
 
 # Availability Zones a new account can use, from "Regions and Availability Zones" in the AWS
 # documentation (https://aws.amazon.com/about-aws/global-infrastructure/regions_az/) and the

@@ -151,3 +151,11 @@ def test_checkov_honours_a_metadata_skip_with_a_reason(tmp_path):
     path = tmp_path / "t.json"
     path.write_text(textwrap.dedent(json.dumps(template)))
     assert "CKV_AWS_21" not in {f.rule for f in checkov([path], root=tmp_path)}
+
+
+def test_a_region_the_installed_cfn_lint_cannot_lint_for_is_named_with_the_fix():
+    template = {"AWSTemplateFormatVersion": "2010-09-09", "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}
+    (finding,) = cfn_lint(json.dumps(template), ["eu-west-1", "xx-future-1"], file="t.json")
+    assert finding.file == "t.json"
+    assert "cannot lint for xx-future-1" in finding.message
+    assert "upgrade cfn-lint" in finding.message
