@@ -1366,12 +1366,6 @@ def _upload_only(
     ]
 
 
-def register(group: click.Group) -> None:
-    """Add the ``export`` command to the CLI (once, however often it is called)."""
-    if "export" not in group.commands:
-        group.add_command(export_command)
-
-
 __all__ = [
     "CatalogEngine",
     "CatalogError",
@@ -1382,12 +1376,12 @@ __all__ = [
     "Product",
     "Version",
     "build_export",
+    "export_command",
     "interface",
     "lint_export",
     "paired_parameter_rules",
     "parameter_label",
     "product_template",
-    "register",
     "stage",
     "upload",
     "write_export",

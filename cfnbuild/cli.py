@@ -7,26 +7,41 @@ shows the traceback instead.
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from cfnbuild.app import Project, load_project
-from cfnbuild.catalog import register as register_catalog_commands
-from cfnbuild.deploy.commands import register as register_deploy_commands
-from cfnbuild.deploy.stacksets import register as register_stackset_commands
 from cfnbuild.errors import CfnbuildError, CheckFailed, UsageError
 from cfnbuild.graph import critical_path, to_dot
-from cfnbuild.lint import Finding, LintCache, checkov, skip_problems
-from cfnbuild.writer import Rendered, remove_orphans, render, stale_files, write_atomic
+from cfnbuild.writer import Rendered, record_rendered, remove_orphans, render, stale_files, write_atomic
+
+if TYPE_CHECKING:
+    from cfnbuild.lint import Finding, LintCache
 
 CACHE_DIR = ".cfnbuild-cache"
+# Commands defined in other modules, imported only when they run (or --help lists them): the
+# build and lint commands need troposphere and cfn-lint, a deploy of a built template does not.
+LAZY_COMMANDS = {
+    "plan": "cfnbuild.deploy.commands:plan",
+    "diff": "cfnbuild.deploy.commands:plan",
+    "deploy": "cfnbuild.deploy.commands:deploy",
+    "status": "cfnbuild.deploy.commands:status",
+    "outputs": "cfnbuild.deploy.commands:outputs",
+    "delete": "cfnbuild.deploy.commands:delete",
+    "drift": "cfnbuild.deploy.commands:drift",
+    "recover": "cfnbuild.deploy.commands:recover",
+    "stackset": "cfnbuild.deploy.stacksets:stackset",
+    "export": "cfnbuild.catalog:export_command",
+}
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -51,6 +66,8 @@ def _rel(project: Project, path: Path) -> str:
 
 
 def _lint_rendered(project: Project, rendered: list[Rendered]) -> tuple[list[Finding], LintCache]:
+    from cfnbuild.lint import LintCache, skip_problems  # noqa: PLC0415  (imports cfn-lint: ~0.4 s deploy need not pay)
+
     cache = LintCache(project.root / CACHE_DIR / "cfn-lint")
     findings: list[Finding] = []
     for item in rendered:
@@ -66,7 +83,23 @@ def _report(findings: list[Finding], what: str) -> None:
     raise CheckFailed(f"{len(findings)} {what}")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    """A group whose commands from other modules are imported when first asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command, those not imported yet included."""
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command called ``cmd_name``, importing its module if it is one of :data:`LAZY_COMMANDS`."""
+        if cmd_name in LAZY_COMMANDS and cmd_name not in self.commands:
+            module, _, attribute = LAZY_COMMANDS[cmd_name].partition(":")
+            command: click.Command = getattr(importlib.import_module(module), attribute)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option(
     "--project",
     "project_dir",
@@ -99,7 +132,7 @@ def cli(ctx: click.Context, project_dir: Path | None, debug: bool) -> None:
 @click.option(
     "--check",
     is_flag=True,
-    help="Write nothing; fail naming every file in output/ that a build would change.",
+    help="Write nothing in output/; fail naming every file there that a build would change.",
 )
 @click.pass_context
 def build(ctx: click.Context, env: str | None, all_envs: bool, check: bool) -> None:
@@ -107,7 +140,8 @@ def build(ctx: click.Context, env: str | None, all_envs: bool, check: bool) -> N
 
     Every environment's config is validated before anything is built; a template with any
     cfn-lint match is not written (nothing is written then). Templates are written atomically,
-    with sorted keys, so the same inputs give the same bytes on every machine.
+    with sorted keys, so the same inputs give the same bytes on every machine. A build record in
+    .cfnbuild-cache/build/ lets a later deploy prove the templates current without rendering.
 
     \b
     Example:
@@ -128,6 +162,7 @@ def build(ctx: click.Context, env: str | None, all_envs: bool, check: bool) -> N
                 err.print(line, markup=False)
             output = _rel(project, project.output_dir)
             raise CheckFailed(f"{len(stale)} stale file(s) in {output}/; run 'cfnbuild build' and commit the result")
+        record_rendered(project, rendered)  # output/ is current: a deploy need not render again
         took = time.perf_counter() - started
         out.print(
             f"{_rel(project, project.output_dir)}/ is up to date: {len(rendered)} template(s) "
@@ -140,6 +175,7 @@ def build(ctx: click.Context, env: str | None, all_envs: bool, check: bool) -> N
         _report(findings, "cfn-lint finding(s); nothing was written")
     written = [item for item in rendered if write_atomic(item.path, item.text)]
     removed = remove_orphans(project, rendered)
+    record_rendered(project, rendered)
     for item in written:
         err.print(f"wrote {_rel(project, item.path)}", markup=False)
     for path in removed:
@@ -194,6 +230,8 @@ def lint_command(ctx: click.Context, env: str | None, all_envs: bool, no_checkov
         findings, _ = _lint_rendered(project, rendered)
     if not no_checkov:
         with err.status(f"checkov over {len(rendered)} template(s)…"):
+            from cfnbuild.lint import checkov  # noqa: PLC0415  (as in _lint_rendered)
+
             findings += checkov([item.path for item in rendered], root=project.root)
     if findings:
         _report(findings, "finding(s)")
@@ -265,11 +303,6 @@ def graph(ctx: click.Context, env: str, dot: bool) -> None:
 
 def _minutes(seconds: int) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
-
-
-register_deploy_commands(cli)
-register_stackset_commands(cli)
-register_catalog_commands(cli)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from cfnbuild.errors import ConfigError, UsageError
+from cfnbuild.errors import ConfigError
 from cfnbuild.regions import KNOWN_REGIONS
 
 ConfigT = TypeVar("ConfigT", bound="EnvironmentConfig")
@@ -214,10 +214,3 @@ def load_config(path: Path, model: type[ConfigT]) -> ConfigT:
         return model.model_validate({**raw, "environment": environment})
     except ValidationError as exc:
         raise ConfigError(str(path), [explain(dict(err), model) for err in exc.errors()]) from None
-
-
-def find_environments(config_dir: Path) -> list[str]:
-    """The environments defined in ``config_dir`` (one ``<env>.toml`` each), sorted."""
-    if not config_dir.is_dir():
-        raise UsageError(f"{config_dir}: no such directory; create it with one <env>.toml per environment")
-    return sorted(p.stem for p in config_dir.glob("*.toml"))

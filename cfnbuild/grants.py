@@ -46,10 +46,6 @@ from awacs.aws import (
     Statement,
     StringEquals,
 )
-from cfnlint.data import AdditionalSpecs
-from cfnlint.helpers import load_resource
-from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
-from cfnlint.schema.manager import ResourceNotFoundError
 from troposphere import AWSHelperFn, AWSObject, GetAtt, Ref, Sub, encode_to_dict, iam
 
 from cfnbuild.naming import logical_id, partition_arn
@@ -485,6 +481,11 @@ class ProvisioningActions:
 @cache
 def _iam_actions() -> dict[str, frozenset[str]]:
     """Every IAM action cfn-lint knows (its W3037 reference), lower case, by service prefix."""
+    # cfn-lint is imported here, not with the module: loading a project (which imports its
+    # blueprints, and so this module) should not cost every command the ~0.4 s cfn-lint takes.
+    from cfnlint.data import AdditionalSpecs  # noqa: PLC0415
+    from cfnlint.helpers import load_resource  # noqa: PLC0415
+
     services = load_resource(AdditionalSpecs, "Policies.json")
     return {prefix: frozenset(spec.get("Actions", {})) for prefix, spec in services.items()}
 
@@ -513,6 +514,9 @@ def provisioning_actions(
     granted but returned in ``unknown``. A type without a schema, or whose schema has no
     handlers, raises ``ValueError``: its permissions cannot be derived.
     """
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER  # noqa: PLC0415  (see _iam_actions)
+    from cfnlint.schema.manager import ResourceNotFoundError  # noqa: PLC0415
+
     wanted: dict[str, str] = {}
     for resource_type in sorted(set(resource_types)):
         for region in regions:

@@ -1,14 +1,15 @@
-"""Render stacks and write them: deterministic bytes, atomic files, and the staleness check."""
+"""Render stacks and write them: deterministic bytes, atomic files, the staleness check and build records."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from cfnbuild.app import Project
+from cfnbuild.app import DeploySettings, Project
 from cfnbuild.files import write_atomic
+from cfnbuild.record import Built, recording, write_records
 
-__all__ = ["Rendered", "remove_orphans", "render", "stale_files", "write_atomic"]
+__all__ = ["Rendered", "record_rendered", "remove_orphans", "render", "stale_files", "write_atomic"]
 
 # Files in output/<env>/ that build does not write (deploy writes the outputs files).
 NOT_BUILT_SUFFIXES = (".outputs.json",)
@@ -31,13 +32,15 @@ def render(project: Project, environments: list[str]) -> list[Rendered]:
     rendered = []
     for env, config in configs.items():
         for spec in project.app.stacks:
-            stack = spec.build(config)
+            with recording():  # what the render reads, for the build record
+                stack = spec.build(config)
+                text = stack.to_json()
             rendered.append(
                 Rendered(
                     env,
                     spec.name,
                     project.template_path(env, spec.name),
-                    stack.to_json(),
+                    text,
                     tuple(config.regions),
                 )
             )
@@ -71,3 +74,19 @@ def remove_orphans(project: Project, rendered: list[Rendered]) -> list[Path]:
                 path.unlink()
                 removed.append(path)
     return removed
+
+
+def record_rendered(project: Project, rendered: list[Rendered]) -> None:
+    """Write the build record of each environment in ``rendered``.
+
+    Call it only when the files in output/ are exactly ``rendered``: after build wrote them, or
+    when a check found them current.
+    """
+    environments = {item.environment for item in rendered}
+    write_records(
+        project.root,
+        [Built(item.environment, item.stack, item.path, item.text) for item in rendered],
+        config_files={env: project.config_path(env) for env in environments},
+        settings={env: DeploySettings.of(project.config(env)).to_json() for env in environments},
+        app_directories=project.app_directories(),
+    )

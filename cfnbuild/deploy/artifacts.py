@@ -21,6 +21,7 @@ were seen (the emulator emits none).
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +32,12 @@ from botocore.exceptions import ClientError
 from cfnbuild.deploy.aws import error_code
 from cfnbuild.deploy.events import Reporter
 from cfnbuild.errors import UsageError
+from cfnbuild.files import write_atomic
+from cfnbuild.record import file_sha256, fingerprint_inputs, inputs_hold, recording
 from cfnbuild.stateful import METADATA_KEY
 
 ARTIFACTS_KEY = "artifacts"
+RECORD_NAME = "record.json"  # beside the built artifact, in the cache
 
 
 @dataclass
@@ -63,23 +67,63 @@ def bucket_parameter(parameter: str) -> str:
 
 
 def build(template: Mapping[str, Any], *, project_root: Path, cache_dir: Path, skip: set[str]) -> list[BuiltArtifact]:
-    """Build every recorded artifact whose parameter is not in ``skip`` (given explicitly)."""
+    """Build every recorded artifact whose parameter is not in ``skip`` (given explicitly).
+
+    Each build is recorded like a template's (:mod:`cfnbuild.record`): the files it read, the
+    directories it listed and the modules loaded, with the artifact's key and SHA-256. While that
+    record holds the artifact is not built again (nor its builder imported): same inputs, same bytes.
+    """
     built = []
     for parameter, spec in sorted(recorded_artifacts(template).items()):
         if parameter in skip:
             continue
-        module_name, _, function = spec["builder"].partition(":")
-        try:
-            builder = getattr(importlib.import_module(module_name), function)
-        except (ImportError, AttributeError) as exc:
-            raise UsageError(f"artifact {parameter}: builder {spec['builder']!r} cannot be loaded ({exc})") from None
         out_dir = cache_dir / parameter
-        try:
-            artifact = builder(project_root, out_dir, prefix=spec["prefix"])
-        except Exception as exc:  # the builder's own error says what to change
-            raise UsageError(f"artifact {parameter}: {exc}") from None
+        cached = _recorded(out_dir, project_root, spec)
+        if cached is not None:
+            built.append(BuiltArtifact(parameter, spec["bucket"], *cached))
+            continue
+        with recording():  # what the builder reads: the record's inputs
+            artifact = _run_builder(parameter, spec, project_root, out_dir)
         built.append(BuiltArtifact(parameter, spec["bucket"], Path(artifact.path), str(artifact.key)))
+        _record(out_dir, project_root, spec, built[-1])
     return built
+
+
+def _run_builder(parameter: str, spec: Mapping[str, str], project_root: Path, out_dir: Path) -> Any:
+    module_name, _, function = spec["builder"].partition(":")
+    try:
+        builder = getattr(importlib.import_module(module_name), function)
+    except (ImportError, AttributeError) as exc:
+        raise UsageError(f"artifact {parameter}: builder {spec['builder']!r} cannot be loaded ({exc})") from None
+    try:
+        return builder(project_root, out_dir, prefix=spec["prefix"])
+    except Exception as exc:  # the builder's own error says what to change
+        raise UsageError(f"artifact {parameter}: {exc}") from None
+
+
+def _recorded(out_dir: Path, project_root: Path, spec: Mapping[str, str]) -> tuple[Path, str] | None:
+    """The path and key of the artifact built before from the same inputs, if its record holds."""
+    try:
+        data = json.loads((out_dir / RECORD_NAME).read_text(encoding="utf-8"))
+        path, key, digest = Path(data["path"]), str(data["key"]), data["sha256"]
+        same_builder = (data["builder"], data["prefix"]) == (spec["builder"], spec["prefix"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not same_builder or not inputs_hold(data, project_root) or file_sha256(path) != digest:
+        return None
+    return path, key
+
+
+def _record(out_dir: Path, project_root: Path, spec: Mapping[str, str], artifact: BuiltArtifact) -> None:
+    record = {
+        **fingerprint_inputs(project_root),
+        "builder": spec["builder"],
+        "prefix": spec["prefix"],
+        "path": str(artifact.path.resolve()),
+        "key": artifact.key,
+        "sha256": file_sha256(artifact.path),
+    }
+    write_atomic(out_dir / RECORD_NAME, json.dumps(record, sort_keys=True, indent=0))
 
 
 def upload(s3: Any, bucket_name: str, artifact: BuiltArtifact) -> bool:

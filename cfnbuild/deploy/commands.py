@@ -104,9 +104,11 @@ def engines_for(ctx: click.Context, where: Where) -> Iterator[Engines]:
     env = where.env or project.default_environment
     if env is None:
         raise UsageError("give --env ENV (or set [tool.cfnbuild] default_env in pyproject.toml)")
-    config = project.config(env)
-    stack = where.stack or _only_stack(project)
-    project.app.stack(stack)
+    view = project.deploy_view(env)
+    config = view.settings
+    stack = where.stack or _only_stack(view.stacks)
+    if stack not in view.stacks:
+        raise UsageError(f"unknown stack {stack!r}; this project has: {', '.join(view.stacks)}")
     region = where.region or config.region
     if where.local and (where.endpoint_url or where.profile):
         raise UsageError("--local starts its own emulator; leave out --endpoint-url and --profile")
@@ -140,8 +142,7 @@ def engine_for(ctx: click.Context, where: Where) -> Iterator[tuple[Engine, str, 
         yield engines(), engines.environment, engines.stack
 
 
-def _only_stack(project: Project) -> str:
-    names = [spec.name for spec in project.app.stacks]
+def _only_stack(names: list[str]) -> str:
     if len(names) != 1:
         raise UsageError(f"this project has stacks {', '.join(names)}; choose one with --stack")
     return names[0]
@@ -333,7 +334,7 @@ def _deploy_regions(
     if plan_file is not None:
         raise UsageError("--plan executes one saved change set in one region; leave out --regions")
     with engines_for(ctx, where) as engines:
-        configured = engines.project.config(engines.environment).regions
+        configured = engines.project.deploy_view(engines.environment).settings.regions
         unlinted = [r for r in names if r not in configured]
         if unlinted:
             raise UsageError(
@@ -631,13 +632,3 @@ def _last_update_start(cloudformation: Any, stack_id: str) -> str | datetime:
                 return str(event["EventId"])
             found = event.get("PhysicalResourceId") == stack_id and event.get("ResourceStatus") == "UPDATE_IN_PROGRESS"
     return datetime.fromtimestamp(0, UTC)
-
-
-COMMANDS = (plan, deploy, status, outputs, delete, drift, recover)
-
-
-def register(group: click.Group) -> None:
-    """Add the deploy commands (and the ``diff`` alias of ``plan``) to the CLI."""
-    for command in COMMANDS:
-        group.add_command(command)
-    group.add_command(plan, name="diff")

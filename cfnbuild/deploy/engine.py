@@ -38,7 +38,7 @@ from cfnbuild.files import write_atomic
 from cfnbuild.lookups import resolve_lookups
 from cfnbuild.stateful import stateful_resources
 from cfnbuild.tags import MANAGED_BY, standard_tags
-from cfnbuild.writer import render, stale_files
+from cfnbuild.writer import record_rendered, render, stale_files
 
 CACHE_DIR = ".cfnbuild-cache"
 BUSY = re.compile(r"_IN_PROGRESS$")
@@ -188,20 +188,20 @@ class Engine:
     # ----------------------------------------------------------------- preparing
     def stack_name(self, request: Request) -> str:
         """The deployed name of the requested stack."""
-        return self.project.config(request.environment).stack_name(request.stack)
+        return self.project.deploy_view(request.environment).settings.stack_name(request.stack)
 
     def prepare(self, request: Request, deployed: DeployedStack | None) -> Prepared:
         """Read the written template (refusing a stale one) and resolve everything sent with it."""
         project, env = self.project, request.environment
-        config = project.config(env)
+        view = project.deploy_view(env)
+        config = view.settings
         path = project.template_path(env, request.stack)
         rel = path.relative_to(project.root)
         if not path.is_file():
             raise UsageError(f"{rel} does not exist; run 'cfnbuild build --env {env}' first")
-        rendered = [r for r in render(project, [env]) if r.stack == request.stack]
-        if stale_files(project, rendered):
-            raise UsageError(f"{rel} is stale; run 'cfnbuild build --env {env}' and review the diff before deploying")
         text = path.read_text(encoding="utf-8")
+        if view.record is None or not view.record.vouches_for(request.stack, text):
+            self._check_current(request, rel)
         template: dict[str, Any] = json.loads(text)
         body = json.dumps(template, sort_keys=True, separators=(",", ":"))
         parameters, previous = self._parameters(request, template, deployed)
@@ -227,6 +227,16 @@ class Engine:
             policy=stack_policy(template) if config.deploy.protect_stateful else None,
             artifacts=tuple(built),
         )
+
+    def _check_current(self, request: Request, rel: Path) -> None:
+        """Render the environment and refuse a template that differs; record the environment if it is current."""
+        project, env = self.project, request.environment
+        self.err.print(f"no build record vouches for {rel} (an input changed since build): rendering to compare")
+        rendered = render(project, [env])
+        if stale_files(project, [r for r in rendered if r.stack == request.stack]):
+            raise UsageError(f"{rel} is stale; run 'cfnbuild build --env {env}' and review the diff before deploying")
+        if not stale_files(project, rendered):
+            record_rendered(project, rendered)  # the next deploy of this checkout need not render
 
     def _parameters(
         self, request: Request, template: Mapping[str, Any], deployed: DeployedStack | None
@@ -268,7 +278,7 @@ class Engine:
 
     def _given_parameters(self, request: Request, declared: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
         """Values from the config and ``--param``, each with where it came from, checked by name."""
-        config = self.project.config(request.environment)
+        config = self.project.deploy_view(request.environment).settings
         given: dict[str, tuple[str, str]] = {}
         for name, value in config.deploy.parameters.items():
             given[name] = (value, f"config/{request.environment}.toml: deploy.parameters.{name}")

@@ -1215,8 +1215,3 @@ def deploy_command(ctx: click.Context, /, yes: bool, **kwargs: Any) -> None:
                 "--local: the emulator is throwaway, so no confirmation is asked", markup=False, soft_wrap=True
             )
         runner.deploy()
-
-
-def register(group: click.Group) -> None:
-    """Add the ``stackset`` group (``plan``, ``deploy``) to the CLI."""
-    group.add_command(stackset)

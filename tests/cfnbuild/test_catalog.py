@@ -30,11 +30,11 @@ from cfnbuild.catalog import (
     CatalogEngine,
     Version,
     build_export,
+    export_command,
     paired_parameter_rules,
     parameter_label,
     product_template,
     project_version,
-    register,
     upload,
     write_export,
 )
@@ -177,9 +177,8 @@ def _read(root: Path, name: str) -> dict:
 
 def _cli(root: Path, *args: str, capsys) -> tuple[int, str, str]:
     """``cfnbuild --project ROOT export ...`` through cfnbuild.cli.main: exit code, stdout, stderr."""
-    from cfnbuild.cli import cli, main
+    from cfnbuild.cli import main
 
-    register(cli)
     code = 0
     try:
         main(["--project", str(root), "export", *args])
@@ -707,13 +706,14 @@ def test_a_lint_finding_writes_nothing(tmp_path, capsys, monkeypatch):
     assert not _catalog_dir(root).exists()
 
 
-def test_register_adds_export_once():
+def test_the_cli_lists_export_and_loads_it_when_asked():
     import click
 
-    group = click.Group("g")
-    register(group)
-    register(group)
-    assert list(group.commands) == ["export"]
+    from cfnbuild.cli import cli
+
+    context = click.Context(cli)
+    assert "export" in cli.list_commands(context)
+    assert cli.get_command(context, "export") is export_command
 
 
 # ------------------------------------------------------------------------------ --upload, on the emulator

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from cfnlint.helpers import REGIONS
 
 from cfnbuild.regions import AZ_COUNT, KNOWN_REGIONS
@@ -14,3 +17,24 @@ def test_known_regions_are_exactly_the_regions_the_installed_cfn_lint_lints_for(
 
 def test_every_region_with_an_az_count_is_a_known_region():
     assert set(AZ_COUNT) <= KNOWN_REGIONS
+
+
+def test_validating_a_config_region_does_not_import_cfn_lint():
+    code = (
+        "import sys\n"
+        "from cfnbuild.config import check_region\n"
+        "check_region('eu-west-1')\n"
+        "print(sorted(m for m in sys.modules if m == 'cfnlint' or m.startswith('cfnlint.')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_every_public_name_of_the_package_imports_lazily_and_is_listed():
+    import importlib
+
+    import cfnbuild
+
+    assert sorted(cfnbuild.__all__) == sorted(cfnbuild._EXPORTS)
+    for name, module in cfnbuild._EXPORTS.items():
+        assert getattr(cfnbuild, name) is getattr(importlib.import_module(module), name)

@@ -359,6 +359,70 @@ def test_main_job_deploy_local_creates_the_webapp_stack(project_dir):
     assert "parameter AppArtifactKey: releases/" in result.stderr
 
 
+# Modules a deploy of a built, unchanged checkout has no use for: rendering needs them, a build
+# record (cfnbuild/record.py) stands in for rendering.
+RENDER_ONLY_MODULES = ("blueprints", "troposphere", "awacs", "cfnlint", "pydantic", "packaging")
+
+
+def _imported(stderr: str) -> set[str]:
+    """Top-level modules named by ``python -X importtime`` on stderr."""
+    names = set()
+    for line in stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            names.add(line.rsplit("|", 1)[1].strip().split(".")[0])
+    return names
+
+
+def test_a_deploy_of_the_built_webapp_checkout_renders_nothing_and_imports_no_render_module(project_dir, emulator):
+    root = Path(__file__).resolve().parents[3]
+    shutil.copy(root / "pyproject.toml", project_dir / "pyproject.toml")
+    shutil.copytree(root / "flask_app", project_dir / "flask_app")
+    config = project_dir / "config/dev.toml"
+    config.write_text(config.read_text() + '\n[deploy]\nstack_name_suffix = "no-render"\n')
+    subprocess.run(
+        [sys.executable, "-m", "cfnbuild", "--project", str(project_dir), "build", "--env", "dev"],
+        check=True,
+        capture_output=True,
+    )
+    first = _cli(project_dir, emulator, "deploy", "--env", "dev", "--yes")  # builds and records the artifact
+    assert first.returncode == 0, first.stderr[-3000:]
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "emulator", "AWS_SECRET_ACCESS_KEY": "emulator", "COLUMNS": "200"}
+    command = ["-m", "cfnbuild", "--project", str(project_dir), "deploy", "--env", "dev", "--yes"]
+    second = subprocess.run(
+        [sys.executable, "-X", "importtime", *command, "--endpoint-url", emulator.endpoint_url],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "no changes" in (second.stdout + second.stderr).lower()
+    assert "no build record vouches" not in second.stderr
+    assert "boto3" in _imported(second.stderr)  # the check itself reads importtime's lines
+    assert sorted(_imported(second.stderr) & set(RENDER_ONLY_MODULES)) == []
+
+
+def test_a_blueprint_edited_after_build_is_refused_as_stale_by_the_command(mini, emulator):
+    root, _ = mini
+    source = root / "mini_app.py"
+    source.write_text(source.read_text().replace('sns.Topic("Topic", ', 'sns.Topic("Topic", FifoTopic=False, '))
+    result = _cli(root, emulator, "deploy", "--yes")
+    assert result.returncode == 2, result.stderr
+    assert "no build record vouches for output/dev/mini.json (an input changed since build)" in result.stderr
+    assert "output/dev/mini.json is stale; run 'cfnbuild build --env dev'" in result.stderr
+
+
+def test_a_deploy_that_had_to_render_records_it_so_the_next_need_not(mini, emulator):
+    from cfnbuild.record import record_path, verified
+
+    root, stack_name = mini
+    record_path(root, "dev").unlink()
+    assert verified(root, "dev") is None
+    engine, _ = _engine(root, emulator, stack_name)
+    engine.deploy(Request("dev", "mini", yes=True))
+    assert verified(root, "dev") is not None
+
+
 # ---------------------------------------------------------------- states the emulator cannot produce
 
 

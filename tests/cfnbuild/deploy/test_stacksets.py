@@ -339,8 +339,6 @@ def test_an_answer_other_than_yes_changes_nothing(mini, emulator):
 def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     from cfnbuild import cli
 
-    if "stackset" not in cli.cli.commands:  # the lead wires it into cli.py; other tests may have too
-        stacksets.register(cli.cli)
     try:
         cli.main(list(args))
         code = 0
