@@ -1,5 +1,5 @@
 """``python -m cfnbuild`` runs the CLI."""
 
-from cfnbuild.cli import main
+from cfnbuild.cli import run
 
-main()
+run()
