@@ -399,10 +399,15 @@ def newest_engine_version(versions: list[Mapping[str, Any]], engine: str, major:
 
 def _fetch_engine_version(clients: ClientFactory, arguments: Mapping[str, str]) -> str:
     engine, major = arguments["engine"], arguments["major"]
-    paginator = clients("rds").get_paginator("describe_db_engine_versions")
+    rds = clients("rds")
     versions: list[Mapping[str, Any]] = []
-    for page in paginator.paginate(Engine=engine):
+    arguments = {"Engine": engine}
+    while True:  # pages by hand: a paginator would load its model for a call or two
+        page = rds.describe_db_engine_versions(**arguments)
         versions.extend(page.get("DBEngineVersions", []))
+        if not page.get("Marker"):
+            break
+        arguments["Marker"] = page["Marker"]
     newest = newest_engine_version(versions, engine, major)
     if newest is None:
         raise LookupUnavailable(f"none of the {len(versions)} {engine} versions listed is an available {major}.x")

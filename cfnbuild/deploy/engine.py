@@ -597,8 +597,9 @@ class Engine:
             raise DeployFailed(f"{stack_name} ended {outcome.status}; root cause{nested}: {why}")
         if reporter.pending:
             self._upload_ready_artifacts(created.stack_id, prepared, only=reporter.pending)
-        after = self.describe(created.stack_id)  # by ARN: the stack this change set made, not a namesake
-        self._settle_protection(stack_name, after, prepared)
+        # The watch's last DescribeStacks (by ARN: the stack this change set made, not a namesake).
+        after = DeployedStack.from_api(outcome.stack) if outcome.stack else self.describe(created.stack_id)
+        self._settle_protection(stack_name, after, prepared, created=deployed is None)
         outputs = after.outputs if after else {}
         self._write_outputs(request, stack_name, created.stack_id, outputs, prepared.template)
         return outputs
@@ -609,16 +610,7 @@ class Engine:
         """Upload each artifact whose bucket exists; return the ones still waiting for theirs."""
         waiting = []
         wanted = list(only if only is not None else prepared.artifacts)
-        physical: dict[str, str] = {}
-        if wanted:
-            try:
-                for page in self.cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack_id):
-                    for summary in page["StackResourceSummaries"]:
-                        if summary.get("PhysicalResourceId"):
-                            physical[summary["LogicalResourceId"]] = summary["PhysicalResourceId"]
-            except ClientError as exc:
-                if error_code(exc) != "ValidationError":  # a stack with no resources yet
-                    raise
+        physical = self._physical_ids(stack_id) if wanted else {}
         for artifact in wanted:
             bucket = physical.get(artifact.bucket)
             if not bucket:
@@ -628,15 +620,40 @@ class Engine:
                 self.err.print(f"uploaded {artifact.parameter} to s3://{bucket}/{artifact.key}", markup=False)
         return waiting
 
+    def _physical_ids(self, stack_id: str) -> dict[str, str]:
+        """Logical ID → physical ID of every resource the stack has created so far."""
+        physical: dict[str, str] = {}
+        arguments = {"StackName": stack_id}
+        while True:  # pages by hand: a paginator would load its model for one or two calls
+            try:
+                page = self.cloudformation.list_stack_resources(**arguments)
+            except ClientError as exc:
+                if error_code(exc) != "ValidationError":  # a stack with no resources yet
+                    raise
+                return physical
+            for summary in page.get("StackResourceSummaries", []):
+                if summary.get("PhysicalResourceId"):
+                    physical[summary["LogicalResourceId"]] = summary["PhysicalResourceId"]
+            if not page.get("NextToken"):
+                return physical
+            arguments["NextToken"] = page["NextToken"]
+
     def _last_event_id(self, stack_id: str) -> str | datetime:
         events = self.cloudformation.describe_stack_events(StackName=stack_id).get("StackEvents", [])
         return str(events[0]["EventId"]) if events else datetime.now(UTC)
 
-    def _settle_protection(self, stack_name: str, deployed: DeployedStack | None, prepared: Prepared) -> None:
-        """Put termination protection and the stack policy where the config wants them."""
+    def _settle_protection(
+        self, stack_name: str, deployed: DeployedStack | None, prepared: Prepared, *, created: bool = False
+    ) -> None:
+        """Put termination protection and the stack policy where the config wants them.
+
+        ``created``: the stack was made by this deploy, so it has no stack policy yet (a change
+        set cannot carry one) and there is none to read first.
+        """
         if deployed is None:
             return
-        if prepared.policy is not None and not same_policy(self.deployed_policy(deployed.stack_id), prepared.policy):
+        current = None if created else self.deployed_policy(deployed.stack_id)
+        if prepared.policy is not None and not same_policy(current, prepared.policy):
             self.cloudformation.set_stack_policy(
                 StackName=deployed.stack_id, StackPolicyBody=policy_body(prepared.policy)
             )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -100,6 +100,7 @@ class Outcome:
     root_cause: Failure | None  # the first failure of this operation (only looked for when not ok)
     durations: dict[str, float]  # logical id → seconds from its first IN_PROGRESS to its last COMPLETE/FAILED
     events_seen: int
+    stack: Mapping[str, Any] = field(default_factory=dict)  # DescribeStacks at the final status (outputs and all)
 
 
 class WatchTimeout(CfnbuildError):
@@ -449,15 +450,15 @@ def root_cause(cloudformation: Any, stack_id: str, events: Sequence[Mapping[str,
 # -- the watch loop ---------------------------------------------------------------------------
 
 
-def _stack_status(cloudformation: Any, stack_id: str) -> str:
+def _describe_stack(cloudformation: Any, stack_id: str) -> dict[str, Any]:
     try:
         stacks = cloudformation.describe_stacks(StackName=stack_id)["Stacks"]
     except ClientError as error:
         # By ARN AWS still answers DELETE_COMPLETE for a deleted stack; some endpoints forget it.
         if _is_gone(error):
-            return "DELETE_COMPLETE"
+            return {"StackId": stack_id, "StackStatus": "DELETE_COMPLETE"}
         raise
-    return str(stacks[0]["StackStatus"])
+    return dict(stacks[0])
 
 
 def _is_transient(error: Exception) -> bool:
@@ -505,7 +506,8 @@ def watch(
         try:
             # Status first, events second: once the status is final, the events read after it
             # include the stack's own final event.
-            status = _stack_status(cloudformation, stack_id)
+            stack = _describe_stack(cloudformation, stack_id)
+            status = str(stack["StackStatus"])
             try:
                 new = _newer_events(cloudformation, stack_id, since, seen)
             except ClientError as error:
@@ -538,6 +540,7 @@ def watch(
                 root_cause=None if ok else root_cause(cloudformation, stack_id, events),
                 durations=dict(durations.totals),
                 events_seen=len(events),
+                stack=stack,
             )
         now = clock()
         if now >= deadline:

@@ -275,8 +275,9 @@ def test_slow_answers_within_the_read_timeout_only_make_the_deploy_slower(
     created, updated = _create_then_update(small, proxy, emulator, faults)
     for phase in (created, updated):
         slow = next(i for i in phase.injected if i.operation == "DescribeStacks")
-        # The client waited for the slow answer: the next DescribeStacks came only after it.
-        assert phase.after("DescribeStacks", slow.call).at >= slow.at + slow.seconds
+        # The client waited for the slow answer: the watch read the events only after it.
+        events = next(s for s in phase.seen if s.operation == "DescribeStackEvents" and s.at > slow.at)
+        assert events.at >= slow.at + slow.seconds
         # The emulator makes a change set at once, so the wait's first (slow) answer was enough.
         assert [s.call for s in phase.seen if s.operation == "DescribeChangeSet"] == [1]
 
@@ -391,3 +392,17 @@ def test_the_proxy_names_operations_of_every_protocol_counts_them_and_stops_clea
     assert proxy.alive_threads() == []
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", proxy.port), timeout=1)
+
+
+def test_a_create_reads_no_stack_policy_and_takes_its_outputs_from_the_watch(
+    small: Small, proxy: FaultProxy, emulator: Any
+) -> None:
+    created, updated = _create_then_update(small, proxy, emulator, [])
+    operations = [s.operation for s in created.seen]
+    # A stack this deploy created has no policy to compare with: it is set, not read first.
+    assert "GetStackPolicy" not in operations
+    assert "SetStackPolicy" in operations
+    # The watch's final DescribeStacks carries the outputs: nothing describes the stack after it.
+    executed = operations.index("ExecuteChangeSet")
+    assert operations[executed:].count("DescribeStacks") == operations[executed:].count("DescribeStackEvents")
+    assert "GetStackPolicy" in [s.operation for s in updated.seen]
