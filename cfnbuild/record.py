@@ -269,13 +269,13 @@ def write_records(
     ``app_directories`` (the app's package) are inputs whether the render opened them or not.
     """
     paths = _Root(root)
-    inputs = fingerprint_inputs(
-        root, files=[root / "pyproject.toml", *config_files.values()], trees=list(app_directories)
-    )
+    inputs = fingerprint_inputs(root, files=[root / "pyproject.toml"], trees=list(app_directories))
     written = []
     for environment in sorted({item.environment for item in built}):
-        record = {
+        config = os.path.abspath(config_files[environment])  # this environment's only: editing another's
+        record = {  # config leaves this record holding
             **inputs,
+            "files": {**inputs["files"], paths.key(config): paths.fingerprint(config)},
             "environment": environment,
             "settings": settings[environment],
             "stacks": [  # in the app's order

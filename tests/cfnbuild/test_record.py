@@ -162,3 +162,20 @@ def test_without_a_holding_record_the_deploy_view_comes_from_the_full_config(bui
     assert view.record is None
     assert view.stacks == ["rec"]
     assert view.settings.stack_name("rec") == "rec-dev-x"
+
+
+def test_editing_another_environments_config_leaves_the_record_holding(built):
+    root, _ = built
+    prod = root / "config/prod.toml"
+    prod.write_text((root / "config/dev.toml").read_text())
+    result = subprocess.run(
+        [sys.executable, "-m", "cfnbuild", "--project", str(root), "build", "--all"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert verified(root, "dev") is not None and verified(root, "prod") is not None
+    _append(prod, "# edited\n")
+    assert verified(root, "dev") is not None
+    assert verified(root, "prod") is None
