@@ -57,6 +57,11 @@ class App(Generic[ConfigT]):
         raise UsageError(f"unknown stack {name!r}; this project has: {known}")
 
 
+def deployed_stack_name(stack: str, environment: str, suffix: str) -> str:
+    """The name a stack is deployed under: ``<stack>-<env>[-<suffix>]``."""
+    return f"{stack}-{environment}-{suffix}" if suffix else f"{stack}-{environment}"
+
+
 @dataclass(frozen=True)
 class DeploySection:
     """``[deploy]`` of an environment's config, as plain data (see :class:`cfnbuild.config.DeployConfig`)."""
@@ -130,8 +135,7 @@ class DeploySettings:
 
     def stack_name(self, stack: str) -> str:
         """The deployed name of ``stack`` in this environment: ``<stack>-<env>[-<suffix>]``."""
-        suffix = f"-{self.deploy.stack_name_suffix}" if self.deploy.stack_name_suffix else ""
-        return f"{stack}-{self.environment}{suffix}"
+        return deployed_stack_name(stack, self.environment, self.deploy.stack_name_suffix)
 
     @property
     def region(self) -> str:

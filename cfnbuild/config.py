@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from cfnbuild.app import deployed_stack_name
 from cfnbuild.errors import ConfigError
 from cfnbuild.regions import KNOWN_REGIONS
 
@@ -116,8 +117,7 @@ class EnvironmentConfig(Section):
 
     def stack_name(self, stack: str) -> str:
         """The deployed name of ``stack`` in this environment: ``<stack>-<env>[-<suffix>]``."""
-        suffix = f"-{self.deploy.stack_name_suffix}" if self.deploy.stack_name_suffix else ""
-        return f"{stack}-{self.environment}{suffix}"
+        return deployed_stack_name(stack, self.environment, self.deploy.stack_name_suffix)
 
     @property
     def region(self) -> str:

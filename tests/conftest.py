@@ -1,4 +1,4 @@
-"""Shared fixtures: a throwaway copy of the project for CLI and config tests."""
+"""Shared fixtures: a throwaway copy of the project for CLI and config tests, and of the app's sources."""
 
 from __future__ import annotations
 
@@ -17,6 +17,16 @@ def project_dir(tmp_path: Path) -> Path:
     (tmp_path / "pyproject.toml").write_text("[tool.cfnbuild]\n" + "\n".join(settings) + "\n")
     shutil.copytree(ROOT / "config", tmp_path / "config")
     return tmp_path
+
+
+@pytest.fixture
+def app_sources(tmp_path: Path) -> Path:
+    """A copy of what the app artifact is built from (pyproject.toml and flask_app/), so a test may change it."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(ROOT / "pyproject.toml", project / "pyproject.toml")
+    shutil.copytree(ROOT / "flask_app", project / "flask_app", ignore=shutil.ignore_patterns("__pycache__"))
+    return project
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -38,15 +37,6 @@ from tests.blueprints.test_compute import _stack
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _project_copy(tmp_path: Path) -> Path:
-    """The parts of the project the artifact is built from, copied (so a test may change them)."""
-    project = tmp_path / "project"
-    project.mkdir()
-    shutil.copy(ROOT / "pyproject.toml", project / "pyproject.toml")
-    shutil.copytree(ROOT / "flask_app", project / "flask_app", ignore=shutil.ignore_patterns("__pycache__"))
-    return project
-
-
 def _members(path: Path) -> dict[str, bytes]:
     with tarfile.open(path, "r:gz") as archive:
         return {m.name: archive.extractfile(m).read() for m in archive.getmembers()}  # type: ignore[union-attr]
@@ -57,12 +47,12 @@ def artifact(tmp_path_factory):
     return build_artifact(ROOT, tmp_path_factory.mktemp("artifact"))
 
 
-def test_two_builds_of_the_same_sources_are_byte_identical(tmp_path, artifact):
+def test_two_builds_of_the_same_sources_are_byte_identical(tmp_path, artifact, app_sources):
     again = build_artifact(ROOT, tmp_path / "again")
     assert again.path.read_bytes() == artifact.path.read_bytes()
     assert again.sha256 == artifact.sha256
     # Even from a copy made at another time (other mtimes, other directory).
-    copy = build_artifact(_project_copy(tmp_path), tmp_path / "copy")
+    copy = build_artifact(app_sources, tmp_path / "copy")
     assert copy.sha256 == artifact.sha256
 
 
@@ -90,8 +80,8 @@ def test_the_key_is_content_addressed_under_the_releases_prefix(artifact):
     assert re.fullmatch(stack_dict["Parameters"]["AppArtifactKey"]["AllowedPattern"], artifact.key)
 
 
-def test_a_changed_source_gives_another_artifact_and_key(tmp_path, artifact):
-    project = _project_copy(tmp_path)
+def test_a_changed_source_gives_another_artifact_and_key(tmp_path, artifact, app_sources):
+    project = app_sources
     api = project / "flask_app" / "api.py"
     api.write_text(api.read_text() + "\n# changed\n")
     changed = build_artifact(project, tmp_path / "out")
@@ -212,10 +202,10 @@ def test_markers_are_evaluated_for_the_instances_python_not_this_one():
     assert "tomli" not in pins  # alembic needs it only below Python 3.11
 
 
-def test_a_project_without_the_app_package_or_extra_is_refused(tmp_path):
+def test_a_project_without_the_app_package_or_extra_is_refused(tmp_path, app_sources):
     with pytest.raises(ArtifactError, match="no flask_app/ package"):
         build_artifact(tmp_path, tmp_path / "out")
-    project = _project_copy(tmp_path)
+    project = app_sources
     (project / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "1"\n')
     with pytest.raises(ArtifactError, match=r"no \[project\.optional-dependencies\] 'app'"):
         build_artifact(project, tmp_path / "out")

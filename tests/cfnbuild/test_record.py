@@ -175,7 +175,8 @@ def test_editing_another_environments_config_leaves_the_record_holding(built):
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert verified(root, "dev") is not None and verified(root, "prod") is not None
+    assert verified(root, "dev") is not None
+    assert verified(root, "prod") is not None
     _append(prod, "# edited\n")
     assert verified(root, "dev") is not None
     assert verified(root, "prod") is None

@@ -4,7 +4,6 @@ is created otherwise (the emulator emits no resource events, so that moment is s
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -37,18 +36,9 @@ def test_build_runs_the_recorded_builder_and_keys_are_content_addressed(tmp_path
     assert first[0].path.read_bytes() == second[0].path.read_bytes()
 
 
-def _app_project(tmp_path: Path) -> Path:
-    """A copy of what the webapp artifact is built from: pyproject.toml and flask_app/."""
-    project = tmp_path / "project"
-    project.mkdir()
-    shutil.copy(ROOT / "pyproject.toml", project / "pyproject.toml")
-    shutil.copytree(ROOT / "flask_app", project / "flask_app", ignore=shutil.ignore_patterns("__pycache__"))
-    return project
-
-
-def test_an_artifact_built_from_unchanged_inputs_is_reused_and_a_changed_source_is_built_again(tmp_path):
+def test_an_artifact_built_from_unchanged_inputs_is_reused_and_a_changed_source_is_built_again(app_sources, tmp_path):
     template = json.loads((ROOT / "output/dev/webapp.json").read_text())
-    project, cache = _app_project(tmp_path), tmp_path / "cache"
+    project, cache = app_sources, tmp_path / "cache"
     (first,) = build(template, project_root=project, cache_dir=cache, skip=set())
     built_at = first.path.stat().st_mtime_ns
     (again,) = build(template, project_root=project, cache_dir=cache, skip=set())
@@ -60,9 +50,9 @@ def test_an_artifact_built_from_unchanged_inputs_is_reused_and_a_changed_source_
     assert changed.key != first.key
 
 
-def test_a_tampered_artifact_is_built_again(tmp_path):
+def test_a_tampered_artifact_is_built_again(app_sources, tmp_path):
     template = json.loads((ROOT / "output/dev/webapp.json").read_text())
-    project, cache = _app_project(tmp_path), tmp_path / "cache"
+    project, cache = app_sources, tmp_path / "cache"
     (first,) = build(template, project_root=project, cache_dir=cache, skip=set())
     original = first.path.read_bytes()
     first.path.write_bytes(b"not the release")
