@@ -36,6 +36,7 @@ from cfnbuild.deploy.staging import INLINE_TEMPLATE_LIMIT, TEMPLATES, StagingBuc
 from cfnbuild.errors import CfnbuildError, UsageError
 from cfnbuild.files import write_atomic
 from cfnbuild.lookups import resolve_lookups
+from cfnbuild.record import record_path
 from cfnbuild.stateful import stateful_resources
 from cfnbuild.tags import MANAGED_BY, standard_tags
 from cfnbuild.writer import record_rendered, render, stale_files
@@ -231,7 +232,8 @@ class Engine:
     def _check_current(self, request: Request, rel: Path) -> None:
         """Render the environment and refuse a template that differs; record the environment if it is current."""
         project, env = self.project, request.environment
-        self.err.print(f"no build record vouches for {rel} (an input changed since build): rendering to compare")
+        why = "an input changed since build" if record_path(project.root, env).is_file() else "none written yet"
+        self.err.print(f"no build record vouches for {rel} ({why}): rendering to compare", markup=False)
         rendered = render(project, [env])
         if stale_files(project, [r for r in rendered if r.stack == request.stack]):
             raise UsageError(f"{rel} is stale; run 'cfnbuild build --env {env}' and review the diff before deploying")

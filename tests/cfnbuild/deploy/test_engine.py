@@ -420,6 +420,7 @@ def test_a_deploy_that_had_to_render_records_it_so_the_next_need_not(mini, emula
     assert verified(root, "dev") is None
     engine, _ = _engine(root, emulator, stack_name)
     engine.deploy(Request("dev", "mini", yes=True))
+    assert "no build record vouches for output/dev/mini.json (none written yet)" in engine.err.export_text()
     assert verified(root, "dev") is not None
 
 
