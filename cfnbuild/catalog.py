@@ -1160,7 +1160,7 @@ def check_staged(staging: StagingBucket, export: Export, offered: set[str], *, v
         if version.version in offered or version.template_sha256 == export.product_sha256:
             continue
         try:
-            staging.s3.head_object(Bucket=staging.name, Key=version.key)
+            staging.s3.head_object(Bucket=staging.name, Key=version.key, ExpectedBucketOwner=staging.account)
         except ClientError as exc:
             if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
                 raise
@@ -1189,15 +1189,22 @@ def stage(staging: StagingBucket, export: Export, say: Any) -> str:
         raise CatalogError(f"{PRODUCT_FILE} does not have the hash its key {key} names; export again")
     staging.ensure()
     for artifact in export.artifacts:
-        verb = "uploaded" if artifacts.upload(staging.s3, staging.name, artifact) else "already staged:"
+        uploaded = artifacts.upload(staging.s3, staging.name, artifact, expected_owner=staging.account)
+        verb = "uploaded" if uploaded else "already staged:"
         say(f"{verb} {artifact.parameter} s3://{staging.name}/{artifact.key}")
     try:
-        staging.s3.head_object(Bucket=staging.name, Key=key)
+        staging.s3.head_object(Bucket=staging.name, Key=key, ExpectedBucketOwner=staging.account)
     except ClientError as exc:
         if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
             raise
         body = export.staged_product(staging.name).encode("utf-8")
-        staging.s3.put_object(Bucket=staging.name, Key=key, Body=body, ServerSideEncryption="AES256")
+        staging.s3.put_object(
+            Bucket=staging.name,
+            Key=key,
+            Body=body,
+            ServerSideEncryption="AES256",
+            ExpectedBucketOwner=staging.account,
+        )
     return key
 
 

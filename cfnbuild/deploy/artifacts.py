@@ -126,16 +126,25 @@ def _record(out_dir: Path, project_root: Path, spec: Mapping[str, str], artifact
     write_atomic(out_dir / RECORD_NAME, json.dumps(record, sort_keys=True, indent=0))
 
 
-def upload(s3: Any, bucket_name: str, artifact: BuiltArtifact) -> bool:
-    """Put the artifact in the bucket unless the same key is there; return whether it uploaded."""
+def upload(
+    s3: Any, bucket_name: str, artifact: BuiltArtifact, *, new_bucket: bool = False, expected_owner: str | None = None
+) -> bool:
+    """Put the artifact in the bucket unless the same key is there; return whether it uploaded.
+
+    ``new_bucket``: the bucket was just created, so nothing is there to look for first.
+    ``expected_owner``: the account the bucket must belong to (S3 refuses the calls otherwise).
+    """
     artifact.uploaded_to = bucket_name
-    try:
-        s3.head_object(Bucket=bucket_name, Key=artifact.key)
-        return False
-    except ClientError as exc:
-        if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
-            raise
-    s3.put_object(Bucket=bucket_name, Key=artifact.key, Body=artifact.path.read_bytes(), ServerSideEncryption="AES256")
+    owner = {"ExpectedBucketOwner": expected_owner} if expected_owner else {}
+    if not new_bucket:
+        try:
+            s3.head_object(Bucket=bucket_name, Key=artifact.key, **owner)
+            return False
+        except ClientError as exc:
+            if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
+                raise
+    body = artifact.path.read_bytes()
+    s3.put_object(Bucket=bucket_name, Key=artifact.key, Body=body, ServerSideEncryption="AES256", **owner)
     return True
 
 
@@ -156,7 +165,8 @@ class UploadOnBucketReady:
             return
         for artifact in list(self.pending):
             if event.get("LogicalResourceId") == artifact.bucket and event.get("PhysicalResourceId"):
-                if upload(self.s3, str(event["PhysicalResourceId"]), artifact):
+                created = event.get("ResourceStatus") == "CREATE_COMPLETE"
+                if upload(self.s3, str(event["PhysicalResourceId"]), artifact, new_bucket=created):
                     self.say(f"uploaded {artifact.parameter} to s3://{event['PhysicalResourceId']}/{artifact.key}")
                 self.pending.remove(artifact)
                 self.done.append(artifact)

@@ -597,8 +597,8 @@ class Engine:
             )
             nested = f" in nested stack {cause.stack_name}" if cause and cause.stack_name != stack_name else ""
             raise DeployFailed(f"{stack_name} ended {outcome.status}; root cause{nested}: {why}")
-        if reporter.pending:
-            self._upload_ready_artifacts(created.stack_id, prepared, only=reporter.pending)
+        if reporter.pending:  # no event said the bucket was made (the emulator sends none)
+            self._upload_ready_artifacts(created.stack_id, prepared, only=reporter.pending, new_bucket=deployed is None)
         # The watch's last DescribeStacks (by ARN: the stack this change set made, not a namesake).
         after = DeployedStack.from_api(outcome.stack) if outcome.stack else self.describe(created.stack_id)
         self._settle_protection(stack_name, after, prepared, created=deployed is None)
@@ -607,9 +607,17 @@ class Engine:
         return outputs
 
     def _upload_ready_artifacts(
-        self, stack_id: str, prepared: Prepared, *, only: Sequence[artifacts.BuiltArtifact] | None = None
+        self,
+        stack_id: str,
+        prepared: Prepared,
+        *,
+        only: Sequence[artifacts.BuiltArtifact] | None = None,
+        new_bucket: bool = False,
     ) -> list[artifacts.BuiltArtifact]:
-        """Upload each artifact whose bucket exists; return the ones still waiting for theirs."""
+        """Upload each artifact whose bucket exists; return the ones still waiting for theirs.
+
+        ``new_bucket``: the stack was created by this deploy, so its buckets are new and empty.
+        """
         waiting = []
         wanted = list(only if only is not None else prepared.artifacts)
         physical = self._physical_ids(stack_id) if wanted else {}
@@ -618,7 +626,7 @@ class Engine:
             if not bucket:
                 waiting.append(artifact)
                 continue
-            if artifacts.upload(self.aws.client("s3"), bucket, artifact):
+            if artifacts.upload(self.aws.client("s3"), bucket, artifact, new_bucket=new_bucket):
                 self.err.print(f"uploaded {artifact.parameter} to s3://{bucket}/{artifact.key}", markup=False)
         return waiting
 

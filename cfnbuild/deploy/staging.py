@@ -4,6 +4,10 @@ One bucket per account and region, made on first use and named from both (nothin
 configure): encrypted, versioned, every public access blocked, TLS only; staged templates
 expire after 90 days, app releases are kept. Objects are content-addressed (their key holds
 their SHA-256), so uploading the same bytes twice uploads nothing.
+
+Its name can be guessed, so someone else could create it first in their own account ("bucket
+sniping"): every call names the expected owner (``ExpectedBucketOwner``), and S3 refuses the
+call, instead of taking the template, when the bucket is not this account's.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from cfnbuild.deploy.aws import Aws, error_code
+from cfnbuild.errors import UsageError
 
 INLINE_TEMPLATE_LIMIT = 51_200  # bytes CloudFormation accepts in TemplateBody
 EXPIRY_DAYS = 90
@@ -51,7 +56,9 @@ class StagingBucket:
     def __init__(self, aws: Aws) -> None:
         self.aws = aws
         self.s3 = aws.client("s3")
-        self.name = bucket_name(aws.account_id(), aws.target.region)
+        self.account = aws.account_id()
+        self.name = bucket_name(self.account, aws.target.region)
+        self._owner = {"ExpectedBucketOwner": self.account}
         self._ready = False
 
     def ensure(self) -> None:
@@ -59,12 +66,21 @@ class StagingBucket:
         if self._ready:
             return
         try:
-            self.s3.head_bucket(Bucket=self.name)
+            self.s3.head_bucket(Bucket=self.name, **self._owner)
         except ClientError as exc:
             if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
-                raise
+                raise self._explained(exc) from None
             self._create()
         self._ready = True
+
+    def _explained(self, exc: ClientError) -> Exception:
+        if error_code(exc) in ("403", "AccessDenied"):
+            return UsageError(
+                f"s3://{self.name}: access denied — the bucket belongs to another account (someone may have "
+                f"created it to catch templates), or these credentials of account {self.account} may not use it; "
+                "cfnbuild uploads nothing there"
+            )
+        return exc
 
     def _create(self) -> None:
         region = self.aws.target.region
@@ -74,6 +90,7 @@ class StagingBucket:
         self.s3.create_bucket(**kwargs)
         self.s3.put_public_access_block(
             Bucket=self.name,
+            **self._owner,
             PublicAccessBlockConfiguration={
                 "BlockPublicAcls": True,
                 "IgnorePublicAcls": True,
@@ -83,13 +100,15 @@ class StagingBucket:
         )
         self.s3.put_bucket_encryption(
             Bucket=self.name,
+            **self._owner,
             ServerSideEncryptionConfiguration={
                 "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
             },
         )
-        self.s3.put_bucket_versioning(Bucket=self.name, VersioningConfiguration={"Status": "Enabled"})
+        self.s3.put_bucket_versioning(Bucket=self.name, VersioningConfiguration={"Status": "Enabled"}, **self._owner)
         self.s3.put_bucket_lifecycle_configuration(
             Bucket=self.name,
+            **self._owner,
             LifecycleConfiguration={
                 "Rules": [
                     {
@@ -113,20 +132,35 @@ class StagingBucket:
         if str(self.s3.meta.endpoint_url).startswith("http://"):
             return  # a plain-HTTP endpoint (the emulator) could not reach a TLS-only bucket at all
         partition = self.aws.session().get_partition_for_region(region)
-        self.s3.put_bucket_policy(Bucket=self.name, Policy=_tls_only_policy(self.name, partition))
+        self.s3.put_bucket_policy(Bucket=self.name, Policy=_tls_only_policy(self.name, partition), **self._owner)
 
     def put(self, key_prefix: str, body: bytes, *, suffix: str) -> str:
-        """Upload ``body`` under a content-addressed key (unless it is there); return the key."""
-        self.ensure()
+        """Upload ``body`` under a content-addressed key (unless it is there); return the key.
+
+        The bucket is assumed to exist (one call when the object is there too, two when it is
+        not); only when S3 says there is no bucket is it made, and the upload made again.
+        """
         digest = hashlib.sha256(body).hexdigest()
         key = f"{key_prefix}/{digest}{suffix}"
         try:
-            self.s3.head_object(Bucket=self.name, Key=key)
+            self.s3.head_object(Bucket=self.name, Key=key, **self._owner)
+            self._ready = True
+            return key
         except ClientError as exc:
             if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
-                raise
-            self.s3.put_object(Bucket=self.name, Key=key, Body=body, ServerSideEncryption="AES256")
+                raise self._explained(exc) from None
+        try:
+            self._put_object(key, body)
+        except ClientError as exc:
+            if error_code(exc) != "NoSuchBucket":
+                raise self._explained(exc) from None
+            self.ensure()
+            self._put_object(key, body)
+        self._ready = True
         return key
+
+    def _put_object(self, key: str, body: bytes) -> None:
+        self.s3.put_object(Bucket=self.name, Key=key, Body=body, ServerSideEncryption="AES256", **self._owner)
 
     def url(self, key: str) -> str:
         """The HTTPS URL CloudFormation reads a staged template from."""
