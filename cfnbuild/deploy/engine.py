@@ -29,7 +29,7 @@ from rich.console import Console
 from cfnbuild.app import Project
 from cfnbuild.deploy import artifacts, changeset
 from cfnbuild.deploy.aws import Aws, error_code, error_message
-from cfnbuild.deploy.events import PollSettings, Reporter, make_reporter, watch
+from cfnbuild.deploy.events import AFTER_REVIEW, PollSettings, Reporter, Since, make_reporter, watch
 from cfnbuild.deploy.plan import Plan, build_plan, load_plan, render_text
 from cfnbuild.deploy.policy import policy_body, same_policy, stack_policy
 from cfnbuild.deploy.staging import INLINE_TEMPLATE_LIMIT, TEMPLATES, StagingBucket
@@ -561,7 +561,8 @@ class Engine:
         if relaxed:
             allowed = stack_policy(prepared.template, allow=request.allow_replace)
             self.cloudformation.set_stack_policy(StackName=created.stack_id, StackPolicyBody=policy_body(allowed))
-        since = self._last_event_id(created.stack_id)
+        # A stack this change set created has seen nothing but its REVIEW_IN_PROGRESS: no need to ask.
+        since = AFTER_REVIEW if deployed is None else self._last_event_id(created.stack_id)
         token = f"cfnbuild-{uuid.uuid4()}"
         pending = self._upload_ready_artifacts(created.stack_id, prepared) if deployed else list(prepared.artifacts)
         reporter = artifacts.UploadOnBucketReady(
@@ -648,7 +649,7 @@ class Engine:
                 return physical
             arguments["NextToken"] = page["NextToken"]
 
-    def _last_event_id(self, stack_id: str) -> str | datetime:
+    def _last_event_id(self, stack_id: str) -> Since:
         events = self.cloudformation.describe_stack_events(StackName=stack_id).get("StackEvents", [])
         return str(events[0]["EventId"]) if events else datetime.now(UTC)
 

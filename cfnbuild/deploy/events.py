@@ -321,13 +321,29 @@ def _timestamp(event: Mapping[str, Any]) -> datetime:
     return _utc(event["Timestamp"])
 
 
-def _check_since(since: datetime | str) -> None:
+class AfterReview:
+    """``since`` for the execution of a CREATE change set: every event after the stack's REVIEW_IN_PROGRESS.
+
+    A CREATE change set makes the stack in REVIEW_IN_PROGRESS, and nothing else happens to it
+    until the change set runs, so that event marks where the operation starts without asking
+    for the events first.
+    """
+
+    def __repr__(self) -> str:
+        return "AFTER_REVIEW"
+
+
+AFTER_REVIEW = AfterReview()
+Since = datetime | str | AfterReview
+
+
+def _check_since(since: Since) -> None:
     if isinstance(since, datetime) and since.tzinfo is None:
         raise ValueError("since must be a timezone-aware datetime (e.g. datetime.now(UTC)) or an EventId")
 
 
 def _newer_events(
-    cloudformation: Any, stack_id: str, since: datetime | str, seen: set[str] | frozenset[str] = frozenset()
+    cloudformation: Any, stack_id: str, since: Since, seen: set[str] | frozenset[str] = frozenset()
 ) -> list[dict[str, Any]]:
     """Events newer than ``since`` and not in ``seen``, oldest first; pages only as far back as needed."""
     newest_first: list[dict[str, Any]] = []
@@ -345,13 +361,19 @@ def _newer_events(
                 return newest_first[::-1]
             if since_time is not None and _timestamp(event) < since_time:
                 return newest_first[::-1]
+            if since is AFTER_REVIEW and _is_review(event, stack_id):
+                return newest_first[::-1]
             newest_first.append(event)
         token = page.get("NextToken")
         if not token:
             return newest_first[::-1]
 
 
-def stack_events_since(cloudformation: Any, stack_id: str, since: datetime | str) -> list[dict[str, Any]]:
+def _is_review(event: Mapping[str, Any], stack_id: str) -> bool:
+    return event.get("ResourceStatus") == "REVIEW_IN_PROGRESS" and event.get("PhysicalResourceId") == stack_id
+
+
+def stack_events_since(cloudformation: Any, stack_id: str, since: Since) -> list[dict[str, Any]]:
     """The stack's events after ``since``, oldest first.
 
     ``since`` is a timezone-aware datetime (events at or after it count) or the EventId of the
@@ -474,7 +496,7 @@ def watch(
     cloudformation: Any,
     stack_id: str,
     *,
-    since: datetime | str,
+    since: Since,
     success: frozenset[str],
     reporter: Reporter,
     poll: PollSettings = PollSettings(),
@@ -486,7 +508,8 @@ def watch(
 
     ``stack_id`` is the stack's ARN, never its name, so a deleted and recreated stack of the same
     name cannot be mistaken for it. ``since`` is when the operation started (a timezone-aware
-    datetime) or the EventId of the last event before it; only newer events are reported, oldest
+    datetime), the EventId of the last event before it, or :data:`AFTER_REVIEW` for the execution of
+    a CREATE change set; only newer events are reported, oldest
     first. ``success`` is the status the operation wants (``{"CREATE_COMPLETE"}``...). Polls every
     ``min_seconds``..``max_seconds`` (random, so parallel deploys do not poll in step) and returns
     as soon as the status is final, without sleeping again. A dropped connection or throttling

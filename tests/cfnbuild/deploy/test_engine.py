@@ -24,7 +24,7 @@ from rich.console import Console
 
 from cfnbuild.app import load_project
 from cfnbuild.deploy.aws import Aws, Target
-from cfnbuild.deploy.engine import DeployFailed, Engine, Refused, Request
+from cfnbuild.deploy.engine import DeployedStack, DeployFailed, Engine, Refused, Request
 from cfnbuild.deploy.events import PollSettings
 from cfnbuild.emulator import THROWAWAY_CREDENTIALS
 
@@ -543,7 +543,8 @@ def test_a_failed_update_prints_the_root_cause_and_fails(tmp_path):
     created = changeset.ChangeSet("arn:cs", stack_id, {})
     with stubber, pytest.raises(DeployFailed) as info:
         engine._execute(  # the path after confirmation, with AWS's answers scripted
-            request=Request("dev", "mini", yes=True), stack_name="mini-dev-stub", deployed=None,
+            request=Request("dev", "mini", yes=True), stack_name="mini-dev-stub",
+            deployed=DeployedStack.from_api(_stack("mini-dev-stub", "UPDATE_COMPLETE")),
             prepared=prepared, plan=plan, created=created,
         )  # fmt: skip
     expected = (

@@ -21,6 +21,7 @@ from botocore.stub import Stubber
 from rich.console import Console
 
 from cfnbuild.deploy.events import (
+    AFTER_REVIEW,
     TERMINAL_FAILED,
     TERMINAL_OK,
     Failure,
@@ -230,6 +231,30 @@ def test_only_events_newer_than_since_are_reported_each_once_oldest_first(script
     assert outcome.events_seen == 5
     assert outcome.ok
     assert outcome.status == "UPDATE_COMPLETE"
+
+
+def test_after_review_reports_everything_after_the_review_in_progress_of_a_created_stack(script):
+    # A CREATE change set made the stack: its only earlier event is REVIEW_IN_PROGRESS (an event
+    # of a deleted namesake would have another stack id). Nothing is asked before the execution.
+    review = [event("r1", STACK, "REVIEW_IN_PROGRESS", 0, reason="User Initiated")]
+    created = [
+        event("c1", STACK, "CREATE_IN_PROGRESS", 1, reason="User Initiated"),
+        event("c2", "Topic", "CREATE_IN_PROGRESS", 2),
+        event("c3", "Topic", "CREATE_COMPLETE", 4),
+        event("c4", STACK, "CREATE_COMPLETE", 5),
+    ]
+    script.poll("CREATE_COMPLETE", review + created)
+    reporter = Recorder()
+
+    outcome, _ = run(script, reporter, since=AFTER_REVIEW, success=CREATE)
+
+    assert [status for _, status, _ in reporter.events] == [
+        "CREATE_IN_PROGRESS",
+        "CREATE_IN_PROGRESS",
+        "CREATE_COMPLETE",
+        "CREATE_COMPLETE",
+    ]
+    assert outcome.ok
 
 
 def test_event_pages_are_read_only_back_to_since(script):

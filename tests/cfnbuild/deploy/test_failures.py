@@ -13,7 +13,7 @@ import pytest
 from botocore.stub import ANY
 
 from cfnbuild.deploy import changeset
-from cfnbuild.deploy.engine import DeployFailed, Prepared, Request
+from cfnbuild.deploy.engine import DeployedStack, DeployFailed, Prepared, Request
 from cfnbuild.deploy.plan import build_plan
 from tests.cfnbuild.deploy.test_engine import _mini_project, _stack, _stubbed
 
@@ -74,7 +74,8 @@ def test_a_failure_in_a_nested_stack_is_reported_from_inside_it(tmp_path):
     prepared = Prepared(template, "{}", "h", {}, frozenset(), {}, [], False, None)
     with stubber, pytest.raises(DeployFailed) as info:
         engine._execute(
-            request=Request("dev", "mini", yes=True), stack_name="mini-dev-stub", deployed=None,
+            request=Request("dev", "mini", yes=True), stack_name="mini-dev-stub",
+            deployed=DeployedStack.from_api(_stack("mini-dev-stub", "UPDATE_COMPLETE")),
             prepared=prepared, plan=plan, created=changeset.ChangeSet("arn:cs", PARENT, {}),
         )  # fmt: skip
     message = str(info.value)

@@ -218,15 +218,16 @@ def test_throttling_on_every_polling_call_is_retried_to_create_and_update_comple
     small: Small, proxy: FaultProxy, emulator: Any
 ) -> None:
     # The 1st and 3rd DescribeStacks (the 2nd is the 1st's retry, the 3rd the watch loop's poll),
-    # the watch loop's DescribeStackEvents (the 1st reads the last event before executing), and
-    # two DescribeChangeSet in a row (the change set wait's first poll and its retry).
+    # two DescribeStackEvents in a row (the first read and its retry: the watch loop's in a create,
+    # the read of the last event before executing in an update), and two DescribeChangeSet in a
+    # row (the change set wait's first poll and its retry).
     faults = [
         Fault("DescribeStacks", "throttle", on=(1, 3)),
-        Fault("DescribeStackEvents", "throttle", on=(2,)),
+        Fault("DescribeStackEvents", "throttle", on=(1, 2)),
         Fault("DescribeChangeSet", "throttle", on=(1, 2)),
     ]
     created, updated = _create_then_update(small, proxy, emulator, faults)
-    assert [i.kind for i in created.injected + updated.injected] == ["throttle"] * 10
+    assert [i.kind for i in created.injected + updated.injected] == ["throttle"] * 12
 
 
 def test_500_and_503_on_polling_calls_are_retried_to_create_and_update_complete(
@@ -235,7 +236,7 @@ def test_500_and_503_on_polling_calls_are_retried_to_create_and_update_complete(
     faults = [
         Fault("DescribeStacks", "500", on=(1,)),
         Fault("DescribeStacks", "503", on=(3,)),
-        Fault("DescribeStackEvents", "503", on=(2,)),
+        Fault("DescribeStackEvents", "503", on=(1,)),  # the watch loop's in a create, the first read in an update
         Fault("DescribeChangeSet", "500", on=(1,)),
     ]
     created, updated = _create_then_update(small, proxy, emulator, faults)
