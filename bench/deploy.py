@@ -13,12 +13,13 @@ the way a user runs it:
   at the emulator too).
 
 Both get the emulator's throwaway credentials (``AWS_ACCESS_KEY_ID=emulator``). A warm-up stack
-is deployed first with plain boto3 so neither tool pays the emulator's first-use imports. A
-background thread polls DescribeStacks every 0.1 s to timestamp when each stack reaches its
-final status, so the time from the final state to the tool's exit is measured too (a lower
-bound, good to one poll: the status became final at most 0.1 s and a round trip earlier). Each
-tool's CPU time (user + system) is printed too: on a shared, busy machine it varies much less
-than wall time.
+is deployed first with plain boto3 so neither tool pays the emulator's first-use imports. The
+time from the stack's final state to the tool's exit is measured too: after the tool exits, the
+Timestamp of the stack's last stack-level event (the emulator runs on this machine, on its
+clock) is subtracted from the moment of exit; nothing polls the emulator while a tool runs.
+Each tool's CPU time (user + system) is printed too: on a shared, busy machine it varies much
+less than wall time.
+
 What cfnbuild may lean on is what a user's checkout has: before each cfnbuild run the project is
 built (untimed), as the README's workflow builds before deploying, so the deploy finds a build
 record and need not render; the app artifact was built once (untimed, while reading the
@@ -46,6 +47,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import resource
 import shutil
@@ -53,10 +55,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,6 @@ from botocore.exceptions import ClientError
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "eu-west-1"
 BUCKET = "bench-awscli-templates"
-POLL_SECONDS = 0.1
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "emulator", "AWS_SECRET_ACCESS_KEY": "emulator"}
 EXIT_TARGET_SECONDS = 3.0
 
@@ -103,44 +102,27 @@ def _set_suffix(project: Path, suffix: str) -> str:
 
 # ------------------------------------------------------------------------------- the final-state clock
 class FinalStates:
-    """Polls DescribeStacks every 0.1 s and notes when each watched stack first has a final status."""
+    """When each stack reached its final status: the Timestamp of its last stack-level event.
+
+    Read after the tool exited, from the emulator's own events (same machine, same clock), so
+    nothing polls the emulator while a tool runs: a poller would share the emulator with the
+    tool under test and slow the one that makes more calls.
+    """
 
     def __init__(self, cloudformation: Any) -> None:
         self.cloudformation = cloudformation
-        self.reached: dict[str, tuple[float, str]] = {}  # stack name → (monotonic time, status)
-        self._names: list[str] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="final-states", daemon=True)
 
-    def watch(self, name: str) -> None:
-        """Start watching ``name`` (which need not exist yet)."""
-        with self._lock:
-            self._names.append(name)
-
-    def _run(self) -> None:
-        while not self._stop.wait(POLL_SECONDS):
-            with self._lock:
-                pending = [n for n in self._names if n not in self.reached]
-            for name in pending:
-                try:
-                    stack = self.cloudformation.describe_stacks(StackName=name)["Stacks"][0]
-                except ClientError:
-                    continue  # not made yet
-                status = str(stack["StackStatus"])
-                if not status.endswith("_IN_PROGRESS"):
-                    with self._lock:
-                        self.reached[name] = (time.monotonic(), status)
-
-    @contextmanager
-    def running(self) -> Iterator[FinalStates]:
-        """Poll in the background for the duration of the block."""
-        self._thread.start()
+    def reached(self, name: str) -> tuple[float, str]:
+        """(wall-clock time, status) of the stack's final status; (nan, 'not final') if it has none."""
         try:
-            yield self
-        finally:
-            self._stop.set()
-            self._thread.join(timeout=5)
+            events = self.cloudformation.describe_stack_events(StackName=name)["StackEvents"]
+        except ClientError:
+            return float("nan"), "not final"
+        for event in events:  # newest first
+            status = str(event.get("ResourceStatus", ""))
+            if event.get("ResourceType") == "AWS::CloudFormation::Stack" and not status.endswith("_IN_PROGRESS"):
+                return event["Timestamp"].timestamp(), status
+        return float("nan"), "not final"
 
 
 # ------------------------------------------------------------------------------- one timed deploy
@@ -158,18 +140,22 @@ class Run:
 
 
 def _timed(tool: str, stack: str, command: Sequence[str], env: Mapping[str, str], clock: FinalStates) -> Run:
-    clock.watch(stack)
+    # The emulator runs in this process and keeps every earlier stack: a full collection of that
+    # heap during one tool's run (a tenth of a second or more, at random) would be charged to
+    # that tool alone. Collect now and freeze what is left, so no run pays for an earlier one.
+    gc.collect()
+    gc.freeze()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     result = subprocess.run(list(command), capture_output=True, text=True, env=dict(env), check=False)
     ended = time.monotonic()
+    exited_at = time.time()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if result.returncode != 0:
         print(f"{tool} failed ({result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
-    time.sleep(3 * POLL_SECONDS)  # let the clock see a final status that came just before the exit
-    reached, status = clock.reached.get(stack, (float("nan"), "not final"))
-    return Run(tool, stack, ended - started, cpu, status, ended - reached, result.returncode)
+    reached, status = clock.reached(stack)
+    return Run(tool, stack, ended - started, cpu, status, exited_at - reached, result.returncode)
 
 
 def _environment(**extra: str) -> dict[str, str]:
@@ -246,65 +232,64 @@ def main() -> None:
         parameters, tags = _parameters_and_tags(project, emulator.endpoint_url)
         _warm_up(emulator, template, parameters, tags)
         clock = FinalStates(emulator.client("cloudformation"))
-        with clock.running():
-            for round_ in range(1, args.repeat + 1):
-                template = _set_suffix(project, f"bench-{round_}")
-                # Each cfnbuild run looks its parameters up afresh, as on a new machine.
-                shutil.rmtree(project / ".cfnbuild-cache/lookups", ignore_errors=True)
-                cfnbuild = (
+        for round_ in range(1, args.repeat + 1):
+            template = _set_suffix(project, f"bench-{round_}")
+            # Each cfnbuild run looks its parameters up afresh, as on a new machine.
+            shutil.rmtree(project / ".cfnbuild-cache/lookups", ignore_errors=True)
+            cfnbuild = (
+                "cfnbuild",
+                f"webapp-dev-bench-{round_}",
+                [
+                    sys.executable,
+                    "-m",
                     "cfnbuild",
-                    f"webapp-dev-bench-{round_}",
-                    [
-                        sys.executable,
-                        "-m",
-                        "cfnbuild",
-                        "--project",
-                        str(project),
-                        "deploy",
-                        "--endpoint-url",
-                        emulator.endpoint_url,
-                        "--env",
-                        "dev",
-                        "--yes",
-                    ],
-                    _environment(),
-                )
-                awscli = (
-                    "awscli",
+                    "--project",
+                    str(project),
+                    "deploy",
+                    "--endpoint-url",
+                    emulator.endpoint_url,
+                    "--env",
+                    "dev",
+                    "--yes",
+                ],
+                _environment(),
+            )
+            awscli = (
+                "awscli",
+                f"webapp-awscli-{round_}",
+                [
+                    aws,
+                    "cloudformation",
+                    "deploy",
+                    "--template-file",
+                    template,
+                    "--stack-name",
                     f"webapp-awscli-{round_}",
-                    [
-                        aws,
-                        "cloudformation",
-                        "deploy",
-                        "--template-file",
-                        template,
-                        "--stack-name",
-                        f"webapp-awscli-{round_}",
-                        "--capabilities",
-                        "CAPABILITY_IAM",
-                        "--endpoint-url",
-                        emulator.endpoint_url,
-                        "--region",
-                        REGION,
-                        "--s3-bucket",
-                        BUCKET,
-                        "--parameter-overrides",
-                        *(f"{k}={v}" for k, v in sorted(parameters.items())),
-                        "--tags",
-                        *(f"{k}={v}" for k, v in sorted(tags.items())),
-                    ],
-                    _environment(AWS_ENDPOINT_URL_S3=emulator.endpoint_url),
-                )
-                order = (cfnbuild, awscli) if round_ % 2 else (awscli, cfnbuild)
-                for tool, stack, command, env in order:
-                    runs.append(_timed(tool, stack, command, env, clock))
-                if args.cold:
-                    # The same deploy with no record to lean on: it renders to prove the template
-                    # current, and builds the app artifact.
-                    _set_suffix(project, f"bench-{round_}-cold")
-                    for cache in ("lookups", "build", "artifacts"):
-                        shutil.rmtree(project / ".cfnbuild-cache" / cache, ignore_errors=True)
-                    runs.append(_timed("cold", f"webapp-dev-bench-{round_}-cold", cfnbuild[2], cfnbuild[3], clock))
+                    "--capabilities",
+                    "CAPABILITY_IAM",
+                    "--endpoint-url",
+                    emulator.endpoint_url,
+                    "--region",
+                    REGION,
+                    "--s3-bucket",
+                    BUCKET,
+                    "--parameter-overrides",
+                    *(f"{k}={v}" for k, v in sorted(parameters.items())),
+                    "--tags",
+                    *(f"{k}={v}" for k, v in sorted(tags.items())),
+                ],
+                _environment(AWS_ENDPOINT_URL_S3=emulator.endpoint_url),
+            )
+            order = (cfnbuild, awscli) if round_ % 2 else (awscli, cfnbuild)
+            for tool, stack, command, env in order:
+                runs.append(_timed(tool, stack, command, env, clock))
+            if args.cold:
+                # The same deploy with no record to lean on: it renders to prove the template
+                # current, and builds the app artifact.
+                _set_suffix(project, f"bench-{round_}-cold")
+                for cache in ("lookups", "build", "artifacts"):
+                    shutil.rmtree(project / ".cfnbuild-cache" / cache, ignore_errors=True)
+                runs.append(_timed("cold", f"webapp-dev-bench-{round_}-cold", cfnbuild[2], cfnbuild[3], clock))
     _report(runs, args.repeat)
 
 
