@@ -243,10 +243,6 @@ class Project:
             self._views[environment] = view
         return self._views[environment]
 
-    def forget_record(self, environment: str) -> None:
-        """Drop the remembered deploy view of ``environment`` (after its build record changed)."""
-        self._views.pop(environment, None)
-
     def template_path(self, environment: str, stack: str) -> Path:
         """Where the template of ``stack`` in ``environment`` is written."""
         return self.output_dir / environment / f"{stack}.json"
