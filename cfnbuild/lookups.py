@@ -279,6 +279,8 @@ def _reason(exc: Exception) -> str:
         return f"{error.get('Code', 'error')}: {error.get('Message', '').strip()}".rstrip(": ")
     if isinstance(exc, LookupUnavailable):
         return str(exc)
+    if type(exc).__name__ == "ResponseParserError":  # botocore's; imported only when a lookup runs
+        return "ResponseParserError: the endpoint's answer is not an AWS response, as from an emulator without this API"
     first_line = (str(exc).strip().splitlines() or [""])[0].rstrip(":. ")
     return f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
 

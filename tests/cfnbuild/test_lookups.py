@@ -328,7 +328,9 @@ def test_the_emulator_without_the_api_gives_the_fallback_not_a_crash(tmp_path, m
     finally:
         server.stop()
     assert result.value == ""
-    assert result.message.startswith(FALLBACK.split("(", maxsplit=1)[0] + "(ResponseParserError: Unable to parse")
+    assert result.message.startswith(
+        FALLBACK.split("(", maxsplit=1)[0] + "(ResponseParserError: the endpoint's answer is not an AWS response"
+    )
     assert result.message.endswith("); using the region's default")
 
 
