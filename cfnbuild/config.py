@@ -20,7 +20,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from cfnbuild.app import deployed_stack_name
 from cfnbuild.errors import ConfigError
-from cfnbuild.regions import KNOWN_REGIONS
+from cfnbuild.regions import KNOWN_REGIONS, is_known
 
 ConfigT = TypeVar("ConfigT", bound="EnvironmentConfig")
 
@@ -69,7 +69,7 @@ def check_domain(value: str) -> str:
 
 def check_region(value: str) -> str:
     """An AWS region cfn-lint knows."""
-    if value not in KNOWN_REGIONS:
+    if not is_known(value):
         close = difflib.get_close_matches(value, sorted(KNOWN_REGIONS), n=1)
         hint = f"did you mean {close[0]!r}?" if close else "write a region code like 'eu-west-1'"
         raise Invalid(f"{value!r} is not an AWS region", hint)

@@ -1,11 +1,12 @@
 """What cfnbuild knows about regions without calling AWS.
 
-``KNOWN_REGIONS`` is the list of regions cfn-lint can lint a template for, written out here and
-kept equal to the installed cfn-lint's own list by a test (tests/cfnbuild/test_regions.py): a
-config is validated by every command, deploy included, and importing cfn-lint to read its list
-would cost every one of them a good part of a second. ``cfnbuild lint`` and ``build`` check the
-configured regions against the installed cfn-lint again, so an older cfn-lint that lacks a region
-is named instead of failing obscurely.
+``KNOWN_REGIONS`` is the list of regions cfn-lint can lint a template for, written out here
+(a test keeps it within the installed cfn-lint's own list): a config is validated by every
+command, deploy included, and importing cfn-lint to read its list would cost every one of them a
+good part of a second. :func:`is_known` asks cfn-lint only about a region missing here, one a
+newer cfn-lint has added. ``cfnbuild lint`` and ``build`` check the configured regions against
+the installed cfn-lint again, so an older cfn-lint that lacks a region is named instead of
+failing obscurely.
 
 The number of Availability Zones a region offers to a new account comes from ``AZ_COUNT``,
 because a template asking ``Fn::GetAZs`` for more zones than exist fails only at deploy time.
@@ -78,6 +79,15 @@ AZ_COUNT: dict[str, int] = {
     "ap-northeast-2": 4,
 }
 DEFAULT_AZ_COUNT = 3
+
+
+def is_known(region: str) -> bool:
+    """Whether cfn-lint can lint for ``region``: from the list above, else from cfn-lint's own."""
+    if region in KNOWN_REGIONS:
+        return True
+    from cfnlint.helpers import REGIONS  # noqa: PLC0415  (slow, so only for a region missing above)
+
+    return region in REGIONS
 
 
 def az_count(region: str) -> int:

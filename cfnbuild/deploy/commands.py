@@ -28,7 +28,7 @@ from cfnbuild.deploy.multiregion import deploy_regions
 from cfnbuild.deploy.plan import render_json, render_markdown, render_text, save_plan
 from cfnbuild.emulator import THROWAWAY_CREDENTIALS, run_emulator
 from cfnbuild.errors import CfnbuildError, UsageError
-from cfnbuild.regions import KNOWN_REGIONS
+from cfnbuild.regions import is_known
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_NO_CHANGES, EXIT_CHANGES = 0, 2
@@ -324,7 +324,7 @@ def _deploy_regions(
     plan_file: Path | None,
 ) -> None:
     names = [r.strip() for r in regions.split(",") if r.strip()]
-    unknown = [r for r in names if r not in KNOWN_REGIONS]
+    unknown = [r for r in names if not is_known(r)]
     if not names or unknown:
         raise UsageError(
             f"--regions {regions!r}: {', '.join(unknown) or 'no region'} is not a region; e.g. eu-west-1,eu-central-1"

@@ -62,7 +62,7 @@ from cfnbuild.deploy.events import format_seconds
 from cfnbuild.deploy.staging import INLINE_TEMPLATE_LIMIT, TEMPLATES, StagingBucket
 from cfnbuild.errors import CfnbuildError, UsageError
 from cfnbuild.lookups import recorded_lookups
-from cfnbuild.regions import KNOWN_REGIONS
+from cfnbuild.regions import KNOWN_REGIONS, is_known
 
 Pair = tuple[str, str]  # (account, region)
 Api = Literal["CreateStackSet", "UpdateStackSet", "UpdateStackInstances", "CreateStackInstances"]
@@ -170,7 +170,7 @@ def _number(option: str, value: str | None, low: int, high: int | None, problems
 
 
 def _region_problem(option: str, region: str) -> str | None:
-    if region in KNOWN_REGIONS:
+    if is_known(region):
         return None
     close = difflib.get_close_matches(region, sorted(KNOWN_REGIONS), n=1)
     hint = f"did you mean {close[0]}?" if close else "write region codes like eu-west-1"

@@ -7,12 +7,18 @@ import sys
 
 from cfnlint.helpers import REGIONS
 
-from cfnbuild.regions import AZ_COUNT, KNOWN_REGIONS
+from cfnbuild.regions import AZ_COUNT, KNOWN_REGIONS, is_known
 
 
-def test_known_regions_are_exactly_the_regions_the_installed_cfn_lint_lints_for():
-    # When a cfn-lint upgrade adds or drops a region, this fails until regions.py follows.
-    assert sorted(KNOWN_REGIONS ^ set(REGIONS)) == []
+def test_every_region_cfnbuild_lists_can_be_linted_by_the_installed_cfn_lint():
+    assert sorted(KNOWN_REGIONS - set(REGIONS)) == []
+
+
+def test_a_region_only_a_newer_cfn_lint_knows_is_accepted_through_cfn_lint(monkeypatch):
+    # As if cfn-lint had added eu-west-1 after regions.py was written.
+    monkeypatch.setattr("cfnbuild.regions.KNOWN_REGIONS", KNOWN_REGIONS - {"eu-west-1"})
+    assert is_known("eu-west-1")
+    assert not is_known("xx-nowhere-1")
 
 
 def test_every_region_with_an_az_count_is_a_known_region():
