@@ -14,6 +14,8 @@ because a template asking ``Fn::GetAZs`` for more zones than exist fails only at
 
 from __future__ import annotations
 
+import difflib
+
 # cfn-lint's regions (cfnlint.helpers.REGIONS, cfn-lint 1.58): the commercial partition, China,
 # GovCloud, the isolated partitions and the European Sovereign Cloud.
 KNOWN_REGIONS: frozenset[str] = frozenset(
@@ -93,3 +95,12 @@ def is_known(region: str) -> bool:
 def az_count(region: str) -> int:
     """How many Availability Zones ``region`` offers a new account."""
     return AZ_COUNT.get(region, DEFAULT_AZ_COUNT)
+
+
+def region_problem(region: str) -> str | None:
+    """Why ``region`` is not an AWS region (with a did-you-mean), or ``None`` when it is one."""
+    if is_known(region):
+        return None
+    close = difflib.get_close_matches(region, sorted(KNOWN_REGIONS), n=1)
+    hint = f"did you mean {close[0]}?" if close else "write region codes like eu-west-1"
+    return f"not an AWS region; {hint}"

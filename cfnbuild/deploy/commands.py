@@ -7,9 +7,10 @@ process) with throwaway credentials and runs the very same code path against it.
 
 from __future__ import annotations
 
+import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,14 +22,16 @@ from rich.console import Console
 from rich.table import Table
 
 from cfnbuild.app import Project
-from cfnbuild.deploy.aws import Aws, Target, error_code, error_message
+from cfnbuild.deploy.aws import Aws, Target, check_endpoint_url, error_code, error_message, explain
 from cfnbuild.deploy.engine import Engine, Interrupted, Refused, Request
 from cfnbuild.deploy.events import make_reporter, root_cause, stack_events_since, watch
+from cfnbuild.deploy.lock import stack_lock
 from cfnbuild.deploy.multiregion import deploy_regions
 from cfnbuild.deploy.plan import render_json, render_markdown, render_text, save_plan
 from cfnbuild.emulator import THROWAWAY_CREDENTIALS, run_emulator
 from cfnbuild.errors import CfnbuildError, UsageError
-from cfnbuild.regions import is_known
+from cfnbuild.regions import region_problem
+from cfnbuild.stateful import stateful_resources
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_NO_CHANGES, EXIT_CHANGES = 0, 2
@@ -92,15 +95,28 @@ class Engines:
             credentials=self.credentials,
         )
         confirm = _prompt if sys.stdin.isatty() else None
-        return Engine(self.project, Aws(target), self.out, self.err, confirm=confirm)
+        aws = Aws(target, say=lambda text: self.err.print(text, markup=False))
+        return Engine(self.project, aws, self.out, self.err, confirm=confirm)
 
 
-@contextmanager
-def engines_for(ctx: click.Context, where: Where) -> Iterator[Engines]:
-    """Engines pointed at the target (the embedded emulator with --local, started here)."""
+@dataclass(frozen=True)
+class Resolved:
+    """The command's target resolved from the project alone: environment, stack and region, checked."""
+
+    project: Project
+    environment: str
+    stack: str
+    stack_name: str
+    region: str
+    regions: tuple[str, ...]  # the config's regions, the ones the template is linted for
+
+
+def resolve(ctx: click.Context, where: Where) -> Resolved:
+    """Check the target options against the project before anything reaches AWS (exit 2 when wrong)."""
+    check_endpoint_url(where.endpoint_url)
+    if where.local and (where.endpoint_url or where.profile):
+        raise UsageError("--local starts its own emulator; leave out --endpoint-url and --profile")
     project: Project = ctx.obj["project_loader"]()
-    out: Console = ctx.obj["out"]
-    err: Console = ctx.obj["err"]
     env = where.env or project.default_environment
     if env is None:
         raise UsageError("give --env ENV (or set [tool.cfnbuild] default_env in pyproject.toml)")
@@ -109,36 +125,76 @@ def engines_for(ctx: click.Context, where: Where) -> Iterator[Engines]:
     stack = where.stack or _only_stack(view.stacks)
     if stack not in view.stacks:
         raise UsageError(f"unknown stack {stack!r}; this project has: {', '.join(view.stacks)}")
-    region = where.region or config.region
-    if where.local and (where.endpoint_url or where.profile):
-        raise UsageError("--local starts its own emulator; leave out --endpoint-url and --profile")
+    regions = tuple(config.regions)
+    if where.region is not None:
+        check_regions("--region", [where.region], regions, env)
+    return Resolved(project, env, stack, config.stack_name(stack), where.region or config.region, regions)
+
+
+def check_regions(option: str, names: Sequence[str], configured: Sequence[str], env: str) -> None:
+    """Refuse a region that is not one, or one the environment's template is not linted for."""
+    for name in names:
+        problem = region_problem(name)
+        if problem:
+            raise UsageError(f"{option} {name}: {problem}")
+    unlinted = [name for name in names if name not in configured]
+    if unlinted:
+        raise UsageError(
+            f"{option}: {', '.join(unlinted)} not in config/{env}.toml regions ({', '.join(configured)}), the "
+            "regions the template is linted for; add it there, run 'cfnbuild build', and deploy again"
+        )
+
+
+@contextmanager
+def engines_for(
+    ctx: click.Context, where: Where, *, lock: str | None = None, wait: bool = False, resolved: Resolved | None = None
+) -> Iterator[Engines]:
+    """Engines pointed at the target (the embedded emulator with --local, started here).
+
+    ``lock`` names a command that changes the stack: it holds the stack's lock on this machine
+    (:mod:`cfnbuild.deploy.lock`) while it runs. Every failure of an AWS call inside becomes one
+    :class:`~cfnbuild.deploy.aws.AwsError` line (:func:`~cfnbuild.deploy.aws.explain`).
+    """
+    resolved = resolved or resolve(ctx, where)
+    err: Console = ctx.obj["err"]
     engines = Engines(
-        project=project,
-        environment=env,
-        stack=stack,
-        stack_name=config.stack_name(stack),
-        default_region=region,
-        out=out,
+        project=resolved.project,
+        environment=resolved.environment,
+        stack=resolved.stack,
+        stack_name=resolved.stack_name,
+        default_region=resolved.region,
+        out=ctx.obj["out"],
         err=err,
         profile=where.profile,
         endpoint_url=where.endpoint_url,
         credentials=None,
     )
-    if not where.local:
-        yield engines
-        return
-    with run_emulator(region) as emulator:
-        err.print(
-            f"[bold]--local:[/] the embedded AWS emulator (moto) at {emulator.endpoint_url}; nothing reaches AWS, "
-            "and everything is gone when this command ends"
-        )
-        yield replace(engines, endpoint_url=emulator.endpoint_url, credentials=dict(THROWAWAY_CREDENTIALS))
+    try:
+        with ExitStack() as stack:
+            if where.local:
+                emulator = stack.enter_context(run_emulator(resolved.region))
+                err.print(
+                    f"[bold]--local:[/] the embedded AWS emulator (moto) at {emulator.endpoint_url}; nothing reaches "
+                    "AWS, and everything is gone when this command ends"
+                )
+                engines = replace(engines, endpoint_url=emulator.endpoint_url, credentials=dict(THROWAWAY_CREDENTIALS))
+            elif lock is not None:
+                target = Target(resolved.stack_name, resolved.region, where.profile, where.endpoint_url)
+                stack.enter_context(stack_lock(target, lock, wait=wait, say=lambda t: err.print(t, markup=False)))
+            yield engines
+    except Exception as exc:
+        mapped = explain(exc)
+        if mapped is None or mapped is exc:
+            raise
+        raise mapped from exc
 
 
 @contextmanager
-def engine_for(ctx: click.Context, where: Where) -> Iterator[tuple[Engine, str, str]]:
+def engine_for(
+    ctx: click.Context, where: Where, *, lock: str | None = None, wait: bool = False
+) -> Iterator[tuple[Engine, str, str]]:
     """One engine pointed at the target; yields (engine, environment, stack)."""
-    with engines_for(ctx, where) as engines:
+    with engines_for(ctx, where, lock=lock, wait=wait) as engines:
         yield engines(), engines.environment, engines.stack
 
 
@@ -194,7 +250,7 @@ def plan(
         raise UsageError("give --json or --markdown, not both")
     where = _where(kwargs)
     try:
-        with engine_for(ctx, where) as (engine, env, stack):
+        with engine_for(ctx, where, lock="plan") as (engine, env, stack):
             result, _ = engine.plan(Request(env, stack, param_overrides=_params(params)), keep=out_file is not None)
     except CfnbuildError as exc:
         exc.exit_code = 1  # plan: 2 means "changes"; every error is 1
@@ -244,9 +300,8 @@ def plan(
 @click.option(
     "--max-parallel",
     type=click.IntRange(1, 20),
-    default=2,
-    show_default=True,
-    help="With --regions: regions deploying at once.",
+    default=None,
+    help="With --regions: regions deploying at once (default 2).",
 )
 @click.option("--continue-on-error", is_flag=True, help="With --regions: go on with the other regions when one fails.")
 @click.pass_context
@@ -261,7 +316,7 @@ def deploy(
     wait: bool,
     recreate_failed: bool,
     regions: str | None,
-    max_parallel: int,
+    max_parallel: int | None,
     continue_on_error: bool,
     **kwargs: Any,
 ) -> None:
@@ -279,12 +334,18 @@ def deploy(
       cfnbuild deploy --env prod --regions eu-west-1,eu-central-1 --max-parallel 2
     """
     where = _where(kwargs)
+    if regions is None and (max_parallel is not None or continue_on_error):
+        flag = "--max-parallel" if max_parallel is not None else "--continue-on-error"
+        raise UsageError(f"{flag} applies to a deploy to several regions; give --regions R1,R2 with it")
+    resolved = resolve(ctx, where)
+    _check_allow_replace(resolved, allow_replace)
     if regions is not None:
         _deploy_regions(
             ctx,
             where,
+            resolved,
             regions,
-            max_parallel=max_parallel,
+            max_parallel=max_parallel or 2,
             continue_on_error=continue_on_error,
             params=params,
             yes=yes,
@@ -293,10 +354,11 @@ def deploy(
             plan_file=plan_file,
         )
         return
-    with engine_for(ctx, where) as (engine, env, stack):
+    with engines_for(ctx, where, lock="deploy", wait=wait, resolved=resolved) as engines:
+        engine = engines()
         request = Request(
-            env,
-            stack,
+            engines.environment,
+            engines.stack,
             param_overrides=_params(params),
             allow_replace=allow_replace,
             yes=yes or where.local,
@@ -310,9 +372,29 @@ def deploy(
     _print_outputs(ctx.obj["out"], outputs)
 
 
+def _check_allow_replace(resolved: Resolved, allow_replace: Sequence[str]) -> None:
+    """Refuse an --allow-replace that names no stateful resource of the written template."""
+    if not allow_replace:
+        return
+    path = resolved.project.template_path(resolved.environment, resolved.stack)
+    try:
+        template = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # the deploy itself says what is wrong with the template, in one line
+    stateful = stateful_resources(template)
+    unknown = [name for name in allow_replace if name not in stateful]
+    if unknown:
+        rel = path.relative_to(resolved.project.root)
+        raise UsageError(
+            f"--allow-replace {', '.join(unknown)}: not a stateful resource of {rel}; it has: "
+            f"{', '.join(stateful) or '(none)'}"
+        )
+
+
 def _deploy_regions(
     ctx: click.Context,
     where: Where,
+    resolved: Resolved,
     regions: str,
     *,
     max_parallel: int,
@@ -324,23 +406,14 @@ def _deploy_regions(
     plan_file: Path | None,
 ) -> None:
     names = [r.strip() for r in regions.split(",") if r.strip()]
-    unknown = [r for r in names if not is_known(r)]
-    if not names or unknown:
-        raise UsageError(
-            f"--regions {regions!r}: {', '.join(unknown) or 'no region'} is not a region; e.g. eu-west-1,eu-central-1"
-        )
+    if not names:
+        raise UsageError(f"--regions {regions!r}: no region; e.g. eu-west-1,eu-central-1")
     if where.region:
         raise UsageError("give --regions or --region, not both")
     if plan_file is not None:
         raise UsageError("--plan executes one saved change set in one region; leave out --regions")
-    with engines_for(ctx, where) as engines:
-        configured = engines.project.deploy_view(engines.environment).settings.regions
-        unlinted = [r for r in names if r not in configured]
-        if unlinted:
-            raise UsageError(
-                f"--regions: {', '.join(unlinted)} not in config/{engines.environment}.toml regions, the regions the "
-                "template is linted for; add them there, run 'cfnbuild build', and deploy again"
-            )
+    check_regions("--regions", names, resolved.regions, resolved.environment)
+    with engines_for(ctx, where, resolved=resolved) as engines:
         request = Request(
             engines.environment,
             engines.stack,
@@ -403,7 +476,11 @@ def status(ctx: click.Context, /, follow: bool, **kwargs: Any) -> None:
                     reporter=make_reporter(ctx.obj["out"]),
                 )
             except KeyboardInterrupt:
-                raise Interrupted("stopped watching; the operation goes on") from None
+                raise Interrupted(
+                    "stopped watching; the emulator stops with this command"
+                    if where.local
+                    else "stopped watching; the operation goes on in AWS"
+                ) from None
             ctx.obj["out"].print(f"{name}: {outcome.status}")
             return
         recent = engine.cloudformation.describe_stack_events(StackName=deployed.stack_id).get("StackEvents", [])[:10]
@@ -448,7 +525,7 @@ def delete(ctx: click.Context, /, yes: bool, **kwargs: Any) -> None:
       cfnbuild delete --env dev
     """
     where = _where(kwargs)
-    with engine_for(ctx, where) as (engine, env, stack):
+    with engine_for(ctx, where, lock="delete") as (engine, env, stack):
         name = engine.stack_name(Request(env, stack))
         deployed = engine.describe(name)
         if deployed is None:
@@ -566,7 +643,7 @@ def recover(ctx: click.Context, /, skip: tuple[str, ...], yes: bool, **kwargs: A
       cfnbuild recover --env prod
     """
     where = _where(kwargs)
-    with engine_for(ctx, where) as (engine, env, stack):
+    with engine_for(ctx, where, lock="recover") as (engine, env, stack):
         name = engine.stack_name(Request(env, stack))
         deployed = engine.describe(name)
         if deployed is None or deployed.status != "UPDATE_ROLLBACK_FAILED":

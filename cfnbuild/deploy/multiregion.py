@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from cfnbuild.deploy.aws import explain
 from cfnbuild.deploy.engine import Engine, Refused, Request, Staged
 from cfnbuild.deploy.events import PlainReporter, format_event
 from cfnbuild.errors import CfnbuildError
@@ -81,11 +82,14 @@ def deploy_regions(
         out.rule(f"plan for {region}")
         try:
             staged[region] = engine.stage(request)
-        except CfnbuildError as exc:
-            results[region] = RegionResult(region, "refused", 0.0, str(exc))
+        except Exception as exc:
+            failure = _expected(exc)
+            results[region] = RegionResult(region, "refused", 0.0, str(failure))
             if not continue_on_error:
                 _abandon(engines, staged)
-                raise
+                if failure is exc:
+                    raise
+                raise failure from exc
     work = {region: s for region, s in staged.items() if s.created is not None}
     for region, s in staged.items():
         if s.created is None:
@@ -151,11 +155,21 @@ def _execute(
                 try:
                     future.result()
                     results[region] = RegionResult(region, "deployed", seconds)
-                except CfnbuildError as exc:
-                    results[region] = RegionResult(region, "failed", seconds, str(exc))
+                except Exception as exc:
+                    results[region] = RegionResult(region, "failed", seconds, str(_expected(exc)))
                     if not continue_on_error:
                         stop.set()
     return results
+
+
+def _expected(exc: Exception) -> CfnbuildError:
+    """The one-line error of a region's failure; anything that is neither ours nor AWS's is a bug."""
+    if isinstance(exc, CfnbuildError):
+        return exc
+    mapped = explain(exc)
+    if mapped is None:
+        raise exc
+    return mapped
 
 
 def _abandon(engines: Mapping[str, Engine], staged: Mapping[str, Staged]) -> None:

@@ -39,7 +39,6 @@ corrects that.
 
 from __future__ import annotations
 
-import difflib
 import json
 import random
 import re
@@ -57,12 +56,12 @@ from rich.table import Table
 
 from cfnbuild.deploy.aws import error_code, error_message
 from cfnbuild.deploy.commands import Where, engine_for, target_options
-from cfnbuild.deploy.engine import DeployedStack, DeployFailed, Engine, Interrupted, Prepared, Refused, Request
+from cfnbuild.deploy.engine import DeployedStack, DeployFailed, Engine, Prepared, Refused, Request
 from cfnbuild.deploy.events import format_seconds
 from cfnbuild.deploy.staging import INLINE_TEMPLATE_LIMIT, TEMPLATES, StagingBucket
 from cfnbuild.errors import CfnbuildError, UsageError
 from cfnbuild.lookups import recorded_lookups
-from cfnbuild.regions import KNOWN_REGIONS, is_known
+from cfnbuild.regions import region_problem
 
 Pair = tuple[str, str]  # (account, region)
 Api = Literal["CreateStackSet", "UpdateStackSet", "UpdateStackInstances", "CreateStackInstances"]
@@ -170,11 +169,8 @@ def _number(option: str, value: str | None, low: int, high: int | None, problems
 
 
 def _region_problem(option: str, region: str) -> str | None:
-    if is_known(region):
-        return None
-    close = difflib.get_close_matches(region, sorted(KNOWN_REGIONS), n=1)
-    hint = f"did you mean {close[0]}?" if close else "write region codes like eu-west-1"
-    return f"{option} {region}: not an AWS region; {hint}"
+    problem = region_problem(region)
+    return f"{option} {region}: {problem}" if problem else None
 
 
 def parse_delivery(
@@ -836,9 +832,9 @@ class StackSetDelivery:
                 if not outcome.ok:
                     break
         except KeyboardInterrupt:
-            raise Interrupted(
-                f"stopped watching; the operation on {self.name} goes on in AWS. Follow it with: aws cloudformation "
-                f"list-stack-set-operations --stack-set-name {self.name}"
+            raise self.engine.interrupted(
+                f"the operation on {self.name}",
+                f"aws cloudformation list-stack-set-operations --stack-set-name {self.name}",
             ) from None
         self.report(outcomes)
         self._judge(outcomes, plan.steps[done:])
