@@ -35,6 +35,11 @@ class ChangeSet:
     description: dict[str, Any]
 
     @property
+    def name(self) -> str:
+        """The change set's name (its ARN is ``…:changeSet/NAME/UUID``)."""
+        return str(self.description.get("ChangeSetName") or self.id.split("/")[-2])
+
+    @property
     def has_changes(self) -> bool:
         """Whether CloudFormation found anything to do."""
         return bool(self.description.get("Changes"))
@@ -71,9 +76,18 @@ def create(
         **template,
     )
     change_set_id, stack_id = response["Id"], response["StackId"]
-    description = wait(cloudformation, change_set_id, poll=poll, sleep=sleep, rng=rng)
+    made_stack = stack_id if change_set_type == "CREATE" else None
+    try:
+        description = wait(cloudformation, change_set_id, poll=poll, sleep=sleep, rng=rng)
+    except ChangeSetFailed as exc:
+        raise ChangeSetFailed(f"{exc}; {undo(cloudformation, change_set_id, made_stack)}") from None
+    except BaseException as exc:
+        exc.add_note(undo(cloudformation, change_set_id, made_stack))
+        raise
     if description is None:
         cloudformation.delete_change_set(ChangeSetName=change_set_id)
+        if made_stack is not None:  # the "no changes" answer to a CREATE: nothing to create
+            cloudformation.delete_stack(StackName=made_stack)
         return None
     return ChangeSet(change_set_id, stack_id, description)
 
@@ -98,10 +112,8 @@ def wait(
             reason = description.get("StatusReason", "")
             if any(marker in reason for marker in NO_CHANGES):
                 return None
-            raise ChangeSetFailed(
-                f"CloudFormation could not create change set {description.get('ChangeSetName')}: {reason} "
-                f"(kept for inspection: aws cloudformation describe-change-set --change-set-name {change_set_id})"
-            )
+            name = description.get("ChangeSetName")
+            raise ChangeSetFailed(f"CloudFormation could not create change set {name}: {reason}")
         if time.monotonic() > deadline:
             raise ChangeSetFailed(f"change set {change_set_id} still {status} after {poll.timeout_seconds:.0f}s")
         sleep(jitter.uniform(poll.min_seconds, poll.max_seconds))
@@ -133,3 +145,30 @@ def delete_quietly(cloudformation: Any, change_set_id: str) -> None:
         if code == "ChangeSetNotFound" or (code == "ValidationError" and "does not exist" in error_message(exc)):
             return
         raise
+
+
+def undo(cloudformation: Any, change_set_id: str, made_stack: str | None) -> str:
+    """Delete a change set this run made, and the empty stack a CREATE change set brought; say so.
+
+    Returns the sentence for the error line: what was removed, or what could not be and how to
+    remove it by hand. Never raises: it runs while another error is on its way to the user.
+    """
+    name = change_set_id.split("/")[-2] if change_set_id.count("/") >= 2 else change_set_id
+    try:
+        delete_quietly(cloudformation, change_set_id)
+    except Exception as exc:  # the error on its way matters more; say how to finish by hand
+        return (
+            f"could not remove change set {name} ({type(exc).__name__}); remove it with: aws cloudformation "
+            f"delete-change-set --change-set-name {change_set_id}"
+        )
+    if made_stack is None:
+        return f"removed change set {name}; the stack is as it was"
+    stack = made_stack.split("/")[-2] if made_stack.count("/") >= 2 else made_stack
+    try:
+        cloudformation.delete_stack(StackName=made_stack)
+    except Exception as exc:  # as above
+        return (
+            f"removed change set {name}, but not the empty stack {stack} ({type(exc).__name__}); remove it with: "
+            f"aws cloudformation delete-stack --stack-name {made_stack}"
+        )
+    return f"removed change set {name} and the empty stack {stack} this run made"

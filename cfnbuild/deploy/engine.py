@@ -28,7 +28,7 @@ from rich.console import Console
 
 from cfnbuild.app import Project
 from cfnbuild.deploy import artifacts, changeset
-from cfnbuild.deploy.aws import Aws, error_code, error_message
+from cfnbuild.deploy.aws import Aws, error_code, error_message, refused
 from cfnbuild.deploy.events import AFTER_REVIEW, PollSettings, Reporter, Since, make_reporter, watch
 from cfnbuild.deploy.plan import Plan, build_plan, load_plan, render_text
 from cfnbuild.deploy.policy import policy_body, same_policy, stack_policy
@@ -45,6 +45,9 @@ CACHE_DIR = ".cfnbuild-cache"
 BUSY = re.compile(r"_IN_PROGRESS$")
 FAILED_CREATE_STATES = ("ROLLBACK_COMPLETE", "REVIEW_IN_PROGRESS", "ROLLBACK_FAILED")
 SUCCESS = {"CREATE": frozenset({"CREATE_COMPLETE"}), "UPDATE": frozenset({"UPDATE_COMPLETE"})}
+# A change set younger than this, on a stack still in REVIEW_IN_PROGRESS, belongs to a client
+# that is about to execute it (or to a plan saved for review): the stack is busy, not abandoned.
+LIVE_CHANGE_SET_SECONDS = 15 * 60
 
 
 class DeployFailed(CfnbuildError):
@@ -53,6 +56,10 @@ class DeployFailed(CfnbuildError):
 
 class Refused(CfnbuildError):
     """The engine will not go on, for the reason it gives; nothing was changed."""
+
+
+class StackBusy(Refused):
+    """Another operation holds the stack; the message names it and how to wait for it."""
 
 
 class Interrupted(CfnbuildError):
@@ -73,6 +80,7 @@ class DeployedStack:
     outputs: dict[str, str]
     last_updated: str
     termination_protection: bool
+    change_set_id: str = ""  # the change set the stack last executed (or is executing)
 
     @classmethod
     def from_api(cls, stack: Mapping[str, Any]) -> DeployedStack:
@@ -87,6 +95,7 @@ class DeployedStack:
             outputs={o["OutputKey"]: o.get("OutputValue", "") for o in stack.get("Outputs", [])},
             last_updated=when.isoformat() if isinstance(when, datetime) else str(when or ""),
             termination_protection=bool(stack.get("EnableTerminationProtection", False)),
+            change_set_id=str(stack.get("ChangeSetId") or ""),
         )
 
 
@@ -154,6 +163,12 @@ class Engine:
     def cloudformation(self) -> Any:
         """The CloudFormation client."""
         return self.aws.cloudformation
+
+    def interrupted(self, what: str, follow: str) -> Interrupted:
+        """The line for Ctrl-C while ``what`` runs: it goes on in AWS, or ends with the emulator."""
+        if self.aws.target.local:
+            return Interrupted(f"stopped; {what} ends with the embedded emulator, which stops with this command")
+        return Interrupted(f"stopped watching; {what} goes on in AWS. Follow it with: {follow}")
 
     # ----------------------------------------------------------------- reading state
     def describe(self, stack_name: str) -> DeployedStack | None:
@@ -316,19 +331,27 @@ class Engine:
         parameters += [{"ParameterKey": k, "UsePreviousValue": True} for k in sorted(prepared.previous)]
         name = f"cfnbuild-{datetime.now(UTC):%Y%m%d%H%M%S}-{prepared.template_hash[:8]}"
         with self.err.status(f"creating change set {name} for {stack_name}…"):
-            created = changeset.create(
-                self.cloudformation,
-                stack_name=stack_name,
-                name=name,
-                change_set_type=change_set_type,
-                template=self._template_argument(prepared.body),
-                parameters=parameters,
-                tags=prepared.tags,
-                capabilities=prepared.capabilities,
-                client_token=name,
-                poll=self.poll,
-                sleep=self.sleep,
-            )
+            try:
+                created = changeset.create(
+                    self.cloudformation,
+                    stack_name=stack_name,
+                    name=name,
+                    change_set_type=change_set_type,
+                    template=self._template_argument(prepared.body),
+                    parameters=parameters,
+                    tags=prepared.tags,
+                    capabilities=prepared.capabilities,
+                    client_token=name,
+                    poll=self.poll,
+                    sleep=self.sleep,
+                )
+            except ClientError as exc:
+                if change_set_type == "CREATE" and _already_exists(exc):
+                    raise StackBusy(
+                        f"{stack_name} was created by another client a moment ago, while this plan was made; "
+                        f"run again, with --wait to wait for its operation"
+                    ) from None
+                raise
         plan = build_plan(
             stack_name=stack_name,
             change_set=created.description if created else None,
@@ -351,6 +374,10 @@ class Engine:
         changeset.delete_quietly(self.cloudformation, created.id)
         if created_stack:
             self.cloudformation.delete_stack(StackName=created.stack_id)
+
+    def undo(self, created: changeset.ChangeSet, *, created_stack: bool) -> str:
+        """Remove what this run made for a change set that will not run; say what was done."""
+        return changeset.undo(self.cloudformation, created.id, created.stack_id if created_stack else None)
 
     def _template_argument(self, body: str) -> dict[str, str]:
         if len(body.encode()) <= INLINE_TEMPLATE_LIMIT:
@@ -426,13 +453,14 @@ class Engine:
         deployed = self.describe(stack_name)
         if deployed is None:
             return None
-        if BUSY.search(deployed.status) and deployed.status != "REVIEW_IN_PROGRESS":
+        busy = self._busy(deployed)
+        if busy:
             if not request.wait:
-                raise Refused(
-                    f"{stack_name} is busy ({deployed.status}); run again with --wait to wait for it, "
+                raise StackBusy(
+                    f"{stack_name} is busy: {busy}; run again with --wait to wait for it, "
                     f"or follow it with 'cfnbuild status --env {request.environment} --follow'"
                 )
-            self.err.print(f"{stack_name} is {deployed.status}; waiting for it to settle…", markup=False)
+            self.err.print(f"{stack_name} is busy ({busy}); waiting for it to settle…", markup=False)
             outcome = watch(
                 self.cloudformation,
                 deployed.stack_id,
@@ -457,6 +485,46 @@ class Engine:
                 f"{stack_name} is DELETE_FAILED; finish the delete with 'cfnbuild delete --env {request.environment}'"
             )
         return deployed
+
+    def _busy(self, deployed: DeployedStack) -> str | None:
+        """What keeps the stack busy, or ``None``: an operation in progress, or another client's fresh change set.
+
+        A REVIEW_IN_PROGRESS stack is busy while a change set of it is being made or executed,
+        or was made within :data:`LIVE_CHANGE_SET_SECONDS` (another deploy about to execute it,
+        or a plan saved for review); only an older one is an abandoned create.
+        """
+        if deployed.status != "REVIEW_IN_PROGRESS":
+            if not BUSY.search(deployed.status):
+                return None
+            running = deployed.change_set_id.split("/")[-2] if deployed.change_set_id.count("/") >= 2 else ""
+            return f"{deployed.status}, executing change set {running}" if running else deployed.status
+        live = self._live_change_set(deployed.stack_id)
+        if live is None:
+            return None
+        name, state, age = live
+        return f"REVIEW_IN_PROGRESS, change set {name} {state} (made {age:.0f}s ago by another client)"
+
+    def _live_change_set(self, stack_id: str) -> tuple[str, str, float] | None:
+        """The newest change set of the stack that another client is making, executing or about to execute."""
+        now = datetime.now(UTC)
+        arguments: dict[str, str] = {"StackName": stack_id}
+        while True:  # pages by hand, as _physical_ids does
+            page = self.cloudformation.list_change_sets(**arguments)
+            for summary in page.get("Summaries", []):
+                if summary.get("StackId", stack_id) != stack_id:
+                    continue  # an endpoint that lists every stack's change sets
+                status, execution = summary.get("Status", ""), summary.get("ExecutionStatus", "")
+                created = summary.get("CreationTime")
+                age = (now - created).total_seconds() if isinstance(created, datetime) else 0.0
+                if status in ("CREATE_PENDING", "CREATE_IN_PROGRESS"):
+                    return summary.get("ChangeSetName", "?"), "being made", age
+                if execution == "EXECUTE_IN_PROGRESS":
+                    return summary.get("ChangeSetName", "?"), "executing", age
+                if execution == "AVAILABLE" and age < LIVE_CHANGE_SET_SECONDS:
+                    return summary.get("ChangeSetName", "?"), "ready to execute", age
+            if not page.get("NextToken"):
+                return None
+            arguments["NextToken"] = page["NextToken"]
 
     def _failed_create(self, request: Request, deployed: DeployedStack) -> None:
         explain = {
@@ -558,18 +626,21 @@ class Engine:
         created: changeset.ChangeSet,
     ) -> dict[str, str]:
         relaxed = deployed is not None and prepared.policy is not None and bool(request.allow_replace)
-        if relaxed:
-            allowed = stack_policy(prepared.template, allow=request.allow_replace)
-            self.cloudformation.set_stack_policy(StackName=created.stack_id, StackPolicyBody=policy_body(allowed))
-        # A stack this change set created has seen nothing but its REVIEW_IN_PROGRESS: no need to ask.
-        since = AFTER_REVIEW if deployed is None else self._last_event_id(created.stack_id)
-        token = f"cfnbuild-{uuid.uuid4()}"
-        pending = self._upload_ready_artifacts(created.stack_id, prepared) if deployed else list(prepared.artifacts)
-        reporter = artifacts.UploadOnBucketReady(
-            self.reporter(self.out), self.aws.client("s3"), pending, lambda text: self.err.print(text, markup=False)
-        )
+        executing = executed = False  # ExecuteChangeSet sent; and accepted
         try:
+            if relaxed:
+                allowed = stack_policy(prepared.template, allow=request.allow_replace)
+                self.cloudformation.set_stack_policy(StackName=created.stack_id, StackPolicyBody=policy_body(allowed))
+            # A stack this change set created has seen nothing but its REVIEW_IN_PROGRESS: no need to ask.
+            since = AFTER_REVIEW if deployed is None else self._last_event_id(created.stack_id)
+            token = f"cfnbuild-{uuid.uuid4()}"
+            pending = self._upload_ready_artifacts(created.stack_id, prepared) if deployed else list(prepared.artifacts)
+            reporter = artifacts.UploadOnBucketReady(
+                self.reporter(self.out), self.aws.client("s3"), pending, lambda text: self.err.print(text, markup=False)
+            )
+            executing = True
             self.cloudformation.execute_change_set(ChangeSetName=created.id, ClientRequestToken=token)
+            executed = True
             outcome = watch(
                 self.cloudformation,
                 created.stack_id,
@@ -580,10 +651,21 @@ class Engine:
                 sleep=self.sleep,
             )
         except KeyboardInterrupt:
-            raise Interrupted(
-                f"stopped watching; the {plan.change_set_type.lower()} of {stack_name} goes on in AWS. "
-                f"Follow it with: cfnbuild status --env {request.environment} --follow"
+            if not executing:
+                self.discard(created, created_stack=deployed is None)
+            raise self.interrupted(
+                f"the {plan.change_set_type.lower()} of {stack_name}",
+                f"cfnbuild status --env {request.environment} --follow",
             ) from None
+        except Exception as exc:
+            if not executing or (not executed and refused(exc)):
+                exc.add_note(self.undo(created, created_stack=deployed is None))
+            elif not executed:  # no answer: AWS may have taken it
+                exc.add_note(
+                    f"the execution of {created.name} may have started; see 'cfnbuild status --env "
+                    f"{request.environment}'"
+                )
+            raise
         finally:
             if relaxed and prepared.policy is not None:
                 self.cloudformation.set_stack_policy(
@@ -707,6 +789,13 @@ class Engine:
             self.err.print(
                 f"{who} returned {len(outputs)} of {len(declared)} declared outputs; not: {absent}", markup=False
             )
+
+
+def _already_exists(exc: ClientError) -> bool:
+    """CreateChangeSet's answer when the stack a CREATE change set would make exists already."""
+    return error_code(exc) == "AlreadyExistsException" or (
+        error_code(exc) == "ValidationError" and "already exists" in error_message(exc)
+    )
 
 
 def _fingerprint(template: Mapping[str, Any] | None, deployed: DeployedStack | None) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from rich.console import Console
 
 from cfnbuild.app import load_project
 from cfnbuild.deploy.aws import Aws, Target
-from cfnbuild.deploy.engine import DeployedStack, DeployFailed, Engine, Refused, Request
+from cfnbuild.deploy.engine import DeployedStack, DeployFailed, Engine, Refused, Request, StackBusy
 from cfnbuild.deploy.events import PollSettings
 from cfnbuild.emulator import THROWAWAY_CREDENTIALS
 
@@ -99,7 +100,7 @@ def _engine(root: Path, emulator, stack_name: str, *, confirm=None) -> tuple[Eng
 
 @pytest.fixture
 def mini(tmp_path, emulator, request):
-    suffix = request.node.name.replace("_", "-")[-30:].strip("-")
+    suffix = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name)[-30:].strip("-")
     root = _mini_project(tmp_path, suffix)
     stack_name = f"mini-dev-{suffix}"
     return root, stack_name
@@ -462,9 +463,60 @@ def test_a_failed_create_is_explained_and_refused_without_recreate_failed(tmp_pa
     stubber.add_response(
         "describe_stacks", {"Stacks": [_stack("mini-dev-stub", status)]}, {"StackName": "mini-dev-stub"}
     )
+    if status == "REVIEW_IN_PROGRESS":  # no change set of another client is alive: abandoned
+        stubber.add_response(
+            "list_change_sets", {"Summaries": []}, {"StackName": _stack("mini-dev-stub", status)["StackId"]}
+        )
     with stubber, pytest.raises(Refused, match=f"{status}: {explained}.*--recreate-failed"):
         engine.deploy(Request("dev", "mini", yes=True))
     stubber.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize(
+    ("change_set", "said"),
+    [
+        ({"Status": "CREATE_IN_PROGRESS", "ExecutionStatus": "UNAVAILABLE"}, "being made"),
+        ({"Status": "CREATE_COMPLETE", "ExecutionStatus": "EXECUTE_IN_PROGRESS"}, "executing"),
+        ({"Status": "CREATE_COMPLETE", "ExecutionStatus": "AVAILABLE"}, "ready to execute"),
+    ],
+)
+def test_a_stack_in_review_with_another_clients_live_change_set_is_busy_not_abandoned(tmp_path, change_set, said):
+    root = _mini_project(tmp_path, "stub")
+    engine, stubber = _stubbed(root, "mini-dev-stub")
+    stack = _stack("mini-dev-stub", "REVIEW_IN_PROGRESS")
+    stubber.add_response("describe_stacks", {"Stacks": [stack]}, {"StackName": "mini-dev-stub"})
+    summary = {
+        "StackId": stack["StackId"],
+        "StackName": "mini-dev-stub",
+        "ChangeSetName": "cfnbuild-20261203-other",
+        "CreationTime": datetime.now(UTC),
+        **change_set,
+    }
+    stubber.add_response("list_change_sets", {"Summaries": [summary]}, {"StackName": stack["StackId"]})
+    with stubber, pytest.raises(StackBusy) as info:
+        engine.deploy(Request("dev", "mini", yes=True, recreate_failed=True))
+    message = str(info.value)
+    assert f"mini-dev-stub is busy: REVIEW_IN_PROGRESS, change set cfnbuild-20261203-other {said}" in message
+    assert "run again with --wait" in message
+    assert "--recreate-failed" not in message
+    stubber.assert_no_pending_responses()  # nothing deleted, nothing created
+
+
+def test_a_stack_in_review_whose_change_set_is_old_is_abandoned_and_may_be_recreated(tmp_path):
+    root = _mini_project(tmp_path, "stub")
+    engine, stubber = _stubbed(root, "mini-dev-stub")
+    stack = _stack("mini-dev-stub", "REVIEW_IN_PROGRESS")
+    stubber.add_response("describe_stacks", {"Stacks": [stack]}, {"StackName": "mini-dev-stub"})
+    old = {
+        "StackId": stack["StackId"],
+        "ChangeSetName": "cfnbuild-20260101-old",
+        "Status": "CREATE_COMPLETE",
+        "ExecutionStatus": "AVAILABLE",
+        "CreationTime": datetime(2026, 1, 1, tzinfo=UTC),
+    }
+    stubber.add_response("list_change_sets", {"Summaries": [old]}, {"StackName": stack["StackId"]})
+    with stubber, pytest.raises(Refused, match=r"never executed.*Run again with --recreate-failed"):
+        engine.deploy(Request("dev", "mini", yes=True))
 
 
 def test_recreate_failed_refuses_a_stack_cfnbuild_did_not_make(tmp_path):
@@ -482,7 +534,7 @@ def test_a_busy_stack_is_refused_without_wait(tmp_path):
     stubber.add_response(
         "describe_stacks", {"Stacks": [_stack("mini-dev-stub", "UPDATE_IN_PROGRESS")]}, {"StackName": "mini-dev-stub"}
     )
-    with stubber, pytest.raises(Refused, match=r"busy \(UPDATE_IN_PROGRESS\); run again with --wait"):
+    with stubber, pytest.raises(Refused, match=r"busy: UPDATE_IN_PROGRESS; run again with --wait"):
         engine.deploy(Request("dev", "mini", yes=True))
 
 
@@ -555,7 +607,18 @@ def test_a_failed_update_prints_the_root_cause_and_fails(tmp_path):
     assert info.value.exit_code == 1
 
 
-def test_ctrl_c_while_watching_says_how_to_resume(mini, emulator, monkeypatch):
+@pytest.mark.parametrize(
+    ("local", "said"),
+    [
+        (
+            False,
+            r"stopped watching; the create of .* goes on in AWS\. Follow it with: cfnbuild status --env dev --follow",
+        ),
+        (True, r"stopped; the create of .* ends with the embedded emulator, which stops with this command"),
+    ],
+    ids=["aws", "local"],
+)
+def test_ctrl_c_while_watching_says_how_to_resume(mini, emulator, monkeypatch, local, said):
     from cfnbuild.deploy import engine as engine_module
     from cfnbuild.deploy.engine import Interrupted
 
@@ -566,9 +629,11 @@ def test_ctrl_c_while_watching_says_how_to_resume(mini, emulator, monkeypatch):
 
     monkeypatch.setattr(engine_module, "watch", interrupted)
     engine, _ = _engine(root, emulator, stack_name)
-    with pytest.raises(
-        Interrupted, match=r"goes on in AWS\. Follow it with: cfnbuild status --env dev --follow"
-    ) as info:
+    if not local:  # the same endpoint, reached as AWS is: credentials from the environment
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "emulator")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "emulator")
+        engine.aws = Aws(Target(stack_name, "eu-west-1", endpoint_url=emulator.endpoint_url))
+    with pytest.raises(Interrupted, match=said) as info:
         engine.deploy(Request("dev", "mini", yes=True))
     assert info.value.exit_code == 130
 
