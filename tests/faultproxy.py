@@ -3,7 +3,8 @@
 The deploy engine is pointed at the proxy instead of the emulator (moto in server mode). The
 proxy forwards every request to the emulator unchanged, except where a scripted plan says to
 misbehave for one AWS operation (the ``Action=`` of a query-protocol body, or the operation of
-an ``X-Amz-Target`` header) on given calls of it (1 = the first call since :meth:`FaultProxy.arm`):
+an ``X-Amz-Target`` header; :data:`ANY` for every operation) on given calls of it (1 = the first
+call since :meth:`FaultProxy.arm`; :data:`EVERY` for all of them):
 
 ``throttle``
     HTTP 400 with the service's ``Throttling`` / "Rate exceeded" error; nothing is forwarded.
@@ -13,6 +14,10 @@ an ``X-Amz-Target`` header) on given calls of it (1 = the first call since :meth
     The connection is closed without an answer; nothing is forwarded.
 ``slow``
     The answer is delayed ``seconds`` (at most :data:`MAX_DELAY_SECONDS`) before forwarding.
+``denied``
+    HTTP 403 with the service's ``AccessDenied`` error naming the IAM action; nothing is forwarded.
+``garbage``
+    HTTP 200 with an HTML page, as a captive portal or a wrong endpoint answers; nothing is forwarded.
 ``drop_after`` / ``500_after``
     Forwarded, so the emulator *did* process the request, then the answer is replaced by a closed
     connection or a 500. Only for testing idempotency tokens (``ClientToken``,
@@ -47,8 +52,12 @@ from types import TracebackType
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
-FaultKind = Literal["throttle", "500", "503", "drop", "slow", "drop_after", "500_after"]
-KINDS: frozenset[str] = frozenset({"throttle", "500", "503", "drop", "slow", "drop_after", "500_after"})
+FaultKind = Literal["throttle", "500", "503", "drop", "slow", "denied", "garbage", "drop_after", "500_after"]
+KINDS: frozenset[str] = frozenset(
+    {"throttle", "500", "503", "drop", "slow", "denied", "garbage", "drop_after", "500_after"}
+)
+ANY = "*"  # an operation that matches every operation
+EVERY = range(1, 1_000_000)  # every call
 MAX_DELAY_SECONDS = 5.0
 UPSTREAM_TIMEOUT_SECONDS = 30.0
 IDLE_CONNECTION_SECONDS = 30.0
@@ -177,7 +186,10 @@ class FaultProxy:
             call = self._calls[operation]
             now = time.time()
             self.seen.append(Seen(operation, call, now, params))
-            fault = next((f for f in self._faults if f.operation == operation and call in f.on), None)
+            fault = next(
+                (f for f in self._faults if f.operation in (operation, ANY) and call in f.on),
+                None,
+            )
             if fault is not None:
                 self.injected.append(Injection(operation, call, fault.kind, fault.seconds, now))
             return fault
@@ -260,14 +272,14 @@ class _Handler(BaseHTTPRequestHandler):
         operation, params, protocol = self._operation(body)
         fault = proxy._next(operation, params)
         kind = fault.kind if fault else None
-        if kind in ("throttle", "500", "503", "drop"):
-            self._misbehave(str(kind), protocol)
+        if kind in ("throttle", "500", "503", "drop", "denied", "garbage"):
+            self._misbehave(str(kind), protocol, operation)
             return
         if fault is not None and kind == "slow":
             proxy._stopping.wait(min(fault.seconds, MAX_DELAY_SECONDS))
         status, headers, payload = self._forward(body)
         if kind in ("drop_after", "500_after"):
-            self._misbehave("drop" if kind == "drop_after" else "500", protocol)
+            self._misbehave("drop" if kind == "drop_after" else "500", protocol, operation)
             return
         self._answer(status, headers, payload)
 
@@ -331,17 +343,24 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True  # the client gave up (a read timeout); nothing to answer
 
-    def _misbehave(self, kind: str, protocol: str) -> None:
+    def _misbehave(self, kind: str, protocol: str, operation: str) -> None:
         if kind == "drop":
             self.close_connection = True  # the socket closes with no answer at all
             return
+        if kind == "garbage":
+            page = b"<html><head><title>Sign in to the network</title></head><body>Welcome</body></html>"
+            self._answer(200, [("Content-Type", "text/html")], page)
+            return
         if kind == "throttle":
             status, code, message, sender = 400, "Throttling", "Rate exceeded", True
+        elif kind == "denied":
+            status, code, sender = 403, "AccessDenied", True
+            message = f"User: arn:aws:iam::123456789012:user/ci is not authorized to perform: svc:{operation}"
         else:
             status, code, message, sender = int(kind), "InternalFailure", "injected by the fault proxy", False
         request_id = str(uuid.uuid4())
         if protocol == "json":
-            json_code = "ThrottlingException" if kind == "throttle" else code
+            json_code = {"throttle": "ThrottlingException", "denied": "AccessDeniedException"}.get(kind, code)
             payload = f'{{"__type":"{json_code}","message":"{message}"}}'.encode()
             content_type = "application/x-amz-json-1.1"
         elif protocol == "query":
@@ -352,7 +371,7 @@ class _Handler(BaseHTTPRequestHandler):
             ).encode()
             content_type = "text/xml"
         else:
-            rest_code = "SlowDown" if kind == "throttle" else "InternalError"
+            rest_code = {"throttle": "SlowDown", "denied": "AccessDenied"}.get(kind, "InternalError")
             payload = f"<Error><Code>{rest_code}</Code><Message>{message}</Message></Error>".encode()
             content_type = "application/xml"
         self._answer(status, [("Content-Type", content_type), ("x-amzn-RequestId", request_id)], payload)
