@@ -6,6 +6,11 @@ else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
 
 class CfnbuildError(Exception):
     """An expected failure: the message says what went wrong and what to do about it."""
@@ -41,3 +46,19 @@ class LogicalIdClash(UsageError):
 
 class CheckFailed(CfnbuildError):
     """A gate did not pass: lint matches, security findings or stale generated files."""
+
+
+class WriteFailed(CfnbuildError):
+    """A file could not be written: the message names the path, the operating system's reason and the fix.
+
+    ``reason`` is that reason alone, for a caller that goes on without the file (a cache) to say.
+    """
+
+    def __init__(self, message: str, *, path: Path, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(message)
+
+
+class ReadFailed(UsageError):
+    """A file cfnbuild wrote (a template) is missing, unreadable or damaged; the message says to build it again."""
