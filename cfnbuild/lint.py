@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from typing import Any
 from cfnlint.api import ManualArgs, lint
 from cfnlint.helpers import REGIONS
 
-from cfnbuild.files import write_atomic
+from cfnbuild.files import invalid_cache_entry, json_kind, read_cache_entry, write_cache_entry
 
 MIN_REASON = 10
 
@@ -90,7 +90,12 @@ def _has_cfn_lint_suppression(template: dict[str, Any]) -> bool:
 
 
 class LintCache:
-    """cfn-lint results by template hash, kept under ``directory``."""
+    """cfn-lint results by template hash, kept under ``directory``.
+
+    An entry that cannot be read or is not a list of findings is a miss (warned about once): the
+    template is linted again and the entry overwritten. A directory that cannot be written is
+    warned about once and the results are not cached; linting goes on.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -100,13 +105,40 @@ class LintCache:
     def cfn_lint(self, text: str, regions: Sequence[str], *, file: str) -> list[Finding]:
         """:func:`cfn_lint`, answered from the cache when this exact template was linted before."""
         entry = self.directory / f"{_cache_key(text, regions)}.json"
-        if entry.is_file():
+        cached = self._read(entry, file)
+        if cached is not None:
             self.hits += 1
-            return [Finding(**{**item, "file": file}) for item in json.loads(entry.read_text())]
+            return cached
         self.misses += 1
         findings = cfn_lint(text, regions, file=file)
-        write_atomic(entry, json.dumps([asdict(f) for f in findings], sort_keys=True))
+        write_cache_entry(entry, json.dumps([asdict(f) for f in findings], sort_keys=True))
         return findings
+
+    @staticmethod
+    def _read(entry: Path, file: str) -> list[Finding] | None:
+        data = read_cache_entry(entry)
+        if data is None:
+            return None
+        problem = _findings_problem(data)
+        if problem is not None:
+            invalid_cache_entry(entry, problem)
+            return None
+        return [Finding(**{**item, "file": file}) for item in data]
+
+
+_FINDING_FIELDS = frozenset(f.name for f in fields(Finding))
+
+
+def _findings_problem(data: Any) -> str | None:
+    """What keeps ``data`` from being a cached list of findings; ``None`` when it is one."""
+    if not isinstance(data, list):
+        return f"{json_kind(data)}, not an array of findings"
+    for index, item in enumerate(data):
+        if not isinstance(item, dict) or set(item) != _FINDING_FIELDS:
+            return f"item {index} is not a finding with {', '.join(sorted(_FINDING_FIELDS))}"
+        if not all(isinstance(value, str) for value in item.values()):
+            return f"item {index} has a value that is not a string"
+    return None
 
 
 def skip_problems(text: str, *, file: str) -> list[Finding]:

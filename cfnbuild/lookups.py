@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from cfnbuild.errors import CfnbuildError
-from cfnbuild.files import write_atomic
+from cfnbuild.files import invalid_cache_entry, json_kind, read_cache_entry, shape_problem, write_cache_entry
 from cfnbuild.stateful import METADATA_KEY
 
 if TYPE_CHECKING:
@@ -327,23 +327,48 @@ class _CacheEntry:
         self.path = cache_dir / (re.sub(r"[^A-Za-z0-9._=-]", "_", "--".join(parts)) + ".json")
 
     def read(self, now: datetime, max_age: timedelta) -> tuple[str, datetime] | None:
-        """The cached value and when it was looked up, if it is this lookup's and younger than ``max_age``."""
-        try:
-            entry = json.loads(self.path.read_text(encoding="utf-8"))
-            looked_up_at = datetime.fromisoformat(entry["looked_up_at"])
-            value = entry["value"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return None  # no entry, or one this code did not write: ask AWS again
-        if {k: entry.get(k) for k in self.identity} != self.identity or not isinstance(value, str):
+        """The cached value and when it was looked up, if it is this lookup's and younger than ``max_age``.
+
+        An entry that cannot be read or is not one cfnbuild wrote is warned about once and is
+        no answer: AWS is asked again and the entry overwritten. One for another lookup (file
+        names can collide) or too old is no answer either, silently.
+        """
+        entry = read_cache_entry(self.path)
+        if entry is None:
             return None
-        if looked_up_at.tzinfo is None or not timedelta(0) <= now - looked_up_at < max_age:
+        problem = _entry_problem(entry)
+        if problem is not None:
+            invalid_cache_entry(self.path, problem)
             return None
-        return value, looked_up_at
+        if {k: entry.get(k) for k in self.identity} != self.identity:
+            return None
+        looked_up_at = datetime.fromisoformat(entry["looked_up_at"])
+        if not timedelta(0) <= now - looked_up_at < max_age:
+            return None
+        return entry["value"], looked_up_at
 
     def write(self, value: str, now: datetime) -> None:
-        """Remember ``value`` as looked up at ``now``."""
+        """Remember ``value`` as looked up at ``now`` (unless the cache cannot be written: that is warned about)."""
         entry = {**self.identity, "looked_up_at": now.isoformat(), "value": value}
-        write_atomic(self.path, json.dumps(entry, indent=2, sort_keys=True) + "\n")
+        write_cache_entry(self.path, json.dumps(entry, indent=2, sort_keys=True) + "\n")
+
+
+_ENTRY_SHAPE: dict[str, type] = {"looked_up_at": str, "value": str}
+
+
+def _entry_problem(entry: Any) -> str | None:
+    """What keeps ``entry`` from being one :meth:`_CacheEntry.write` wrote; ``None`` when nothing does."""
+    if not isinstance(entry, dict):
+        return f"{json_kind(entry)}, not an object"
+    problem = shape_problem(entry, _ENTRY_SHAPE)
+    if problem is not None:
+        return problem
+    text = entry["looked_up_at"]
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return f"'looked_up_at' is not a timestamp: {text!r}"
+    return None if moment.tzinfo is not None else f"'looked_up_at' has no time zone: {text!r}"
 
 
 # --- rds-engine-version ---------------------------------------------------------------------

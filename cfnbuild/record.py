@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cfnbuild.files import write_atomic
+from cfnbuild.files import invalid_cache_entry, json_kind, read_cache_entry, shape_problem, write_cache_entry
 
 FORMAT = 1
 RECORD_DIR = Path(".cfnbuild-cache") / "build"
@@ -230,6 +230,24 @@ def inputs_hold(data: Mapping[str, Any], root: Path) -> bool:
         return False  # not written by this version
 
 
+_INPUTS_SHAPE: dict[str, type] = {"root": str, "python": str, "files": dict, "directories": dict, "trees": dict}
+
+
+def inputs_problem(data: Any) -> str | None:
+    """What keeps ``data`` from being what :func:`fingerprint_inputs` writes; ``None`` when nothing does.
+
+    Data of another ``format`` has no problem: another version of cfnbuild wrote it, and
+    :func:`inputs_hold` finds it does not hold (a plain miss, not a damaged file).
+    """
+    if not isinstance(data, dict):
+        return f"{json_kind(data)}, not an object"
+    if "format" not in data:
+        return "no 'format'"
+    if data["format"] != FORMAT:
+        return None
+    return shape_problem(data, _INPUTS_SHAPE)
+
+
 def file_sha256(path: Path) -> str | None:
     """The SHA-256 of the file at ``path``; ``None`` if there is none."""
     found = _file(str(path), content=True)
@@ -289,8 +307,8 @@ def write_records(
             ],
         }
         target = record_path(root, environment)
-        write_atomic(target, json.dumps(record, sort_keys=True, indent=0))
-        written.append(target)
+        if write_cache_entry(target, json.dumps(record, sort_keys=True, indent=0)):
+            written.append(target)
     return written
 
 
@@ -313,20 +331,44 @@ class Record:
         return entry is not None and entry[1] == _sha256(text.encode())
 
 
+_STACK_SHAPE: dict[str, type] = {"stack": str, "template": str, "sha256": str}
+
+
+def _record_problem(data: Any) -> str | None:
+    """What keeps ``data`` from being a build record this version wrote; ``None`` when nothing does."""
+    problem = inputs_problem(data)
+    if problem is not None or data["format"] != FORMAT:
+        return problem
+    problem = shape_problem(data, {"environment": str, "settings": dict, "stacks": list})
+    if problem is not None:
+        return problem
+    for index, entry in enumerate(data["stacks"]):
+        problem = (
+            shape_problem(entry, _STACK_SHAPE) if isinstance(entry, dict) else f"{json_kind(entry)}, not an object"
+        )
+        if problem is not None:
+            return f"stacks item {index}: {problem}"
+    return None
+
+
 def verified(root: Path, environment: str) -> Record | None:
-    """The record of ``environment`` if it still holds, else ``None`` (then render and compare)."""
-    try:
-        data = json.loads(record_path(root, environment).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    """The record of ``environment`` if it still holds, else ``None`` (then render and compare).
+
+    A record that cannot be read or is not one cfnbuild wrote is warned about once and is no
+    record: the deploy renders and compares, and writes it again when the templates are current.
+    """
+    path = record_path(root, environment)
+    data = read_cache_entry(path)
+    if data is None:
+        return None
+    problem = _record_problem(data)
+    if problem is not None:
+        invalid_cache_entry(path, problem)
+        return None
+    if data.get("environment") != environment or not inputs_hold(data, root):
         return None
     paths = _Root(root)
-    if not isinstance(data, dict) or data.get("environment") != environment or not inputs_hold(data, root):
+    templates = {entry["stack"]: (Path(paths.path(entry["template"])), entry["sha256"]) for entry in data["stacks"]}
+    if any(file_sha256(path) != digest for path, digest in templates.values()):
         return None
-    try:
-        templates = {entry["stack"]: (Path(paths.path(entry["template"])), entry["sha256"]) for entry in data["stacks"]}
-        settings = data["settings"]
-    except (KeyError, TypeError):
-        return None  # not written by this version
-    if not isinstance(settings, dict) or any(file_sha256(path) != digest for path, digest in templates.values()):
-        return None
-    return Record(environment, templates, settings)
+    return Record(environment, templates, data["settings"])

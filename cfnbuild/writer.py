@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cfnbuild.app import DeploySettings, Project
-from cfnbuild.files import write_atomic
+from cfnbuild.errors import WriteFailed
+from cfnbuild.files import os_reason, shown, write_atomic
 from cfnbuild.record import Built, recording, write_records
 
 __all__ = ["Rendered", "record_rendered", "remove_orphans", "render", "stale_files", "write_atomic"]
@@ -53,9 +54,14 @@ def stale_files(project: Project, rendered: list[Rendered]) -> list[str]:
     expected = {item.path for item in rendered}
     for item in rendered:
         rel = item.path.relative_to(project.root)
-        if not item.path.is_file():
+        try:
+            current = item.path.read_bytes() if item.path.is_file() else None
+        except OSError as exc:  # stale as far as anyone can tell; build says why it cannot write it
+            problems.append(f"{rel}: cannot be read ({os_reason(exc)})")
+            continue
+        if current is None:
             problems.append(f"{rel}: missing")
-        elif item.path.read_bytes() != item.text.encode("utf-8"):
+        elif current != item.text.encode("utf-8"):
             problems.append(f"{rel}: differs from what build writes")
     for env in sorted({item.environment for item in rendered}):
         for path in sorted((project.output_dir / env).glob("*.json")):
@@ -65,13 +71,26 @@ def stale_files(project: Project, rendered: list[Rendered]) -> list[str]:
 
 
 def remove_orphans(project: Project, rendered: list[Rendered]) -> list[Path]:
-    """Delete templates of stacks that no longer exist in the built environments."""
+    """Delete templates of stacks that no longer exist in the built environments.
+
+    Raises :class:`~cfnbuild.errors.WriteFailed` naming a template that cannot be deleted.
+    """
     expected = {item.path for item in rendered}
     removed = []
     for env in sorted({item.environment for item in rendered}):
         for path in sorted((project.output_dir / env).glob("*.json")):
             if path not in expected and not path.name.endswith(NOT_BUILT_SUFFIXES):
-                path.unlink()
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    continue  # gone already
+                except OSError as exc:
+                    reason = os_reason(exc)
+                    raise WriteFailed(
+                        f"cannot remove {shown(path)} (its stack is gone): {reason}; remove it by hand",
+                        path=path,
+                        reason=reason,
+                    ) from None
                 removed.append(path)
     return removed
 

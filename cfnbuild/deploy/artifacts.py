@@ -32,8 +32,8 @@ from botocore.exceptions import ClientError
 from cfnbuild.deploy.aws import error_code
 from cfnbuild.deploy.events import Reporter
 from cfnbuild.errors import UsageError
-from cfnbuild.files import write_atomic
-from cfnbuild.record import file_sha256, fingerprint_inputs, inputs_hold, recording
+from cfnbuild.files import invalid_cache_entry, read_cache_entry, shape_problem, write_cache_entry
+from cfnbuild.record import FORMAT, file_sha256, fingerprint_inputs, inputs_hold, inputs_problem, recording
 from cfnbuild.stateful import METADATA_KEY
 
 ARTIFACTS_KEY = "artifacts"
@@ -101,17 +101,32 @@ def _run_builder(parameter: str, spec: Mapping[str, str], project_root: Path, ou
         raise UsageError(f"artifact {parameter}: {exc}") from None
 
 
+_RECORD_SHAPE: dict[str, type] = {"path": str, "key": str, "sha256": str, "builder": str, "prefix": str}
+
+
 def _recorded(out_dir: Path, project_root: Path, spec: Mapping[str, str]) -> tuple[Path, str] | None:
-    """The path and key of the artifact built before from the same inputs, if its record holds."""
-    try:
-        data = json.loads((out_dir / RECORD_NAME).read_text(encoding="utf-8"))
-        path, key, digest = Path(data["path"]), str(data["key"]), data["sha256"]
-        same_builder = (data["builder"], data["prefix"]) == (spec["builder"], spec["prefix"])
-    except (OSError, ValueError, KeyError, TypeError):
+    """The path and key of the artifact built before from the same inputs, if its record holds.
+
+    A record that cannot be read or is not one cfnbuild wrote is warned about once and is no
+    record: the artifact is built again and the record overwritten.
+    """
+    record = out_dir / RECORD_NAME
+    data = read_cache_entry(record)
+    if data is None:
         return None
-    if not same_builder or not inputs_hold(data, project_root) or file_sha256(path) != digest:
+    problem = inputs_problem(data)
+    if problem is None and data["format"] == FORMAT:
+        problem = shape_problem(data, _RECORD_SHAPE)
+    if problem is not None:
+        invalid_cache_entry(record, problem)
         return None
-    return path, key
+    same_builder = (data.get("builder"), data.get("prefix")) == (spec["builder"], spec["prefix"])
+    if not same_builder or not inputs_hold(data, project_root):
+        return None
+    path = Path(data["path"])
+    if file_sha256(path) != data["sha256"]:
+        return None
+    return path, str(data["key"])
 
 
 def _record(out_dir: Path, project_root: Path, spec: Mapping[str, str], artifact: BuiltArtifact) -> None:
@@ -123,7 +138,7 @@ def _record(out_dir: Path, project_root: Path, spec: Mapping[str, str], artifact
         "key": artifact.key,
         "sha256": file_sha256(artifact.path),
     }
-    write_atomic(out_dir / RECORD_NAME, json.dumps(record, sort_keys=True, indent=0))
+    write_cache_entry(out_dir / RECORD_NAME, json.dumps(record, sort_keys=True, indent=0))
 
 
 def upload(

@@ -8,6 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from cfnbuild.lint import LintCache, cfn_lint, checkov, skip_problems
 
 BAD_APP = """
@@ -159,3 +161,78 @@ def test_a_region_the_installed_cfn_lint_cannot_lint_for_is_named_with_the_fix()
     assert finding.file == "t.json"
     assert "cannot lint for xx-future-1" in finding.message
     assert "upgrade cfn-lint" in finding.message
+
+
+SNS_TEMPLATE = json.dumps(
+    {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Parameters": {"P": {"Type": "String"}},
+        "Resources": {"B": {"Type": "AWS::SNS::Topic"}},
+    }
+)
+
+
+def test_corrupt_lint_cache_entry_is_a_miss_warned_once_and_overwritten(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    cache = LintCache(tmp_path / "cfn-lint")
+    cache.cfn_lint(SNS_TEMPLATE, ["eu-west-1"], file="a.json")
+    (entry,) = (tmp_path / "cfn-lint").iterdir()
+    good = entry.read_text()
+    entry.write_text('[{"file": "a.json", "rule": ')  # cut short, as a write that was not atomic leaves it
+
+    again = LintCache(tmp_path / "cfn-lint")
+    assert [f.rule for f in again.cfn_lint(SNS_TEMPLATE, ["eu-west-1"], file="a.json")] == ["W2001"]
+    assert (again.misses, again.hits) == (1, 0)
+    assert capsys.readouterr().err == (
+        f"warning: cfn-lint/{entry.name} is not a valid cache entry (Expecting value: line 1 column 29); "
+        "recomputing it\n"
+    )
+    assert entry.read_text() == good  # overwritten with a good entry
+
+    again.cfn_lint(SNS_TEMPLATE, ["eu-west-1"], file="a.json")
+    assert (again.misses, again.hits) == (1, 1)
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("", "Expecting value: line 1 column 1"),
+        ('{"rule": "W2001"}', "an object, not an array of findings"),
+        ('[{"rule": "W2001"}]', "item 0 is not a finding with file, message, path, rule, tool"),
+        (
+            '[{"file": "a", "message": 1, "path": "p", "rule": "r", "tool": "t"}]',
+            "item 0 has a value that is not a string",
+        ),
+    ],
+    ids=["empty", "not an array", "missing keys", "wrong type"],
+)
+def test_a_lint_cache_entry_of_the_wrong_shape_is_named_with_its_reason_and_relinted(
+    tmp_path, monkeypatch, capsys, content, reason
+):
+    monkeypatch.chdir(tmp_path)
+    cache = LintCache(tmp_path / "cfn-lint")
+    cache.cfn_lint(SNS_TEMPLATE, ["eu-west-1"], file="a.json")
+    (entry,) = (tmp_path / "cfn-lint").iterdir()
+    good = entry.read_text()
+    entry.write_text(content)
+    assert [f.rule for f in cache.cfn_lint(SNS_TEMPLATE, ["eu-west-1"], file="a.json")] == ["W2001"]
+    assert capsys.readouterr().err == (
+        f"warning: cfn-lint/{entry.name} is not a valid cache entry ({reason}); recomputing it\n"
+    )
+    assert entry.read_text() == good
+
+
+def test_a_lint_cache_that_cannot_be_written_is_warned_about_once_and_linting_goes_on(tmp_path, monkeypatch, capsys):
+    """A file where the cache directory should be: what a read-only cache looks like to root, whom chmod
+    does not stop."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cfn-lint").write_text("")
+    cache = LintCache(tmp_path / "cfn-lint")
+    assert [f.rule for f in cache.cfn_lint(SNS_TEMPLATE, ["eu-west-1"], file="a.json")] == ["W2001"]
+    assert [f.rule for f in cache.cfn_lint(SNS_TEMPLATE, ["eu-west-1", "us-east-1"], file="a.json")] == ["W2001"]
+    assert (cache.misses, cache.hits) == (2, 0)
+    assert capsys.readouterr().err == (
+        "warning: cannot write to the cache cfn-lint/ (cfn-lint is a file, not a directory); "
+        "carrying on without caching\n"
+    )

@@ -371,3 +371,66 @@ def test_a_template_without_lookups_resolves_to_nothing(tmp_path):
 )
 def test_engine_versions_compare_as_numbers_within_their_major(engine, version, major, key):
     assert engine_version_key(engine, version, major) == key
+
+
+def test_a_corrupt_lookup_cache_entry_is_a_miss_warned_once_and_overwritten(rds, tmp_path, monkeypatch, capsys):
+    """The emulator lacks DescribeDBEngineVersions, hence the Stubber."""
+    monkeypatch.chdir(tmp_path)
+    rds.answer(_versions("8.0.mysql_aurora.3.08.0"))
+    _resolve(rds, tmp_path / "lookups")
+    (entry,) = (tmp_path / "lookups").iterdir()
+    entry.write_text('{"value": "8.0.mysql')  # cut short
+    rds.answer(_versions("8.0.mysql_aurora.3.09.0"))
+    result = _resolve(rds, tmp_path / "lookups")["DbEngineVersion"]
+    assert (result.value, result.source) == ("8.0.mysql_aurora.3.09.0", "aws")
+    assert capsys.readouterr().err == (
+        f"warning: lookups/{entry.name} is not a valid cache entry "
+        "(Unterminated string starting at: line 1 column 11); recomputing it\n"
+    )
+    assert json.loads(entry.read_text())["value"] == "8.0.mysql_aurora.3.09.0"
+    assert _resolve(rds, tmp_path / "lookups")["DbEngineVersion"].source == "cache"
+    assert capsys.readouterr().err == ""
+
+
+WRONG_SHAPES = {
+    "no timestamp": ('{"value": 3}', "no 'looked_up_at'"),
+    "not a timestamp": (
+        '{"looked_up_at": "yesterday", "value": "x"}',
+        "'looked_up_at' is not a timestamp: 'yesterday'",
+    ),
+    "no time zone": (
+        '{"looked_up_at": "2025-03-01T11:00:00", "value": "x"}',
+        "'looked_up_at' has no time zone: '2025-03-01T11:00:00'",
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", WRONG_SHAPES, ids=list(WRONG_SHAPES))
+def test_a_lookup_cache_entry_of_the_wrong_shape_names_what_is_wrong(rds, tmp_path, monkeypatch, capsys, shape):
+    """The emulator lacks DescribeDBEngineVersions, hence the Stubber."""
+    monkeypatch.chdir(tmp_path)
+    content, reason = WRONG_SHAPES[shape]
+    rds.answer(_versions("8.0.mysql_aurora.3.08.0"))
+    _resolve(rds, tmp_path / "lookups")
+    (entry,) = (tmp_path / "lookups").iterdir()
+    entry.write_text(content)
+    rds.answer(_versions("8.0.mysql_aurora.3.09.0"))
+    assert _resolve(rds, tmp_path / "lookups")["DbEngineVersion"].source == "aws"
+    assert capsys.readouterr().err == (
+        f"warning: lookups/{entry.name} is not a valid cache entry ({reason}); recomputing it\n"
+    )
+
+
+def test_a_lookup_cache_that_cannot_be_written_is_warned_about_and_the_answer_still_used(
+    rds, tmp_path, monkeypatch, capsys
+):
+    """A file where the cache directory should be (the tests run as root, whom a read-only mode does not stop)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lookups").write_text("")
+    rds.answer(_versions("8.0.mysql_aurora.3.08.0"))
+    result = _resolve(rds, tmp_path / "lookups")["DbEngineVersion"]
+    assert (result.value, result.source) == ("8.0.mysql_aurora.3.08.0", "aws")
+    assert capsys.readouterr().err == (
+        "warning: cannot write to the cache lookups/ (lookups is a file, not a directory); "
+        "carrying on without caching\n"
+    )

@@ -180,3 +180,62 @@ def test_editing_another_environments_config_leaves_the_record_holding(built):
     _append(prod, "# edited\n")
     assert verified(root, "dev") is not None
     assert verified(root, "prod") is None
+
+
+DAMAGED_RECORDS = {
+    "not JSON": ("{", "Expecting property name enclosed in double quotes: line 1 column 2"),
+    "not an object": ("[]", "an array, not an object"),
+    "no format": ("{}", "no 'format'"),
+    "no inputs": ('{"format": 1}', "no 'root'"),
+    "a stack that is not one": (None, "stacks item 0: no 'sha256'"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGED_RECORDS, ids=list(DAMAGED_RECORDS))
+def test_a_damaged_build_record_is_no_record_warned_once_and_the_next_build_writes_it_again(
+    built, monkeypatch, capsys, damage
+):
+    root, _ = built
+    monkeypatch.chdir(root)
+    record = record_path(root, "dev")
+    content, reason = DAMAGED_RECORDS[damage]
+    if content is None:
+        data = json.loads(record.read_text())
+        del data["stacks"][0]["sha256"]
+        content = json.dumps(data)
+    record.write_text(content)
+    assert verified(root, "dev") is None
+    assert verified(root, "dev") is None
+    assert capsys.readouterr().err == (
+        f"warning: .cfnbuild-cache/build/dev.json is not a valid cache entry ({reason}); recomputing it\n"
+    )
+    _build(root)
+    assert verified(root, "dev") is not None
+
+
+def test_a_record_another_version_wrote_is_no_record_and_no_warning(built, capsys):
+    root, _ = built
+    record_path(root, "dev").write_text('{"format": 0, "stacks": "another layout"}')
+    assert verified(root, "dev") is None
+    assert capsys.readouterr().err == ""
+
+
+def test_a_build_whose_record_cannot_be_written_warns_once_and_succeeds(built):
+    """A file where the records' directory should be: what a read-only cache is to root, whom chmod does not stop."""
+    root, _ = built
+    shutil.rmtree(root / ".cfnbuild-cache/build")
+    (root / ".cfnbuild-cache/build").write_text("")
+    result = subprocess.run(
+        [sys.executable, "-m", "cfnbuild", "--project", str(root), "build", "--env", "dev"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=root,
+    )
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: cannot write to the cache .cfnbuild-cache/build/ (.cfnbuild-cache/build is a file, not a "
+        "directory); carrying on without caching"
+    ]
+    assert verified(root, "dev") is None  # no record: a deploy renders and compares

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from cfnbuild.deploy.artifacts import BuiltArtifact, UploadOnBucketReady, build, recorded_artifacts, upload
+from cfnbuild.deploy.artifacts import (
+    RECORD_NAME,
+    BuiltArtifact,
+    UploadOnBucketReady,
+    build,
+    recorded_artifacts,
+    upload,
+)
 from cfnbuild.deploy.events import make_reporter
 from cfnbuild.errors import UsageError
 
@@ -124,3 +131,40 @@ def test_the_staging_bucket_expires_staged_templates_but_keeps_releases(emulator
     rules = emulator.client("s3").get_bucket_lifecycle_configuration(Bucket=staging.name)["Rules"]
     expiring = [rule["Filter"].get("Prefix", "") for rule in rules if "Expiration" in rule]
     assert expiring == ["templates/"]  # releases/ (the instances' artifacts) never expire
+
+
+def test_a_corrupt_artifact_record_is_a_miss_warned_once_and_overwritten(app_sources, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    template = json.loads((ROOT / "output/dev/webapp.json").read_text())
+    project, cache = app_sources, tmp_path / "cache"
+    (first,) = build(template, project_root=project, cache_dir=cache, skip=set())
+    record = cache / "AppArtifactKey" / RECORD_NAME
+    record.write_text('{"key": ')  # cut short
+    (again,) = build(template, project_root=project, cache_dir=cache, skip=set())
+    assert again.key == first.key
+    assert capsys.readouterr().err == (
+        f"warning: cache/AppArtifactKey/{RECORD_NAME} is not a valid cache entry "
+        "(Expecting value: line 1 column 9); recomputing it\n"
+    )
+    assert json.loads(record.read_text())["key"] == first.key  # overwritten with a good record
+    built_at = again.path.stat().st_mtime_ns
+    (third,) = build(template, project_root=project, cache_dir=cache, skip=set())
+    assert third.path.stat().st_mtime_ns == built_at  # the new record vouches for it
+    assert capsys.readouterr().err == ""
+
+
+def test_an_artifact_record_of_the_wrong_shape_names_what_is_wrong(app_sources, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    template = json.loads((ROOT / "output/dev/webapp.json").read_text())
+    project, cache = app_sources, tmp_path / "cache"
+    build(template, project_root=project, cache_dir=cache, skip=set())
+    record = cache / "AppArtifactKey" / RECORD_NAME
+    data = json.loads(record.read_text())
+    data["sha256"] = None
+    record.write_text(json.dumps(data))
+    build(template, project_root=project, cache_dir=cache, skip=set())
+    assert capsys.readouterr().err == (
+        f"warning: cache/AppArtifactKey/{RECORD_NAME} is not a valid cache entry "
+        "('sha256' is null, not a string); recomputing it\n"
+    )
+    assert isinstance(json.loads(record.read_text())["sha256"], str)
