@@ -80,7 +80,7 @@ from cfnbuild.deploy.engine import (
 )
 from cfnbuild.deploy.staging import EXPIRY_DAYS, StagingBucket
 from cfnbuild.errors import CheckFailed, UsageError
-from cfnbuild.files import write_atomic
+from cfnbuild.files import os_reason, read_json, write_atomic
 from cfnbuild.grants import (
     ProvisioningActions,
     ServiceRole,
@@ -602,7 +602,9 @@ class History:
             data = json.loads(path.read_text(encoding="utf-8"))
             versions = tuple(Version(**item) for item in data["versions"])
             return cls(str(data["environment"]), str(data["stack"]), versions)
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        except OSError as exc:
+            raise CatalogError(f"cannot read {rel}: {os_reason(exc)}; restore it from version control") from None
+        except (ValueError, KeyError, TypeError) as exc:  # ValueError: not JSON, or not UTF-8
             raise CatalogError(
                 f"{rel} is not a versions file cfnbuild wrote ({exc}); restore it from version control"
             ) from None
@@ -888,14 +890,14 @@ def read_stack_template(project: Project, environment: str, stack: str) -> tuple
     """The template ``build`` wrote for ``stack``; refused when missing or stale, as ``deploy`` refuses it."""
     path = project.template_path(environment, stack)
     rel = _rel(project, path)
-    if not path.is_file():
-        raise UsageError(f"{rel} does not exist; run 'cfnbuild build --env {environment}' first")
+    # Read first: a damaged template is named with where it is damaged, not just called stale.
+    template = read_json(path, root=project.root, environment=environment)
     rendered = [r for r in render(project, [environment]) if r.stack == stack]
     if any(problem.startswith(rel + ":") for problem in stale_files(project, rendered)):
         raise UsageError(
             f"{rel} is stale; run 'cfnbuild build --env {environment}' and review the diff before exporting"
         )
-    return json.loads(path.read_text(encoding="utf-8")), rel
+    return template, rel
 
 
 def describe_version(template: Mapping[str, Any], environment: str) -> str:

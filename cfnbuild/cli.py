@@ -22,6 +22,7 @@ from rich.table import Table
 
 from cfnbuild.app import Project, load_project
 from cfnbuild.errors import CfnbuildError, CheckFailed, UsageError
+from cfnbuild.files import read_json, read_json_text
 from cfnbuild.graph import critical_path, to_dot
 from cfnbuild.writer import Rendered, record_rendered, remove_orphans, render, stale_files, write_atomic
 
@@ -214,19 +215,8 @@ def lint_command(ctx: click.Context, env: str | None, all_envs: bool, no_checkov
     for environment, config in configs.items():
         for spec in project.app.stacks:
             path = project.template_path(environment, spec.name)
-            if not path.is_file():
-                raise UsageError(
-                    f"{_rel(project, path)} does not exist; run 'cfnbuild build --env {environment}' first"
-                )
-            rendered.append(
-                Rendered(
-                    environment,
-                    spec.name,
-                    path,
-                    path.read_text(encoding="utf-8"),
-                    tuple(config.regions),
-                )
-            )
+            text, _ = read_json_text(path, root=project.root, environment=environment)
+            rendered.append(Rendered(environment, spec.name, path, text, tuple(config.regions)))
     with err.status(f"cfn-lint over {len(rendered)} template(s)…"):
         findings, _ = _lint_rendered(project, rendered)
     if not no_checkov:
@@ -284,9 +274,7 @@ def graph(ctx: click.Context, env: str, dot: bool) -> None:
     _environments(project, env)
     for spec in project.app.stacks:
         path = project.template_path(env, spec.name)
-        if not path.is_file():
-            raise UsageError(f"{_rel(project, path)} does not exist; run 'cfnbuild build --env {env}' first")
-        template = json.loads(path.read_text(encoding="utf-8"))
+        template = read_json(path, root=project.root, environment=env)
         if dot:
             out.print(to_dot(template, name=f"{env}_{spec.name}"), markup=False)
             continue

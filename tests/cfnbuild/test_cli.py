@@ -13,7 +13,7 @@ import pytest
 from cfnbuild.cli import main
 
 
-def run(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run(project: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200"}
     return subprocess.run(
         [sys.executable, "-m", "cfnbuild", "--project", str(project), *args],
@@ -21,6 +21,7 @@ def run(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         env=env,
         check=False,
+        cwd=cwd,
     )
 
 
@@ -133,3 +134,73 @@ def test_console_script_equals_python_m(project_dir):
     )
     assert result.returncode == 0, result.stderr
     assert "webapp" in result.stdout
+
+
+def test_a_corrupt_lint_cache_entry_is_warned_about_once_and_the_build_heals_it(project_dir):
+    assert run(project_dir, "build", "--env", "dev").returncode == 0
+    (entry,) = (project_dir / ".cfnbuild-cache/cfn-lint").iterdir()
+    entry.write_text("")
+    result = run(project_dir, "build", "--env", "dev", cwd=project_dir)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"warning: .cfnbuild-cache/cfn-lint/{entry.name} is not a valid cache entry "
+        "(Expecting value: line 1 column 1); recomputing it"
+    ]
+    assert "0 written, 1 unchanged; cfn-lint 0 matches (0 cached)" in result.stdout
+    assert json.loads(entry.read_text()) == []  # overwritten with a good entry
+
+
+def test_build_where_a_file_stands_in_place_of_the_environments_directory_is_one_line_naming_it(project_dir):
+    (project_dir / "output").mkdir()
+    (project_dir / "output/dev").write_text("kept\n")
+    result = run(project_dir, "build", "--env", "dev", cwd=project_dir)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: cannot write output/dev/webapp.json: output/dev is a file, not a directory; "
+        "move it away and run again (nothing was written)"
+    ]
+    assert (project_dir / "output/dev").read_text() == "kept\n"
+    assert sorted(p.name for p in (project_dir / "output").iterdir()) == ["dev"]
+
+
+def test_build_on_a_full_disk_is_one_line_and_keeps_the_old_template_with_no_temp_file(
+    project_dir, monkeypatch, capsys
+):
+    """In-process, so that the disk holding output/ can be made full (see full_disk_under)."""
+    from tests.cfnbuild.test_files import full_disk_under
+
+    monkeypatch.chdir(project_dir)
+    old = project_dir / "output/dev/webapp.json"
+    old.parent.mkdir(parents=True)
+    old.write_text('{"old": true}\n')
+    full_disk_under(project_dir / "output", monkeypatch)
+    with pytest.raises(SystemExit) as exited:
+        main(["--project", str(project_dir), "build", "--env", "dev"])
+    assert exited.value.code == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "error: cannot write output/dev/webapp.json: [Errno 28] No space left on device; "
+        "free some space and run again (the old file is unchanged)"
+    ]
+    assert old.read_text() == '{"old": true}\n'
+    assert sorted(p.name for p in old.parent.iterdir()) == ["webapp.json"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("graph", "--env", "dev"),
+        ("lint", "--env", "dev", "--no-checkov"),
+        ("export", "--service-catalog", "--env", "dev"),
+    ],
+    ids=["graph", "lint", "export"],
+)
+def test_a_truncated_template_is_one_line_naming_its_line_and_column_and_saying_to_build(project_dir, command):
+    template = project_dir / "output/dev/webapp.json"
+    template.parent.mkdir(parents=True)
+    template.write_text('{\n  "Resources": {\n    "Topic": {"Type": "AWS::SNS::Topic"\n')  # cut short
+    result = run(project_dir, *command)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: output/dev/webapp.json: not valid JSON at line 4 column 1 (Expecting ',' delimiter); "
+        "run 'cfnbuild build --env dev' to write it again"
+    ]
