@@ -34,11 +34,35 @@ ConfigT = TypeVar("ConfigT", bound="EnvironmentConfig")
 
 @dataclass(frozen=True)
 class StackSpec(Generic[ConfigT]):
-    """One stack of a project: its short name and the function that builds it from a config."""
+    """One stack of a project: its short name and the function that builds it from a config.
+
+    ``build`` is wrapped so that a failure while it runs (a blueprint's refused inputs, a
+    troposphere check) is one line naming the environment and the stack: whoever builds the
+    stack, the CLI or a test, gets the same error (see :func:`cfnbuild.stack.building`).
+    """
 
     name: str
     build: Callable[[ConfigT], Stack]
     description: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.build, _Placed):
+            object.__setattr__(self, "build", _Placed(self.name, self.build))
+
+
+@dataclass(frozen=True)
+class _Placed(Generic[ConfigT]):
+    """A stack function whose expected failures name the environment and the stack."""
+
+    name: str
+    function: Callable[[ConfigT], Stack]
+
+    def __call__(self, config: ConfigT) -> Stack:
+        # Loaded here, not with this module: a deploy of a built template builds no stack.
+        from cfnbuild.stack import building  # noqa: PLC0415
+
+        with building(config.environment, self.name):
+            return self.function(config)
 
 
 @dataclass(frozen=True)

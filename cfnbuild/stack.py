@@ -3,19 +3,26 @@
 The stack owns every logical ID. Resources, parameters and mappings share one namespace;
 conditions, rules and outputs each have their own, as in CloudFormation. A second claim on an ID
 is an error that names both claimants. Rendering applies the standard tags, then sorts keys, so
-the same inputs give byte-identical JSON on every machine.
+the same inputs give byte-identical JSON on every machine. An expected failure while a stack is
+built or rendered is one line naming the environment, the stack and the part at fault (see
+:func:`building`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
-from collections.abc import Callable, Mapping
+import re
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import TracebackType
 from typing import Any, TypeVar
 
-from troposphere import AWSHelperFn, AWSObject, Export, Output, Parameter, Template
+from troposphere import AWSHelperFn, AWSObject, BaseAWSObject, Export, Output, Parameter, Template
 
-from cfnbuild.errors import InputError, LogicalIdClash
+from cfnbuild.errors import CfnbuildError, ConfigError, InputError, LogicalIdClash, UsageError
 from cfnbuild.naming import export_name
 from cfnbuild.stateful import METADATA_KEY, retention_policy
 from cfnbuild.tags import apply_tags, standard_tags
@@ -60,7 +67,7 @@ class Stack:
         key = (_NAMESPACES[kind], logical_id)
         if key in self._owners:
             raise LogicalIdClash(
-                f"logical ID {logical_id!r} is claimed twice in stack {self.name!r}: "
+                f"logical ID {logical_id!r} is claimed twice: "
                 f"by {self._owners[key]} and by {owner} ({kind}); give one of them another "
                 "name or prefix"
             )
@@ -188,10 +195,15 @@ class Stack:
         self._before_render.append(hook)
 
     def to_dict(self) -> dict[str, Any]:
-        """The rendered template: every hook run, every taggable resource tagged."""
-        for hook in self._before_render:
-            hook()
-        rendered: dict[str, Any] = copy.deepcopy(self.template.to_dict())
+        """The rendered template: every hook run, every taggable resource tagged.
+
+        troposphere checks required properties only now: a failure names the environment, the
+        stack and the resource (see :func:`building`).
+        """
+        with building(self.environment, self.name, owners=self._owners):
+            for hook in self._before_render:
+                hook()
+            rendered: dict[str, Any] = copy.deepcopy(self.template.to_dict())
         for resource in rendered.get("Resources", {}).values():
             properties = resource.setdefault("Properties", {})
             apply_tags(resource["Type"], properties, self.tags)
@@ -202,3 +214,150 @@ class Stack:
     def to_json(self) -> str:
         """Deterministic JSON: sorted keys, two-space indent, ASCII only, one trailing newline."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=True) + "\n"
+
+
+class BuildError(UsageError):
+    """A stack could not be built for an environment: each line names both, then the part at fault and the fix."""
+
+    def __init__(self, environment: str, stack: str, problems: Sequence[str], *, exit_code: int = 2) -> None:
+        self.environment, self.stack, self.problems = environment, stack, list(problems)
+        self.exit_code = exit_code
+        super().__init__("\n".join(f"{environment}: stack {stack}: {problem}" for problem in problems))
+
+
+# The exception types troposphere's property checks raise; raised by any other code they are bugs.
+_TROPOSPHERE_ERRORS = (ValueError, TypeError, KeyError)
+# What troposphere writes to stderr before re-raising a property validator's exception.
+_VALIDATOR_NOTE = re.compile(r"^<class '[\w.]+'>: \S* function validator '\w+' threw exception:$")
+
+
+@contextlib.contextmanager
+def building(environment: str, stack: str, *, owners: Mapping[tuple[str, str], str] | None = None) -> Iterator[None]:
+    """Name the environment and the stack in an expected failure of building or rendering ``stack``.
+
+    cfnbuild's own errors (a blueprint's refused inputs, a logical ID clash) and troposphere's
+    property checks (ValueError, TypeError or KeyError raised inside troposphere) become one
+    :class:`BuildError` line each, naming the blueprint, the resource and the property it can find;
+    ``owners`` maps ``(namespace, logical ID)`` to the blueprint that claimed it. Anything else
+    (an AttributeError in a blueprint, a TypeError of its own) is a bug and keeps its traceback.
+    A :class:`~cfnbuild.errors.ConfigError` already names its file and passes unchanged.
+    """
+    # troposphere prints a line of its own when a property validator fails; the error line says
+    # it all, so the note is dropped from what is passed on, and the rest written unchanged.
+    captured = io.StringIO()
+    translated = False
+    try:
+        with contextlib.redirect_stderr(captured):
+            yield
+    except (BuildError, ConfigError):
+        raise
+    except CfnbuildError as exc:
+        translated = True
+        raise BuildError(environment, stack, str(exc).splitlines(), exit_code=exc.exit_code) from exc
+    except _TROPOSPHERE_ERRORS as exc:
+        if not _raised_by_troposphere(exc.__traceback__):
+            raise
+        translated = True
+        raise BuildError(environment, stack, [_explain_troposphere(exc, owners or {})]) from exc
+    finally:
+        lines = captured.getvalue().splitlines(keepends=True)
+        sys.stderr.write("".join(line for line in lines if not (translated and _VALIDATOR_NOTE.match(line.strip()))))
+
+
+def _frames(tb: TracebackType | None) -> list[tuple[str, str, dict[str, Any]]]:
+    """(module, function, locals) of each frame of ``tb``, innermost first."""
+    frames = []
+    while tb is not None:
+        frame = tb.tb_frame
+        frames.append((str(frame.f_globals.get("__name__", "")), frame.f_code.co_name, frame.f_locals))
+        tb = tb.tb_next
+    return frames[::-1]
+
+
+def _is_troposphere(module: str) -> bool:
+    return module == "troposphere" or module.startswith("troposphere.")
+
+
+def _raised_by_troposphere(tb: TracebackType | None) -> bool:
+    """Whether troposphere's code raised the error: the innermost frame outside the standard library is its."""
+    # A troposphere check may fail inside json or re; a blueprint's own int("x") has no frame of
+    # troposphere's at all and stays a bug.
+    for module, _, _ in _frames(tb):
+        if module.partition(".")[0] not in sys.stdlib_module_names:
+            return _is_troposphere(module)
+    return False
+
+
+def _explain_troposphere(exc: BaseException, owners: Mapping[tuple[str, str], str]) -> str:
+    """One line for a troposphere check that failed: blueprint, resource, property, problem and fix."""
+    frames = _frames(exc.__traceback__)
+    objects = [f[2]["self"] for f in frames if _is_troposphere(f[0]) and isinstance(f[2].get("self"), BaseAWSObject)]
+    inner = objects[0] if objects else None
+    titled = next((obj for obj in objects if getattr(obj, "title", None)), None)
+    owner = _blueprint(frames) or (owners.get(("resource", titled.title), "") if titled is not None else "")
+    where = [owner] if owner else []
+    if titled is not None:
+        where.append(_describe(titled))
+    if inner is not None and inner is not titled:
+        where.append(f"in {_describe(inner)}")
+    problem, fix = _problem(exc, frames, maker=owner or "the stack function")
+    return ": ".join([*where, f"{problem}; {fix}"])
+
+
+def _blueprint(frames: list[tuple[str, str, dict[str, Any]]]) -> str:
+    """How errors name the innermost blueprint that was building, if one was."""
+    from cfnbuild.blueprint import Blueprint  # noqa: PLC0415  (cfnbuild.blueprint imports this module)
+
+    return next((f[2]["self"].owner for f in frames if isinstance(f[2].get("self"), Blueprint)), "")
+
+
+def _describe(obj: BaseAWSObject) -> str:
+    resource_type = getattr(obj, "resource_type", None)
+    title = getattr(obj, "title", None)
+    if resource_type and title:
+        return f"resource {title} ({resource_type})"
+    kind = type(obj).__module__.removeprefix("troposphere").lstrip(".")
+    name = f"{kind}.{type(obj).__name__}" if kind else type(obj).__name__
+    return f"{name} {title}" if title else name
+
+
+def _problem(exc: BaseException, frames: list[tuple[str, str, dict[str, Any]]], *, maker: str) -> tuple[str, str]:
+    """(problem, fix) of a troposphere error, read from the frame of the check that failed."""
+    message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    for module, function, local in frames:
+        if not _is_troposphere(module):
+            continue
+        if function == "_raise_type":
+            prop, expected = local.get("name"), _type_words(local.get("expected_type"))
+            got = _value_words(local.get("value"))
+            return f"{prop} is {got}, expected {expected}", f"give {prop} a value of type {expected}"
+        if function == "_validate_props":
+            prop = local.get("k")
+            return f"required property {prop} is not set", f"set {prop} where {maker} makes it"
+        if function == "validate_title":
+            title = getattr(local.get("self"), "title", None)
+            return f"logical ID {title!r} is not alphanumeric", "use letters and digits only, as self.lid() makes"
+        if function == "__setattr__" and "name" in local:
+            prop = local["name"]
+            validator = getattr(local.get("expected_type"), "__name__", "property")
+            reason = message or f"troposphere's {validator} check refuses it"
+            return (
+                f"{prop} is {_value_words(local.get('value'))}: {reason}",
+                f"change the {prop} {maker} sets (or the input it comes from)",
+            )
+    return message or type(exc).__name__, f"change what {maker} passes to troposphere"
+
+
+def _type_words(expected: Any) -> str:
+    if isinstance(expected, list):
+        return "list of " + " or ".join(_type_words(item) for item in expected)
+    if isinstance(expected, tuple):
+        return " or ".join(_type_words(item) for item in expected)
+    return str(getattr(expected, "__name__", expected))
+
+
+def _value_words(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
