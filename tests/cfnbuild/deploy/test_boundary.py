@@ -129,3 +129,81 @@ def test_every_command_answers_every_fault_with_one_line_and_its_exit_code(built
     assert took < SECONDS, f"{command} took {took:.1f}s to answer {fault}"
     if fault in KIND:
         assert proxy.injected_kinds(), "the command never reached the endpoint"
+
+
+def _run(project: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cfnbuild", "--project", str(project), *args],
+        capture_output=True,
+        text=True,
+        env=_environment(tmp_path, credentials=True),
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ["deploy", "--region", "eu-west-2"],
+            "error: --region: eu-west-2 not in config/dev.toml regions (eu-west-1), the regions the template is "
+            "linted for; add it there, run 'cfnbuild build', and deploy again",
+        ),
+        (
+            ["deploy", "--region", "eu-wset-1"],
+            "error: --region eu-wset-1: not an AWS region; did you mean eu-west-1?",
+        ),
+        (
+            ["deploy", "--regions", "eu-west-1,eu-central-1"],
+            "error: --regions: eu-central-1 not in config/dev.toml regions (eu-west-1), the regions the template is "
+            "linted for; add it there, run 'cfnbuild build', and deploy again",
+        ),
+        (
+            ["deploy", "--allow-replace", "NoSuchResource"],
+            "error: --allow-replace NoSuchResource: not a stateful resource of output/dev/webapp.json; it has: "
+            "AppLogGroup, AssetsBucket, BootstrapLogGroup, DbCluster, DbSecret, FlowLogGroup, LogBucket, LogsKey, "
+            "NginxAccessLogGroup, NginxErrorLogGroup",
+        ),
+        (
+            ["deploy", "--max-parallel", "3"],
+            "error: --max-parallel applies to a deploy to several regions; give --regions R1,R2 with it",
+        ),
+        (
+            ["deploy", "--continue-on-error"],
+            "error: --continue-on-error applies to a deploy to several regions; give --regions R1,R2 with it",
+        ),
+        (
+            ["status", "--endpoint-url", "not-a-url"],
+            "error: --endpoint-url 'not-a-url' is not a URL; give one like http://localhost:4566",
+        ),
+    ],
+    ids=["region not linted", "region misspelt", "regions not linted", "allow-replace", "max-parallel", "continue",
+         "endpoint-url"],
+)  # fmt: skip
+def test_a_bad_target_flag_is_refused_before_any_aws_call(built, proxy, tmp_path, args, line):
+    proxy.arm([])
+    if "--endpoint-url" not in args:
+        args = [*args, "--endpoint-url", proxy.endpoint_url]
+    result = _run(built, tmp_path, *args)
+    assert result.stderr.strip().splitlines() == [line]
+    assert result.returncode == 2
+    assert proxy.counts() == {}  # nothing reached the endpoint
+
+
+def test_a_region_that_is_not_linted_is_refused_under_local_before_the_emulator_starts(built, tmp_path):
+    result = _run(built, tmp_path, "deploy", "--local", "--region", "mars-1")
+    assert result.stderr.strip().splitlines() == [
+        "error: --region mars-1: not an AWS region; write region codes like eu-west-1"
+    ]
+    assert result.returncode == 2
+
+
+def test_debug_shows_the_traceback_and_keeps_the_exit_code(built, proxy, tmp_path):
+    proxy.arm([Fault(ANY, "denied", on=EVERY)])
+    result = _run(built, tmp_path, "--debug", "status", "--endpoint-url", proxy.endpoint_url)
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "botocore.exceptions.ClientError: An error occurred (AccessDenied)" in result.stderr
+    assert result.returncode == 1
