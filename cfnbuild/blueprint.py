@@ -37,7 +37,7 @@ from typing import Any, Generic, TypeVar
 from troposphere import AWSHelperFn, AWSObject, Output, Parameter
 
 from cfnbuild.errors import InputError
-from cfnbuild.inputs import describe_inputs
+from cfnbuild.inputs import describe_inputs, input_problems
 from cfnbuild.naming import logical_id
 from cfnbuild.stack import Stack
 
@@ -59,6 +59,10 @@ class Blueprint(ABC, Generic[InputsT]):
         self.stack = stack
         self.inputs = inputs
         self.prefix = prefix
+        # Refused here, where the fix is plain, rather than deep in build() or in troposphere.
+        problems = input_problems(inputs)
+        if problems:
+            raise InputError("\n".join(f"{self._name} input {p.path!r}: {p}" for p in problems))
         self.validate()
         self.build()
 
@@ -67,6 +71,11 @@ class Blueprint(ABC, Generic[InputsT]):
         """How errors name this blueprint."""
         label = f"{self.prefix} " if self.prefix else ""
         return f"blueprint {label}{type(self).__name__}"
+
+    @property
+    def _name(self) -> str:
+        """How an input error names this blueprint: its class, and its prefix when it has one."""
+        return f"{type(self).__name__} (prefix {self.prefix})" if self.prefix else type(self).__name__
 
     def validate(self) -> None:
         """Reject inputs the blueprint cannot build; raise :meth:`invalid`. Default: accept."""
@@ -77,7 +86,7 @@ class Blueprint(ABC, Generic[InputsT]):
 
     def invalid(self, field: str, problem: str) -> InputError:
         """An error naming this blueprint's input ``field``, to ``raise`` from :meth:`validate`."""
-        return InputError(f"{type(self).__name__} input {field!r}: {problem}")
+        return InputError(f"{self._name} input {field!r}: {problem}")
 
     def lid(self, *parts: str | int) -> str:
         """A logical ID for this blueprint: its prefix plus ``parts`` in CamelCase."""
