@@ -75,7 +75,10 @@ class ComputeConfig(Section):
     """``[compute]``: the Auto Scaling group of app servers."""
 
     instance_type: str = Field(
-        default="t3.small", pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$", description="EC2 instance type."
+        default="t3.small",
+        pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$",
+        examples=["t3.small"],
+        description="EC2 instance type.",
     )
     min_size: int = Field(default=2, ge=0, le=100, description="Fewest instances.")
     max_size: int = Field(default=4, ge=1, le=100, description="Most instances.")
@@ -107,7 +110,10 @@ class DatabaseConfig(Section):
     """``[database]``: the Aurora MySQL cluster."""
 
     instance_class: str = Field(
-        default="db.t4g.medium", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$", description="DB instance class."
+        default="db.t4g.medium",
+        pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$",
+        examples=["db.t4g.medium"],
+        description="DB instance class.",
     )
     reader_count: int = Field(default=1, ge=0, le=15, description="Reader instances besides the writer.")
     backup_retention_days: int = Field(default=7, ge=1, le=35, description="Days automated backups are kept.")
@@ -130,7 +136,10 @@ class DnsConfig(Section):
 
     domain: DomainName | None = Field(default=None, description="The app's domain, e.g. app.example.com.")
     hosted_zone_id: str | None = Field(
-        default=None, pattern=r"^Z[A-Z0-9]{1,31}$", description="The Route 53 hosted zone that holds the domain."
+        default=None,
+        pattern=r"^Z[A-Z0-9]{1,31}$",
+        examples=["Z0123456789ABCDEFGHIJ"],
+        description="The Route 53 hosted zone that holds the domain.",
     )
 
     @model_validator(mode="after")

@@ -56,7 +56,7 @@ def test_good_file_loads_with_environment_from_file_name(tmp_path):
             "wrong type",
             GOOD.replace("az_count = 2", 'az_count = "2"'),
             "network.az_count",
-            "expected an integer, got '2'; write an integer",
+            "expected an integer, got the string '2'; write 2 without quotes",
         ),
         (
             "malformed CIDR",
@@ -116,13 +116,13 @@ def test_good_file_loads_with_environment_from_file_name(tmp_path):
             "no region",
             GOOD.replace('["eu-west-1"]', "[]"),
             "regions",
-            "List should have at least 1 item",
+            "is empty; give at least 1 item",
         ),
         (
             "bad NAT mode",
             GOOD + 'nat_mode = "many"\n',
             "network.nat_mode",
-            "Input should be 'single' or 'per-az'",
+            "is 'many'; use 'single' or 'per-az'",
         ),
         (
             "bad retention",
@@ -134,7 +134,7 @@ def test_good_file_loads_with_environment_from_file_name(tmp_path):
             "missing key",
             GOOD.replace('project = "webapp"\n', ""),
             "project",
-            "required key is missing; add it",
+            "required key is missing; add it (Short project name, used in tags)",
         ),
         (
             "environment key set by hand",
@@ -158,7 +158,7 @@ def test_good_file_loads_with_environment_from_file_name(tmp_path):
             "grace period too short for a cold start",
             GOOD + "[compute]\nhealth_check_grace_seconds = 60\n",
             "compute.health_check_grace_seconds",
-            "Input should be greater than or equal to 300",
+            "is 60; use 300 to 3600",
         ),
         (
             "malformed e-mail",
@@ -182,19 +182,73 @@ def test_good_file_loads_with_environment_from_file_name(tmp_path):
             "malformed hosted zone id",
             GOOD + '[dns]\ndomain = "app.example.com"\nhosted_zone_id = "zone-1"\n',
             "dns.hosted_zone_id",
-            "String should match pattern",
+            "is 'zone-1', which does not match the pattern ^Z[A-Z0-9]{1,31}$; write it like 'Z0123456789ABCDEFGHIJ'",
         ),
         (
             "unknown monitoring interval",
             GOOD + "[database]\nmonitoring_interval_seconds = 45\n",
             "database.monitoring_interval_seconds",
-            "Input should be 1, 5, 10, 15, 30 or 60",
+            "is 45; use 1, 5, 10, 15, 30 or 60",
+        ),
+        (
+            "number above the upper bound, both bounds named",
+            GOOD + "[compute]\nmax_size = 100000\n",
+            "compute.max_size",
+            "is 100000; use 1 to 100",
+        ),
+        (
+            "number below the lower bound",
+            GOOD + "[compute]\nmin_size = -1\n",
+            "compute.min_size",
+            "is -1; use 0 to 100",
+        ),
+        (
+            "boolean where an integer belongs",
+            GOOD + "[compute]\nmax_size = true\n",
+            "compute.max_size",
+            "expected an integer, got the boolean true; write a whole number (1 to 100)",
+        ),
+        (
+            "number with a decimal point",
+            GOOD + "[compute]\nmax_size = 3.0\n",
+            "compute.max_size",
+            "expected an integer, got the number 3.0; write 3, without a decimal point",
+        ),
+        (
+            "quoted boolean",
+            GOOD + '[database]\ndeletion_protection = "yes"\n',
+            "database.deletion_protection",
+            "expected true or false, got the string 'yes'; write true or false, without quotes",
+        ),
+        (
+            "quoted choice of numbers",
+            GOOD + '[database]\nmonitoring_interval_seconds = "60"\n',
+            "database.monitoring_interval_seconds",
+            "is '60'; use 1, 5, 10, 15, 30 or 60, without quotes",
+        ),
+        (
+            "a string where an array belongs",
+            GOOD.replace('["eu-west-1"]', '"eu-west-1"'),
+            "regions",
+            """expected an array, got the string 'eu-west-1'; write it in brackets: ["eu-west-1"]""",
+        ),
+        (
+            "a value where a section belongs",
+            "compute = 5\n" + GOOD,
+            "compute",
+            "expected a table, got the integer 5; write it as a [compute] table",
+        ),
+        (
+            "malformed instance type",
+            GOOD + '[compute]\ninstance_type = "large"\n',
+            "compute.instance_type",
+            "is 'large', which does not match the pattern ^[a-z][a-z0-9-]*\\.[a-z0-9]+$; write it like 't3.small'",
         ),
         (
             "bad tag value type",
             GOOD + "[tags]\nOwner = 5\n",
             "tags.Owner",
-            "expected a string in quotes, got 5",
+            'expected a string, got the integer 5; write it in quotes: "5"',
         ),
     ],
 )
@@ -204,6 +258,19 @@ def test_bad_config_names_file_key_and_fix(tmp_path, case, text, key, message):
     assert line.startswith(f"{tmp_path / 'dev.toml'}: {key}: "), f"{case}: {line}"
     assert message in line, f"{case}: {line}"
     assert error.exit_code == 2
+
+
+def test_no_message_is_left_in_pydantic_words(tmp_path):
+    text = (
+        GOOD.replace("az_count = 2", "az_count = true")
+        + 'nat_mode = 3\n[compute]\nmax_size = 0\ncpu_target_percent = 95\n[database]\nreader_count = "1"\n'
+        + "[budget]\nmonthly_limit_usd = 0\n[deploy]\ncapabilities = ['CAPABILITY_ALL']\n"
+    )
+    lines = str(_error(tmp_path, text)).splitlines()
+    assert len(lines) == 7
+    for line in lines:
+        assert "Input should" not in line, line
+        assert "as the message says" not in line, line
 
 
 def test_invalid_toml_names_the_file_and_line(tmp_path):
@@ -243,3 +310,14 @@ def test_committed_configs_are_valid():
     assert names == ["dev", "prod", "staging"]
     for name in names:
         load_config(root / f"{name}.toml", WebAppConfig)
+
+
+def test_out_of_range_value_is_one_line_through_the_cli_with_both_bounds_and_exit_code_2(project_dir, capsys):
+    from cfnbuild.cli import main
+
+    config = project_dir / "config/dev.toml"
+    config.write_text(config.read_text().replace("max_size = 2", "max_size = 100000"))
+    with pytest.raises(SystemExit) as exited:
+        main(["--project", str(project_dir), "build", "--env", "dev"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == f"error: {config}: compute.max_size: is 100000; use 1 to 100\n"
