@@ -76,7 +76,7 @@ class SecurityGroups(Blueprint[SecurityGroupsInputs]):
         """Ports must be TCP ports."""
         for field in ("app_port", "db_port"):
             port = getattr(self.inputs, field)
-            if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+            if not 1 <= port <= 65535:  # the type (int, not bool) is checked when the blueprint is made
                 raise self.invalid(field, f"is {port!r}; use a TCP port from 1 to 65535")
 
     def build(self) -> None:

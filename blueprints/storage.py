@@ -73,11 +73,11 @@ class Storage(Blueprint[StorageInputs]):
         inputs = self.inputs
         for field in ("noncurrent_version_days", "log_retention_days"):
             days = getattr(inputs, field)
-            if not isinstance(days, int) or isinstance(days, bool) or days < 1:
+            if days < 1:  # the type (int, not bool) is checked when the blueprint is made
                 raise self.invalid(field, f"is {days!r}; use a whole number of days, at least 1")
         for field in ("alb_log_prefix", "access_log_prefix"):
             prefix = getattr(inputs, field)
-            if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
+            if not _PREFIX.fullmatch(prefix):
                 raise self.invalid(
                     field,
                     f"is {prefix!r}; use path segments of letters, digits, '.', '_' and '-' "

@@ -12,6 +12,7 @@ import importlib
 import json
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -295,7 +296,11 @@ def _minutes(seconds: int) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run the CLI; expected errors become one line per problem and their exit code."""
+    """Run the CLI; expected errors become one line per problem and their exit code.
+
+    Failures of AWS calls are worded by :func:`cfnbuild.deploy.aws.explain`, the one place that
+    knows what botocore's errors mean. ``--debug`` prints the traceback and keeps the exit code.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
@@ -306,16 +311,29 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except CfnbuildError as exc:
-        if debug:
-            raise
-        for line in str(exc).splitlines():
-            err.print(f"error: {line}", markup=False)
-        sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except Exception as exc:
+        expected = exc if isinstance(exc, CfnbuildError) else _aws_error(exc)
+        if expected is None:
+            raise  # a bug: keep its traceback
+        if debug:
+            traceback.print_exception(exc)
+        else:
+            for line in str(expected).splitlines():
+                err.print(f"error: {line}", markup=False)
+        sys.exit(expected.exit_code)
     if isinstance(code, int) and code:
         sys.exit(code)  # ctx.exit(N) in a command: plan's "2 = changes"
+
+
+def _aws_error(exc: BaseException) -> CfnbuildError | None:
+    """The one-line error for a failed AWS call, or ``None`` when ``exc`` is not one."""
+    if "botocore" not in sys.modules:
+        return None  # nothing has talked to AWS (build, lint): no botocore error can exist
+    from cfnbuild.deploy.aws import explain  # noqa: PLC0415  (imports botocore, which build does not need)
+
+    return explain(exc)
 
 
 def run() -> None:

@@ -22,7 +22,15 @@ from rich.console import Console
 from rich.table import Table
 
 from cfnbuild.app import Project
-from cfnbuild.deploy.aws import Aws, Target, check_endpoint_url, error_code, error_message, explain
+from cfnbuild.deploy.aws import (
+    Aws,
+    Target,
+    check_endpoint_url,
+    error_code,
+    error_message,
+    explain,
+    is_not_implemented,
+)
 from cfnbuild.deploy.engine import Engine, Interrupted, Refused, Request
 from cfnbuild.deploy.events import make_reporter, root_cause, stack_events_since, watch
 from cfnbuild.deploy.lock import stack_lock
@@ -585,11 +593,10 @@ def drift(ctx: click.Context, /, **kwargs: Any) -> None:
         try:
             detection = cfn.detect_stack_drift(StackName=name)["StackDriftDetectionId"]
         except ClientError as exc:
-            if where.local or error_code(exc) in ("InvalidAction", "NotImplemented"):
+            if where.local or is_not_implemented(exc):
                 reason = error_message(exc) or error_code(exc)
-                raise CfnbuildError(
-                    f"the emulator has no drift-detection API ({reason}); run drift against AWS"
-                ) from None
+                who = "the emulator" if where.local else "the endpoint"
+                raise CfnbuildError(f"{who} has no drift-detection API ({reason}); run drift against AWS") from None
             raise
         while True:
             state = cfn.describe_stack_drift_detection_status(StackDriftDetectionId=detection)
@@ -668,7 +675,7 @@ def recover(ctx: click.Context, /, skip: tuple[str, ...], yes: bool, **kwargs: A
         try:
             cfn.continue_update_rollback(StackName=deployed.stack_id, ResourcesToSkip=to_skip)
         except ClientError as exc:
-            if where.local:
+            if where.local or is_not_implemented(exc):
                 raise CfnbuildError(
                     f"the emulator has no continue-rollback API ({error_message(exc) or error_code(exc)})"
                 ) from None

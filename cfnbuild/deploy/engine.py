@@ -34,7 +34,7 @@ from cfnbuild.deploy.plan import Plan, build_plan, load_plan, render_text
 from cfnbuild.deploy.policy import policy_body, same_policy, stack_policy
 from cfnbuild.deploy.staging import INLINE_TEMPLATE_LIMIT, TEMPLATES, StagingBucket
 from cfnbuild.errors import CfnbuildError, UsageError
-from cfnbuild.files import write_atomic
+from cfnbuild.files import read_json_text, write_atomic
 from cfnbuild.lookups import resolve_lookups
 from cfnbuild.record import record_path
 from cfnbuild.stateful import stateful_resources
@@ -213,12 +213,9 @@ class Engine:
         config = view.settings
         path = project.template_path(env, request.stack)
         rel = path.relative_to(project.root)
-        if not path.is_file():
-            raise UsageError(f"{rel} does not exist; run 'cfnbuild build --env {env}' first")
-        text = path.read_text(encoding="utf-8")
+        text, template = read_json_text(path, root=project.root, environment=env)
         if view.record is None or not view.record.vouches_for(request.stack, text):
             self._check_current(request, rel)
-        template: dict[str, Any] = json.loads(text)
         body = json.dumps(template, sort_keys=True, separators=(",", ":"))
         parameters, previous = self._parameters(request, template, deployed)
         built = artifacts.build(

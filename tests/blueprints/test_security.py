@@ -215,7 +215,7 @@ def test_a_prefix_lets_the_blueprint_be_used_twice():
     [
         ({"app_port": 0}, "SecurityGroups input 'app_port': is 0; use a TCP port from 1 to 65535"),
         ({"db_port": 70000}, "SecurityGroups input 'db_port': is 70000; use a TCP port from 1 to 65535"),
-        ({"app_port": True}, "SecurityGroups input 'app_port': is True; use a TCP port"),
+        ({"app_port": True}, "SecurityGroups input 'app_port': expected int, got bool True; pass a whole number"),
     ],
 )
 def test_incompatible_inputs_are_rejected_when_the_blueprint_is_made(inputs, message):
