@@ -240,6 +240,11 @@ def _where(call: Call | None) -> str:
 
 
 def _not_aws(exc: Any, call: Call | None) -> str:
+    if call and call.local:  # moto answers with an HTML error page where it lacks an API or fails inside one
+        return (
+            f"the embedded emulator could not answer {call.operation} (it lacks the API, or fails on this request); "
+            "run it on AWS"
+        )
     return (
         f"the endpoint at {_where(call)} does not speak this API: its answer is not an AWS response; "
         "check --endpoint-url"
@@ -295,14 +300,7 @@ _UNANSWERED: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], 
             "the request is invalid, so it was not sent: " + " ".join(str(exc.kwargs.get("report", exc)).split())
         ),
     ),
-    (
-        ResponseParserError,
-        1,
-        lambda exc, call: (
-            f"the endpoint at {_where(call)} does not speak this API: its answer is not an AWS "
-            "response; check --endpoint-url"
-        ),
-    ),
+    (ResponseParserError, 1, _not_aws),
     (
         SSLError,
         1,

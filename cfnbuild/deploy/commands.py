@@ -155,13 +155,20 @@ def check_regions(option: str, names: Sequence[str], configured: Sequence[str], 
 
 @contextmanager
 def engines_for(
-    ctx: click.Context, where: Where, *, lock: str | None = None, wait: bool = False, resolved: Resolved | None = None
+    ctx: click.Context,
+    where: Where,
+    *,
+    lock: str | None = None,
+    wait: bool = False,
+    resolved: Resolved | None = None,
+    regions: Sequence[str] = (),
 ) -> Iterator[Engines]:
     """Engines pointed at the target (the embedded emulator with --local, started here).
 
     ``lock`` names a command that changes the stack: it holds the stack's lock on this machine
-    (:mod:`cfnbuild.deploy.lock`) while it runs. Every failure of an AWS call inside becomes one
-    :class:`~cfnbuild.deploy.aws.AwsError` line (:func:`~cfnbuild.deploy.aws.explain`).
+    (:mod:`cfnbuild.deploy.lock`) in each of ``regions`` (default: the target's) while it runs.
+    Every failure of an AWS call inside becomes one :class:`~cfnbuild.deploy.aws.AwsError` line
+    (:func:`~cfnbuild.deploy.aws.explain`).
     """
     resolved = resolved or resolve(ctx, where)
     err: Console = ctx.obj["err"]
@@ -187,8 +194,9 @@ def engines_for(
                 )
                 engines = replace(engines, endpoint_url=emulator.endpoint_url, credentials=dict(THROWAWAY_CREDENTIALS))
             elif lock is not None:
-                target = Target(resolved.stack_name, resolved.region, where.profile, where.endpoint_url)
-                stack.enter_context(stack_lock(target, lock, wait=wait, say=lambda t: err.print(t, markup=False)))
+                for region in regions or [resolved.region]:
+                    target = Target(resolved.stack_name, region, where.profile, where.endpoint_url)
+                    stack.enter_context(stack_lock(target, lock, wait=wait, say=lambda t: err.print(t, markup=False)))
             yield engines
     except Exception as exc:
         mapped = explain(exc)
@@ -421,7 +429,7 @@ def _deploy_regions(
     if plan_file is not None:
         raise UsageError("--plan executes one saved change set in one region; leave out --regions")
     check_regions("--regions", names, resolved.regions, resolved.environment)
-    with engines_for(ctx, where, resolved=resolved) as engines:
+    with engines_for(ctx, where, lock="deploy", wait=wait, resolved=resolved, regions=names) as engines:
         request = Request(
             engines.environment,
             engines.stack,

@@ -254,3 +254,16 @@ def test_only_a_4xx_answer_other_than_throttling_counts_as_refused():
 
 def _client_error(code: str, status: int) -> ClientError:
     return ClientError({"Error": {"Code": code, "Message": ""}, "ResponseMetadata": {"HTTPStatusCode": status}}, "Op")
+
+
+def test_an_answer_the_embedded_emulator_cannot_give_says_so_and_where_to_run_it():
+    from botocore.parsers import ResponseParserError
+
+    error = ResponseParserError("Unable to parse response (syntax error: line 1, column 0), invalid XML received")
+    error.cfnbuild_call = Call(  # type: ignore[attr-defined]
+        "CloudFormation", "cloudformation", "DetectStackDrift", "eu-west-1", "http://localhost:5000", STACK, True, True
+    )
+    assert str(explain(error)) == (
+        f"CloudFormation DetectStackDrift for {STACK} in eu-west-1 at http://localhost:5000: the embedded emulator "
+        "could not answer DetectStackDrift (it lacks the API, or fails on this request); run it on AWS"
+    )
