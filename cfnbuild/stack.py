@@ -24,7 +24,7 @@ from troposphere import AWSHelperFn, AWSObject, BaseAWSObject, Export, Output, P
 
 from cfnbuild.errors import CfnbuildError, ConfigError, InputError, LogicalIdClash, UsageError
 from cfnbuild.naming import export_name
-from cfnbuild.stateful import METADATA_KEY, retention_policy
+from cfnbuild.stateful import METADATA_KEY, deletion_policy, update_replace_policy
 from cfnbuild.tags import apply_tags, standard_tags
 
 ResourceT = TypeVar("ResourceT", bound=AWSObject)
@@ -77,9 +77,8 @@ class Stack:
         """Add ``resource``; mark it ``stateful`` to keep its data on delete and replacement."""
         self._claim("resource", resource.title, owner)
         if stateful:
-            policy = retention_policy(resource.resource_type)
-            resource.DeletionPolicy = policy
-            resource.UpdateReplacePolicy = policy
+            resource.DeletionPolicy = deletion_policy(resource.resource_type)
+            resource.UpdateReplacePolicy = update_replace_policy(resource.resource_type)
             metadata = dict(getattr(resource, "Metadata", None) or {})
             metadata[METADATA_KEY] = {"stateful": True}
             resource.Metadata = metadata

@@ -1,9 +1,15 @@
 """The stateful mark: resources that hold data the stack must never lose by accident.
 
 A blueprint marks a resource stateful once, where it makes it. From that mark the engine sets
-``DeletionPolicy`` and ``UpdateReplacePolicy`` (``Snapshot`` where the type supports it,
-``Retain`` otherwise) and records the mark in the resource's Metadata, where the deploy engine
-reads it back from the written template to build the stack policy and the plan's danger marks.
+``DeletionPolicy`` and ``UpdateReplacePolicy`` and records the mark in the resource's Metadata,
+where the deploy engine reads it back from the written template to build the stack policy and
+the plan's danger marks.
+
+The policies: ``Snapshot`` where the type supports it (the database); otherwise
+``RetainExceptOnCreate`` on delete — kept like ``Retain`` once the stack has been created, but
+deleted when the stack's very first create rolls back, so a failed first attempt leaves no
+empty buckets, keys, secrets or log groups outside any stack — and ``Retain`` on replacement
+(UpdateReplacePolicy takes no RetainExceptOnCreate; a replaced resource is always an old one).
 """
 
 from __future__ import annotations
@@ -30,8 +36,13 @@ SNAPSHOT_TYPES = frozenset(
 )
 
 
-def retention_policy(resource_type: str) -> str:
-    """The DeletionPolicy/UpdateReplacePolicy for a stateful resource of ``resource_type``."""
+def deletion_policy(resource_type: str) -> str:
+    """The DeletionPolicy of a stateful resource of ``resource_type``: Snapshot, else RetainExceptOnCreate."""
+    return "Snapshot" if resource_type in SNAPSHOT_TYPES else "RetainExceptOnCreate"
+
+
+def update_replace_policy(resource_type: str) -> str:
+    """The UpdateReplacePolicy of a stateful resource of ``resource_type``: Snapshot, else Retain."""
     return "Snapshot" if resource_type in SNAPSHOT_TYPES else "Retain"
 
 

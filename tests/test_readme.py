@@ -27,7 +27,8 @@ def test_write_your_own_blueprint_example_runs_and_builds_a_stateful_queue(tmp_p
     queue = template["Resources"]["Queue"]
     assert queue["Type"] == "AWS::SQS::Queue"
     assert queue["Properties"]["MessageRetentionPeriod"] == 7 * 86400
-    assert queue["DeletionPolicy"] == queue["UpdateReplacePolicy"] == "Retain"
+    assert queue["DeletionPolicy"] == "RetainExceptOnCreate"
+    assert queue["UpdateReplacePolicy"] == "Retain"
     assert {t["Key"] for t in queue["Properties"]["Tags"]} == {
         "Environment",
         "ManagedBy",

@@ -198,7 +198,7 @@ def test_master_credentials_are_generated_and_read_through_dynamic_references():
     t.has_resource(
         "AWS::SecretsManager::Secret",
         {
-            "DeletionPolicy": "Retain",
+            "DeletionPolicy": "RetainExceptOnCreate",
             "UpdateReplacePolicy": "Retain",
             "Metadata": {"cfnbuild": {"stateful": True}},
             "Properties": {

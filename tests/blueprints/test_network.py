@@ -112,7 +112,7 @@ def test_flow_logs_go_to_a_retained_group_through_a_role_granted_only_that_group
     t.has_resource(
         "AWS::Logs::LogGroup",
         {
-            "DeletionPolicy": "Retain",
+            "DeletionPolicy": "RetainExceptOnCreate",
             "UpdateReplacePolicy": "Retain",
             "Properties": {"RetentionInDays": 30},
         },

@@ -74,7 +74,7 @@ def test_seed_09_centralized_log_groups_are_retained_encrypted_and_exported():
     groups = t.of_type("AWS::Logs::LogGroup")
     assert sorted(groups) == ["AppLogGroup", "BootstrapLogGroup", "NginxAccessLogGroup", "NginxErrorLogGroup"]
     for logical_id, group in groups.items():
-        assert group["DeletionPolicy"] == "Retain", logical_id
+        assert group["DeletionPolicy"] == "RetainExceptOnCreate", logical_id
         assert group["UpdateReplacePolicy"] == "Retain", logical_id
         assert matches(
             {"RetentionInDays": 90, "KmsKeyId": KEY_ARN, "LogGroupName": Match.absent()}, group["Properties"]

@@ -210,7 +210,7 @@ def test_seed_02_buckets_are_created_by_the_stack_retained_and_referenced_only_t
         resource = t.resources[bucket]
         # Created here, named by CloudFormation, and kept when the stack or the resource goes.
         assert "BucketName" not in resource["Properties"]
-        assert resource["DeletionPolicy"] == "Retain"
+        assert resource["DeletionPolicy"] == "RetainExceptOnCreate"
         assert resource["UpdateReplacePolicy"] == "Retain"
         assert resource["Metadata"]["cfnbuild"] == {"stateful": True}
     # Nothing names a bucket by a literal: no string holds an S3 ARN or bucket URI of its own.

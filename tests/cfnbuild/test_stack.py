@@ -71,7 +71,7 @@ def test_stateful_bucket_and_log_group_are_retained_on_delete_and_replacement():
     stack.add_resource(s3.Bucket("Scratch"), owner="t")
     resources = stack.to_dict()["Resources"]
     for name in ("Bucket", "Logs"):
-        assert resources[name]["DeletionPolicy"] == "Retain"
+        assert resources[name]["DeletionPolicy"] == "RetainExceptOnCreate"
         assert resources[name]["UpdateReplacePolicy"] == "Retain"
         assert resources[name]["Metadata"]["cfnbuild"] == {"stateful": True}
     assert "DeletionPolicy" not in resources["Scratch"]
