@@ -18,6 +18,9 @@ call since :meth:`FaultProxy.arm`; :data:`EVERY` for all of them):
     HTTP 403 with the service's ``AccessDenied`` error naming the IAM action; nothing is forwarded.
 ``garbage``
     HTTP 200 with an HTML page, as a captive portal or a wrong endpoint answers; nothing is forwarded.
+``reply``
+    HTTP 200 with the fault's ``body`` (an answer AWS gives that the emulator cannot, such as a
+    stack in ROLLBACK_COMPLETE); nothing is forwarded.
 ``drop_after`` / ``500_after``
     Forwarded, so the emulator *did* process the request, then the answer is replaced by a closed
     connection or a 500. Only for testing idempotency tokens (``ClientToken``,
@@ -52,9 +55,9 @@ from types import TracebackType
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
-FaultKind = Literal["throttle", "500", "503", "drop", "slow", "denied", "garbage", "drop_after", "500_after"]
+FaultKind = Literal["throttle", "500", "503", "drop", "slow", "denied", "garbage", "reply", "drop_after", "500_after"]
 KINDS: frozenset[str] = frozenset(
-    {"throttle", "500", "503", "drop", "slow", "denied", "garbage", "drop_after", "500_after"}
+    {"throttle", "500", "503", "drop", "slow", "denied", "garbage", "reply", "drop_after", "500_after"}
 )
 ANY = "*"  # an operation that matches every operation
 EVERY = range(1, 1_000_000)  # every call
@@ -84,6 +87,7 @@ class Fault:
     kind: FaultKind
     on: Sequence[int] = (1,)
     seconds: float = 0.0  # for "slow"
+    body: str = ""  # for "reply"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -272,6 +276,9 @@ class _Handler(BaseHTTPRequestHandler):
         operation, params, protocol = self._operation(body)
         fault = proxy._next(operation, params)
         kind = fault.kind if fault else None
+        if fault is not None and kind == "reply":
+            self._answer(200, [("Content-Type", "text/xml")], fault.body.encode())
+            return
         if kind in ("throttle", "500", "503", "drop", "denied", "garbage"):
             self._misbehave(str(kind), protocol, operation)
             return

@@ -156,14 +156,14 @@ class AwsError(CfnbuildError):
         self.exit_code = exit_code
 
 
-_current = threading.local()  # the call each thread is making, for errors raised before any answer
+_current = threading.local()  # the call each thread is making, for errors raised before it is sent
 
 
 def _call_of(exc: BaseException) -> Call | None:
     call = getattr(exc, "cfnbuild_call", None)
     if call is None and isinstance(exc, ClientError):
         call = exc.response.get("ResponseMetadata", {}).get("CfnbuildCall")
-    if call is None:
+    if call is None and isinstance(exc, ParamValidationError):  # raised before any answer or event note
         call = getattr(_current, "call", None)
     return call if isinstance(call, Call) else None
 

@@ -31,7 +31,7 @@ from cfnbuild.deploy.aws import (
     explain,
     is_not_implemented,
 )
-from cfnbuild.deploy.engine import Engine, Interrupted, Refused, Request
+from cfnbuild.deploy.engine import Engine, FollowUpFailed, Interrupted, Refused, Request
 from cfnbuild.deploy.events import make_reporter, root_cause, stack_events_since, watch
 from cfnbuild.deploy.lock import stack_lock
 from cfnbuild.deploy.multiregion import deploy_regions
@@ -43,6 +43,10 @@ from cfnbuild.stateful import stateful_resources
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_NO_CHANGES, EXIT_CHANGES = 0, 2
+# States whose outputs are those of a stack that works (after an update that rolled back too).
+WORKING_STATES = frozenset(
+    {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE", "IMPORT_ROLLBACK_COMPLETE"}
+)
 
 
 @dataclass(frozen=True)
@@ -384,7 +388,11 @@ def deploy(
         )
         if where.local and not yes:
             ctx.obj["err"].print("--local: the emulator is throwaway, so no confirmation is asked", markup=False)
-        outputs = engine.deploy(request)
+        try:
+            outputs = engine.deploy(request)
+        except FollowUpFailed as exc:  # deployed: show what it has, then say what was not done
+            _print_outputs(ctx.obj["out"], exc.outputs)
+            raise
     _print_outputs(ctx.obj["out"], outputs)
 
 
@@ -450,6 +458,9 @@ def _deploy_regions(
     failed = [r for r in results if r.result in ("failed", "refused")]
     if failed:
         raise CfnbuildError(f"{len(failed)} of {len(results)} region(s) failed: {', '.join(r.region for r in failed)}")
+    incomplete = [r for r in results if r.result == "incomplete"]
+    if incomplete:
+        raise FollowUpFailed("\n".join(r.detail for r in incomplete), {})
 
 
 def _print_outputs(console: Console, outputs: dict[str, str]) -> None:
@@ -522,6 +533,12 @@ def outputs(ctx: click.Context, /, **kwargs: Any) -> None:
         deployed = engine.describe(name)
         if deployed is None:
             raise UsageError(f"{name} is not deployed")
+        if deployed.status not in WORKING_STATES:
+            busy = deployed.status.endswith("_IN_PROGRESS")
+            why = "it is busy; run again when it settles" if busy else "its outputs are not a working stack's"
+            raise CfnbuildError(
+                f"{name} is {deployed.status}: {why}; nothing was written (see 'cfnbuild status --env {env}')"
+            )
         template = engine.deployed_template(name) or {}
         engine._write_outputs(Request(env, stack), name, deployed.stack_id, deployed.outputs, template)
     _print_outputs(ctx.obj["out"], deployed.outputs)

@@ -28,7 +28,7 @@ from rich.console import Console
 
 from cfnbuild.app import Project
 from cfnbuild.deploy import artifacts, changeset
-from cfnbuild.deploy.aws import Aws, error_code, error_message, refused
+from cfnbuild.deploy.aws import Aws, error_code, error_message, explain, is_not_implemented, refused
 from cfnbuild.deploy.events import AFTER_REVIEW, PollSettings, Reporter, Since, make_reporter, watch
 from cfnbuild.deploy.plan import Plan, build_plan, load_plan, render_text
 from cfnbuild.deploy.policy import policy_body, same_policy, stack_policy
@@ -56,6 +56,20 @@ class DeployFailed(CfnbuildError):
 
 class Refused(CfnbuildError):
     """The engine will not go on, for the reason it gives; nothing was changed."""
+
+
+class FollowUpFailed(CfnbuildError):
+    """The stack operation finished, but a step after it did not (exit 3); ``outputs`` are the stack's."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, outputs: dict[str, str]) -> None:
+        super().__init__(message)
+        self.outputs = outputs
+
+
+# A step after a finished operation: what it does, the command that does it by hand, the step.
+FollowUp = tuple[str, str, Callable[[], None]]
 
 
 class StackBusy(Refused):
@@ -389,7 +403,7 @@ class Engine:
         """Deploy ``request``; returns the stack's outputs. Raises on refusal or failure."""
         staged = self.stage(request)
         if staged.created is None or staged.plan is None:
-            return staged.outputs
+            return self.finish_unchanged(staged)
         try:
             self._confirm(staged.plan, request, staged.stack_name)
         except CfnbuildError:
@@ -636,7 +650,11 @@ class Engine:
                 self.reporter(self.out), self.aws.client("s3"), pending, lambda text: self.err.print(text, markup=False)
             )
             executing = True
-            self.cloudformation.execute_change_set(ChangeSetName=created.id, ClientRequestToken=token)
+            # RetainExceptOnCreate: what this operation creates is deleted if it rolls back (new and
+            # empty), whatever its DeletionPolicy; what existed before is kept as its policy says.
+            self.cloudformation.execute_change_set(
+                ChangeSetName=created.id, ClientRequestToken=token, RetainExceptOnCreate=True
+            )
             executed = True
             outcome = watch(
                 self.cloudformation,
@@ -681,9 +699,22 @@ class Engine:
             self._upload_ready_artifacts(created.stack_id, prepared, only=reporter.pending, new_bucket=deployed is None)
         # The watch's last DescribeStacks (by ARN: the stack this change set made, not a namesake).
         after = DeployedStack.from_api(outcome.stack) if outcome.stack else self.describe(created.stack_id)
-        self._settle_protection(stack_name, after, prepared, created=deployed is None)
         outputs = after.outputs if after else {}
-        self._write_outputs(request, stack_name, created.stack_id, outputs, prepared.template)
+        self.out.print(f"{stack_name}: {outcome.status}", markup=False)
+        again = f"run 'cfnbuild deploy --env {request.environment}' again to set it"
+        steps: list[FollowUp] = [
+            (
+                "the outputs file",
+                f"run 'cfnbuild outputs --env {request.environment}'",
+                lambda: self._write_outputs(request, stack_name, created.stack_id, outputs, prepared.template),
+            )
+        ]
+        if after is not None:
+            steps[:0] = [
+                ("the stack policy", again, lambda: self._set_policy(after, prepared, created=deployed is None)),
+                ("termination protection", again, lambda: self._set_protection(after, prepared)),
+            ]
+        self._follow_ups(stack_name, outputs, steps)
         return outputs
 
     def _upload_ready_artifacts(
@@ -735,33 +766,76 @@ class Engine:
     def _settle_protection(
         self, stack_name: str, deployed: DeployedStack | None, prepared: Prepared, *, created: bool = False
     ) -> None:
-        """Put termination protection and the stack policy where the config wants them.
+        """Put termination protection and the stack policy where the config wants them."""
+        if deployed is None:
+            return
+        self._set_policy(deployed, prepared, created=created)
+        self._set_protection(deployed, prepared)
+
+    def _set_policy(self, deployed: DeployedStack, prepared: Prepared, *, created: bool = False) -> None:
+        """Set the stack policy the config wants; read the current one only when there is one to want.
 
         ``created``: the stack was made by this deploy, so it has no stack policy yet (a change
         set cannot carry one) and there is none to read first.
         """
-        if deployed is None:
-            return
+        if prepared.policy is None:
+            return  # no policy wanted: no GetStackPolicy either (a deploy role may lack it)
         current = None if created else self.deployed_policy(deployed.stack_id)
-        if prepared.policy is not None and not same_policy(current, prepared.policy):
+        if not same_policy(current, prepared.policy):
             self.cloudformation.set_stack_policy(
                 StackName=deployed.stack_id, StackPolicyBody=policy_body(prepared.policy)
             )
             protected = ", ".join(stateful_resources(prepared.template)) or "nothing"
             self.err.print(f"stack policy: Replace and Delete denied for {protected}", markup=False)
-        if prepared.termination_protection != deployed.termination_protection:
+
+    def _set_protection(self, deployed: DeployedStack, prepared: Prepared) -> None:
+        """Turn termination protection on or off as the config wants."""
+        if prepared.termination_protection == deployed.termination_protection:
+            return
+        try:
+            self.cloudformation.update_termination_protection(
+                StackName=deployed.stack_id, EnableTerminationProtection=prepared.termination_protection
+            )
+        except ClientError as exc:
+            if not (self.aws.target.local or is_not_implemented(exc)):
+                raise
+            who = "the emulator" if self.aws.target.local else "the endpoint"
+            self.err.print(
+                f"{who} has no termination-protection API ({error_code(exc) or exc}); on AWS it would be "
+                f"{'on' if prepared.termination_protection else 'off'}",
+                markup=False,
+            )
+
+    def _follow_ups(self, stack_name: str, outputs: Mapping[str, str], steps: Sequence[FollowUp]) -> None:
+        """Run the steps after an operation that finished; each that fails is one line, not the end.
+
+        The operation is reported as finished whatever happens here; a failed step raises
+        :class:`FollowUpFailed` (exit 3) naming what was not done and the command that does it.
+        """
+        failed: list[str] = []
+        for what, fix, step in steps:
             try:
-                self.cloudformation.update_termination_protection(
-                    StackName=deployed.stack_id, EnableTerminationProtection=prepared.termination_protection
-                )
-            except ClientError as exc:
-                if not self.aws.target.local:
-                    raise
-                self.err.print(
-                    f"the emulator has no termination-protection API ({error_code(exc) or exc}); on AWS it would be "
-                    f"{'on' if prepared.termination_protection else 'off'}",
-                    markup=False,
-                )
+                step()
+            except Exception as exc:
+                reason = exc if isinstance(exc, CfnbuildError) else explain(exc)
+                if reason is None:
+                    raise  # a bug, not an answer
+                failed.append(f"{stack_name}: {what} was not done: {reason}; {fix}")
+        if failed:
+            raise FollowUpFailed("\n".join(failed), dict(outputs))
+
+    def finish_unchanged(self, staged: Staged) -> dict[str, str]:
+        """A deploy with nothing to do: the outputs file still says what the stack's outputs are."""
+        deployed, request = staged.deployed, staged.request
+        if deployed is None:
+            return staged.outputs
+
+        def write() -> None:
+            self._write_outputs(request, staged.stack_name, deployed.stack_id, staged.outputs, staged.prepared.template)
+
+        fix = f"run 'cfnbuild outputs --env {request.environment}'"
+        self._follow_ups(staged.stack_name, staged.outputs, [("the outputs file", fix, write)])
+        return staged.outputs
 
     def _write_outputs(
         self, request: Request, stack_name: str, stack_id: str, outputs: Mapping[str, str], template: Mapping[str, Any]

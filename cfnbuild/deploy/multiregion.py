@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cfnbuild.deploy.aws import explain
-from cfnbuild.deploy.engine import Engine, Refused, Request, Staged
+from cfnbuild.deploy.engine import Engine, FollowUpFailed, Refused, Request, Staged
 from cfnbuild.deploy.events import PlainReporter, format_event
 from cfnbuild.errors import CfnbuildError
 
@@ -32,7 +32,8 @@ class RegionResult:
     """How one region's deploy ended."""
 
     region: str
-    result: str  # "deployed" | "no changes" | "failed" | "not started" | "refused"
+    # "deployed" | "no changes" | "incomplete" (deployed; a step after it failed) | "failed" | "not started" | "refused"
+    result: str
     seconds: float
     detail: str = ""
 
@@ -93,7 +94,11 @@ def deploy_regions(
     work = {region: s for region, s in staged.items() if s.created is not None}
     for region, s in staged.items():
         if s.created is None:
-            results[region] = RegionResult(region, "no changes", 0.0)
+            try:
+                engines[region].finish_unchanged(s)
+                results[region] = RegionResult(region, "no changes", 0.0)
+            except FollowUpFailed as exc:
+                results[region] = RegionResult(region, "incomplete", 0.0, str(exc))
     if work:
         try:
             _confirm(work, request, confirm)
@@ -155,6 +160,8 @@ def _execute(
                 try:
                     future.result()
                     results[region] = RegionResult(region, "deployed", seconds)
+                except FollowUpFailed as exc:  # deployed; a step after it was not done
+                    results[region] = RegionResult(region, "incomplete", seconds, str(exc))
                 except Exception as exc:
                     results[region] = RegionResult(region, "failed", seconds, str(_expected(exc)))
                     if not continue_on_error:
@@ -184,6 +191,7 @@ def _summary(out: Console, results: Sequence[RegionResult], request: Request, st
     styles = {
         "deployed": "green",
         "no changes": "",
+        "incomplete": "yellow",
         "failed": "bold red",
         "refused": "bold red",
         "not started": "yellow",

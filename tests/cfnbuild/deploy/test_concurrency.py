@@ -15,7 +15,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import boto3
 import pytest
 from botocore.stub import Stubber
 from rich.console import Console
@@ -180,9 +179,8 @@ def test_an_unwritable_lock_directory_is_said_and_the_command_goes_on(tmp_path):
 
 def _stubbed_engine(root: Path, stack_name: str) -> tuple[Engine, Stubber, Console]:
     project = load_project(root)
-    client = boto3.session.Session(region_name="eu-west-1", **THROWAWAY_CREDENTIALS).client("cloudformation")
     aws = Aws(Target(stack_name, "eu-west-1", credentials=dict(THROWAWAY_CREDENTIALS)))
-    aws._clients["cloudformation"] = client
+    client = aws.cloudformation
     err = Console(record=True, width=300)
     engine = Engine(project, aws, Console(record=True, width=300), err, poll=FAST, sleep=lambda _: None)
     return engine, Stubber(client), err

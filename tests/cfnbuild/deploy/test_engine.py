@@ -18,7 +18,6 @@ import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
-import boto3
 import pytest
 from botocore.stub import Stubber
 from rich.console import Console
@@ -431,9 +430,8 @@ def test_a_deploy_that_had_to_render_records_it_so_the_next_need_not(mini, emula
 
 def _stubbed(root: Path, stack_name: str) -> tuple[Engine, Stubber]:
     project = load_project(root)
-    client = boto3.session.Session(region_name="eu-west-1", **THROWAWAY_CREDENTIALS).client("cloudformation")
     aws = Aws(Target(stack_name, "eu-west-1", credentials=dict(THROWAWAY_CREDENTIALS)))
-    aws._clients["cloudformation"] = client
+    client = aws.cloudformation  # cfnbuild's own client, its call notes included; Stubber answers for AWS
     engine = Engine(
         project, aws, Console(record=True, width=200), Console(record=True, width=200), poll=FAST, sleep=lambda _: None
     )

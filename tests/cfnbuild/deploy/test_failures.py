@@ -60,7 +60,9 @@ def test_a_failure_in_a_nested_stack_is_reported_from_inside_it(tmp_path):
         _event(0, NESTED, "mini-dev-stub-Data-ABC", "UPDATE_COMPLETE", "", "AWS::CloudFormation::Stack", NESTED),
     ]
     stubber.add_response("describe_stack_events", {"StackEvents": [marker]}, {"StackName": PARENT})
-    stubber.add_response("execute_change_set", {}, {"ChangeSetName": "arn:cs", "ClientRequestToken": ANY})
+    stubber.add_response(
+        "execute_change_set", {}, {"ChangeSetName": "arn:cs", "ClientRequestToken": ANY, "RetainExceptOnCreate": True}
+    )
     stubber.add_response(
         "describe_stacks", {"Stacks": [_stack("mini-dev-stub", "UPDATE_ROLLBACK_COMPLETE")]}, {"StackName": PARENT}
     )

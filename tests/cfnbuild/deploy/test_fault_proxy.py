@@ -286,7 +286,7 @@ def test_slow_answers_within_the_read_timeout_only_make_the_deploy_slower(
 def test_an_answer_slower_than_a_short_read_timeout_is_given_up_on_and_asked_again(
     small: Small, proxy: FaultProxy, emulator: Any
 ) -> None:
-    # The engine's clients wait 60 s for an answer; with the read timeout cut to 1 s, a 2 s answer
+    # The engine's clients wait 30 s for an answer; with the read timeout cut to 1 s, a 2 s answer
     # times out in the client, which asks again before the slow answer would have come. (Not
     # shorter: a CreateChangeSet or ExecuteChangeSet timing out on a busy machine would be sent
     # again, and the emulator, ignoring the tokens, would do it twice.)
