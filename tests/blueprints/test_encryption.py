@@ -18,7 +18,11 @@ def test_key_rotates_and_is_kept_on_delete():
     _, t = _keys()
     t.has_resource(
         "AWS::KMS::Key",
-        {"DeletionPolicy": "RetainExceptOnCreate", "UpdateReplacePolicy": "Retain", "Properties": {"EnableKeyRotation": True}},
+        {
+            "DeletionPolicy": "RetainExceptOnCreate",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {"EnableKeyRotation": True},
+        },
     )
 
 
