@@ -316,6 +316,11 @@ def plan(
     is_flag=True,
     help="Delete and recreate a stack stuck in ROLLBACK_COMPLETE or REVIEW_IN_PROGRESS (only stacks cfnbuild made).",
 )
+@click.option(
+    "--allow-orphans",
+    is_flag=True,
+    help="With --recreate-failed: go on although the failed stack left resources outside any stack.",
+)
 @click.option("--regions", metavar="R1,R2", help="Deploy to several regions: every plan first, then in parallel.")
 @click.option(
     "--max-parallel",
@@ -335,6 +340,7 @@ def deploy(
     plan_file: Path | None,
     wait: bool,
     recreate_failed: bool,
+    allow_orphans: bool,
     regions: str | None,
     max_parallel: int | None,
     continue_on_error: bool,
@@ -354,6 +360,8 @@ def deploy(
       cfnbuild deploy --env prod --regions eu-west-1,eu-central-1 --max-parallel 2
     """
     where = _where(kwargs)
+    if allow_orphans and not recreate_failed:
+        raise UsageError("--allow-orphans applies with --recreate-failed; add it or leave --allow-orphans out")
     if regions is None and (max_parallel is not None or continue_on_error):
         flag = "--max-parallel" if max_parallel is not None else "--continue-on-error"
         raise UsageError(f"{flag} applies to a deploy to several regions; give --regions R1,R2 with it")
@@ -384,6 +392,7 @@ def deploy(
             yes=yes or where.local,
             wait=wait,
             recreate_failed=recreate_failed,
+            allow_orphans=allow_orphans,
             plan_file=plan_file,
         )
         if where.local and not yes:

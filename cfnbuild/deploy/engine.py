@@ -124,6 +124,7 @@ class Request:
     yes: bool = False
     wait: bool = False
     recreate_failed: bool = False
+    allow_orphans: bool = False  # with recreate_failed: delete a failed stack that left resources in no stack
     plan_file: Path | None = None
 
 
@@ -553,6 +554,7 @@ class Engine:
                 f"{deployed.name} is {deployed.status} but does not carry the tag ManagedBy={MANAGED_BY}; "
                 "cfnbuild deletes only stacks it made — delete it yourself if it is yours"
             )
+        self._check_orphans(request, deployed)
         self.err.print(f"{deployed.name} is {deployed.status} ({explain}); deleting it to create it anew", markup=False)
         self.cloudformation.delete_stack(StackName=deployed.stack_id)
         outcome = watch(
@@ -566,6 +568,35 @@ class Engine:
         )
         if not outcome.ok:
             raise DeployFailed(f"could not delete the failed stack {deployed.name}: {outcome.status}")
+
+    def _check_orphans(self, request: Request, deployed: DeployedStack) -> None:
+        """Say what a failed stack still holds; refuse to delete it when that leaves resources in no stack.
+
+        After a create rolls back, a resource whose DeletionPolicy kept it is DELETE_SKIPPED: it
+        lives on outside any stack (RetainExceptOnCreate deletes what the first create made, so
+        only stacks of older templates, or other tools, leave these). One that could not be
+        deleted (DELETE_FAILED) is still in the stack, and the delete tries again.
+        """
+        if deployed.status == "REVIEW_IN_PROGRESS":
+            return  # never executed: it holds nothing
+        orphans = []
+        for resource in self._resources(deployed.stack_id):
+            status = resource.get("ResourceStatus", "")
+            if status == "DELETE_COMPLETE":
+                continue
+            name = f"{resource['LogicalResourceId']} ({resource.get('ResourceType', '?')}"
+            name += f", {resource['PhysicalResourceId']})" if resource.get("PhysicalResourceId") else ")"
+            if status == "DELETE_SKIPPED":
+                orphans.append(name)
+                self.err.print(f"{deployed.name} kept {name} outside any stack when it rolled back", markup=False)
+            else:
+                self.err.print(f"{deployed.name} still holds {name}, {status}; the delete tries again", markup=False)
+        if orphans and not request.allow_orphans:
+            raise Refused(
+                f"{deployed.name} is {deployed.status} and left {len(orphans)} resource(s) outside any stack: "
+                f"{', '.join(orphans)}; recreating it leaves them there for good. Delete them yourself if they "
+                "hold nothing, or run again with --recreate-failed --allow-orphans"
+            )
 
     def _unchanged(self, stack_name: str, deployed: DeployedStack, prepared: Prepared) -> bool:
         """The local no-op check: everything a deploy would send is already deployed."""
@@ -743,7 +774,15 @@ class Engine:
 
     def _physical_ids(self, stack_id: str) -> dict[str, str]:
         """Logical ID → physical ID of every resource the stack has created so far."""
-        physical: dict[str, str] = {}
+        return {
+            summary["LogicalResourceId"]: summary["PhysicalResourceId"]
+            for summary in self._resources(stack_id)
+            if summary.get("PhysicalResourceId")
+        }
+
+    def _resources(self, stack_id: str) -> list[dict[str, Any]]:
+        """Every resource summary of the stack (none for a stack with no resources yet)."""
+        resources: list[dict[str, Any]] = []
         arguments = {"StackName": stack_id}
         while True:  # pages by hand: a paginator would load its model for one or two calls
             try:
@@ -751,12 +790,10 @@ class Engine:
             except ClientError as exc:
                 if error_code(exc) != "ValidationError":  # a stack with no resources yet
                     raise
-                return physical
-            for summary in page.get("StackResourceSummaries", []):
-                if summary.get("PhysicalResourceId"):
-                    physical[summary["LogicalResourceId"]] = summary["PhysicalResourceId"]
+                return resources
+            resources += page.get("StackResourceSummaries", [])
             if not page.get("NextToken"):
-                return physical
+                return resources
             arguments["NextToken"] = page["NextToken"]
 
     def _last_event_id(self, stack_id: str) -> Since:

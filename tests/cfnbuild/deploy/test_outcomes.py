@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
 from cfnbuild.deploy import changeset
-from cfnbuild.deploy.engine import DeployedStack, FollowUpFailed, Prepared, Request
+from cfnbuild.deploy.engine import DeployedStack, FollowUpFailed, Prepared, Refused, Request
 from cfnbuild.deploy.plan import build_plan
 from cfnbuild.deploy.policy import stack_policy
 from tests.cfnbuild.deploy.test_engine import _mini_project, _stack, _stubbed
@@ -155,3 +156,65 @@ def test_a_no_op_deploy_writes_the_outputs_file(tmp_path, emulator, monkeypatch)
     document = json.loads(outputs_file.read_text())
     assert document["StackName"] == "mini-dev-noop-outputs"
     assert set(document["Outputs"]) | set(document.get("NotReturned", [])) == {"TopicArn", "QueueUrl"}
+
+
+def _rolled_back_with(stubber, resources: list[dict]) -> dict:
+    stack = _stack(STACK, "ROLLBACK_COMPLETE", Tags=[{"Key": "ManagedBy", "Value": "cfnbuild"}])
+    stubber.add_response("describe_stacks", {"Stacks": [stack]}, {"StackName": STACK})
+    stubber.add_response("list_stack_resources", {"StackResourceSummaries": resources}, {"StackName": stack["StackId"]})
+    return stack
+
+
+def _summary(logical: str, kind: str, status: str, physical: str = "") -> dict:
+    summary = {
+        "LogicalResourceId": logical,
+        "ResourceType": kind,
+        "ResourceStatus": status,
+        "LastUpdatedTimestamp": datetime(2026, 1, 1, tzinfo=UTC),
+    }
+    if physical:
+        summary["PhysicalResourceId"] = physical
+    return summary
+
+
+def test_recreate_failed_refuses_a_stack_that_left_resources_outside_any_stack_naming_them(tmp_path):
+    root = _mini_project(tmp_path, "stub")
+    engine, stubber = _stubbed(root, STACK)
+    _rolled_back_with(
+        stubber,
+        [
+            _summary("Queue", "AWS::SQS::Queue", "DELETE_SKIPPED", "https://sqs/q1"),
+            _summary("Topic", "AWS::SNS::Topic", "DELETE_COMPLETE"),
+        ],
+    )
+    with stubber, pytest.raises(Refused) as info:
+        engine.deploy(Request("dev", "mini", yes=True, recreate_failed=True))
+    stubber.assert_no_pending_responses()  # no DeleteStack
+    assert str(info.value) == (
+        f"{STACK} is ROLLBACK_COMPLETE and left 1 resource(s) outside any stack: Queue (AWS::SQS::Queue, "
+        "https://sqs/q1); recreating it leaves them there for good. Delete them yourself if they hold nothing, or "
+        "run again with --recreate-failed --allow-orphans"
+    )
+    said = engine.err.export_text()
+    assert f"{STACK} kept Queue (AWS::SQS::Queue, https://sqs/q1) outside any stack when it rolled back" in said
+    assert "Topic" not in said  # deleted by the rollback: nothing to say
+
+
+def test_recreate_failed_with_allow_orphans_says_what_stays_and_deletes_the_stack(tmp_path):
+    root = _mini_project(tmp_path, "stub")
+    engine, stubber = _stubbed(root, STACK)
+    stack = _rolled_back_with(
+        stubber,
+        [
+            _summary("Queue", "AWS::SQS::Queue", "DELETE_SKIPPED", "https://sqs/q1"),
+            _summary("Topic", "AWS::SNS::Topic", "DELETE_FAILED", "arn:topic"),
+        ],
+    )
+    stubber.add_response("delete_stack", {}, {"StackName": stack["StackId"]})
+    stubber.add_client_error("describe_stacks", "StopHere", "the test ends after the delete was asked for", 400)
+    with stubber, pytest.raises(ClientError, match="StopHere"):
+        engine.deploy(Request("dev", "mini", yes=True, recreate_failed=True, allow_orphans=True))
+    said = engine.err.export_text()
+    assert f"{STACK} kept Queue (AWS::SQS::Queue, https://sqs/q1) outside any stack when it rolled back" in said
+    assert f"{STACK} still holds Topic (AWS::SNS::Topic, arn:topic), DELETE_FAILED; the delete tries again" in said
+    assert "deleting it to create it anew" in said
