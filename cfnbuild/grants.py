@@ -48,6 +48,7 @@ from awacs.aws import (
 )
 from troposphere import AWSHelperFn, AWSObject, GetAtt, Ref, Sub, encode_to_dict, iam
 
+from cfnbuild.managed_policies import policy_path
 from cfnbuild.naming import logical_id, partition_arn
 
 if TYPE_CHECKING:
@@ -193,8 +194,12 @@ def log_group_arn(log_group: AWSObject) -> Sub:
 
 
 def aws_managed_policy_arn(name: str) -> Sub:
-    """The ARN of an AWS managed policy, e.g. ``service-role/AmazonRDSEnhancedMonitoringRole``."""
-    return Sub("arn:${AWS::Partition}:iam::aws:policy/" + name)
+    """The ARN of an AWS managed policy, e.g. ``service-role/AmazonRDSEnhancedMonitoringRole``.
+
+    The name (and its path) is checked against IAM's list (:mod:`cfnbuild.managed_policies`):
+    a policy IAM does not have fails the build with a did-you-mean, not the deploy.
+    """
+    return Sub("arn:${AWS::Partition}:iam::aws:policy/" + policy_path(name))
 
 
 def service_trust_policy(services: Sequence[str]) -> Policy:
