@@ -1085,14 +1085,76 @@ def _value_text(value: Any, width: int = _VALUE_WIDTH) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _detail_text(detail: PropertyChange) -> str:
-    text = f"{detail.path}: {_value_text(detail.before)} → {_value_text(detail.after)}"
+def _detail_texts(detail: PropertyChange) -> list[str]:
+    """One line per difference: a long JSON value is diffed by structure, a long string shows where it differs.
+
+    A short value reads whole (``InstanceType: "t3.small" → "t3.large"``). A long one would be cut
+    to a prefix that is often the same before and after, so it is compared instead: each leaf of
+    an object or array that differs is a line of its own, its path continued
+    (``/Properties/LaunchTemplateData/InstanceType: "t3.small" → "t3.large"``), and two long
+    strings show the stretch where they differ.
+    """
     extras = []
     if detail.requires_recreation and detail.requires_recreation != "Never":
         extras.append(f"recreation: {detail.requires_recreation}")
     if detail.change_source in ("ParameterReference", "ResourceReference") and detail.causing_entity:
         extras.append(f"via {detail.causing_entity}")
-    return text + (f" ({'; '.join(extras)})" if extras else "")
+    suffix = f" ({'; '.join(extras)})" if extras else ""
+    before, after = detail.before, detail.after
+    long = max(len(_value_text(before, width=10**9)), len(_value_text(after, width=10**9))) > _VALUE_WIDTH
+    if long and isinstance(before, dict | list) and isinstance(after, dict | list):
+        leaves = _leaf_changes(before, after, detail.path)
+        if leaves:
+            shown = [f"{path}: {_value_text(old)} → {_value_text(new)}" for path, old, new in leaves[:_MAX_LEAVES]]
+            if len(leaves) > _MAX_LEAVES:
+                shown.append(f"{detail.path}: … and {len(leaves) - _MAX_LEAVES} more differences (see the JSON plan)")
+            shown[0] += suffix
+            return shown
+    if long and isinstance(before, str) and isinstance(after, str) and MASK not in (before, after):
+        old, new = _differing_stretch(before, after)
+        return [f"{detail.path}: {old} → {new}{suffix}"]
+    return [f"{detail.path}: {_value_text(before)} → {_value_text(after)}{suffix}"]
+
+
+_MAX_LEAVES = 10
+_ABSENT = object()
+
+
+def _leaf_changes(before: Any, after: Any, path: str) -> list[tuple[str, Any, Any]]:
+    """Every leaf path where ``before`` and ``after`` differ, with both values (None where absent)."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        found: list[tuple[str, Any, Any]] = []
+        for key in sorted(set(before) | set(after), key=str):
+            found += _leaf_changes(before.get(key, _ABSENT), after.get(key, _ABSENT), f"{path}/{key}")
+        return found
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        found = []
+        for index, (old, new) in enumerate(zip(before, after, strict=True)):
+            found += _leaf_changes(old, new, f"{path}/{index}")
+        return found
+    if before == after:
+        return []
+    return [(path, None if before is _ABSENT else before, None if after is _ABSENT else after)]
+
+
+def _differing_stretch(before: str, after: str, context: int = 20) -> tuple[str, str]:
+    """The part of two long strings around where they differ, the same prefix and suffix cut to "…"."""
+    start = 0
+    while start < min(len(before), len(after)) and before[start] == after[start]:
+        start += 1
+    end = 0
+    while end < min(len(before), len(after)) - start and before[-1 - end] == after[-1 - end]:
+        end += 1
+    begin = max(0, start - context)
+
+    def stretch(text: str) -> str:
+        stop = len(text) - max(0, end - context)
+        piece = " ".join(text[begin:stop].split())
+        if len(piece) > _VALUE_WIDTH:
+            piece = piece[: _VALUE_WIDTH - 1] + "…"
+        return ("…" if begin else "") + json.dumps(piece, ensure_ascii=False) + ("…" if stop < len(text) else "")
+
+    return stretch(before), stretch(after)
 
 
 def _ordered(plan: Plan) -> list[ResourceChange]:
@@ -1120,7 +1182,7 @@ def render_text(plan: Plan, console: Console) -> None:
     for change in resources:
         if change.details and change.action not in ("Add", "Remove"):
             lines.append(f"{change.logical_id} ({_action_label(change)}, {change.resource_type})")
-            lines += [f"  {_detail_text(detail)}" for detail in change.details[:_MAX_DETAILS_SHOWN]]
+            lines += [f"  {text}" for detail in change.details[:_MAX_DETAILS_SHOWN] for text in _detail_texts(detail)]
             if len(change.details) > _MAX_DETAILS_SHOWN:
                 lines.append(f"  … and {len(change.details) - _MAX_DETAILS_SHOWN} more (see the JSON plan)")
     _print_section(console, "Property changes:", lines, None)
@@ -1208,10 +1270,11 @@ def render_markdown(plan: Plan) -> str:
     if notes:
         lines += ["#### Notes", "", *notes, ""]
     details = [
-        f"- **{_md(change.logical_id)}** {_md(_detail_text(detail))}"
+        f"- **{_md(change.logical_id)}** {_md(text)}"
         for change in resources
         if change.action not in ("Add", "Remove")
         for detail in change.details
+        for text in _detail_texts(detail)
     ]
     if details:
         lines += ["<details><summary>Property changes</summary>", "", *details, "", "</details>", ""]

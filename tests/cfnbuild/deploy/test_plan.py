@@ -987,3 +987,51 @@ def test_plan_from_a_real_moto_change_set_derives_replacement_and_danger_from_th
     assert queue.details[0].change_source == "TemplateDiff"
     assert plan.parameter_values == {"DbPassword": "****", "Env": "dev"}
     assert SECRET not in render_json(plan)
+
+
+def _launch_template(instance_type: str) -> dict[str, Any]:
+    data = {
+        "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"Encrypted": True, "VolumeSize": 20}}],
+        "IamInstanceProfile": {"Arn": {"Fn::GetAtt": ["InstanceProfile", "Arn"]}},
+        "ImageId": {"Ref": "ImageId"},
+        "InstanceType": instance_type,
+        "MetadataOptions": {"HttpPutResponseHopLimit": 1, "HttpTokens": "required"},
+    }
+    return {"LaunchTemplate": {"Type": "AWS::EC2::LaunchTemplate", "Properties": {"LaunchTemplateData": data}}}
+
+
+def _rendered(plan: Plan) -> str:
+    console = Console(record=True, width=200)
+    render_text(plan, console)
+    return console.export_text()
+
+
+def test_a_long_value_with_no_change_set_details_shows_the_leaf_that_differs():
+    # moto gives no property details: the plan compares the templates, and the long
+    # LaunchTemplateData differs only deep inside; the line must show that part, not a prefix.
+    plan = plan_of(
+        [change("LaunchTemplate", "AWS::EC2::LaunchTemplate", "Modify")],
+        template(_launch_template("t3.large")),
+        template(_launch_template("t3.small")),
+    )
+    text = _rendered(plan)
+    assert '/Properties/LaunchTemplateData/InstanceType: "t3.small" → "t3.large"' in text
+    assert "LaunchTemplateData/ImageId" not in text  # only what differs
+    assert text.count("LaunchTemplateData") == 1
+    markdown = render_markdown(plan)
+    assert '- **LaunchTemplate** /Properties/LaunchTemplateData/InstanceType: "t3.small" → "t3.large"' in markdown
+
+
+def test_two_long_strings_show_the_stretch_where_they_differ():
+    base = "#!/bin/bash\nset -euo pipefail\n" + "echo step\n" * 20
+    old = template(
+        {"Doc": {"Type": "AWS::SSM::Document", "Properties": {"Content": base + "VERSION=1\n" + "done\n" * 5}}}
+    )
+    new = template(
+        {"Doc": {"Type": "AWS::SSM::Document", "Properties": {"Content": base + "VERSION=2\n" + "done\n" * 5}}}
+    )
+    text = _rendered(plan_of([change("Doc", "AWS::SSM::Document", "Modify")], new, old))
+    (line,) = [line for line in text.splitlines() if line.strip().startswith("/Properties/Content:")]
+    assert "VERSION=1" in line
+    assert "VERSION=2" in line
+    assert line.count("…") >= 2  # the same prefix and suffix are cut
