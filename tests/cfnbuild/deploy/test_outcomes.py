@@ -218,3 +218,27 @@ def test_recreate_failed_with_allow_orphans_says_what_stays_and_deletes_the_stac
     assert f"{STACK} kept Queue (AWS::SQS::Queue, https://sqs/q1) outside any stack when it rolled back" in said
     assert f"{STACK} still holds Topic (AWS::SNS::Topic, arn:topic), DELETE_FAILED; the delete tries again" in said
     assert "deleting it to create it anew" in said
+
+
+def test_a_rolled_back_first_create_of_retain_except_on_create_resources_leaves_nothing_to_orphan(tmp_path):
+    # After the first create rolled back, RetainExceptOnCreate deleted what it made: every
+    # resource is DELETE_COMPLETE, so --recreate-failed goes on without --allow-orphans.
+    root = _mini_project(tmp_path, "stub")
+    template = json.loads((root / "output/dev/mini.json").read_text())
+    assert template["Resources"]["Queue"]["DeletionPolicy"] == "RetainExceptOnCreate"
+    engine, stubber = _stubbed(root, STACK)
+    stack = _rolled_back_with(
+        stubber,
+        [
+            _summary("Queue", "AWS::SQS::Queue", "DELETE_COMPLETE", "https://sqs/q1"),
+            _summary("Topic", "AWS::SNS::Topic", "DELETE_COMPLETE", "arn:topic"),
+        ],
+    )
+    stubber.add_response("delete_stack", {}, {"StackName": stack["StackId"]})
+    stubber.add_client_error("describe_stacks", "StopHere", "the test ends after the delete was asked for", 400)
+    with stubber, pytest.raises(ClientError, match="StopHere"):
+        engine.deploy(Request("dev", "mini", yes=True, recreate_failed=True))
+    said = engine.err.export_text()
+    assert "outside any stack" not in said
+    assert "still holds" not in said
+    assert "deleting it to create it anew" in said
