@@ -46,7 +46,7 @@ from awacs.aws import (
     Statement,
     StringEquals,
 )
-from troposphere import AWSHelperFn, AWSObject, GetAtt, Ref, Sub, encode_to_dict, iam
+from troposphere import AWSHelperFn, AWSObject, GetAtt, Parameter, Ref, Sub, encode_to_dict, iam
 
 from cfnbuild.managed_policies import policy_path
 from cfnbuild.naming import logical_id, partition_arn
@@ -182,10 +182,20 @@ def _objects(prefix: str) -> str:
     return prefix + "*"
 
 
-def bucket_arn(bucket: AWSObject, objects: str | None = None) -> Sub:
-    """The ARN of a created bucket, or of ``objects`` (a key pattern) inside it."""
-    resource = "${Bucket}" if objects is None else "${Bucket}/" + objects
-    return partition_arn("s3", resource, region=False, account=False, Bucket=Ref(bucket))
+def bucket_arn(bucket: AWSObject | Parameter, objects: str | None = None) -> GetAtt | Sub:
+    """The ARN of a bucket (a created one's ``Arn``), or of ``objects`` (a key pattern) inside it.
+
+    Objects are written ``${Bucket.Arn}/pattern``: the same ARN for AWS as one assembled from
+    the partition and the bucket's name, and the form that security rule packs can follow back
+    to the bucket. A parameter that names a bucket made elsewhere gives the ARN assembled from
+    the partition and its value.
+    """
+    if getattr(bucket, "resource_type", None) != "AWS::S3::Bucket":  # a parameter naming a bucket made elsewhere
+        resource = "${Bucket}" if objects is None else "${Bucket}/" + objects
+        return partition_arn("s3", resource, region=False, account=False, Bucket=Ref(bucket))
+    if objects is None:
+        return GetAtt(bucket, "Arn")
+    return Sub(f"${{{bucket.title}.Arn}}/{objects}")
 
 
 def log_group_arn(log_group: AWSObject) -> Sub:
@@ -337,7 +347,7 @@ class ResourcePolicy:
             Principal=Principal("*"),
             Action=[awacs.s3.Action("*")],
             Resource=[bucket_arn(bucket), bucket_arn(bucket, "*")],
-            Condition=Condition(Bool("aws:SecureTransport", "false")),
+            Condition=Condition(Bool("aws:SecureTransport", False)),
         )
 
     def allow_service_put_objects(self, bucket: AWSObject, service: str, *, prefix: str = "") -> None:
@@ -386,7 +396,7 @@ class ResourcePolicy:
             Principal=Principal("*"),
             Action=[awacs.sns.Publish],
             Resource=[Ref(topic)],
-            Condition=Condition(Bool("aws:SecureTransport", "false")),
+            Condition=Condition(Bool("aws:SecureTransport", False)),
         )
 
     def allow_service_put_account_logs(self, bucket: AWSObject, service: str, *, prefix: str = "") -> None:

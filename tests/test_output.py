@@ -72,3 +72,29 @@ def test_the_committed_service_catalog_export_is_not_stale():
     export = build_export(PROJECT, "prod", "webapp")
     stale = [str(p.relative_to(ROOT)) for p, text in export.files.items() if not p.is_file() or p.read_text() != text]
     assert not stale, "run 'cfnbuild export --service-catalog --env prod' and commit: " + ", ".join(stale)
+
+
+def _walk(node: object) -> list[object]:
+    found = [node]
+    if isinstance(node, dict):
+        for value in node.values():
+            found += _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += _walk(value)
+    return found
+
+
+@pytest.mark.parametrize("item", RENDERED, ids=IDS)
+def test_policies_are_written_the_way_rule_packs_read_them(item):
+    template = json.loads(item.text)
+    buckets = {k for k, v in template["Resources"].items() if v["Type"] == "AWS::S3::Bucket"}
+    nodes = _walk(template["Resources"])
+    secure = [n["aws:SecureTransport"] for n in nodes if isinstance(n, dict) and "aws:SecureTransport" in n]
+    assert secure, "no TLS-only statement found"
+    assert all(value is False for value in secure), secure  # a boolean, not the string "false"
+    subs = [n["Fn::Sub"] for n in nodes if isinstance(n, dict) and isinstance(n.get("Fn::Sub"), str | list)]
+    texts = [sub if isinstance(sub, str) else sub[0] for sub in subs]
+    # No template bucket's ARN is assembled from its name: objects are ${Bucket.Arn}/..., the bucket its Arn.
+    assert not [t for t in texts if t.startswith("arn:${AWS::Partition}:s3:::${Bucket}")], texts
+    assert any(re.fullmatch(rf"\$\{{({'|'.join(buckets)})\.Arn\}}/.+", t) for t in texts)

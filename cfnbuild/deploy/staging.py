@@ -43,7 +43,7 @@ def _tls_only_policy(bucket: str, partition: str) -> str:
                     "Principal": "*",
                     "Action": "s3:*",
                     "Resource": [arn, f"{arn}/*"],
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                    "Condition": {"Bool": {"aws:SecureTransport": False}},
                 }
             ],
         }

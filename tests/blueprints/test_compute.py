@@ -178,13 +178,13 @@ def test_instance_profile_holds_the_role_and_ssm_replaces_ssh():
 def test_role_reads_releases_reads_and_writes_uploads_and_nothing_else_of_the_bucket():
     statements = {s["Sid"]: s for s in _statements(_compute())}
 
-    def objects(sid: str) -> str:
-        return statements[sid]["Resource"][0]["Fn::Sub"][0]
+    def resource(sid: str) -> object:
+        return statements[sid]["Resource"][0]
 
-    assert objects("GrantListBucketAssets") == "arn:${AWS::Partition}:s3:::${Bucket}"
-    assert objects("GrantReadObjectsAssetsReleases") == "arn:${AWS::Partition}:s3:::${Bucket}/releases/*"
-    assert objects("GrantReadObjectsAssetsUploads") == "arn:${AWS::Partition}:s3:::${Bucket}/uploads/*"
-    assert objects("GrantWriteObjectsAssetsUploads") == "arn:${AWS::Partition}:s3:::${Bucket}/uploads/*"
+    assert resource("GrantListBucketAssets") == {"Fn::GetAtt": ["Assets", "Arn"]}
+    assert resource("GrantReadObjectsAssetsReleases") == {"Fn::Sub": "${Assets.Arn}/releases/*"}
+    assert resource("GrantReadObjectsAssetsUploads") == {"Fn::Sub": "${Assets.Arn}/uploads/*"}
+    assert resource("GrantWriteObjectsAssetsUploads") == {"Fn::Sub": "${Assets.Arn}/uploads/*"}
     s3_sids = {sid for sid, s in statements.items() if any(a.startswith("s3:") for a in s["Action"])}
     assert s3_sids == {
         "GrantListBucketAssets",
@@ -205,7 +205,7 @@ def test_role_reads_the_release_prefix_of_app_artifact_bucket_only_when_it_is_gi
                 "HasArtifactBucket",
                 {"Fn::Sub": "arn:${AWS::Partition}:s3:::${AppArtifactBucket}/releases/*"},
                 # Empty parameter: the same prefix of the assets bucket, which the role reads anyway.
-                {"Fn::Sub": ["arn:${AWS::Partition}:s3:::${Bucket}/releases/*", {"Bucket": {"Ref": "Assets"}}]},
+                {"Fn::Sub": "${Assets.Arn}/releases/*"},
             ]
         }
     ]
@@ -565,11 +565,11 @@ def test_grant_bucket_prefixes_gives_each_prefix_its_own_statements():
     grants = Grants()
     grant_bucket_prefixes(grants, bucket, read=["releases/"], read_write=["uploads/"])
     statements = encode_to_dict(grants.document())["Statement"]
-    assert [(s["Sid"], s["Resource"][0]["Fn::Sub"][0].rsplit("}", 1)[1]) for s in statements] == [
-        ("GrantListBucketAssets", ""),
-        ("GrantReadObjectsAssetsReleases", "/releases/*"),
-        ("GrantReadObjectsAssetsUploads", "/uploads/*"),
-        ("GrantWriteObjectsAssetsUploads", "/uploads/*"),
+    assert [(s["Sid"], s["Resource"][0]) for s in statements] == [
+        ("GrantListBucketAssets", {"Fn::GetAtt": ["Assets", "Arn"]}),
+        ("GrantReadObjectsAssetsReleases", {"Fn::Sub": "${Assets.Arn}/releases/*"}),
+        ("GrantReadObjectsAssetsUploads", {"Fn::Sub": "${Assets.Arn}/uploads/*"}),
+        ("GrantWriteObjectsAssetsUploads", {"Fn::Sub": "${Assets.Arn}/uploads/*"}),
     ]
 
 

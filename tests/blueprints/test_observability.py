@@ -140,7 +140,7 @@ def test_topic_policy_lets_only_cloudwatch_and_budgets_of_this_account_publish_a
             "Principal": "*",
             "Action": ["sns:Publish"],
             "Resource": [TOPIC],
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            "Condition": {"Bool": {"aws:SecureTransport": False}},
         }
     ]
 
@@ -166,7 +166,7 @@ def test_deny_insecure_publish_denies_every_principal_without_tls_on_that_topic_
         "Principal": "*",
         "Action": ["sns:Publish"],
         "Resource": [{"Ref": "Alerts"}],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        "Condition": {"Bool": {"aws:SecureTransport": False}},
     }
 
 

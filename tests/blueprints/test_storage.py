@@ -39,7 +39,8 @@ def _with_reader() -> tuple[Stack, Storage]:
 
 
 def _sub(bucket: str, resource: str) -> dict[str, Any]:
-    return {"Fn::Sub": ["arn:${AWS::Partition}:s3:::${Bucket}" + resource, {"Bucket": {"Ref": bucket}}]}
+    """A bucket's ARN (its Arn attribute), or ``${Bucket.Arn}/…`` of objects in it, as the grants write them."""
+    return {"Fn::GetAtt": [bucket, "Arn"]} if not resource else {"Fn::Sub": f"${{{bucket}.Arn}}{resource}"}
 
 
 def _statements(template: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -126,7 +127,7 @@ def test_both_bucket_policies_deny_requests_without_tls():
             "Principal": "*",
             "Action": ["s3:*"],
             "Resource": [_sub(bucket, ""), _sub(bucket, "/*")],
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            "Condition": {"Bool": {"aws:SecureTransport": False}},
         } in _bucket_policy(t, bucket)
 
 
@@ -239,14 +240,19 @@ def test_seed_10_every_s3_arn_in_every_policy_is_built_from_a_bucket_of_this_tem
         assert statement["Resource"] != ["*"], statement
         for resource in statement["Resource"]:
             assert isinstance(resource, dict), f"literal resource {resource!r} in {statement['Sid']}"
-            arn, variables = resource["Fn::Sub"]
-            assert arn.startswith("arn:${AWS::Partition}:s3:::${Bucket}"), arn
-            assert variables == {"Bucket": {"Ref": variables["Bucket"]["Ref"]}}
-            assert variables["Bucket"]["Ref"] in buckets, resource
-            s3_resources.append((statement["Sid"], arn, variables["Bucket"]["Ref"]))
+            if "Fn::GetAtt" in resource:  # the bucket itself
+                bucket, attribute = resource["Fn::GetAtt"]
+                assert attribute == "Arn", resource
+                objects = ""
+            else:  # objects in it: ${Bucket.Arn}/pattern
+                found = re.fullmatch(r"\$\{(\w+)\.Arn\}(/.*)", resource["Fn::Sub"])
+                assert found, resource
+                bucket, objects = found.groups()
+            assert bucket in buckets, resource
+            s3_resources.append((statement["Sid"], bucket, objects))
     # The role's grant is among them, on the assets bucket only.
-    assert ("GrantReadObjectsAssetsBucket", "arn:${AWS::Partition}:s3:::${Bucket}/*", "AssetsBucket") in s3_resources
-    assert ("GrantListBucketAssetsBucket", "arn:${AWS::Partition}:s3:::${Bucket}", "AssetsBucket") in s3_resources
+    assert ("GrantReadObjectsAssetsBucket", "AssetsBucket", "/*") in s3_resources
+    assert ("GrantListBucketAssetsBucket", "AssetsBucket", "") in s3_resources
 
 
 def test_every_policy_statement_comes_from_a_grant_helper():

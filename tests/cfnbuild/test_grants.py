@@ -16,20 +16,13 @@ def test_bucket_read_grants_list_on_the_bucket_and_get_on_its_objects_only():
             "Sid": "GrantListBucketAssets",
             "Effect": "Allow",
             "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
-            "Resource": [{"Fn::Sub": ["arn:${AWS::Partition}:s3:::${Bucket}", {"Bucket": {"Ref": "Assets"}}]}],
+            "Resource": [{"Fn::GetAtt": ["Assets", "Arn"]}],
         },
         {
             "Sid": "GrantReadObjectsAssets",
             "Effect": "Allow",
             "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-            "Resource": [
-                {
-                    "Fn::Sub": [
-                        "arn:${AWS::Partition}:s3:::${Bucket}/*",
-                        {"Bucket": {"Ref": "Assets"}},
-                    ]
-                }
-            ],
+            "Resource": [{"Fn::Sub": "${Assets.Arn}/*"}],  # the form rule packs follow back to the bucket
         },
     ]
 
