@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from troposphere import AWSHelperFn, Equals, GetAtt, If, Not, Ref, Sub, rds, secretsmanager
 
 from cfnbuild import Blueprint, ServiceRole, setting
+from cfnbuild.naming import partition_arn
 
 ENGINE = "aurora-mysql"
 ENGINE_MAJOR = "3"  # Aurora MySQL 3 is MySQL 8.0 compatible
@@ -258,6 +259,9 @@ class Database(Blueprint[DatabaseInputs]):
             "DbMonitoring",
             services=["monitoring.rds.amazonaws.com"],
             managed_policies=["service-role/AmazonRDSEnhancedMonitoringRole"],
+            # "Protecting against the confused deputy problem" (Amazon RDS User Guide, Enhanced
+            # Monitoring): assumed only for this account's DB instances.
+            source_arn=partition_arn("rds", "db:*"),
         )
         self.monitoring_role_arn = role.arn
         return role

@@ -21,6 +21,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Literal
 
+import awacs.logs
 from troposphere import (
     AWSHelperFn,
     Equals,
@@ -37,6 +38,7 @@ from troposphere import (
 )
 
 from cfnbuild import Blueprint, Invalid, ServiceRole, setting
+from cfnbuild.naming import partition_arn
 
 TIERS = ("public", "app", "data")
 # Each tier takes a block of four subnets (room for a fourth zone); each subnet is 1/16 of the VPC.
@@ -346,8 +348,16 @@ class Network(Blueprint[NetworkInputs]):
         if self.inputs.flow_log_key_arn is not None:
             group_props["KmsKeyId"] = self.inputs.flow_log_key_arn
         self.flow_log_group = self.add(logs.LogGroup(self.lid("FlowLogGroup"), **group_props), stateful=True)
-        role = ServiceRole(self, "FlowLogs", services=["vpc-flow-logs.amazonaws.com"])
+        # Trust and permissions as "IAM role for publishing flow logs to CloudWatch Logs" (Amazon
+        # VPC User Guide) documents them: this account's flow logs only, and DescribeLogGroups.
+        role = ServiceRole(
+            self,
+            "FlowLogs",
+            services=["vpc-flow-logs.amazonaws.com"],
+            source_arn=partition_arn("ec2", "vpc-flow-log/*"),
+        )
         role.grant_log_group_write(self.flow_log_group)
+        role.grant_unscoped("DescribeLogGroups", [awacs.logs.DescribeLogGroups])
         self.add(
             ec2.FlowLog(
                 self.lid("FlowLog"),

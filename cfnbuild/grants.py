@@ -212,19 +212,28 @@ def aws_managed_policy_arn(name: str) -> Sub:
     return Sub("arn:${AWS::Partition}:iam::aws:policy/" + policy_path(name))
 
 
-def service_trust_policy(services: Sequence[str]) -> Policy:
-    """A trust policy that lets ``services`` (``ec2.amazonaws.com``, ...) assume the role."""
-    return PolicyDocument(
-        Version=POLICY_VERSION,
-        Statement=[
-            Statement(
-                Sid=SID_PREFIX + "AssumeRole",
-                Effect=Allow,
-                Principal=Principal("Service", sorted(services)),
-                Action=[awacs.sts.AssumeRole],
-            )
-        ],
+def service_trust_policy(services: Sequence[str], *, source_arn: AWSHelperFn | str | None = None) -> Policy:
+    """A trust policy that lets ``services`` (``ec2.amazonaws.com``, ...) assume the role.
+
+    With ``source_arn`` (the resources of this account that the service acts for, e.g.
+    ``arn:…:ec2:…:vpc-flow-log/*``) the service may assume it only on behalf of this account's
+    resources: ``aws:SourceAccount`` and ``aws:SourceArn``, as AWS recommends against the
+    confused deputy ("The confused deputy problem", IAM User Guide).
+    """
+    condition = None
+    if source_arn is not None:
+        condition = Condition(
+            [StringEquals("aws:SourceAccount", Ref("AWS::AccountId")), ArnLike("aws:SourceArn", source_arn)]
+        )
+    statement = Statement(
+        Sid=SID_PREFIX + "AssumeRole",
+        Effect=Allow,
+        Principal=Principal("Service", sorted(services)),
+        Action=[awacs.sts.AssumeRole],
     )
+    if condition is not None:
+        statement.Condition = condition
+    return PolicyDocument(Version=POLICY_VERSION, Statement=[statement])
 
 
 class ServiceRole(Grants):
@@ -241,9 +250,10 @@ class ServiceRole(Grants):
         *,
         services: Sequence[str],
         managed_policies: Sequence[str] = (),
+        source_arn: AWSHelperFn | str | None = None,
     ) -> None:
         super().__init__()
-        props: dict[str, Any] = {"AssumeRolePolicyDocument": service_trust_policy(services)}
+        props: dict[str, Any] = {"AssumeRolePolicyDocument": service_trust_policy(services, source_arn=source_arn)}
         if managed_policies:
             props["ManagedPolicyArns"] = [aws_managed_policy_arn(p) for p in managed_policies]
         self.role = blueprint.add(iam.Role(blueprint.lid(name, "Role"), **props))

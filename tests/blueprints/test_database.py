@@ -388,3 +388,14 @@ def test_gate_cfn_lint_and_checkov_find_nothing(tmp_path):
 def test_gate_cfn_lint_finds_nothing_without_a_key_or_readers():
     stack = _full_stack(kms=False, reader_count=0, performance_insights=False, log_exports=("error",))
     assert cfn_lint(stack.to_json(), REGIONS, file="t.json") == []
+
+
+def test_the_monitoring_role_is_assumed_only_for_this_accounts_db_instances():
+    roles = _db().of_type("AWS::IAM::Role")
+    (role,) = [r for r in roles.values() if "monitoring.rds.amazonaws.com" in str(r)]
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": ["monitoring.rds.amazonaws.com"]}
+    assert trust["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        "ArnLike": {"aws:SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:db:*"}},
+    }

@@ -129,7 +129,14 @@ def test_flow_logs_go_to_a_retained_group_through_a_role_granted_only_that_group
     role = t.of_type("AWS::IAM::Role")["FlowLogsRole"]["Properties"]
     assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": ["vpc-flow-logs.amazonaws.com"]}
     (policy,) = role["Policies"]
-    (statement,) = policy["PolicyDocument"]["Statement"]
+    statement, describe = policy["PolicyDocument"]["Statement"]
+    # DescribeLogGroups is in the documented minimum and has no resource-level permission.
+    assert describe == {
+        "Sid": "GrantDescribeLogGroupsAny",
+        "Effect": "Allow",
+        "Action": ["logs:DescribeLogGroups"],
+        "Resource": ["*"],
+    }
     assert statement["Resource"] == [
         {
             "Fn::Sub": [
@@ -186,3 +193,14 @@ def test_overlapping_explicit_subnets_are_rejected_naming_the_tier():
 def test_incompatible_inputs_are_rejected_when_the_blueprint_is_made(inputs, message):
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
         _network(**inputs)
+
+
+def test_the_flow_log_role_is_assumed_only_for_this_accounts_flow_logs():
+    role = _network().of_type("AWS::IAM::Role")["FlowLogsRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        "ArnLike": {
+            "aws:SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:vpc-flow-log/*"}
+        },
+    }
