@@ -129,6 +129,10 @@ class LoadBalancerConfig(Section):
 
     deletion_protection: bool = Field(default=False, description="Refuse to delete the ALB (prod: true).")
     idle_timeout_seconds: int = Field(default=60, ge=1, le=4000, description="Idle connection timeout.")
+    allow_plain_http: bool = Field(
+        default=False,
+        description="Serve the app over plain HTTP when [dns] gives no domain (dev only; never in prod).",
+    )
 
 
 class DnsConfig(Section):
@@ -198,6 +202,31 @@ class WebAppConfig(EnvironmentConfig):
     logs: LogsConfig = Field(default_factory=LogsConfig, description="[logs] section.")
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="[alerts] section.")
     budget: BudgetConfig = Field(default_factory=BudgetConfig, description="[budget] section.")
+
+    @model_validator(mode="after")
+    def _plain_http_is_a_choice(self) -> WebAppConfig:
+        """Without a domain the ALB has no certificate and serves HTTP: only where the config says so."""
+        key = "load_balancer.allow_plain_http"
+        plain = self.load_balancer.allow_plain_http
+        production = self.environment == "prod" or self.deploy.termination_protection
+        if self.dns.domain is None and not plain:
+            raise Invalid(
+                "without [dns] domain the load balancer has no certificate and serves the app over plain HTTP",
+                "give [dns] domain and hosted_zone_id for HTTPS, or set load_balancer.allow_plain_http = true "
+                "to accept plain HTTP (not in prod)",
+                key=key,
+            )
+        if self.dns.domain is not None and plain:
+            raise Invalid(
+                "allow_plain_http does nothing with a domain: port 80 only redirects to HTTPS", "remove it", key=key
+            )
+        if plain and production:
+            raise Invalid(
+                "a production environment (prod, or termination protection on) may not serve plain HTTP",
+                "give [dns] domain and hosted_zone_id so the app is served over HTTPS",
+                key=key,
+            )
+        return self
 
     @model_validator(mode="after")
     def _zones_exist(self) -> WebAppConfig:

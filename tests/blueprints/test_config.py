@@ -12,6 +12,9 @@ GOOD = """\
 project = "webapp"
 regions = ["eu-west-1"]
 
+[load_balancer]
+allow_plain_http = true
+
 [network]
 cidr = "10.10.0.0/16"
 az_count = 2
@@ -276,7 +279,7 @@ def test_no_message_is_left_in_pydantic_words(tmp_path):
 def test_invalid_toml_names_the_file_and_line(tmp_path):
     error = _error(tmp_path, GOOD + "cidr = \n")
     assert "is not valid TOML" in str(error)
-    assert "line 7" in str(error)
+    assert f"line {GOOD.count(chr(10)) + 1}" in str(error)  # the line after GOOD's last
 
 
 def test_invalid_environment_file_name(tmp_path):
@@ -321,3 +324,46 @@ def test_out_of_range_value_is_one_line_through_the_cli_with_both_bounds_and_exi
         main(["--project", str(project_dir), "build", "--env", "dev"])
     assert exited.value.code == 2
     assert capsys.readouterr().err == f"error: {config}: compute.max_size: is 100000; use 1 to 100\n"
+
+
+PLAIN = "load_balancer.allow_plain_http"
+
+
+def test_serving_plain_http_without_a_domain_must_be_said(tmp_path):
+    error = _error(tmp_path, GOOD.replace("allow_plain_http = true\n", ""))
+    assert str(error) == (
+        f"{tmp_path / 'dev.toml'}: {PLAIN}: without [dns] domain the load balancer has no certificate and serves the "
+        "app over plain HTTP; give [dns] domain and hosted_zone_id for HTTPS, or set "
+        "load_balancer.allow_plain_http = true to accept plain HTTP (not in prod)"
+    )
+    assert error.exit_code == 2
+
+
+def test_prod_may_not_serve_plain_http(tmp_path):
+    error = _error(tmp_path, GOOD, name="prod.toml")
+    assert str(error) == (
+        f"{tmp_path / 'prod.toml'}: {PLAIN}: a production environment (prod, or termination protection on) may not "
+        "serve plain HTTP; give [dns] domain and hosted_zone_id so the app is served over HTTPS"
+    )
+
+
+def test_termination_protection_marks_an_environment_as_production(tmp_path):
+    error = _error(tmp_path, GOOD + "\n[deploy]\ntermination_protection = true\n", name="live.toml")
+    assert f"{PLAIN}: a production environment (prod, or termination protection on) may not serve plain HTTP" in str(
+        error
+    )
+
+
+def test_allow_plain_http_with_a_domain_is_refused_as_doing_nothing(tmp_path):
+    text = GOOD + '\n[dns]\ndomain = "app.example.org"\nhosted_zone_id = "Z123ABC"\n'
+    assert str(_error(tmp_path, text)).endswith(
+        f"{PLAIN}: allow_plain_http does nothing with a domain: port 80 only redirects to HTTPS; remove it"
+    )
+
+
+def test_a_domain_without_allow_plain_http_loads_for_prod(tmp_path):
+    text = (
+        GOOD.replace("allow_plain_http = true\n", "")
+        + '\n[dns]\ndomain = "app.example.org"\nhosted_zone_id = "Z123ABC"\n'
+    )
+    assert _load(tmp_path, text, name="prod.toml").load_balancer.allow_plain_http is False
