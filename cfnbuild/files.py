@@ -18,7 +18,7 @@ import os
 import stat
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -232,12 +232,12 @@ def invalid_cache_entry(path: Path, reason: str) -> None:
     warn(f"{shown(path)} is not a valid cache entry ({reason}); recomputing it", key=f"read {path}")
 
 
-def read_cache_entry(path: Path) -> Any:
+def read_cache_entry(path: Path, problem: Callable[[Any], str | None] | None = None) -> Any:
     """The JSON in the cache entry at ``path``; ``None`` when there is none.
 
-    An entry that cannot be read or is not JSON is a miss too (``None``), warned about once;
-    the caller checks the shape of what it gets and calls :func:`invalid_cache_entry` when it
-    is wrong. Either way it recomputes and overwrites the entry with :func:`write_cache_entry`.
+    An entry that cannot be read, is not JSON, or of which ``problem`` (the caller's check of
+    its shape) says what is wrong, is a miss too (``None``), warned about once. Either way the
+    caller recomputes and overwrites the entry with :func:`write_cache_entry`.
     """
     try:
         text = path.read_text(encoding="utf-8")
@@ -254,8 +254,11 @@ def read_cache_entry(path: Path) -> Any:
     except json.JSONDecodeError as exc:
         invalid_cache_entry(path, _json_reason(exc))
         return None
-    if data is None:
-        invalid_cache_entry(path, "null")  # not silently: None is what "no entry" returns
+    # null is not silently a miss (None is what "no entry" returns); then the caller's check.
+    wrong = "null" if data is None else problem(data) if problem is not None else None
+    if wrong is not None:
+        invalid_cache_entry(path, wrong)
+        return None
     return data
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from cfnlint.api import ManualArgs, lint
 from cfnlint.helpers import REGIONS
 
-from cfnbuild.files import invalid_cache_entry, json_kind, read_cache_entry, write_cache_entry
+from cfnbuild.files import json_kind, read_cache_entry, write_cache_entry
 
 MIN_REASON = 10
 
@@ -116,12 +116,8 @@ class LintCache:
 
     @staticmethod
     def _read(entry: Path, file: str) -> list[Finding] | None:
-        data = read_cache_entry(entry)
+        data = read_cache_entry(entry, _findings_problem)
         if data is None:
-            return None
-        problem = _findings_problem(data)
-        if problem is not None:
-            invalid_cache_entry(entry, problem)
             return None
         return [Finding(**{**item, "file": file}) for item in data]
 

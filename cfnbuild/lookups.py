@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from cfnbuild.errors import CfnbuildError
-from cfnbuild.files import invalid_cache_entry, json_kind, read_cache_entry, shape_problem, write_cache_entry
+from cfnbuild.files import json_kind, read_cache_entry, shape_problem, write_cache_entry
 from cfnbuild.stateful import METADATA_KEY
 
 if TYPE_CHECKING:
@@ -333,12 +333,8 @@ class _CacheEntry:
         no answer: AWS is asked again and the entry overwritten. One for another lookup (file
         names can collide) or too old is no answer either, silently.
         """
-        entry = read_cache_entry(self.path)
+        entry = read_cache_entry(self.path, _entry_problem)
         if entry is None:
-            return None
-        problem = _entry_problem(entry)
-        if problem is not None:
-            invalid_cache_entry(self.path, problem)
             return None
         if {k: entry.get(k) for k in self.identity} != self.identity:
             return None

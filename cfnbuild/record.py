@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cfnbuild.files import invalid_cache_entry, json_kind, read_cache_entry, shape_problem, write_cache_entry
+from cfnbuild.files import json_kind, read_cache_entry, shape_problem, write_cache_entry
 
 FORMAT = 1
 RECORD_DIR = Path(".cfnbuild-cache") / "build"
@@ -358,12 +358,8 @@ def verified(root: Path, environment: str) -> Record | None:
     record: the deploy renders and compares, and writes it again when the templates are current.
     """
     path = record_path(root, environment)
-    data = read_cache_entry(path)
+    data = read_cache_entry(path, _record_problem)
     if data is None:
-        return None
-    problem = _record_problem(data)
-    if problem is not None:
-        invalid_cache_entry(path, problem)
         return None
     if data.get("environment") != environment or not inputs_hold(data, root):
         return None

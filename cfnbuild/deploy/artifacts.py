@@ -32,7 +32,7 @@ from botocore.exceptions import ClientError
 from cfnbuild.deploy.aws import error_code
 from cfnbuild.deploy.events import Reporter
 from cfnbuild.errors import UsageError
-from cfnbuild.files import invalid_cache_entry, read_cache_entry, shape_problem, write_cache_entry
+from cfnbuild.files import read_cache_entry, shape_problem, write_cache_entry
 from cfnbuild.record import FORMAT, file_sha256, fingerprint_inputs, inputs_hold, inputs_problem, recording
 from cfnbuild.stateful import METADATA_KEY
 
@@ -111,14 +111,8 @@ def _recorded(out_dir: Path, project_root: Path, spec: Mapping[str, str]) -> tup
     record: the artifact is built again and the record overwritten.
     """
     record = out_dir / RECORD_NAME
-    data = read_cache_entry(record)
+    data = read_cache_entry(record, _record_problem)
     if data is None:
-        return None
-    problem = inputs_problem(data)
-    if problem is None and data["format"] == FORMAT:
-        problem = shape_problem(data, _RECORD_SHAPE)
-    if problem is not None:
-        invalid_cache_entry(record, problem)
         return None
     same_builder = (data.get("builder"), data.get("prefix")) == (spec["builder"], spec["prefix"])
     if not same_builder or not inputs_hold(data, project_root):
@@ -127,6 +121,14 @@ def _recorded(out_dir: Path, project_root: Path, spec: Mapping[str, str]) -> tup
     if file_sha256(path) != data["sha256"]:
         return None
     return path, str(data["key"])
+
+
+def _record_problem(data: Any) -> str | None:
+    """What is wrong with an artifact record's shape, or ``None``."""
+    problem = inputs_problem(data)
+    if problem is None and data["format"] == FORMAT:
+        problem = shape_problem(data, _RECORD_SHAPE)
+    return problem
 
 
 def _record(out_dir: Path, project_root: Path, spec: Mapping[str, str], artifact: BuiltArtifact) -> None:
