@@ -30,6 +30,7 @@ from cfnbuild.app import Project
 from cfnbuild.deploy import artifacts, changeset
 from cfnbuild.deploy.aws import Aws, error_code, error_message, explain, is_not_implemented, refused
 from cfnbuild.deploy.events import AFTER_REVIEW, PollSettings, Reporter, Since, make_reporter, watch
+from cfnbuild.deploy.examples import reserved_examples
 from cfnbuild.deploy.plan import Plan, build_plan, load_plan, render_text
 from cfnbuild.deploy.policy import policy_body, same_policy, stack_policy
 from cfnbuild.deploy.staging import INLINE_TEMPLATE_LIMIT, TEMPLATES, StagingBucket
@@ -232,6 +233,8 @@ class Engine:
         if view.record is None or not view.record.vouches_for(request.stack, text):
             self._check_current(request, rel)
         body = json.dumps(template, sort_keys=True, separators=(",", ":"))
+        if not self.aws.target.local:
+            self._refuse_examples(request, template, rel)
         parameters, previous = self._parameters(request, template, deployed)
         built = artifacts.build(
             template,
@@ -255,6 +258,19 @@ class Engine:
             policy=stack_policy(template) if config.deploy.protect_stateful else None,
             artifacts=tuple(built),
         )
+
+    def _refuse_examples(self, request: Request, template: Mapping[str, Any], rel: Path) -> None:
+        """Refuse, before any AWS call, a domain or address reserved for examples (:mod:`.examples`)."""
+        declared = template.get("Parameters", {})
+        given = {name: value for name, (value, _) in self._given_parameters(request, declared).items()}
+        found = reserved_examples(template, given)
+        if found:
+            places = ", ".join(f"{place} is {value!r}" for place, value in found)
+            raise UsageError(
+                f"{rel}: {places}: reserved example names (RFC 2606) that no one owns — a certificate for such a "
+                "domain never validates and the deploy waits for hours, alerts to such an address reach no one; "
+                f"set your own in config/{request.environment}.toml (or --param), or deploy it with --local"
+            )
 
     def _check_current(self, request: Request, rel: Path) -> None:
         """Render the environment and refuse a template that differs; record the environment if it is current."""
