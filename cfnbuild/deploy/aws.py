@@ -32,9 +32,11 @@ from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     ConnectionClosedError,
+    ConnectionError,
     ConnectTimeoutError,
     CredentialRetrievalError,
     EndpointConnectionError,
+    HTTPClientError,
     NoCredentialsError,
     NoRegionError,
     ParamValidationError,
@@ -193,6 +195,15 @@ def is_not_implemented(exc: BaseException) -> bool:
             and bool(NOT_IMPLEMENTED_WORDS.search(error_message(exc)))
         )
     )
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failure may pass if the call is made again later: no answer, throttling, or a 5xx."""
+    if isinstance(exc, ConnectionError | HTTPClientError):
+        return True
+    if isinstance(exc, ClientError):
+        return error_code(exc) in THROTTLING_CODES or _status(exc) >= 500 or _status(exc) == 429
+    return False
 
 
 def refused(exc: BaseException) -> bool:

@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
-from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import ClientError
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from cfnbuild.deploy.aws import is_transient
 from cfnbuild.errors import CfnbuildError
 
 TERMINAL_OK = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "DELETE_COMPLETE", "IMPORT_COMPLETE"})
@@ -57,9 +58,6 @@ CASCADE_REASONS = (
 _ROLLBACK_STARTED = frozenset({"ROLLBACK_IN_PROGRESS", "UPDATE_ROLLBACK_IN_PROGRESS", "IMPORT_ROLLBACK_IN_PROGRESS"})
 
 # Answers worth polling again after, once botocore's own retries gave up on them.
-_TRANSIENT_CODES = frozenset(
-    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "ServiceUnavailable", "InternalFailure"}
-)
 _MAX_BACKOFF_SECONDS = 60.0
 _NESTED_STACK = "AWS::CloudFormation::Stack"
 
@@ -463,7 +461,7 @@ def root_cause(cloudformation: Any, stack_id: str, events: Sequence[Mapping[str,
     except Exception as error:
         # The parent's failure still names the nested stack: an honest answer when its own
         # events cannot be read.
-        if _is_gone(error) or _is_transient(error):
+        if _is_gone(error) or is_transient(error):
             return failure
         raise
     return root_cause(cloudformation, nested_id, nested_events) or failure
@@ -481,15 +479,6 @@ def _describe_stack(cloudformation: Any, stack_id: str) -> dict[str, Any]:
             return {"StackId": stack_id, "StackStatus": "DELETE_COMPLETE"}
         raise
     return dict(stacks[0])
-
-
-def _is_transient(error: Exception) -> bool:
-    if isinstance(error, ConnectionError | HTTPClientError):
-        return True
-    if isinstance(error, ClientError):
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return _error_code(error) in _TRANSIENT_CODES or int(status or 0) >= 500
-    return False
 
 
 def watch(
@@ -538,7 +527,7 @@ def watch(
                     raise
                 new = []
         except Exception as error:
-            if not _is_transient(error):
+            if not is_transient(error):
                 raise
             failures_in_a_row += 1
             if isinstance(reporter, NoticesRetries):

@@ -50,11 +50,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import click
-from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.table import Table
 
-from cfnbuild.deploy.aws import error_code, error_message
+from cfnbuild.deploy.aws import error_code, error_message, is_transient
 from cfnbuild.deploy.commands import Where, engine_for, target_options
 from cfnbuild.deploy.engine import DeployedStack, DeployFailed, Engine, Prepared, Refused, Request
 from cfnbuild.deploy.events import format_seconds
@@ -73,9 +73,6 @@ DEFAULT_EXECUTION_ROLE = "AWSCloudFormationStackSetExecutionRole"  # in each tar
 OPERATION_GOING = frozenset({"RUNNING", "QUEUED", "STOPPING"})
 HEARTBEAT_SECONDS = 60.0
 _MAX_BACKOFF_SECONDS = 60.0
-_TRANSIENT_CODES = frozenset(
-    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "ServiceUnavailable", "InternalFailure"}
-)
 _ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$")
 _ROLE_NAME = re.compile(r"^[a-zA-Z_0-9+=,.@-]{1,64}$")
@@ -724,15 +721,6 @@ class OperationOutcome:
         return [result for result in self.results if result.status == "FAILED"]
 
 
-def _transient(error: Exception) -> bool:
-    if isinstance(error, ConnectionError | HTTPClientError):
-        return True
-    if isinstance(error, ClientError):
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return error_code(error) in _TRANSIENT_CODES or int(status or 0) >= 500
-    return False
-
-
 def _pages(cloudformation: Any, operation: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
     return [item for page in cloudformation.get_paginator(operation).paginate(**kwargs) for item in page[key]]
 
@@ -965,7 +953,7 @@ class StackSetDelivery:
                 )["StackSetOperation"]
                 results = self.operation_results(operation_id)
             except Exception as error:
-                if not _transient(error):
+                if not is_transient(error):
                     raise
                 failures += 1
                 out.print(
