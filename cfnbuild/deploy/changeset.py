@@ -26,6 +26,12 @@ class ChangeSetFailed(CfnbuildError):
     """CloudFormation could not make the change set; it is kept so it can be inspected."""
 
 
+def arn_name(arn: str) -> str:
+    """The name inside a stack or change-set ARN (``…:stack/NAME/UUID``); the text itself when it is none."""
+    parts = arn.split("/")
+    return parts[-2] if len(parts) >= 3 else arn
+
+
 @dataclass(frozen=True)
 class ChangeSet:
     """A created change set, described whole (all pages, property values included)."""
@@ -37,7 +43,7 @@ class ChangeSet:
     @property
     def name(self) -> str:
         """The change set's name (its ARN is ``…:changeSet/NAME/UUID``)."""
-        return str(self.description.get("ChangeSetName") or self.id.split("/")[-2])
+        return str(self.description.get("ChangeSetName") or arn_name(self.id))
 
     @property
     def has_changes(self) -> bool:
@@ -153,7 +159,7 @@ def undo(cloudformation: Any, change_set_id: str, made_stack: str | None) -> str
     Returns the sentence for the error line: what was removed, or what could not be and how to
     remove it by hand. Never raises: it runs while another error is on its way to the user.
     """
-    name = change_set_id.split("/")[-2] if change_set_id.count("/") >= 2 else change_set_id
+    name = arn_name(change_set_id)
     try:
         delete_quietly(cloudformation, change_set_id)
     except Exception as exc:  # the error on its way matters more; say how to finish by hand
@@ -163,7 +169,7 @@ def undo(cloudformation: Any, change_set_id: str, made_stack: str | None) -> str
         )
     if made_stack is None:
         return f"removed change set {name}; the stack is as it was"
-    stack = made_stack.split("/")[-2] if made_stack.count("/") >= 2 else made_stack
+    stack = arn_name(made_stack)
     try:
         cloudformation.delete_stack(StackName=made_stack)
     except Exception as exc:  # as above

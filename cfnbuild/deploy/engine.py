@@ -29,6 +29,7 @@ from rich.console import Console
 from cfnbuild.app import Project
 from cfnbuild.deploy import artifacts, changeset
 from cfnbuild.deploy.aws import Aws, error_code, error_message, explain, is_not_implemented, refused
+from cfnbuild.deploy.changeset import arn_name
 from cfnbuild.deploy.events import AFTER_REVIEW, PollSettings, Reporter, Since, make_reporter, watch
 from cfnbuild.deploy.examples import reserved_examples
 from cfnbuild.deploy.plan import Plan, build_plan, load_plan, render_text
@@ -78,7 +79,7 @@ class StackBusy(Refused):
 
 
 class Interrupted(CfnbuildError):
-    """Ctrl-C while watching: the stack operation goes on in AWS."""
+    """Ctrl-C while watching: the operation goes on in AWS (or ends with the embedded emulator)."""
 
     exit_code = 130
 
@@ -524,7 +525,7 @@ class Engine:
         if deployed.status != "REVIEW_IN_PROGRESS":
             if not BUSY.search(deployed.status):
                 return None
-            running = deployed.change_set_id.split("/")[-2] if deployed.change_set_id.count("/") >= 2 else ""
+            running = arn_name(deployed.change_set_id) if deployed.change_set_id else ""
             return f"{deployed.status}, executing change set {running}" if running else deployed.status
         live = self._live_change_set(deployed.stack_id)
         if live is None:
@@ -749,18 +750,19 @@ class Engine:
         outputs = after.outputs if after else {}
         self.out.print(f"{stack_name}: {outcome.status}", markup=False)
         again = f"run 'cfnbuild deploy --env {request.environment}' again to set it"
-        steps: list[FollowUp] = [
+        steps: list[FollowUp] = []
+        if after is not None:
+            steps += [
+                ("the stack policy", again, lambda: self._set_policy(after, prepared, created=deployed is None)),
+                ("termination protection", again, lambda: self._set_protection(after, prepared)),
+            ]
+        steps.append(
             (
                 "the outputs file",
                 f"run 'cfnbuild outputs --env {request.environment}'",
                 lambda: self._write_outputs(request, stack_name, created.stack_id, outputs, prepared.template),
             )
-        ]
-        if after is not None:
-            steps[:0] = [
-                ("the stack policy", again, lambda: self._set_policy(after, prepared, created=deployed is None)),
-                ("termination protection", again, lambda: self._set_protection(after, prepared)),
-            ]
+        )
         self._follow_ups(stack_name, outputs, steps)
         return outputs
 

@@ -53,9 +53,9 @@ def stack_lock(
     folder = directory or lock_dir()
     path = folder / f"{_key(target)}.lock"
     info = path.with_suffix(".json")
+    lock, locked = FileLock(path), True
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(path)
         lock.acquire(timeout=0)
     except Timeout:
         holder = _holder(info)
@@ -69,7 +69,9 @@ def stack_lock(
         lock.acquire()
     except OSError as exc:
         say(f"warning: cannot lock {target.stack_name} in {path.parent} ({exc.strerror or exc}); going on unlocked")
-        yield
+        locked = False
+    if not locked:
+        yield  # outside the except clause: a failure of the command is not chained to the OSError
         return
     try:
         _write_holder(info, command)
