@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
 from troposphere import AWSHelperFn, AWSObject, Output, Parameter
@@ -125,3 +125,9 @@ class Blueprint(ABC, Generic[InputsT]):
     def skip_check(self, resource: AWSObject, check_id: str, reason: str) -> None:
         """Record on ``resource`` that checkov's ``check_id`` does not apply, and why."""
         self.stack.skip_check(resource, check_id, reason)
+
+    def accept_finding(
+        self, resource: AWSObject, rules: Iterable[str], reason: str, *, applies_to: Iterable[str] = ()
+    ) -> None:
+        """Record on ``resource`` that rule-pack findings ``rules`` are accepted, and why (see the Stack method)."""
+        self.stack.accept_finding(resource, rules, reason, applies_to=applies_to)

@@ -16,7 +16,7 @@ import io
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -28,6 +28,9 @@ from cfnbuild.stateful import METADATA_KEY, deletion_policy, update_replace_poli
 from cfnbuild.tags import apply_tags, standard_tags
 
 ResourceT = TypeVar("ResourceT", bound=AWSObject)
+
+# A rule pack's rule id: "AwsSolutions-RDS14", "NIST.800.53.R5-S3BucketReplicationEnabled".
+_RULE_ID = re.compile(r"[A-Za-z][\w.]*-\w+")
 
 _NAMESPACES = {
     "resource": "resource",
@@ -138,6 +141,31 @@ class Stack:
         skips = metadata.setdefault("checkov", {}).setdefault("skip", [])
         skips.append({"id": check_id, "comment": reason.strip()})
         skips.sort(key=lambda item: item["id"])
+        resource.Metadata = metadata
+
+    def accept_finding(
+        self, resource: AWSObject, rules: Iterable[str], reason: str, *, applies_to: Iterable[str] = ()
+    ) -> None:
+        """Record in ``resource``'s Metadata that rule-pack findings ``rules`` are accepted, and why.
+
+        Written where AWS's published rule packs (cdk-nag: AWS Solutions, NIST 800-53, HIPAA, PCI
+        DSS) read a suppression: ``{"cdk_nag": {"rules_to_suppress": [{"id", "reason"}]}}``, with
+        ``applies_to`` naming the findings of a rule that reports several per resource (e.g. the
+        wildcard ``Resource::<Bucket.Arn>/releases/*`` of AwsSolutions-IAM5). ``tests/rulepacks``
+        runs the packs; the README's Security section lists every accepted finding.
+        """
+        if len(reason.strip()) < 20:
+            raise InputError(f"accepting {list(rules)} on {resource.title} needs a reason a reviewer can judge")
+        metadata = copy.deepcopy(dict(getattr(resource, "Metadata", None) or {}))
+        accepted = metadata.setdefault("cdk_nag", {}).setdefault("rules_to_suppress", [])
+        for rule in rules:
+            if not _RULE_ID.fullmatch(rule):
+                raise InputError(f"{rule!r} on {resource.title} is not a rule id such as 'AwsSolutions-RDS14'")
+            entry: dict[str, Any] = {"id": rule, "reason": reason.strip()}
+            if applies_to:
+                entry["applies_to"] = sorted(applies_to)
+            accepted.append(entry)
+        accepted.sort(key=lambda item: (item["id"], item.get("applies_to", [])))
         resource.Metadata = metadata
 
     def add_lookup(self, parameter: str, *, kind: str, **arguments: str) -> None:

@@ -110,6 +110,27 @@ def test_check_skip_needs_a_reason_and_lands_in_metadata():
     }
 
 
+def test_an_accepted_rule_pack_finding_needs_a_reason_and_a_rule_id_and_lands_where_the_packs_read_it():
+    stack = _stack()
+    bucket = stack.add_resource(s3.Bucket("Bucket"), owner="t")
+    with pytest.raises(InputError, match="needs a reason"):
+        stack.accept_finding(bucket, ["AwsSolutions-S1"], "no")
+    with pytest.raises(InputError, match="is not a rule id"):
+        stack.accept_finding(bucket, ["S1 please"], "this bucket receives the access logs of the others")
+    reason = "this bucket receives the access logs of the others"
+    stack.accept_finding(bucket, ["NIST.800.53.R5-S3BucketLoggingEnabled", "AwsSolutions-S1"], reason)
+    stack.accept_finding(bucket, ["AwsSolutions-IAM5"], reason, applies_to=["Resource::*"])
+    assert stack.to_dict()["Resources"]["Bucket"]["Metadata"] == {
+        "cdk_nag": {
+            "rules_to_suppress": [
+                {"id": "AwsSolutions-IAM5", "reason": reason, "applies_to": ["Resource::*"]},
+                {"id": "AwsSolutions-S1", "reason": reason},
+                {"id": "NIST.800.53.R5-S3BucketLoggingEnabled", "reason": reason},
+            ]
+        }
+    }
+
+
 def test_rendering_is_byte_identical_across_builds():
     def build() -> str:
         stack = _stack()
