@@ -14,9 +14,20 @@ no rule stops (``DefaultAction: Allow``) and runs, in this order:
 4. ``AWSManagedRulesKnownBadInputsRuleSet`` — request patterns known to be invalid or to exploit
    a vulnerability, Log4j's JNDI lookups (CVE-2021-44228) among them.
 
-The managed groups keep their own rule actions (``OverrideAction: None``): they block. Every rule
+The managed groups keep their own rule actions (``OverrideAction: None``): they block — with one
+exception, below. Every rule
 and the ACL publish CloudWatch metrics and keep sampled requests (``VisibilityConfig``). The ACL
 is associated with the ALB by an ``AWS::WAFv2::WebACLAssociation``.
+
+The exception: the core rule set's ``SizeRestrictions_BODY`` blocks every request whose body is
+over 8 KB, since WAF inspects only a body's first 8 KB; the notes API takes bodies of up to 10,000
+characters (``flask_app/models.py``), so that rule would refuse valid notes. Unless
+``block_large_bodies`` is set, the rule is overridden to Count (``RuleActionOverrides``, which AWS
+recommends over ``ExcludedRules``): such a request is logged and passes on; the first 8 KB are
+still inspected by every other rule, and nginx and the app refuse bodies over their own limit
+(``ComputeInputs.max_body_bytes``).
+https://docs.aws.amazon.com/waf/latest/developerguide/aws-managed-rule-groups-baseline.html,
+https://docs.aws.amazon.com/waf/latest/developerguide/web-acl-rule-group-override-options.html
 
 Logging: requests a rule blocked (or counted, for a rule being tuned in Count mode) go to a
 CloudWatch Logs log group whose name starts ``aws-waf-logs-`` (WAF refuses any other name), kept
@@ -65,6 +76,8 @@ IP_REPUTATION = "AWSManagedRulesAmazonIpReputationList"
 COMMON_RULE_SET = "AWSManagedRulesCommonRuleSet"
 KNOWN_BAD_INPUTS = "AWSManagedRulesKnownBadInputsRuleSet"
 RATE_RULE = "RateLimitPerIp"
+# The core rule set's rule for bodies over 8 KB (see the module docstring).
+LARGE_BODY_RULE = "SizeRestrictions_BODY"
 
 # The actions a log record is kept for; everything else (ALLOW) is dropped
 # (AWS::WAFv2::LoggingConfiguration ActionCondition: EXCLUDED_AS_COUNT matches a managed rule
@@ -84,6 +97,10 @@ class WafInputs:
         2000, "Requests one client address may send in 5 minutes before it is blocked (10 to 2,000,000,000)."
     )
     log_retention_days: int = setting(90, "Days the WAF log group keeps blocked requests (a CloudWatch Logs value).")
+    block_large_bodies: bool = setting(
+        False,
+        "Let the core rule set block request bodies over 8 KB; False: count them (notes take 10,000 characters).",
+    )
 
 
 class Waf(Blueprint[WafInputs]):
@@ -129,15 +146,19 @@ class Waf(Blueprint[WafInputs]):
             CloudWatchMetricsEnabled=True, SampledRequestsEnabled=True, MetricName=metric_name
         )
 
-    def managed_rule(self, name: str, priority: int) -> wafv2.WebACLRule:
-        """An AWS managed rule group whose rules keep their own actions (OverrideAction None)."""
+    def managed_rule(self, name: str, priority: int, *, count: tuple[str, ...] = ()) -> wafv2.WebACLRule:
+        """An AWS managed rule group whose result stands (OverrideAction None); its rules in ``count`` only count."""
         metric = name.removeprefix("AWSManagedRules")
+        group = wafv2.ManagedRuleGroupStatement(VendorName="AWS", Name=name)
+        if count:
+            group.RuleActionOverrides = [
+                wafv2.RuleActionOverride(Name=rule, ActionToUse=wafv2.RuleAction(Count=wafv2.CountAction()))
+                for rule in count
+            ]
         return wafv2.WebACLRule(
             Name=metric,
             Priority=priority,
-            Statement=wafv2.Statement(
-                ManagedRuleGroupStatement=wafv2.ManagedRuleGroupStatement(VendorName="AWS", Name=name)
-            ),
+            Statement=wafv2.Statement(ManagedRuleGroupStatement=group),
             OverrideAction=wafv2.OverrideAction(**{"None": {}}),
             VisibilityConfig=self.visibility(metric),
         )
@@ -163,7 +184,7 @@ class Waf(Blueprint[WafInputs]):
         rules = [
             self.managed_rule(IP_REPUTATION, 0),
             self.rate_rule(1),
-            self.managed_rule(COMMON_RULE_SET, 2),
+            self.managed_rule(COMMON_RULE_SET, 2, count=() if self.inputs.block_large_bodies else (LARGE_BODY_RULE,)),
             self.managed_rule(KNOWN_BAD_INPUTS, 3),
         ]
         return self.add(

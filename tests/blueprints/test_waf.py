@@ -127,16 +127,40 @@ def test_staging_and_prod_have_a_regional_web_acl_allowing_by_default_with_the_f
 
 def test_managed_groups_keep_their_own_block_actions_and_the_rate_rule_blocks():
     (acl,) = _built("prod").of_type("AWS::WAFv2::WebACL").values()
+    overrides = {}
     for rule in acl["Properties"]["Rules"]:
         if "ManagedRuleGroupStatement" in rule["Statement"]:
             assert rule["OverrideAction"] == {"None": {}}, rule["Name"]  # Count would only watch
             assert "Action" not in rule
             statement = rule["Statement"]["ManagedRuleGroupStatement"]
-            assert "ExcludedRules" not in statement, rule["Name"]  # Log4JRCE and friends stay blocking
-            assert "RuleActionOverrides" not in statement, rule["Name"]
+            assert "ExcludedRules" not in statement, rule["Name"]  # Log4JRCE and the rest stay blocking
+            overrides[statement["Name"]] = statement.get("RuleActionOverrides", [])
         else:
             assert rule["Action"] == {"Block": {}}
             assert "OverrideAction" not in rule
+    # Only the core rule set's 8 KB body rule is turned to Count, nothing else.
+    assert overrides == {
+        "AWSManagedRulesAmazonIpReputationList": [],
+        "AWSManagedRulesCommonRuleSet": [{"Name": "SizeRestrictions_BODY", "ActionToUse": {"Count": {}}}],
+        "AWSManagedRulesKnownBadInputsRuleSet": [],
+    }
+
+
+def test_the_8_kb_body_rule_counts_because_a_valid_note_is_larger_than_8_kb():
+    # WAF inspects a body's first 8,192 bytes and the core rule set blocks anything larger; a note
+    # the API accepts (BODY_MAX_LENGTH characters, at least one byte each) does not fit.
+    from flask_app.models import BODY_MAX_LENGTH
+
+    assert len(json.dumps({"title": "t", "body": "x" * BODY_MAX_LENGTH}).encode()) > 8192
+    (common,) = [
+        g for g in _rules(_built("staging"), "ManagedRuleGroupStatement") if g["Name"].endswith("CommonRuleSet")
+    ]
+    assert [o["Name"] for o in common["RuleActionOverrides"]] == ["SizeRestrictions_BODY"]
+
+
+def test_block_large_bodies_leaves_the_core_rule_set_untouched():
+    groups = _rules(TemplateAssert(_stack(block_large_bodies=True).to_dict()), "ManagedRuleGroupStatement")
+    assert [g for g in groups if "RuleActionOverrides" in g] == []
 
 
 def test_every_rule_publishes_metrics_and_samples_under_its_own_metric_name():
