@@ -14,10 +14,9 @@ no rule stops (``DefaultAction: Allow``) and runs, in this order:
 4. ``AWSManagedRulesKnownBadInputsRuleSet`` — request patterns known to be invalid or to exploit
    a vulnerability, Log4j's JNDI lookups (CVE-2021-44228) among them.
 
-The managed groups keep their own rule actions (``OverrideAction: None``): they block — with one
-exception, below. Every rule
-and the ACL publish CloudWatch metrics and keep sampled requests (``VisibilityConfig``). The ACL
-is associated with the ALB by an ``AWS::WAFv2::WebACLAssociation``.
+The managed groups keep their own rule actions (``OverrideAction: None``): they block, with one
+exception below. Every rule and the ACL publish CloudWatch metrics and keep sampled requests
+(``VisibilityConfig``). The ACL is associated with the ALB by an ``AWS::WAFv2::WebACLAssociation``.
 
 The exception: the core rule set's ``SizeRestrictions_BODY`` blocks every request whose body is
 over 8 KB, since WAF inspects only a body's first 8 KB; the notes API takes bodies of up to 10,000
