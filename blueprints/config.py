@@ -40,6 +40,15 @@ LOG_RETENTION_DAYS = (
     3653,
 )
 
+# The bounds of a WAF rate-based rule's limit: "The lowest limit setting allowed is 10" (WAF
+# Developer Guide, "Rate-based rule high-level settings",
+# https://docs.aws.amazon.com/waf/latest/developerguide/waf-rule-statement-type-rate-based-high-level-settings.html);
+# at most 2,000,000,000 (WAFV2 API Reference, RateBasedStatement Limit,
+# https://docs.aws.amazon.com/waf/latest/APIReference/API_RateBasedStatement.html; the same bounds
+# are in the AWS::WAFv2::WebACL resource schema).
+RATE_LIMIT_MIN = 10
+RATE_LIMIT_MAX = 2_000_000_000
+
 
 class NetworkConfig(Section):
     """``[network]``: the VPC and its subnets."""
@@ -191,6 +200,34 @@ class BudgetConfig(Section):
     actual_threshold_percent: int = Field(default=80, ge=1, le=1000, description="Alert on actual cost above this.")
 
 
+class WafConfig(Section):
+    """``[waf]``: AWS WAF in front of the load balancer (on unless an environment turns it off)."""
+
+    enabled: bool = Field(
+        default=True, description="Put a web ACL with AWS managed rules and a rate limit in front of the ALB."
+    )
+    rate_limit_per_5_min: int = Field(
+        default=2000, description="Requests one client address may send in 5 minutes before WAF blocks it."
+    )
+    log_retention_days: int = Field(default=90, description="Days the log group of blocked requests keeps them.")
+
+    @model_validator(mode="after")
+    def _check(self) -> WafConfig:
+        if not RATE_LIMIT_MIN <= self.rate_limit_per_5_min <= RATE_LIMIT_MAX:
+            raise Invalid(
+                f"rate_limit_per_5_min is {self.rate_limit_per_5_min}, outside what AWS WAF accepts",
+                f"use {RATE_LIMIT_MIN} to {RATE_LIMIT_MAX:,} requests per 5 minutes",
+                key="rate_limit_per_5_min",
+            )
+        if self.log_retention_days not in LOG_RETENTION_DAYS:
+            raise Invalid(
+                f"log_retention_days is {self.log_retention_days}, which CloudWatch Logs does not offer",
+                f"use one of {', '.join(map(str, LOG_RETENTION_DAYS))}",
+                key="log_retention_days",
+            )
+        return self
+
+
 class WebAppConfig(EnvironmentConfig):
     """One environment of the Flask web application."""
 
@@ -202,6 +239,7 @@ class WebAppConfig(EnvironmentConfig):
     logs: LogsConfig = Field(default_factory=LogsConfig, description="[logs] section.")
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="[alerts] section.")
     budget: BudgetConfig = Field(default_factory=BudgetConfig, description="[budget] section.")
+    waf: WafConfig = Field(default_factory=WafConfig, description="[waf] section.")
 
     @model_validator(mode="after")
     def _plain_http_is_a_choice(self) -> WebAppConfig:

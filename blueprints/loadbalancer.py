@@ -1,7 +1,7 @@
 """The internet-facing Application Load Balancer, its target group, and (with a domain) HTTPS.
 
 Inputs: :class:`LoadBalancerInputs`. Outputs: ``load_balancer``, ``target_group`` (the
-resources), ``target_group_arn`` (``Ref``), ``dns_name``, ``load_balancer_full_name``,
+resources), ``load_balancer_arn`` and ``target_group_arn`` (``Ref``), ``dns_name``, ``load_balancer_full_name``,
 ``target_group_full_name`` (``GetAtt``; the full names are CloudWatch alarm dimensions), ``url``
 (``If``), ``has_domain`` (the condition's name) and ``target_port`` (the port the instances must
 open to the ALB); and the exported Outputs ``AlbDnsName``, ``AppUrl``, ``AlbArn`` and
@@ -80,6 +80,7 @@ class LoadBalancer(Blueprint[LoadBalancerInputs]):
 
     load_balancer: elbv2.LoadBalancer
     target_group: elbv2.TargetGroup
+    load_balancer_arn: Ref
     target_group_arn: Ref
     dns_name: GetAtt
     url: If
@@ -232,7 +233,8 @@ class LoadBalancer(Blueprint[LoadBalancerInputs]):
         self.dns_name = GetAtt(alb, "DNSName")
         self.load_balancer_full_name = GetAtt(alb, "LoadBalancerFullName")
         self.output("AlbDnsName", self.dns_name, "DNS name of the application load balancer.")
-        self.output("AlbArn", Ref(alb), "ARN of the application load balancer.")
+        self.load_balancer_arn = Ref(alb)
+        self.output("AlbArn", self.load_balancer_arn, "ARN of the application load balancer.")
         return alb
 
     def targets(self) -> elbv2.TargetGroup:

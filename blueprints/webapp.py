@@ -2,7 +2,7 @@
 
 Each blueprint takes the previous ones' typed outputs as inputs; nothing here creates a resource
 itself. Order: keys → network → security groups → storage → logging → database → load
-balancer → compute → alarms → budget.
+balancer → firewall (when [waf] enabled) → compute → alarms → budget.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from blueprints.network import Network, NetworkInputs
 from blueprints.observability import ALARM_PUBLISHERS, Alarms, AlarmsInputs, Logging, LoggingInputs
 from blueprints.security import SecurityGroups, SecurityGroupsInputs
 from blueprints.storage import Storage, StorageInputs
+from blueprints.waf import Waf, WafInputs
 from cfnbuild import Stack
 
 DESCRIPTION = (
@@ -85,6 +86,16 @@ def build_webapp(config: WebAppConfig) -> Stack:
             hosted_zone_id=config.dns.hosted_zone_id or "",
         ),
     )
+    if config.waf.enabled:
+        Waf(
+            stack,
+            WafInputs(
+                load_balancer_arn=load_balancer.load_balancer_arn,
+                kms_key_arn=keys.logs_key_arn,
+                rate_limit_per_5_min=config.waf.rate_limit_per_5_min,
+                log_retention_days=config.waf.log_retention_days,
+            ),
+        )
     compute = config.compute
     Compute(
         stack,
