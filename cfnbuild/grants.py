@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+import awacs.autoscaling
 import awacs.cloudformation
 import awacs.kms
 import awacs.logs
@@ -74,6 +75,7 @@ LOG_WRITE_ACTIONS: tuple[Action, ...] = (
     awacs.logs.DescribeLogStreams,
 )
 KMS_DECRYPT_ACTIONS: tuple[Action, ...] = (awacs.kms.Decrypt,)
+LIFECYCLE_ACTION_COMPLETE_ACTIONS: tuple[Action, ...] = (awacs.autoscaling.CompleteLifecycleAction,)
 KMS_ENCRYPT_ACTIONS: tuple[Action, ...] = (
     awacs.kms.Encrypt,
     awacs.kms.GenerateDataKey,
@@ -696,6 +698,40 @@ def grant_ssm_parameters_read(grants: Grants, names: Sequence[str]) -> None:
         resources.append(partition_arn("ssm", "parameter" + path, account=not path.startswith("/aws/")))
     if resources:
         grants._allow("ReadParameters", "Ssm", SSM_PARAMETER_READ_ACTIONS, resources)
+
+
+def grant_lifecycle_actions_complete(grants: Grants, group_logical_id: str) -> None:
+    """Complete the lifecycle actions of this stack's Auto Scaling group ``group_logical_id``, and of no other group.
+
+    The group's ARN holds a UUID made when the group is created
+    (``arn:…:autoScalingGroup:<uuid>:autoScalingGroupName/<name>``) and its name is made by
+    CloudFormation, so only a ``Ref``/``GetAtt`` could name it, and the role an instance of the
+    group runs with cannot reference the group: the group needs the launch template, which
+    needs the instance profile, which needs the role (a cycle). The statement therefore names
+    every group of this account and region, bound by two tags CloudFormation puts on every group
+    it creates: ``aws:cloudformation:stack-id`` (this stack) and ``aws:cloudformation:logical-id``
+    (this group). Tags with the ``aws:`` prefix are reserved for AWS and cannot be added, changed
+    or removed by anyone, so no other group can be made to match (AWS's own managed policy
+    AWSGlueConsoleFullAccess binds ``ec2:TerminateInstances`` the same way, on
+    ``ec2:ResourceTag/aws:cloudformation:stack-id`` and ``…:logical-id``). CompleteLifecycleAction
+    takes the ``autoScalingGroup`` resource type and the ``autoscaling:ResourceTag/${TagKey}``
+    condition key (Service Authorization Reference).
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2autoscaling.html
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-autoscaling-autoscalinggroup-tagproperty.html
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-resource-tags.html
+    """
+    if not re.fullmatch(r"[A-Za-z0-9]{1,255}", group_logical_id):
+        raise ValueError(f"group {group_logical_id!r}: give the logical ID of the stack's Auto Scaling group")
+    condition = Condition(
+        StringEquals(
+            {
+                "autoscaling:ResourceTag/aws:cloudformation:stack-id": Ref("AWS::StackId"),
+                "autoscaling:ResourceTag/aws:cloudformation:logical-id": group_logical_id,
+            }
+        )
+    )
+    resources = [partition_arn("autoscaling", "autoScalingGroup:*:autoScalingGroupName/*")]
+    grants._allow("CompleteLifecycleActions", group_logical_id, LIFECYCLE_ACTION_COMPLETE_ACTIONS, resources, condition)
 
 
 def grant_parameter_bucket_read(
