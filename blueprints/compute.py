@@ -30,9 +30,19 @@ release and makes both its parameters' defaults; the role may then read that buc
 prefix too),
 migrates the database, starts the services and signals the group's creation and rolling-update
 policies: failure at once from an ERR trap, with the step, success only once ``/health`` answers
-200 through nginx. Health is judged by the load balancer after a generous grace period (item 8).
+200 through nginx.
+
+An instance is judged only after its bootstrap (item 8): a launch lifecycle hook holds each new
+instance in ``Pending:Wait`` while the user data runs, and the user data completes it (CONTINUE
+on success, ABANDON from the ERR trap), so the instance is registered with the target group and
+its health check grace period starts only then. Every wait of the user data is a bounded
+``retry`` whose numbers are rendered from :data:`BOOTSTRAP_WAITS`; the hook's heartbeat timeout is
+derived from the same numbers, and the signal timeout and rolling-update pause from the hook's.
+The grace period now covers only the load balancer's first checks of a running app.
 AWS docs: https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-autoscaling-autoscalinggroup.html
-and https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-init.html
+https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-init.html
+https://docs.aws.amazon.com/autoscaling/ec2/userguide/lifecycle-hooks-overview.html
+https://docs.aws.amazon.com/autoscaling/ec2/userguide/health-check-grace-period.html
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -70,7 +81,7 @@ from troposphere.policies import (
 )
 
 from cfnbuild import Blueprint, ServiceRole, logical_id, setting
-from cfnbuild.grants import grant_bucket_prefixes, grant_parameter_bucket_read
+from cfnbuild.grants import grant_bucket_prefixes, grant_lifecycle_actions_complete, grant_parameter_bucket_read
 
 FILES_DIR = Path(__file__).resolve().parent / "files"
 AL2023_X86_64 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
@@ -87,7 +98,127 @@ _INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
 # The processes AWS recommends suspending during a rolling update, so that health checks, alarms
 # and schedules do not replace or resize instances while CloudFormation is doing so.
 ROLLING_UPDATE_SUSPENDED = ["HealthCheck", "ReplaceUnhealthy", "AZRebalance", "AlarmNotification", "ScheduledActions"]
-SIGNAL_TIMEOUT = "PT15M"
+
+
+@dataclass(frozen=True)
+class BootstrapWait:
+    """One bounded wait of the user data: ``retry "${<name>Attempts}" "${<name>Seconds}" "${<name>PauseSeconds}" CMD``.
+
+    The script's ``retry`` runs CMD at most ``attempts`` times, each under ``timeout`` (stopped after
+    ``seconds``, killed :data:`TIMEOUT_KILL_SECONDS` later if it ignores that), ``pause`` seconds
+    apart; the blueprint renders these numbers into the script, so they are the script's own.
+    """
+
+    name: str
+    attempts: int
+    seconds: int
+    pause: int
+    doc: str
+
+    @property
+    def bound(self) -> int:
+        """The longest one use of this wait can take, in seconds."""
+        return self.attempts * (self.seconds + TIMEOUT_KILL_SECONDS) + (self.attempts - 1) * self.pause
+
+    def variables(self) -> dict[str, str]:
+        """The ``Fn::Sub`` values the script's ``retry`` of this wait references."""
+        return {
+            f"{self.name}Attempts": str(self.attempts),
+            f"{self.name}Seconds": str(self.seconds),
+            f"{self.name}PauseSeconds": str(self.pause),
+        }
+
+
+TIMEOUT_KILL_SECONDS = 5
+# Every wait of blueprints/files/user-data.sh, the one source of its numbers and of the launch
+# hook's timeout. A use in the script counts each time (two service restarts, three identity calls).
+BOOTSTRAP_WAITS: tuple[BootstrapWait, ...] = (
+    BootstrapWait("HelperScripts", 1, 180, 0, "dnf install of the CloudFormation helper scripts"),
+    BootstrapWait("Packages", 1, 300, 0, "dnf install of nginx, Python and the CloudWatch agent"),
+    BootstrapWait("InstanceFiles", 1, 90, 0, "cfn-init writing the instance files from the template's metadata"),
+    BootstrapWait("Agent", 1, 60, 0, "starting the CloudWatch agent"),
+    BootstrapWait("CaBundle", 3, 15, 5, "the RDS certificate bundle"),
+    # On a stack's first deploy the deploy command uploads the release once the bucket exists:
+    # about eight minutes of pauses, as before, for it to appear.
+    BootstrapWait("Release", 24, 15, 20, "the release artifact from S3, awaited while the first deploy uploads it"),
+    BootstrapWait("Venv", 1, 180, 0, "pip installing the release's wheels"),
+    BootstrapWait("Migrate", 8, 40, 15, "the database migration, retried while the cluster comes up"),
+    BootstrapWait("ServiceStart", 1, 90, 0, "one systemctl restart (gunicorn, nginx)"),
+    BootstrapWait("Health", 20, 5, 3, "/health through nginx answering 200"),
+    BootstrapWait("Imds", 3, 5, 2, "one IMDSv2 call (the token, the instance id)"),
+    BootstrapWait("GroupName", 3, 15, 5, "reading the instance's aws:autoscaling:groupName tag"),
+    BootstrapWait("CompleteHook", 5, 15, 5, "completing the launch lifecycle hook"),
+)
+# From the launch (the hook's timer starts when the instance enters Pending:Wait) to the user data's
+# first command: EC2 boot and cloud-init. And the script's steps that wait on nothing (users,
+# directories, tar, the venv) plus what a CPU-starved instance adds to every step.
+BOOT_SECONDS = 180
+UNWAITED_STEPS_SECONDS = 120
+# The success signal comes after the hook is completed (see user-data.sh): its own time.
+SIGNAL_SECONDS = 120
+# CloudFormation refuses a rolling-update PauseTime over one hour (PT1H), and the pause must outlast
+# the hook: so must the bootstrap.
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-updatepolicy.html
+MAX_PAUSE_SECONDS = 3600
+# Lifecycle hook heartbeat timeouts EC2 Auto Scaling accepts; at the timeout it takes the hook's
+# DefaultResult, ABANDON here: a launching instance is then terminated, and the group launches another.
+# https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_PutLifecycleHook.html
+HEARTBEAT_RANGE = (30, 7200)
+# How the user data completes the hook, as AWS's tutorial does from a user data script: the
+# instance id from IMDSv2 (the launch template requires tokens), the group's name from the
+# aws:autoscaling:groupName tag Auto Scaling puts on every instance it launches (ec2:DescribeTags,
+# which the role has for the CloudWatch agent).
+# https://docs.aws.amazon.com/autoscaling/ec2/userguide/tutorial-lifecycle-hook-instance-metadata.html
+# https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/configuring-instance-metadata-service.html
+# https://docs.aws.amazon.com/AutoScaling/latest/DeveloperGuide/ASTagging.html ("Auto Scaling automatically tags each
+# one with the group name ... aws:autoscaling:groupName")
+LAUNCH_HOOK_NAME = "bootstrap"  # unique within its group, which is all a hook name must be
+LAUNCH_TRANSITION = "autoscaling:EC2_INSTANCE_LAUNCHING"
+DEFAULT_GRACE_SECONDS = 120
+_RETRY_CALL = re.compile(r"(?m)^\s*(?:[A-Za-z_]+=\"\$\()?retry\b(?!\(\))(.*)$")
+_RETRY_ARGUMENTS = re.compile(r'"\$\{([A-Za-z]+)Attempts\}" "\$\{\1Seconds\}" "\$\{\1PauseSeconds\}" \S')
+
+
+def bootstrap_waits(script: str) -> list[BootstrapWait]:
+    """The wait of each ``retry`` call in ``script``, in order (a wait used twice is listed twice).
+
+    Raises ``ValueError`` for a call whose numbers are not one wait of :data:`BOOTSTRAP_WAITS`:
+    its bound would be unknown, and the launch hook could end before the bootstrap does.
+    """
+    by_name = {w.name: w for w in BOOTSTRAP_WAITS}
+    waits = []
+    for match in _RETRY_CALL.finditer(script):
+        arguments = _RETRY_ARGUMENTS.match(match.group(1).strip())
+        if arguments is None or arguments.group(1) not in by_name:
+            raise ValueError(
+                f"'retry{match.group(1)}' does not name one of the blueprint's waits; write "
+                'retry "${NameAttempts}" "${NameSeconds}" "${NamePauseSeconds}" COMMAND with a Name of '
+                + ", ".join(by_name)
+            )
+        waits.append(by_name[arguments.group(1)])
+    return waits
+
+
+def _whole_minutes(seconds: int) -> int:
+    return 60 * math.ceil(seconds / 60)
+
+
+def launch_hook_timeout(script: str) -> int:
+    """Seconds the launch hook holds an instance: the boot, every bounded wait of ``script`` and its other steps."""
+    return _whole_minutes(BOOT_SECONDS + sum(w.bound for w in bootstrap_waits(script)) + UNWAITED_STEPS_SECONDS)
+
+
+def signal_timeout(script: str) -> int:
+    """Seconds CloudFormation waits for an instance's signal: the hook's timeout, then the signal itself."""
+    return launch_hook_timeout(script) + _whole_minutes(SIGNAL_SECONDS)
+
+
+def iso_duration(seconds: int) -> str:
+    """``PT<minutes>M``: whole minutes, as CloudFormation's signal timeout and pause time take them."""
+    if seconds % 60:
+        raise ValueError(f"{seconds} s is not a whole number of minutes")
+    return f"PT{seconds // 60}M"
+
 
 # Where things live on an instance: the values of the instance files' local template names. The
 # end-to-end test renders the same files with its own port and temporary paths instead.
@@ -165,11 +296,20 @@ def substitute(text: str, values: Mapping[str, str]) -> str:
     return _REFERENCE.sub(replace, text)
 
 
-def user_data_size_bound(text: str) -> int:
-    """Most bytes ``text`` can take after substitution, with each value at most ``MAX_SUBSTITUTED_CHARS``."""
+def user_data_size_bound(text: str, values: Mapping[str, AWSHelperFn | str] | None = None) -> int:
+    """Most bytes ``text`` can take after substitution, with each value at most ``MAX_SUBSTITUTED_CHARS``.
+
+    A value in ``values`` that is a plain string (a number, a path: known when the template is
+    built) counts as its own length; one CloudFormation resolves (a ``Ref``) counts as the maximum.
+    """
     references = [n for n in _REFERENCE.findall(text) if not n.startswith("!")]
     escapes = len(_REFERENCE.findall(text)) - len(references)
-    return len(text.encode("utf-8")) - escapes + len(references) * MAX_SUBSTITUTED_CHARS
+    known = values or {}
+    substituted = sum(
+        len(value.encode("utf-8")) if isinstance(value := known.get(name), str) else MAX_SUBSTITUTED_CHARS
+        for name in references
+    )
+    return len(text.encode("utf-8")) - escapes - sum(len(n) + 3 for n in references) + substituted
 
 
 @dataclass(frozen=True)
@@ -189,7 +329,11 @@ class ComputeInputs:
     max_size: int = setting(4, "Most instances (1 to 100, at least min_size).")
     desired_capacity: int = setting(2, "Instances at creation, between min_size and max_size.")
     cpu_target_percent: int = setting(50, "Average CPU the target-tracking policy keeps, 10 to 90.")
-    health_check_grace_seconds: int = setting(300, "Seconds a new instance has before ELB health checks count (300+).")
+    health_check_grace_seconds: int = setting(
+        DEFAULT_GRACE_SECONDS,
+        "Seconds after an instance goes in service (its bootstrap done) before ELB health checks count: the "
+        "load balancer's first checks of a running app; below the launch hook's timeout.",
+    )
     root_volume_gib: int = setting(20, "Size of the encrypted gp3 root volume, 8 to 1024 GiB.")
     ami_parameter: str = setting(AL2023_X86_64, "Public SSM parameter naming the AMI: Default of ImageId.")
     artifact_prefix: str = setting("releases/", "Key prefix of the release artifacts: instances may only read it.")
@@ -225,6 +369,8 @@ class Compute(Blueprint[ComputeInputs]):
     instance_role_arn: GetAtt
     user_data_variables: dict[str, AWSHelperFn | str]
     user_data: str
+    launch_hook_seconds: int
+    signal_seconds: int
     instance_files: dict[str, str]
     artifact_key: Ref
     artifact_bucket: If
@@ -245,11 +391,8 @@ class Compute(Blueprint[ComputeInputs]):
             raise self.invalid("desired_capacity", "is 0; the creation policy waits for at least one instance's signal")
         if not 10 <= i.cpu_target_percent <= 90:
             raise self.invalid("cpu_target_percent", f"is {i.cpu_target_percent}; use 10 to 90")
-        if not 300 <= i.health_check_grace_seconds <= 3600:
-            raise self.invalid(
-                "health_check_grace_seconds",
-                f"is {i.health_check_grace_seconds}; give a bootstrapping instance 300 to 3600 seconds",
-            )
+        if i.health_check_grace_seconds < 0:
+            raise self.invalid("health_check_grace_seconds", f"is {i.health_check_grace_seconds}; use 0 or more")
         if not 8 <= i.root_volume_gib <= 1024:
             raise self.invalid("root_volume_gib", f"is {i.root_volume_gib}; use 8 to 1024 GiB")
         if not _INSTANCE_TYPE.fullmatch(i.instance_type):
@@ -345,11 +488,45 @@ class Compute(Blueprint[ComputeInputs]):
                 f"{', '.join(unused)} not referenced by {i.user_data_file} or an instance file; reference them or "
                 "drop them",
             )
-        if user_data_size_bound(self.user_data) >= USER_DATA_LIMIT:
+        if user_data_size_bound(self.user_data, self.user_data_variables) >= USER_DATA_LIMIT:
             raise self.invalid(
                 "user_data_file",
                 f"{i.user_data_file} may exceed EC2's 16 KB user data limit after substitution; move work into "
                 "the instance files (cfn-init) or the release artifact and keep the script a short bootstrap",
+            )
+        self._validate_timing()
+
+    def _validate_timing(self) -> None:
+        """A script that completes the launch hook, waits the hook outlasts, and a grace period after them."""
+        i = self.inputs
+        if "${LifecycleHookName}" not in self.user_data:
+            raise self.invalid(
+                "user_data_file",
+                f"{i.user_data_file} never completes the launch lifecycle hook (it does not reference "
+                "${LifecycleHookName}), so every instance would be abandoned at the hook's timeout; complete it "
+                "as blueprints/files/user-data.sh does (complete_launch)",
+            )
+        try:
+            self.launch_hook_seconds = launch_hook_timeout(self.user_data)
+        except ValueError as exc:
+            raise self.invalid("user_data_file", f"{i.user_data_file}: {exc}") from None
+        self.signal_seconds = signal_timeout(self.user_data)
+        if not HEARTBEAT_RANGE[0] <= self.launch_hook_seconds <= HEARTBEAT_RANGE[1] or (
+            self.signal_seconds > MAX_PAUSE_SECONDS
+        ):
+            raise self.invalid(
+                "user_data_file",
+                f"the waits of {i.user_data_file} add up to a launch hook of {self.launch_hook_seconds} s and a "
+                f"signal timeout of {self.signal_seconds} s; CloudFormation's rolling-update pause, which must "
+                f"outlast them, is at most {MAX_PAUSE_SECONDS} s: shorten the waits in BOOTSTRAP_WAITS",
+            )
+        if i.health_check_grace_seconds >= self.launch_hook_seconds:
+            raise self.invalid(
+                "health_check_grace_seconds",
+                f"is {i.health_check_grace_seconds}, not below the launch hook's {self.launch_hook_seconds} s: the "
+                "hook holds each new instance until its bootstrap ends, so the grace period only covers the load "
+                f"balancer's first checks after that; use 0 to {self.launch_hook_seconds - 1} "
+                f"(default {DEFAULT_GRACE_SECONDS})",
             )
 
     def variables(self) -> dict[str, AWSHelperFn | str]:
@@ -373,7 +550,11 @@ class Compute(Blueprint[ComputeInputs]):
             "AppSocket": APP_SOCKET,
             "AppLogDir": APP_LOG_DIR,
             "NginxLogDir": NGINX_LOG_DIR,
+            "LifecycleHookName": LAUNCH_HOOK_NAME,
+            "TimeoutKillSeconds": str(TIMEOUT_KILL_SECONDS),
         }
+        for wait in BOOTSTRAP_WAITS:
+            builtin.update(wait.variables())
         for name, group in sorted(i.log_groups.items()):
             builtin[logical_id(name, "LogGroup")] = Ref(group)
         builtin["InstanceFilesDigest"] = ""  # a placeholder that claims the name; set below
@@ -443,8 +624,10 @@ class Compute(Blueprint[ComputeInputs]):
         for _, group in sorted(i.log_groups.items()):
             role.grant_log_group_write(group)
         role.grant_metrics_put(i.metrics_namespace)
-        # The CloudWatch agent reads the instance's tags for metric dimensions.
+        # The CloudWatch agent reads the instance's tags for metric dimensions, and the bootstrap its
+        # aws:autoscaling:groupName tag, to complete the launch hook of this group (and no other).
         role.grant_unscoped("DescribeTags", [awacs.ec2.DescribeTags])
+        grant_lifecycle_actions_complete(role, self.lid("AutoScalingGroup"))
         self.instance_role = role
         self.instance_role_arn = role.arn
         self.output("InstanceRoleArn", self.instance_role_arn, "ARN of the app instances' IAM role.")
@@ -564,8 +747,21 @@ class Compute(Blueprint[ComputeInputs]):
         return template
 
     def group(self, template: ec2.LaunchTemplate) -> autoscaling.AutoScalingGroup:
-        """The group: ELB health checks, waits for each new instance's signal on create and update."""
+        """The group: a launch hook the bootstrap completes, ELB health checks after it, signals on create and update.
+
+        The launch hook holds each new instance in Pending:Wait until the user data completes it
+        or its timeout abandons the instance (DefaultResult ABANDON: terminated and replaced). Only
+        after the hook is the instance registered with the target group and put InService, and the
+        grace period starts at InService; AWS: "If you use lifecycle hooks for instance launch,
+        you can set the health check grace period to 0"
+        (https://docs.aws.amazon.com/autoscaling/ec2/userguide/health-check-grace-period.html,
+        https://docs.aws.amazon.com/autoscaling/ec2/userguide/lifecycle-hooks-overview.html).
+        The user data completes the hook before it signals (an instance still held by the hook is
+        not behind the load balancer, and a counted signal lets a rolling update remove the old
+        instances), so CloudFormation waits the hook's timeout plus the signal's time.
+        """
         i = self.inputs
+        timeout = iso_duration(self.signal_seconds)
         # Instances bootstrap over NAT; the routes are not referenced by the group, so without
         # DependsOn the first instances can boot before they can reach the internet.
         group = self.add(
@@ -581,17 +777,23 @@ class Compute(Blueprint[ComputeInputs]):
                 TargetGroupARNs=[i.target_group_arn],
                 HealthCheckType="ELB",
                 HealthCheckGracePeriod=i.health_check_grace_seconds,
+                LifecycleHookSpecificationList=[
+                    autoscaling.LifecycleHookSpecification(
+                        LifecycleHookName=LAUNCH_HOOK_NAME,
+                        LifecycleTransition=LAUNCH_TRANSITION,
+                        DefaultResult="ABANDON",
+                        HeartbeatTimeout=self.launch_hook_seconds,
+                    )
+                ],
                 MetricsCollection=[autoscaling.MetricsCollection(Granularity="1Minute")],
                 Tags=autoscaling.Tags(Name=Sub("${AWS::StackName}-app")),
-                CreationPolicy=CreationPolicy(
-                    ResourceSignal=ResourceSignal(Count=i.desired_capacity, Timeout=SIGNAL_TIMEOUT)
-                ),
+                CreationPolicy=CreationPolicy(ResourceSignal=ResourceSignal(Count=i.desired_capacity, Timeout=timeout)),
                 UpdatePolicy=UpdatePolicy(
                     AutoScalingRollingUpdate=AutoScalingRollingUpdate(
                         # Keep serving while replacing; MinInstancesInService must stay below MaxSize.
                         MinInstancesInService=max(0, min(i.min_size, i.max_size - 1)),
                         MaxBatchSize=1,
-                        PauseTime=SIGNAL_TIMEOUT,
+                        PauseTime=timeout,
                         WaitOnResourceSignals=True,
                         SuspendProcesses=ROLLING_UPDATE_SUSPENDED,
                     )
@@ -604,7 +806,12 @@ class Compute(Blueprint[ComputeInputs]):
         return group
 
     def scaling_policy(self, group: autoscaling.AutoScalingGroup) -> None:
-        """Target tracking on the group's average CPU."""
+        """Target tracking on the group's average CPU.
+
+        The warm-up, like the grace period, counts from InService, which an instance reaches only
+        after its bootstrap (the launch hook): the same few seconds of a running app settling.
+        https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-default-instance-warmup.html
+        """
         self.add(
             autoscaling.ScalingPolicy(
                 self.lid("CpuScalingPolicy"),

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from blueprints.compute import DEFAULT_GRACE_SECONDS, launch_hook_timeout, render_user_data
 from blueprints.network import plan_subnets
 from cfnbuild import Cidr, DomainName, Email, EnvironmentConfig, Invalid, Section
 from cfnbuild.regions import az_count as region_az_count
@@ -94,7 +95,10 @@ class ComputeConfig(Section):
     desired_capacity: int = Field(default=2, ge=0, le=100, description="Instances at creation.")
     cpu_target_percent: int = Field(default=50, ge=10, le=90, description="Average CPU the scaling policy keeps.")
     health_check_grace_seconds: int = Field(
-        default=300, ge=300, le=3600, description="Seconds a new instance has before ELB health checks count (300+)."
+        default=DEFAULT_GRACE_SECONDS,
+        ge=0,
+        le=3600,
+        description="Seconds after an instance goes in service (its bootstrap done) before ELB health checks count.",
     )
 
     @model_validator(mode="after")
@@ -111,6 +115,16 @@ class ComputeConfig(Section):
                 f"({self.min_size}..{self.max_size})",
                 "choose a desired_capacity between them",
                 key="desired_capacity",
+            )
+        # The launch hook holds a new instance until its bootstrap ends; the grace period starts after.
+        hook = launch_hook_timeout(render_user_data())
+        if self.health_check_grace_seconds >= hook:
+            raise Invalid(
+                f"health_check_grace_seconds {self.health_check_grace_seconds} is not below the launch hook's "
+                f"{hook} s, which already holds each new instance until its bootstrap ends",
+                f"the grace period only covers the load balancer's first checks after that: use 0 to {hook - 1} "
+                f"(default {DEFAULT_GRACE_SECONDS})",
+                key="health_check_grace_seconds",
             )
         return self
 

@@ -1,5 +1,6 @@
 """The compute blueprint and its user-data script, asserted the way the CDK's assertions module does."""
 
+import dataclasses
 import json
 import os
 import re
@@ -9,15 +10,23 @@ from pathlib import Path
 import pytest
 from troposphere import Parameter, Ref, encode_to_dict, kms, logs, s3, secretsmanager
 
+from blueprints import compute as compute_module
 from blueprints.compute import (
     AL2023_X86_64,
     ARTIFACT_BUCKET_PARAMETER,
     ARTIFACT_PARAMETER,
+    BOOT_SECONDS,
+    BOOTSTRAP_WAITS,
+    LAUNCH_HOOK_NAME,
+    MAX_PAUSE_SECONDS,
     MAX_SUBSTITUTED_CHARS,
     USER_DATA_LIMIT,
+    BootstrapWait,
     Compute,
     ComputeInputs,
+    launch_hook_timeout,
     render_user_data,
+    signal_timeout,
     sub_references,
     substitute,
     user_data_size_bound,
@@ -27,7 +36,12 @@ from blueprints.loadbalancer import LoadBalancer, LoadBalancerInputs
 from blueprints.network import Network, NetworkInputs
 from cfnbuild import InputError, Stack
 from cfnbuild.deploy.artifacts import bucket_parameter
-from cfnbuild.grants import Grants, grant_bucket_prefixes, grant_parameter_bucket_read
+from cfnbuild.grants import (
+    Grants,
+    grant_bucket_prefixes,
+    grant_lifecycle_actions_complete,
+    grant_parameter_bucket_read,
+)
 from cfnbuild.lint import cfn_lint, checkov
 from cfnbuild.regions import KNOWN_REGIONS
 from tests.assertions import Match, TemplateAssert
@@ -113,10 +127,80 @@ def _statements(t: TemplateAssert) -> list[dict]:
 
 
 def _sample_values(text: str) -> dict[str, str]:
-    values = dict(SAMPLE_VALUES)
+    values = {**SAMPLE_VALUES, **_literal_variables()}
     for name in sub_references(text) - set(values):
         values[name] = "AutoScalingGroup" if name == "SignalResource" else f"sample-{name.lower()}"
     return values
+
+
+def _literal_variables() -> dict[str, str]:
+    """The user data's values that are known when the template is built (the waits' numbers, the hook's name)."""
+    _, compute, _ = _stack()
+    return {n: v for n, v in compute.user_data_variables.items() if isinstance(v, str)}
+
+
+def _seconds(duration: str) -> int:
+    match = re.fullmatch(r"PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?", duration)
+    assert match, duration
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return 3600 * hours + 60 * minutes + seconds
+
+
+def _commands(text: str) -> list[str]:
+    """The script's commands, continuation lines joined, comments and blank lines left out."""
+    joined = re.sub(r"\\\n\s*", "", text)
+    return [line.strip() for line in joined.splitlines() if line.strip() and not line.strip().startswith("#")]
+
+
+# Stand-ins for what the script's definitions call: IMDS answers, the instance's group tag, and a
+# complete-lifecycle-action that fails $HOOK_FAILURES times first. Each call is written to $CALLS.
+FAKE_TOOLS = {
+    "cfn-signal": 'echo "cfn-signal $*" >> "$CALLS"\n',
+    "logger": "cat > /dev/null\n",
+    "sleep": 'echo "sleep $*" >> "$CALLS"\n',
+    "curl": """echo "curl $*" >> "$CALLS"
+case "$*" in
+  *api/token*) printf 'token-1' ;;
+  *meta-data/instance-id*) printf 'i-0abc' ;;
+esac
+""",
+    "aws": """echo "aws $*" >> "$CALLS"
+case "$1 $2" in
+  "ec2 describe-tags") printf 'webapp-dev-AutoScalingGroup-1A2B\\n' ;;
+  "autoscaling complete-lifecycle-action")
+    n=$(cat "$HOOK_FAILURES"); if [ "$n" -gt 0 ]; then echo $((n - 1)) > "$HOOK_FAILURES"; exit 1; fi ;;
+esac
+""",
+}
+
+
+def _run_definitions(tmp_path: Path, body: str, *, hook_failures: int = 0) -> tuple[int, list[str]]:
+    """The user data's prelude and definitions (everything before its first step) then ``body``, with fakes."""
+    text = render_user_data()
+    definitions = text[: text.index('APP_HOME="${AppHome}"')]
+    script = substitute(definitions + body + "\n", _sample_values(text))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, stub in FAKE_TOOLS.items():
+        (bin_dir / name).write_text("#!/bin/bash\n" + stub)
+        (bin_dir / name).chmod(0o755)
+    calls = tmp_path / "calls"
+    calls.touch()
+    (tmp_path / "hook-failures").write_text(str(hook_failures))
+    path = tmp_path / "user-data.sh"
+    path.write_text(
+        script.replace("/opt/aws/bin/cfn-signal", str(bin_dir / "cfn-signal"))
+        .replace("/var/log/cfnbuild-bootstrap.log", str(tmp_path / "bootstrap.log"))
+        .replace("/dev/console", str(tmp_path / "console"))
+    )
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "CALLS": str(calls),
+        "HOOK_FAILURES": str(tmp_path / "hook-failures"),
+    }
+    result = subprocess.run(["bash", str(path)], capture_output=True, text=True, env=env, timeout=60, check=False)
+    return result.returncode, calls.read_text().splitlines()
 
 
 def test_gate_zero_cfn_lint_and_checkov_findings(tmp_path):
@@ -337,7 +421,8 @@ def test_seed_13_user_data_is_strict_logged_signals_failure_from_an_err_trap_and
         assert option in trap
         assert option in commands[-1]
     # Strict mode, logging and the trap come before any real work.
-    assert commands.index(trap) < commands.index("dnf install -y aws-cfn-bootstrap")
+    first_work = next(i for i, c in enumerate(commands) if "dnf install -y aws-cfn-bootstrap" in c)
+    assert commands.index(trap) < first_work
     assert commands.index("set -euo pipefail") < commands.index(logging) < commands.index(trap)
     assert commands[-1].startswith("/opt/aws/bin/cfn-signal -e 0 ")
     assert sum("cfn-signal -e 0" in c for c in commands) == 1
@@ -349,31 +434,12 @@ def test_seed_13_signal_resource_is_the_groups_logical_id():
 
 
 def test_seed_13_a_failing_command_signals_failure_through_the_err_trap(tmp_path):
-    text = render_user_data()
-    lines = text.splitlines()
-    end = next(i for i, line in enumerate(lines) if line.startswith("trap ") and line.rstrip().endswith(" ERR"))
-    # The script's own prelude (strict mode, logging, trap), then a command that fails.
-    prelude = substitute("\n".join([*lines[: end + 1], "false", "echo not reached >> SIGNALS"]), _sample_values(text))
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    signals = tmp_path / "signals"
-    (bin_dir / "cfn-signal").write_text(f'#!/bin/bash\necho "$*" >> {signals}\n')
-    (bin_dir / "logger").write_text("#!/bin/bash\ncat > /dev/null\n")
-    for stub in bin_dir.iterdir():
-        stub.chmod(0o755)
-    script = tmp_path / "user-data.sh"
-    script.write_text(
-        prelude.replace("/opt/aws/bin/cfn-signal", str(bin_dir / "cfn-signal"))
-        .replace("/var/log/cfnbuild-bootstrap.log", str(tmp_path / "bootstrap.log"))
-        .replace("/dev/console", str(tmp_path / "console"))
-        .replace("SIGNALS", str(signals))
-    )
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    result = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, timeout=30, check=False)
-    assert result.returncode != 0
-    (signal,) = signals.read_text().splitlines()
-    assert signal.startswith("-e 1 --reason bootstrap failed at line ")
+    status, calls = _run_definitions(tmp_path, 'false\necho not reached >> "$CALLS"')
+    assert status != 0
+    (signal,) = [c for c in calls if c.startswith("cfn-signal")]
+    assert signal.startswith("cfn-signal -e 1 --reason bootstrap failed at line ")
     assert signal.endswith("--stack webapp-dev --resource AutoScalingGroup --region eu-west-1")
+    assert "not reached" not in calls
 
 
 def test_seed_13_user_data_is_shellcheck_clean_after_substitution(tmp_path):
@@ -387,9 +453,20 @@ def test_seed_13_user_data_is_shellcheck_clean_after_substitution(tmp_path):
 
 def test_user_data_stays_under_the_16_kb_limit_after_substitution():
     text = render_user_data()
-    assert user_data_size_bound(text) < USER_DATA_LIMIT
-    worst = substitute(text, dict.fromkeys(sub_references(text), "x" * MAX_SUBSTITUTED_CHARS))
-    assert len(worst.encode()) <= user_data_size_bound(text)
+    _, compute, _ = _stack()
+    variables = compute.user_data_variables
+    assert user_data_size_bound(text, variables) < USER_DATA_LIMIT
+    # Every value CloudFormation resolves (a Ref) at its longest, the others as the blueprint renders them.
+    worst = substitute(
+        text,
+        {
+            name: variables[name] if isinstance(variables.get(name), str) else "x" * MAX_SUBSTITUTED_CHARS
+            for name in sub_references(text)
+        },
+    )
+    assert len(worst.encode()) <= user_data_size_bound(text, variables)
+    # Without the values, every reference counts as the longest: a bound, and a looser one.
+    assert user_data_size_bound(text) > user_data_size_bound(text, variables)
 
 
 def test_only_the_variables_the_script_references_are_passed_to_fn_sub():
@@ -403,18 +480,175 @@ def test_substitute_does_what_fn_sub_does():
         substitute("${Missing}", {})
 
 
-def test_seed_08_group_trusts_the_load_balancers_generous_health_checks_after_a_grace_period():
-    t = _compute(health_check_grace_seconds=420)
+def test_seed_08_a_new_instance_waits_in_a_launch_hook_that_abandons_it_unless_its_bootstrap_continues():
+    t = _compute(health_check_grace_seconds=90)
     t.has_resource_properties(
         "AWS::AutoScaling::AutoScalingGroup",
-        {"HealthCheckType": "ELB", "HealthCheckGracePeriod": 420, "TargetGroupARNs": [{"Ref": "TargetGroup"}]},
+        {
+            "HealthCheckType": "ELB",
+            "HealthCheckGracePeriod": 90,
+            "TargetGroupARNs": [{"Ref": "TargetGroup"}],
+            "LifecycleHookSpecificationList": [
+                {
+                    "LifecycleHookName": LAUNCH_HOOK_NAME,
+                    "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+                    "DefaultResult": "ABANDON",
+                    "HeartbeatTimeout": launch_hook_timeout(render_user_data()),
+                    "NotificationTargetARN": Match.absent(),
+                }
+            ],
+        },
     )
+    # The load balancer still judges generously, now from the end of the bootstrap on.
     t.has_resource_properties(
         "AWS::ElasticLoadBalancingV2::TargetGroup",
         {"HealthCheckTimeoutSeconds": 10, "HealthCheckIntervalSeconds": 30, "UnhealthyThresholdCount": 5},
     )
-    (group,) = _compute().of_type("AWS::AutoScaling::AutoScalingGroup").values()
-    assert group["Properties"]["HealthCheckGracePeriod"] >= 300
+    _, variables = _user_data(t)
+    assert variables["LifecycleHookName"] == LAUNCH_HOOK_NAME
+
+
+def test_seed_08_the_hook_outlasts_every_bounded_wait_of_the_user_data_and_the_signal_outlasts_the_hook():
+    """The numbers as the template has them: the script's retry calls with the values Fn::Sub puts in."""
+    t = _compute()
+    text, variables = _user_data(t)
+    kill = int(variables["TimeoutKillSeconds"])
+    total = 0
+    calls = re.findall(r'retry "\$\{(\w+)Attempts\}" "\$\{\1Seconds\}" "\$\{\1PauseSeconds\}"', text)
+    assert len(calls) >= 10
+    for name in calls:
+        attempts, seconds, pause = (int(variables[f"{name}{part}"]) for part in ("Attempts", "Seconds", "PauseSeconds"))
+        total += attempts * (seconds + kill) + (attempts - 1) * pause
+    (group,) = t.of_type("AWS::AutoScaling::AutoScalingGroup").values()
+    (hook,) = group["Properties"]["LifecycleHookSpecificationList"]
+    heartbeat = hook["HeartbeatTimeout"]
+    # The hook's timer starts at launch, before the user data: the boot comes first.
+    assert heartbeat >= BOOT_SECONDS + total
+    signal = _seconds(group["CreationPolicy"]["ResourceSignal"]["Timeout"])
+    pause_time = _seconds(group["UpdatePolicy"]["AutoScalingRollingUpdate"]["PauseTime"])
+    # The success signal comes after the hook: CloudFormation waits at least as long as Auto Scaling.
+    assert signal > heartbeat
+    assert pause_time > heartbeat
+    assert pause_time <= MAX_PAUSE_SECONDS == 3600  # CloudFormation's most: PT1H
+
+
+def test_seed_08_every_wait_of_the_user_data_is_a_retry_of_the_numbers_the_blueprint_renders():
+    text = render_user_data()
+    body = text[text.index("retry() {") : text.index("\n}\n", text.index("retry() {"))]
+    outside = text.replace(body, "")
+    # Only retry waits or stops anything; nothing else sleeps, times out or loops on its own.
+    for construct in (r"\bsleep\b", r"\btimeout\b", r"--retry", r"--max-time", r"\bseq\b", r"\bwhile\b", r"\buntil\b"):
+        assert not [c for c in _commands(outside) if re.search(construct, re.sub(r'"[^"]*"', '""', c))], construct
+    # Every command that reaches the network or waits for a service runs under retry.
+    waiting = ("dnf ", "curl ", "aws ", "/bin/pip ", "cfn-init ", "systemd-run ", "systemctl restart", "agent-ctl ")
+    for command in _commands(text):
+        if any(w in command for w in waiting) and "cfn-signal" not in command:
+            assert re.search(r"(^|\$\()retry ", command), command
+    used = {w.name for w in compute_module.bootstrap_waits(text)}
+    assert used == {w.name for w in BOOTSTRAP_WAITS}, "a wait of BOOTSTRAP_WAITS the script no longer uses"
+    # The numbers reach the script only through Fn::Sub: none is written into it.
+    _, variables = _user_data(_compute())
+    for wait in BOOTSTRAP_WAITS:
+        assert {k: variables[k] for k in wait.variables()} == wait.variables()
+
+
+def test_seed_08_the_bootstrap_completes_the_hook_with_continue_once_retrying_a_failed_call(tmp_path):
+    status, calls = _run_definitions(tmp_path, "complete_launch CONTINUE\ncomplete_launch CONTINUE", hook_failures=2)
+    assert status == 0
+    assert (
+        calls[0]
+        == "curl -fsS -X PUT -H X-aws-ec2-metadata-token-ttl-seconds: 300 http://169.254.169.254/latest/api/token"
+    )
+    assert (
+        calls[1] == "curl -fsS -H X-aws-ec2-metadata-token: token-1 http://169.254.169.254/latest/meta-data/instance-id"
+    )
+    assert calls[2].startswith("aws ec2 describe-tags --region eu-west-1 --filters Name=resource-id,Values=i-0abc ")
+    completes = [c for c in calls if "complete-lifecycle-action" in c]
+    # Two failures, then success; the second complete_launch does nothing.
+    assert len(completes) == 3
+    assert completes[-1] == (
+        "aws autoscaling complete-lifecycle-action --region eu-west-1 --lifecycle-hook-name bootstrap "
+        "--auto-scaling-group-name webapp-dev-AutoScalingGroup-1A2B --instance-id i-0abc "
+        "--lifecycle-action-result CONTINUE"
+    )
+    pause = next(w for w in BOOTSTRAP_WAITS if w.name == "CompleteHook").pause
+    assert calls.count(f"sleep {pause}") == 2
+
+
+def test_seed_08_a_failed_bootstrap_signals_failure_first_then_abandons_the_hook(tmp_path):
+    status, calls = _run_definitions(tmp_path, 'STEP="migrating the database"\nfalse')
+    assert status != 0
+    signal = next(i for i, c in enumerate(calls) if c.startswith("cfn-signal -e 1 "))
+    (abandon,) = [i for i, c in enumerate(calls) if "complete-lifecycle-action" in c]
+    # The signal first: ABANDON terminates the instance, which may cut the script short.
+    assert signal < abandon
+    assert "(migrating the database)" in calls[signal]
+    assert calls[abandon].endswith("--instance-id i-0abc --lifecycle-action-result ABANDON")
+
+
+def test_seed_08_a_failed_continue_is_not_followed_by_a_second_completion(tmp_path):
+    attempts = next(w for w in BOOTSTRAP_WAITS if w.name == "CompleteHook").attempts
+    body = 'complete_launch CONTINUE || fail "the launch lifecycle hook could not be completed"'
+    status, calls = _run_definitions(tmp_path, body, hook_failures=99)
+    assert status != 0
+    completes = [c for c in calls if "complete-lifecycle-action" in c]
+    assert len(completes) == attempts
+    assert all(c.endswith("CONTINUE") for c in completes)  # the hook's timeout abandons it
+    (signal,) = [c for c in calls if c.startswith("cfn-signal")]
+    assert "(the launch lifecycle hook could not be completed)" in signal
+
+
+def test_seed_08_the_role_completes_lifecycle_actions_only_of_this_stacks_group():
+    # The only Auto Scaling permission of the role.
+    (statement,) = [s for s in _statements(_compute()) if any(a.startswith("autoscaling:") for a in s["Action"])]
+    assert statement["Action"] == ["autoscaling:CompleteLifecycleAction"]
+    assert statement["Resource"] == [
+        {
+            "Fn::Sub": "arn:${AWS::Partition}:autoscaling:${AWS::Region}:${AWS::AccountId}:"
+            "autoScalingGroup:*:autoScalingGroupName/*"
+        }
+    ]
+    # Tags CloudFormation puts on the group it creates, which no one can set by hand (aws: prefix).
+    assert statement["Condition"] == {
+        "StringEquals": {
+            "autoscaling:ResourceTag/aws:cloudformation:stack-id": {"Ref": "AWS::StackId"},
+            "autoscaling:ResourceTag/aws:cloudformation:logical-id": "AutoScalingGroup",
+        }
+    }
+
+
+def test_grant_lifecycle_actions_complete_takes_only_a_logical_id():
+    with pytest.raises(ValueError, match="logical ID of the stack's Auto Scaling group"):
+        grant_lifecycle_actions_complete(Grants(), "my-asg/*")
+
+
+def test_the_signal_timeout_is_the_hooks_plus_the_signals_own_time_in_whole_minutes():
+    text = render_user_data()
+    assert launch_hook_timeout(text) % 60 == 0
+    assert signal_timeout(text) - launch_hook_timeout(text) == 120
+    wait = BootstrapWait("X", attempts=3, seconds=10, pause=4, doc="d")
+    assert wait.bound == 3 * (10 + compute_module.TIMEOUT_KILL_SECONDS) + 2 * 4
+
+
+def test_a_retry_with_numbers_of_its_own_is_rejected(tmp_path, monkeypatch):
+    _files_dir(tmp_path, monkeypatch)
+    (tmp_path / "own.sh").write_text(render_user_data() + "retry 3 10 5 curl -fsS http://127.0.0.1/\n")
+    with pytest.raises(InputError, match=r"'user_data_file': own.sh: 'retry 3 10 5 curl .*' does not name one"):
+        _stack(user_data_file="own.sh")
+
+
+def test_a_script_that_never_completes_the_launch_hook_is_rejected(tmp_path, monkeypatch):
+    _files_dir(tmp_path, monkeypatch)
+    (tmp_path / "nohook.sh").write_text(render_user_data().replace("${LifecycleHookName}", "bootstrap"))
+    with pytest.raises(InputError, match=r"nohook\.sh never completes the launch lifecycle hook"):
+        _stack(user_data_file="nohook.sh")
+
+
+def test_waits_that_cloudformations_pause_cannot_outlast_are_rejected(monkeypatch):
+    waits = tuple(dataclasses.replace(w, attempts=60, pause=30) if w.name == "Release" else w for w in BOOTSTRAP_WAITS)
+    monkeypatch.setattr(compute_module, "BOOTSTRAP_WAITS", waits)
+    with pytest.raises(InputError, match=r"add up to a launch hook of \d+ s .* at most 3600 s: shorten the waits"):
+        _stack()
 
 
 def test_seed_14_instances_serve_the_target_port_that_their_security_group_opens_to_the_alb():
@@ -480,12 +714,14 @@ def test_group_sizes_launch_template_version_and_signals():
                 },
                 "MetricsCollection": [{"Granularity": "1Minute"}],
             },
-            "CreationPolicy": {"ResourceSignal": {"Count": 2, "Timeout": "PT15M"}},
+            "CreationPolicy": {
+                "ResourceSignal": {"Count": 2, "Timeout": f"PT{signal_timeout(render_user_data()) // 60}M"}
+            },
             "UpdatePolicy": {
                 "AutoScalingRollingUpdate": {
                     "MinInstancesInService": 1,
                     "MaxBatchSize": 1,
-                    "PauseTime": "PT15M",
+                    "PauseTime": f"PT{signal_timeout(render_user_data()) // 60}M",
                     "WaitOnResourceSignals": True,
                     "SuspendProcesses": [
                         "HealthCheck",
@@ -590,7 +826,12 @@ def test_grant_bucket_prefixes_refuses_bad_or_clashing_prefixes():
         ({"min_size": 5, "max_size": 4, "desired_capacity": 4}, "'min_size': is 5, above max_size 4"),
         ({"desired_capacity": 5}, r"'desired_capacity': is 5, outside min_size..max_size \(2..4\)"),
         ({"min_size": 0, "desired_capacity": 0}, "'desired_capacity': is 0"),
-        ({"health_check_grace_seconds": 60}, "'health_check_grace_seconds': is 60"),
+        ({"health_check_grace_seconds": -1}, "'health_check_grace_seconds': is -1; use 0 or more"),
+        (
+            {"health_check_grace_seconds": 3600},
+            r"'health_check_grace_seconds': is 3600, not below the launch hook's \d+ s: the hook holds each new "
+            "instance until its bootstrap ends",
+        ),
         ({"cpu_target_percent": 95}, "'cpu_target_percent': is 95"),
         ({"instance_type": "big"}, "'instance_type': is 'big'"),
         ({"instance_type": "t4g.small"}, "'ami_parameter': .* does not match the architecture of t4g.small"),
@@ -635,3 +876,10 @@ def test_a_script_that_could_exceed_16_kb_is_rejected(tmp_path, monkeypatch):
 def test_render_user_data_reads_the_single_source_file():
     path = Path(__file__).resolve().parents[2] / "blueprints" / "files" / "user-data.sh"
     assert render_user_data() == path.read_text()
+
+
+def test_the_readme_states_the_launch_hooks_and_the_signals_timeouts_as_built():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    text = render_user_data()
+    assert f"({launch_hook_timeout(text) // 60} minutes)" in readme
+    assert f"({signal_timeout(text) // 60} minutes;" in readme

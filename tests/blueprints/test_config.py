@@ -158,10 +158,16 @@ def test_good_file_loads_with_environment_from_file_name(tmp_path):
             "desired_capacity 3 is outside min_size..max_size (1..2)",
         ),
         (
-            "grace period too short for a cold start",
-            GOOD + "[compute]\nhealth_check_grace_seconds = 60\n",
+            "grace period as long as the bootstrap the launch hook already waits for",
+            GOOD + "[compute]\nhealth_check_grace_seconds = 3600\n",
             "compute.health_check_grace_seconds",
-            "is 60; use 300 to 3600",
+            "health_check_grace_seconds 3600 is not below the launch hook's",
+        ),
+        (
+            "negative grace period",
+            GOOD + "[compute]\nhealth_check_grace_seconds = -1\n",
+            "compute.health_check_grace_seconds",
+            "is -1; use 0 to 3600",
         ),
         (
             "malformed e-mail",

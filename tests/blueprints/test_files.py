@@ -371,10 +371,16 @@ def test_seed_13_rendered_user_data_is_shellcheck_clean(tmp_path, built):
         assert result.returncode == 0, result.stdout
 
 
-def test_seed_13_user_data_fits_ec2s_16_kb_with_every_value_at_its_longest():
+def test_seed_13_user_data_fits_ec2s_16_kb_with_every_value_at_its_longest(built):
+    _, compute_blueprint = built
     text = render_user_data()
-    assert user_data_size_bound(text) < USER_DATA_LIMIT
-    worst = substitute(text, dict.fromkeys(sub_references(text), "x" * MAX_SUBSTITUTED_CHARS))
+    variables = compute_blueprint.user_data_variables
+    assert user_data_size_bound(text, variables) < USER_DATA_LIMIT
+    # Every value CloudFormation resolves at its longest; the ones fixed at build time as rendered.
+    longest = {
+        n: v if isinstance(v := variables.get(n), str) else "x" * MAX_SUBSTITUTED_CHARS for n in sub_references(text)
+    }
+    worst = substitute(text, longest)
     assert len(worst.encode()) < USER_DATA_LIMIT
 
 
@@ -385,11 +391,14 @@ STUBS = {
     "cfn-signal": 'printf \'%s\\n\' "$*" >> "$SIGNALS"\n',
     "id": "exit 1\n",
     "logger": "/usr/bin/cat > /dev/null\n",
-    # The health probe answers the next code of $CODES (the last one once they run out).
-    "curl": """case " $* " in *" -w "*)
+    # The health probe answers the next code of $CODES (the last one once they run out), failing
+    # unless it is 200 as 'curl -f' does; IMDS answers a token and an instance id.
+    "curl": """case " $* " in *"/health "*)
   code=$(/usr/bin/head -n 1 "$CODES"); /usr/bin/sed -i 1d "$CODES"
   if [ -z "$code" ]; then code=$(/usr/bin/cat "$LAST_CODE"); fi
-  printf '%s' "$code" > "$LAST_CODE"; printf '%s' "$code";;
+  printf '%s' "$code" > "$LAST_CODE"; [ "$code" = 200 ] || exit 22;;
+  *api/token*) printf 'token-1';;
+  *meta-data/instance-id*) printf 'i-0abc';;
 esac
 """,
     # 'python3.11 -m venv DIR' makes DIR/bin/pip and DIR/bin/python, stubs like this one.
@@ -398,8 +407,13 @@ esac
     "systemd-run": """n=$(/usr/bin/cat "$MIGRATE_FAILURES")
 if [ "$n" -gt 0 ]; then echo $((n - 1)) > "$MIGRATE_FAILURES"; exit 1; fi
 """,
-    # 'aws s3 cp SRC DEST' fails $S3_FAILURES times, then writes RELEASE to DEST.
-    "aws": """n=$(/usr/bin/cat "$S3_FAILURES")
+    # 'aws s3 cp SRC DEST' fails $S3_FAILURES times, then writes RELEASE to DEST; the instance's
+    # group tag is read, and the lifecycle hook completed, at once.
+    "aws": """case "$1 $2" in
+  "ec2 describe-tags") printf 'webapp-dev-AutoScalingGroup-1A2B\\n'; exit 0;;
+  "autoscaling complete-lifecycle-action") exit 0;;
+esac
+n=$(/usr/bin/cat "$S3_FAILURES")
 if [ "$n" -gt 0 ]; then echo $((n - 1)) > "$S3_FAILURES"; exit 1; fi
 printf '%s' "$RELEASE" > "${*: -1}"
 """,
@@ -407,7 +421,19 @@ printf '%s' "$RELEASE" > "${*: -1}"
 RELEASE = "the release's bytes"
 RELEASE_KEY = f"releases/{hashlib.sha256(RELEASE.encode()).hexdigest()[:16]}/app.tar.gz"
 # Real tools the script may use; everything else it calls must be a stub, or it fails.
-REAL_TOOLS = ("tee", "rm", "seq", "cat", "sha256sum", "cut")
+REAL_TOOLS = ("tee", "rm", "seq", "cat", "sha256sum", "cut", "timeout")
+
+
+def _wait_values() -> dict[str, str]:
+    """The waits' numbers and the hook's name, as the blueprint renders them into the user data."""
+    values = {"LifecycleHookName": compute.LAUNCH_HOOK_NAME, "TimeoutKillSeconds": str(compute.TIMEOUT_KILL_SECONDS)}
+    for wait in compute.BOOTSTRAP_WAITS:
+        values.update(wait.variables())
+    return values
+
+
+def _attempts(wait: str) -> int:
+    return next(w.attempts for w in compute.BOOTSTRAP_WAITS if w.name == wait)
 
 
 def _run_user_data(
@@ -447,6 +473,7 @@ def _run_user_data(
         "AssetsBucket": "assets-bucket",
         "ArtifactBucket": "assets-bucket",
         "HttpPort": "80",
+        **_wait_values(),
     }
     script = substitute(render_user_data(), values)
     for path, stub in {
@@ -494,23 +521,28 @@ def test_seed_13_user_data_installs_configures_migrates_starts_and_signals_succe
         "usermod -a -G webapp nginx",
         "cfn-init -v --stack webapp-dev --resource LaunchTemplate --region eu-west-1",
         "amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:" + CW_CONFIG,
-        "curl -fsS --retry 5",
+        "curl -fsS -o /etc/webapp/rds-ca.pem",
         f"aws s3 cp --only-show-errors --region eu-west-1 s3://assets-bucket/{RELEASE_KEY} {app}/app.tar.gz",
         f"tar -xzf {app}/app.tar.gz -C {app}/release --no-same-owner",
         f"python{TARGET_PYTHON} -m venv {app}/venv",
         f"pip install --quiet --no-cache-dir --disable-pip-version-check --no-input --only-binary=:all: "
         f"-r {app}/release/{REQUIREMENTS_NAME} {app}/release/*.whl",
-        "systemd-run --quiet --wait --pipe --collect --uid=webapp --gid=webapp "
+        "systemd-run --quiet --wait --pipe --collect --uid=webapp --gid=webapp --property=RuntimeMaxSec=40 "
         f"--property=EnvironmentFile=/etc/webapp/app.env {app}/venv/bin/python -m flask_app migrate",
         "systemctl daemon-reload",
         "systemctl restart webapp.service",
         "nginx -t",
         "systemctl restart nginx.service",
-        "curl -s -o /dev/null -w %{http_code} --max-time 5 http://127.0.0.1:80/health",
+        "curl -fsS -o /dev/null http://127.0.0.1:80/health",
+        "aws autoscaling complete-lifecycle-action --region eu-west-1 --lifecycle-hook-name bootstrap "
+        "--auto-scaling-group-name webapp-dev-AutoScalingGroup-1A2B --instance-id i-0abc "
+        "--lifecycle-action-result CONTINUE",
     ]
     positions = [_index(calls, step) for step in steps]
     assert positions == sorted(positions), calls
-    assert "bootstrap: signalling success" in log
+    # The hook is completed once, last, and only then is success signalled.
+    assert [c for c in calls if "complete-lifecycle-action" in c] == [calls[-1]]
+    assert log.index("completing the launch lifecycle hook") < log.index("bootstrap: signalling success")
 
 
 def test_seed_13_success_waits_for_health_through_nginx_and_retries_a_bounded_number_of_times(tmp_path):
@@ -518,17 +550,19 @@ def test_seed_13_success_waits_for_health_through_nginx_and_retries_a_bounded_nu
     assert status == 0, log
     assert len([c for c in calls if c.startswith("curl") and "/health" in c]) == 4
     assert [s.split()[1] for s in signals] == ["0"]
-    assert "/health answered 502 (attempt 3 of 30)" in log
+    assert f"curl failed or took over 5 s (attempt 3 of {_attempts('Health')})" in log
 
 
 def test_seed_13_no_success_signal_when_health_never_answers_200_only_a_failure_with_the_reason(tmp_path):
     status, calls, signals, _ = _run_user_data(tmp_path, codes=("502",))
     assert status != 0
-    assert len([c for c in calls if c.startswith("curl") and "/health" in c]) == 30
+    assert len([c for c in calls if c.startswith("curl") and "/health" in c]) == _attempts("Health")
     (signal,) = signals
     assert signal.startswith("-e 1 --reason bootstrap failed at line ")
-    assert "(/health did not answer 200 through nginx in 30 attempts (last: 502))" in signal
+    assert f"(/health did not answer 200 through nginx in {_attempts('Health')} attempts; curl's errors" in signal
     assert signal.endswith(SIGNAL_TAIL)
+    # Not in service: the hook is abandoned, and Auto Scaling replaces the instance.
+    assert calls[-1].endswith("--lifecycle-action-result ABANDON")
 
 
 def test_seed_13_an_empty_artifact_key_fails_fast_with_a_reason_that_says_how_to_deploy(tmp_path):
@@ -537,8 +571,10 @@ def test_seed_13_an_empty_artifact_key_fails_fast_with_a_reason_that_says_how_to
     (signal,) = signals
     assert "AppArtifactKey is empty, so there is no release to install" in signal
     assert "cfnbuild deploy" in signal
-    # Only the helper scripts (for the signal) were installed: no packages, no cfn-init, no app.
-    assert [c.split()[0] for c in calls] == ["dnf"]
+    # Only the helper scripts (for the signal) were installed: no packages, no cfn-init, no app;
+    # then the launch hook was abandoned (the instance's id and group looked up first).
+    assert [c.split()[0] for c in calls] == ["dnf", "curl", "curl", "aws", "aws"]
+    assert calls[-1].endswith("--lifecycle-action-result ABANDON")
 
 
 def test_seed_13_migration_is_retried_while_the_database_comes_up_then_fails_with_the_reason(tmp_path):
@@ -548,8 +584,8 @@ def test_seed_13_migration_is_retried_while_the_database_comes_up_then_fails_wit
     (tmp_path / "again").mkdir()
     status, calls, signals, _ = _run_user_data(tmp_path / "again", migrate_failures=99)
     assert status != 0
-    assert len([c for c in calls if c.startswith("systemd-run")]) == 10
-    assert "the database migration failed 10 times" in signals[0]
+    assert len([c for c in calls if c.startswith("systemd-run")]) == _attempts("Migrate")
+    assert f"the database migration failed {_attempts('Migrate')} times" in signals[0]
     assert not [c for c in calls if c.startswith("systemctl restart")]
 
 
@@ -562,7 +598,7 @@ def test_seed_13_the_release_is_awaited_while_the_first_deploy_uploads_it(tmp_pa
     status, calls, signals, log = _run_user_data(tmp_path, s3_failures=3)
     assert status == 0, log
     assert len([c for c in calls if c.startswith("aws s3 cp")]) == 4
-    assert "no release yet (attempt 3 of 32)" in log
+    assert f"aws failed or took over 15 s (attempt 3 of {_attempts('Release')})" in log
     assert [s.split()[1] for s in signals] == ["0"]
 
 
