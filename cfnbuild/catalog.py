@@ -60,7 +60,7 @@ import click
 from botocore.exceptions import ClientError
 from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 from cfnlint.schema.manager import ResourceNotFoundError
-from troposphere import GetAtt, Ref, Sub, servicecatalog
+from troposphere import GetAtt, Ref, Sub, encode_to_dict, servicecatalog
 
 from cfnbuild.app import Project
 from cfnbuild.blueprint import Blueprint
@@ -82,6 +82,7 @@ from cfnbuild.deploy.staging import EXPIRY_DAYS, StagingBucket
 from cfnbuild.errors import CheckFailed, UsageError
 from cfnbuild.files import os_reason, read_json, write_atomic
 from cfnbuild.grants import (
+    LaunchScope,
     ProvisioningActions,
     ServiceRole,
     grant_bucket_prefixes,
@@ -92,6 +93,7 @@ from cfnbuild.grants import (
 )
 from cfnbuild.inputs import setting
 from cfnbuild.lint import Finding, LintCache, skip_problems
+from cfnbuild.naming import partition_arn
 from cfnbuild.stack import Stack
 from cfnbuild.tags import standard_tags
 from cfnbuild.writer import render, stale_files
@@ -111,7 +113,11 @@ CONSTRAINT_KEYS = ("AllowedValues", "AllowedPattern", "MinLength", "MaxLength", 
 SSM_TYPE = "AWS::SSM::Parameter::Value<"
 STAGING_BUCKET_PARAMETER = "StagingBucketName"
 PRINCIPAL_PARAMETER = "PrincipalArn"
-SERVICE_CATALOG_STACKS = "SC-*"  # how Service Catalog names the stacks of provisioned products
+# How Service Catalog names the stacks of provisioned products (SC-<account>-pp-<id>): the policies
+# AWS publishes for its end users scope stack actions to stack/SC-*
+# (https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AWSServiceCatalogEndUserFullAccess.html).
+# What such a stack names (CloudFormation's generated names, cfnbuild.physical_name) starts with it.
+SERVICE_CATALOG_STACKS = "SC-*"
 SCHEMA_REGION = "us-east-1"  # property constraints are the same in every region; read the base set
 
 # Which concern a resource type belongs to, by type prefix; the first match wins, so specific
@@ -182,16 +188,19 @@ PRINCIPAL_PATTERN = r"^arn:aws[a-z-]*:iam::\d{12}:(role|user|group)/[A-Za-z0-9+=
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$"
 
 # What checkov reports on a policy that grants provisioning actions on "*", and why each finding
-# is the documented exception rather than a mistake (see cfnbuild.grants.grant_provisioning).
+# is the documented exception rather than a mistake (see cfnbuild.grants.grant_provisioning). The
+# IAM and KMS statements are in policies of their own, scoped, and carry no skip; with iam:PassRole
+# and the other IAM actions off "*", privilege escalation (CKV_AWS_110) is no longer reported.
 _STAR = (
     "the product's resources are created by Service Catalog at launch, in a stack that does not exist yet, "
-    "so no ARN can name them; the actions are exactly those the resource schemas of the product's types list"
+    "with IDs made at creation, so no ARN can name them; the actions are exactly those the resource schemas of "
+    "the product's types list for the services it uses, and of IAM and KMS only those that support no "
+    "resource-level permission"
 )
 PROVISIONING_SKIPS: dict[str, str] = {
     "CKV_AWS_107": f"credentials-exposing actions on '*': {_STAR}",
     "CKV_AWS_108": f"data-reading actions on '*': {_STAR}",
     "CKV_AWS_109": f"permission-management actions on '*' (e.g. bucket and key policies of the product): {_STAR}",
-    "CKV_AWS_110": f"privilege-escalating combinations (iam:PassRole with ec2:RunInstances, say) on '*': {_STAR}",
     "CKV_AWS_111": f"write actions on '*': {_STAR}",
 }
 
@@ -657,6 +666,204 @@ def project_version(project: Project) -> str:
     return "0.0.0"
 
 
+# ------------------------------------------------------------------------------ what a launch needs
+
+# Services a type's own service calls on at launch whatever the template sets, by IAM prefix.
+COMPANION_SERVICES: dict[str, tuple[str, ...]] = {
+    # A budget is checked against the account's billing view: "Allows Budgets to verify access to
+    # Billing Views" (https://docs.aws.amazon.com/aws-managed-policy/latest/reference/BudgetsServiceRolePolicy.html);
+    # the budget schema's create handler lists billing:GetBillingViewData.
+    "budgets": ("billing",),
+}
+
+# The KMS actions the launching role needs on a customer managed key so that a service can
+# encrypt the product's resource with it on its behalf, by the service's IAM prefix; granted only
+# through that service (kms:ViaService). An empty tuple: the service uses the key as itself,
+# through the key policy, and the caller needs nothing. A service missing here is refused with
+# the fix (add it with the AWS document that lists the actions).
+KMS_USE_BY_SERVICE: dict[str, tuple[str, ...]] = {
+    # "To use the KMS key for a secret on your behalf, the user must have kms:GenerateDataKey and
+    # kms:Decrypt" (creating the secret, putting a value, and GetSecretValue, which also serves
+    # {{resolve:secretsmanager:...}}):
+    # https://docs.aws.amazon.com/secretsmanager/latest/userguide/security-encryption.html#security-encryption-authz
+    "secretsmanager": ("kms:Decrypt", "kms:GenerateDataKey"),
+    # "To create an Aurora resource with a customer managed key, a user must have permissions to
+    # call kms:CreateGrant and kms:DescribeKey" (storage and Performance Insights keys alike):
+    # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Overview.Encryption.Keys.html#Overview.Encryption.Keys.Authorizing
+    "rds": ("kms:CreateGrant", "kms:DescribeKey"),
+    # EBS volumes encrypted with a customer managed key (a launch template's block devices):
+    # https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption-requirements.html#ebs-encryption-permissions
+    "ec2": (
+        "kms:CreateGrant",
+        "kms:Decrypt",
+        "kms:DescribeKey",
+        "kms:GenerateDataKeyWithoutPlaintext",
+        "kms:ReEncrypt*",
+    ),
+    # CloudWatch Logs encrypts with the key as logs.<region>.amazonaws.com, which the key policy
+    # must allow; the caller needs no KMS permission:
+    # https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html
+    "logs": (),
+    # Publishers (here CloudWatch alarms, through the key policy) need the key, not whoever
+    # creates or subscribes to the topic: https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html
+    "sns": (),
+    # A bucket's default encryption names the key; whoever writes objects needs it, and the
+    # launch role writes none: https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html
+    "s3": (),
+}
+# CloudFormation resolves {{resolve:secretsmanager:...}} with the launching role's credentials
+# (GetSecretValue, so kms:Decrypt through Secrets Manager for a secret under a customer key):
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/dynamic-references-secretsmanager.html
+SM_DYNAMIC_REFERENCE = "{{resolve:secretsmanager:"
+_PSEUDO = {"AWS::Partition", "AWS::Region", "AWS::AccountId", "AWS::URLSuffix"}
+_NAMED_IAM_TYPES = ("AWS::IAM::Role", "AWS::IAM::InstanceProfile", "AWS::IAM::ManagedPolicy")
+
+
+def service_of_type(resource_type: str) -> str:
+    """The IAM service prefix of a resource type (``AWS::ElasticLoadBalancingV2::Listener`` → ``elasticloadbalancing``).
+
+    The prefix its schema's handlers name that its namespace spells, else the one they name most
+    (``AWS::CertificateManager::*`` → ``acm``).
+    """
+    namespace = resource_type.split("::")[1].lower() if resource_type.count("::") == 2 else resource_type.lower()
+    try:
+        handlers = PROVIDER_SCHEMA_MANAGER.get_resource_schema(SCHEMA_REGION, resource_type).schema.get("handlers")
+    except ResourceNotFoundError:
+        return namespace
+    counts: Counter[str] = Counter(
+        action.split(":", 1)[0].lower()
+        for handler in (handlers or {}).values()
+        for action in (handler or {}).get("permissions", [])
+    )
+    spelt = [prefix for prefix in counts if namespace.startswith(prefix)]
+    if spelt:
+        return max(spelt, key=len)
+    if not counts:
+        return namespace
+    return min(counts, key=lambda prefix: (-counts[prefix], prefix))
+
+
+def product_services(resource_types: Sequence[str]) -> tuple[str, ...]:
+    """The IAM service prefixes a product uses: its types' services and their companions."""
+    services = {service_of_type(t) for t in resource_types}
+    services |= {companion for s in list(services) for companion in COMPANION_SERVICES.get(s, ())}
+    return tuple(sorted(services))
+
+
+def _stable(values: Sequence[Any]) -> tuple[Any, ...]:
+    unique = {json.dumps(v, sort_keys=True): v for v in values}
+    return tuple(unique[k] for k in sorted(unique))
+
+
+def _trusted_services(document: Any) -> list[Any]:
+    statements = document.get("Statement", []) if isinstance(document, Mapping) else []
+    found: list[Any] = []
+    for statement in statements if isinstance(statements, list) else [statements]:
+        if not isinstance(statement, Mapping) or statement.get("Effect") != "Allow":
+            continue
+        principal = statement.get("Principal")
+        services = principal.get("Service", []) if isinstance(principal, Mapping) else []
+        found += services if isinstance(services, list) else [services]
+    return found
+
+
+def _attached_policy(logical_id: str, value: Any, resources: Mapping[str, Any], stack_names: str) -> Any:
+    """A managed policy ARN a role of the product attaches, as the portfolio template can write it."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping) and set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+        refs, _ = references(value)
+        if refs <= _PSEUDO:
+            return value
+    target = value.get("Ref") if isinstance(value, Mapping) else None
+    if isinstance(target, str) and resources.get(target, {}).get("Type") == "AWS::IAM::ManagedPolicy":
+        path = resources[target].get("Properties", {}).get("Path", "/")
+        return encode_to_dict(partition_arn("iam", f"policy{path}{stack_names}", region=False))
+    raise CatalogError(
+        f"{logical_id}: ManagedPolicyArns entry {json.dumps(value)} cannot be named in the launch role's policy "
+        "(its iam:AttachRolePolicy names the policies the product attaches); write it as a Fn::Sub over pseudo "
+        "parameters (arn:${AWS::Partition}:iam::aws:policy/...) or a Ref to an AWS::IAM::ManagedPolicy of the stack"
+    )
+
+
+def _key_properties(node: Any, where: str) -> Iterator[tuple[str, Any]]:
+    """Every property under ``node`` that names a KMS key (``KmsKeyId``, ``KMSMasterKeyID``, ...), with its path."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            lower = str(key).lower()
+            if "kms" in lower and "key" in lower and not isinstance(value, bool | int):
+                yield f"{where}.{key}", value
+            else:
+                yield from _key_properties(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for item in node:
+            yield from _key_properties(item, where)
+
+
+def _customer_key(value: Any) -> bool:
+    """Whether a key property's value may name a customer managed key (not empty, no AWS managed alias)."""
+    if isinstance(value, str):
+        return bool(value) and not (value.startswith("alias/aws/") or ":alias/aws/" in value)
+    if isinstance(value, Mapping) and set(value) == {"Fn::If"} and isinstance(value["Fn::If"], list):
+        return any(_customer_key(branch) for branch in value["Fn::If"][1:])
+    return bool(value != {"Ref": "AWS::NoValue"})
+
+
+def launch_scope(template: Mapping[str, Any], *, stack_names: str = SERVICE_CATALOG_STACKS) -> LaunchScope:
+    """What the launch role needs beyond the product's types, read from the product template.
+
+    The IAM paths of its roles, instance profiles and policies; the services its roles trust
+    (``iam:PassRole`` hands roles only to those); the managed policies its roles attach; per
+    service, the KMS actions its resources encrypted with a customer managed key need
+    (:data:`KMS_USE_BY_SERVICE`); and the services it uses at all.
+    """
+    resources: Mapping[str, Any] = template.get("Resources", {})
+    paths: set[str] = set()
+    passed: list[Any] = []
+    attached: list[Any] = []
+    uses: dict[str, set[str]] = {}
+    for logical_id, resource in sorted(resources.items()):
+        kind = str(resource.get("Type", ""))
+        properties = resource.get("Properties", {}) or {}
+        if kind in _NAMED_IAM_TYPES:
+            path = properties.get("Path", "/")
+            if not isinstance(path, str):
+                raise CatalogError(
+                    f"{logical_id} ({kind}): Path is {json.dumps(path)}; the launch role is granted IAM actions on "
+                    f"<path>{stack_names} only, so write the path as a plain string"
+                )
+            paths.add(path)
+        if kind == "AWS::IAM::Role":
+            passed += _trusted_services(properties.get("AssumeRolePolicyDocument"))
+            attached += [
+                _attached_policy(logical_id, v, resources, stack_names) for v in properties.get("ManagedPolicyArns", [])
+            ]
+        if kind == "AWS::IAM::ManagedPolicy" and (properties.get("Roles") or []):
+            attached.append(_attached_policy(logical_id, {"Ref": logical_id}, resources, stack_names))
+        for where, value in _key_properties(properties, logical_id):
+            if not _customer_key(value):
+                continue
+            service = service_of_type(kind)
+            if service not in KMS_USE_BY_SERVICE:
+                raise CatalogError(
+                    f"{where} ({kind}) names a KMS key, and which KMS actions {service} needs from the role that "
+                    f"launches it is not known; add {service!r} to KMS_USE_BY_SERVICE in cfnbuild/catalog.py with "
+                    "the AWS document that lists them"
+                )
+            uses.setdefault(service, set()).update(KMS_USE_BY_SERVICE[service])
+    if SM_DYNAMIC_REFERENCE in json.dumps(template):
+        uses.setdefault("secretsmanager", set()).add("kms:Decrypt")
+    types = sorted({str(r.get("Type", "")) for r in resources.values()})
+    return LaunchScope(
+        stack_names=stack_names,
+        paths=tuple(sorted(paths or {"/"})),
+        passed_to=_stable(passed),
+        attached_policies=_stable(attached),
+        key_uses=tuple((service, tuple(sorted(actions))) for service, actions in sorted(uses.items())),
+        services=product_services(types),
+    )
+
+
 # ------------------------------------------------------------------------------ the portfolio
 
 
@@ -680,6 +887,11 @@ class PortfolioInputs:
     )
     key_prefix: str = setting(
         KEY_PREFIX + "/", "Where product templates live in the staging bucket; the launch role reads only these."
+    )
+    launch_scope: LaunchScope | None = setting(
+        None,
+        "The names the launched stacks give and what the product's roles and keys need (see launch_scope); "
+        "None: SC-* stacks, no role passed, no policy attached, no key used, every service the schemas name.",
     )
 
 
@@ -816,10 +1028,12 @@ class Portfolio(Blueprint[PortfolioInputs]):
         grant_service_catalog_template_read(role)
         grant_bucket_prefixes(role, bucket, read=[i.key_prefix])
         grant_ssm_parameters_read(role, i.ssm_parameters)
-        policies, self.provisioning = grant_provisioning(self, role, i.resource_types, regions=i.regions)
-        for policy in policies:
+        scope = i.launch_scope or LaunchScope(stack_names=SERVICE_CATALOG_STACKS)
+        granted = grant_provisioning(self, role, i.resource_types, regions=i.regions, scope=scope)
+        for policy in granted.unscoped:
             for check, reason in sorted(PROVISIONING_SKIPS.items()):
                 self.skip_check(policy, check, reason)
+        self.provisioning = granted.actions
         return role
 
 
@@ -954,6 +1168,10 @@ def build_export(project: Project, environment: str, stack: str, *, keep: int = 
     stack_name = config.stack_name(stack)
     resource_types = tuple(sorted({str(r["Type"]) for r in product.template.get("Resources", {}).values()}))
     owner = config.tags.get("Owner") or config.project
+    try:
+        scope = launch_scope(product.template)
+    except CatalogError as exc:
+        raise CatalogError(f"{source}: {exc}") from None
     inputs = PortfolioInputs(
         product_name=stack_name,
         product_description=describe_version(stack_template, environment),
@@ -961,6 +1179,7 @@ def build_export(project: Project, environment: str, stack: str, *, keep: int = 
         resource_types=resource_types,
         regions=tuple(config.regions),
         ssm_parameters=ssm_parameter_names(product.template),
+        launch_scope=scope,
         display_name=f"{config.project} ({environment})"[:100],
         provider_name=owner[:50],
     )
@@ -991,7 +1210,14 @@ def build_export(project: Project, environment: str, stack: str, *, keep: int = 
         "versions": [v.version for v in history.versions],
         "added_constraints": product.added_constraints,
         "added_rules": list(product.added_rules),
-        "launch_role": {"resource_types": list(resource_types), "not_granted_unknown_to_iam": unknown},
+        "launch_role": {
+            "resource_types": list(resource_types),
+            "not_granted_unknown_to_iam": unknown,
+            "not_granted_unused": list(offered.provisioning.unused),
+            "services": list(scope.services or ()),
+            "passes_roles_to": list(scope.passed_to),
+            "keys_used_via": {service: list(actions) for service, actions in scope.key_uses},
+        },
     }
     if built:
         manifest["artifacts"] = {

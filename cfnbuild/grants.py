@@ -19,7 +19,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -503,6 +503,7 @@ class ProvisioningActions:
 
     actions: tuple[str, ...]  # sorted; none already covered by a wildcard action in the set
     unknown: tuple[str, ...]  # named by a schema but not an IAM action cfn-lint knows: not granted
+    unused: tuple[str, ...] = ()  # named by a schema, not granted: the product does not need it (grant_provisioning)
 
 
 @cache
@@ -590,34 +591,185 @@ def _document_chars(document: PolicyDocument) -> int:
     return len(json.dumps(encode_to_dict(document), separators=(",", ":")))
 
 
-def grant_provisioning(
-    blueprint: Blueprint[Any],
-    role: ServiceRole,
-    resource_types: Iterable[str],
-    *,
-    regions: Sequence[str] = ("us-east-1",),
-    name: str = "Provisioning",
-) -> tuple[list[iam.ManagedPolicy], ProvisioningActions]:
-    """Let ``role`` create, update, delete and read resources of ``resource_types``: on ``"*"``.
+@cache
+def _action_resource_types() -> dict[str, dict[str, tuple[str, ...]]]:
+    """For each IAM action cfn-lint knows (lower case, by service prefix), the resource types it can be scoped to.
 
-    This is the one documented exception to "grants are scoped to a resource ARN": a role that
-    provisions stacks (a Service Catalog launch role) acts on resources that do not exist when
-    its policy is written (their names and IDs are made by CloudFormation at launch, in stacks
-    that do not exist yet either), so no ARN can name them. What keeps it least-privilege is the
-    action list: exactly :func:`provisioning_actions` of the types the product makes, nothing
-    else (no service wildcards the schemas do not name themselves).
-
-    The statements (one per service) go into as many ``AWS::IAM::ManagedPolicy`` resources as
-    IAM's 6,144-character quota per policy needs, attached to the role (an inline policy could
-    not hold them: a role's inline policies share 10,240 characters). Returns the policies, so
-    the caller can record the checkov skips this forces, and the derived actions.
+    cfn-lint's copy of the Service Authorization Reference: an action with no resource type is
+    one AWS documents as taking only ``"*"`` ("If there is no value for this column, you must
+    specify all resources", https://docs.aws.amazon.com/service-authorization/latest/reference/reference_policies_actions-resources-contextkeys.html).
     """
-    types = sorted(set(resource_types))
-    derived = provisioning_actions(types, regions=regions)
-    by_service: dict[str, list[str]] = {}
-    for action in derived.actions:
-        by_service.setdefault(action.split(":", 1)[0].lower(), []).append(action)
+    from cfnlint.data import AdditionalSpecs  # noqa: PLC0415  (see _iam_actions)
+    from cfnlint.helpers import load_resource  # noqa: PLC0415
+
+    services = load_resource(AdditionalSpecs, "Policies.json")
+    return {
+        prefix: {name: tuple(spec.get("Resources", [])) for name, spec in spec_.get("Actions", {}).items()}
+        for prefix, spec_ in services.items()
+    }
+
+
+def action_resource_types(action: str) -> tuple[str, ...]:
+    """The resource types ``action`` (``iam:PassRole``) can be scoped to; ``()`` when it takes only ``"*"``.
+
+    Raises ``ValueError`` for an action IAM does not know.
+    """
+    service, _, name = action.lower().partition(":")
+    known = _action_resource_types().get(service, {})
+    if name not in known:
+        raise ValueError(f"{action} is not an IAM action cfn-lint knows; cannot tell what it can be scoped to")
+    return known[name]
+
+
+@dataclass(frozen=True)
+class LaunchScope:
+    """What the stacks a provisioning role makes are called, and what their IAM roles and KMS keys need.
+
+    ``stack_names`` is the name pattern of the launched stacks (Service Catalog's ``SC-*``): the
+    roles, instance profiles and managed policies such a stack makes are named after it (a name
+    CloudFormation generates, or one :func:`cfnbuild.naming.physical_name` builds, starts with the
+    stack name), so IAM actions are granted on ``role/<path>SC-*`` and the like. ``paths`` are the
+    IAM paths those use. ``passed_to`` are the services the product's roles trust, the only ones
+    ``iam:PassRole`` may hand them to (``iam:PassedToService``); ``attached_policies`` the managed
+    policy ARNs the product's roles attach, the only ones ``iam:AttachRolePolicy`` may attach
+    (``iam:PolicyARN``). ``key_uses`` is, per service prefix (``rds``), the KMS actions the role
+    needs on keys of this account for that service to encrypt with them on its behalf, granted
+    only through that service (``kms:ViaService``). ``services`` are the IAM service prefixes the
+    product uses: actions the schemas name for any other service are not granted (``None``: all).
+    """
+
+    stack_names: str = "SC-*"
+    paths: tuple[str, ...] = ("/",)
+    passed_to: tuple[Any, ...] = ()
+    attached_policies: tuple[Any, ...] = ()
+    key_uses: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    services: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9-]+\*", self.stack_names):
+            raise ValueError(
+                f"stack_names {self.stack_names!r}: give a name prefix and '*', like 'SC-*' (letters, digits, '-')"
+            )
+        for path in self.paths:
+            if not re.fullmatch(r"/([A-Za-z0-9+=,.@_-]+/)*", path):
+                raise ValueError(f"IAM path {path!r}: give a path like '/' or '/app/' (IAM's path syntax)")
+
+
+@dataclass(frozen=True)
+class Provisioning:
+    """The managed policies :func:`grant_provisioning` made, and what they grant."""
+
+    scoped: tuple[iam.ManagedPolicy, ...]  # every statement names ARNs (or a condition-bound service)
+    unscoped: tuple[iam.ManagedPolicy, ...]  # statements on "*": the documented exception, checkov skips needed
+    actions: ProvisioningActions
+
+
+# IAM actions the launch role gets on the names of the launched stacks' resources, by the resource
+# type the Service Authorization Reference scopes them to.
+_IAM_NAMED_TYPES = ("role", "instance-profile", "policy")
+# Service-linked roles live under this path, named by AWS, trusted only by their service and
+# granted only what AWS defines (https://docs.aws.amazon.com/IAM/latest/UserGuide/using-service-linked-roles.html).
+SERVICE_LINKED_ROLES = "role/aws-service-role/*"
+
+
+def _iam_statements(grants: Grants, actions: Sequence[str], scope: LaunchScope) -> tuple[list[str], list[str]]:
+    """Add the IAM statements, each on the launched stacks' names.
+
+    Returns the actions that take only ``"*"``, and those the product does not need: ``iam:PassRole``
+    when its roles trust no service, ``iam:AttachRolePolicy`` when they attach no managed policy.
+    """
+    by_type: dict[str, list[str]] = {}
+    unscopable: list[str] = []
+    for action in actions:
+        name = action.split(":", 1)[1].lower()
+        if name in ("passrole", "attachrolepolicy", "createservicelinkedrole"):
+            by_type.setdefault(name, []).append(action)
+            continue
+        types = action_resource_types(action)
+        kind = next((t for t in _IAM_NAMED_TYPES if t in types), None)
+        if not types:
+            unscopable.append(action)
+        elif kind is None:
+            raise ValueError(
+                f"{action} acts on {', '.join(types)}; a launch role is granted IAM actions only on the roles, "
+                "instance profiles and policies its stacks make"
+            )
+        else:
+            by_type.setdefault(kind, []).append(action)
+
+    def names(kind: str) -> list[Sub]:
+        return [partition_arn("iam", f"{kind}{path}{scope.stack_names}", region=False) for path in scope.paths]
+
+    target = scope.stack_names.replace("*", "")
+    for kind in _IAM_NAMED_TYPES:
+        if kind in by_type:
+            grants._allow(logical_id("Manage", kind), target, [_action(a) for a in by_type[kind]], names(kind))
+    if "attachrolepolicy" in by_type and scope.attached_policies:
+        # Only the managed policies the product's roles attach (iam:PolicyARN,
+        # https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_iam-condition-keys.html#ck_PolicyARN).
+        condition = Condition(ArnLike("iam:PolicyARN", list(scope.attached_policies)))
+        actions_ = [_action(a) for a in by_type["attachrolepolicy"]]
+        grants._allow("AttachRolePolicies", target, actions_, names("role"), condition)
+    if "passrole" in by_type and scope.passed_to:
+        # Only to the services the product's roles trust (iam:PassedToService,
+        # https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html).
+        condition = Condition(StringEquals("iam:PassedToService", list(scope.passed_to)))
+        grants._allow("PassRoles", target, [_action(a) for a in by_type["passrole"]], names("role"), condition)
+    if "createservicelinkedrole" in by_type:
+        resources = [partition_arn("iam", SERVICE_LINKED_ROLES, region=False)]
+        linked = [_action(a) for a in by_type["createservicelinkedrole"]]
+        grants._allow("Create", "ServiceLinkedRoles", linked, resources)
+    unneeded = by_type.get("passrole", []) if not scope.passed_to else []
+    unneeded += by_type.get("attachrolepolicy", []) if not scope.attached_policies else []
+    return unscopable, unneeded
+
+
+def _kms_statements(grants: Grants, actions: Sequence[str], scope: LaunchScope) -> list[str]:
+    """Add the KMS statements on this account's keys (and aliases); return the actions that take only ``"*"``.
+
+    Key ARNs hold key IDs that KMS makes at creation, not names, so no pattern can single out
+    the keys a launched stack makes: the management actions of the product's key types are
+    granted on the keys and aliases of this account and region, and each service's use of a key
+    (``key_uses``) only through that service (``kms:ViaService``,
+    https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-via-service).
+    """
+    keys = partition_arn("kms", "key/*")
+    by_types: dict[tuple[str, ...], list[str]] = {}
+    unscopable: list[str] = []
+    for action in actions:
+        types = tuple(t for t in action_resource_types(action) if t in ("key", "alias"))
+        if not action_resource_types(action):
+            unscopable.append(action)
+        elif not types:
+            raise ValueError(f"{action} acts on {', '.join(action_resource_types(action))}; not a key or an alias")
+        else:
+            by_types.setdefault(types, []).append(action)
+    for types, grouped in sorted(by_types.items()):
+        resources = [partition_arn("kms", f"{t}/*") for t in types]
+        named = [{"key": "Keys", "alias": "Aliases"}[t] for t in types]
+        grants._allow(logical_id("Manage", *named), "InAccount", [_action(a) for a in grouped], resources)
+    for service, uses in sorted(scope.key_uses):
+        if uses:
+            via = Condition(StringEquals("kms:ViaService", Sub(f"{service}.${{AWS::Region}}.amazonaws.com")))
+            grants._allow("UseKeysVia", service, [_action(a) for a in sorted(set(uses))], [keys], via)
+    return unscopable
+
+
+def _pack(statements: Sequence[Statement]) -> list[Grants]:
+    """The statements in as few documents under IAM's managed-policy quota as their order allows."""
     chunks: list[Grants] = [Grants()]
+    for statement in statements:
+        chunks[-1].statements.append(statement)
+        if _document_chars(chunks[-1].document()) > _PROVISIONING_POLICY_BUDGET and len(chunks[-1].statements) > 1:
+            chunks[-1].statements.pop()
+            chunks.append(Grants())
+            chunks[-1].statements.append(statement)
+    return [chunk for chunk in chunks if chunk.statements]
+
+
+def _star_statements(by_service: Mapping[str, list[str]]) -> list[Statement]:
+    """One statement on ``"*"`` per service, split where one would not fit a policy."""
+    statements: list[Statement] = []
     for service, actions in sorted(by_service.items()):
         parts = [actions]
         while True:  # a service too large for one policy is split into statements that fit
@@ -628,29 +780,96 @@ def grant_provisioning(
             half = len(parts[-1]) // 2
             parts[-1:] = [parts[-1][:half], parts[-1][half:]]
         for index, part in enumerate(parts, start=1):
-            target = service if len(parts) == 1 else f"{service}{index}"
-            current = chunks[-1]
-            _allow_anywhere(current, "Provision", target, [_action(a) for a in part])
-            if _document_chars(current.document()) > _PROVISIONING_POLICY_BUDGET and len(current.statements) > 1:
-                current.statements.pop()
-                chunks.append(Grants())
-                _allow_anywhere(chunks[-1], "Provision", target, [_action(a) for a in part])
-    filled = [chunk for chunk in chunks if chunk.statements]
-    if len(filled) > MANAGED_POLICIES_PER_ROLE:
+            holder = Grants()
+            _allow_anywhere(
+                holder, "Provision", service if len(parts) == 1 else f"{service}{index}", [_action(a) for a in part]
+            )
+            statements += holder.statements
+    return statements
+
+
+def grant_provisioning(
+    blueprint: Blueprint[Any],
+    role: ServiceRole,
+    resource_types: Iterable[str],
+    *,
+    regions: Sequence[str] = ("us-east-1",),
+    name: str = "Provisioning",
+    scope: LaunchScope | None = None,
+) -> Provisioning:
+    """Let ``role`` create, update, delete and read resources of ``resource_types``, in stacks named like ``scope``.
+
+    The actions are exactly :func:`provisioning_actions` of the types, less those of services the
+    product does not use (``scope.services``). IAM actions are granted on the roles, instance
+    profiles and policies the launched stacks make (named after them: ``role/SC-*``),
+    ``iam:PassRole`` only to the services the product's roles trust and ``iam:AttachRolePolicy``
+    only for the policies they attach; KMS actions on this account's keys, a service's use of
+    them only through that service (:func:`_kms_statements`). KMS actions that the schemas of
+    other types name (an encrypted database's ``kms:CreateGrant``) are not granted unbound: the
+    product's ``scope.key_uses`` say which services use keys, and grant them bound to the service.
+
+    The rest is the one documented exception to "grants are scoped to a resource ARN": the
+    other services' resources are created at launch, in a stack that does not exist yet, with
+    IDs made at creation (a VPC, an instance, a load balancer), so no ARN can name them; they are
+    granted on ``"*"``, one statement per service, together with the IAM and KMS actions that
+    support no resource-level permission at all (``kms:CreateKey``, ``iam:ListRoles``).
+
+    The statements go into as many ``AWS::IAM::ManagedPolicy`` resources as IAM's 6,144-character
+    quota per policy needs (the scoped ones apart from those on ``"*"``, so that only the latter
+    carry checkov skips), attached to the role (an inline policy could not hold them: a role's
+    inline policies share 10,240 characters).
+    """
+    scope = scope or LaunchScope()
+    types = sorted(set(resource_types))
+    derived = provisioning_actions(types, regions=regions)
+    key_types = [t for t in types if t.startswith("AWS::KMS::")]
+    key_actions = {a.lower() for a in provisioning_actions(key_types, regions=regions).actions} if key_types else set()
+    used = None if scope.services is None else {s.lower() for s in scope.services}
+    bound_uses = {a.lower() for _, uses in scope.key_uses for a in uses}
+    by_service: dict[str, list[str]] = {}
+    unused: list[str] = []
+    for action in derived.actions:
+        service = action.split(":", 1)[0].lower()
+        if service == "kms" and action.lower() not in key_actions:
+            if action.lower() not in bound_uses:  # granted through its service only, when a key is used
+                unused.append(action)
+        elif used is not None and service not in used:
+            unused.append(action)
+        else:
+            by_service.setdefault(service, []).append(action)
+    scoped = Grants()
+    star, unneeded = _iam_statements(scoped, by_service.pop("iam", []), scope)
+    unused += unneeded
+    star += _kms_statements(scoped, by_service.pop("kms", []), scope)
+    for action in star:  # only actions with no resource type at all (action_resource_types)
+        by_service.setdefault(action.split(":", 1)[0].lower(), []).append(action)
+    scoped_chunks = _pack(scoped.statements)
+    star_chunks = _pack(_star_statements(by_service))
+    if len(scoped_chunks) + len(star_chunks) > MANAGED_POLICIES_PER_ROLE:
         raise ValueError(
-            f"the provisioning actions of {len(types)} resource types need {len(filled)} managed "
-            f"policies; a role takes {MANAGED_POLICIES_PER_ROLE}: split the product into smaller stacks"
+            f"the provisioning actions of {len(types)} resource types need {len(scoped_chunks) + len(star_chunks)} "
+            f"managed policies; a role takes {MANAGED_POLICIES_PER_ROLE}: split the product into smaller stacks"
         )
-    policies = []
-    for index, chunk in enumerate(filled):
-        policy = iam.ManagedPolicy(
-            blueprint.lid(role.role.title, name, index + 1),
-            Description=f"Create, update, delete and read the resource types a stack made with {role.role.title} holds",
-            PolicyDocument=chunk.document(),
-            Roles=[role.ref],
-        )
-        policies.append(blueprint.add(policy))
-    return policies, derived
+
+    def policies(chunks: list[Grants], label: str, what: str) -> tuple[iam.ManagedPolicy, ...]:
+        made = []
+        for index, chunk in enumerate(chunks, start=1):
+            policy = iam.ManagedPolicy(
+                blueprint.lid(role.role.title, label, index),
+                Description=f"{what} a stack made with {role.role.title} holds",
+                PolicyDocument=chunk.document(),
+                Roles=[role.ref],
+            )
+            made.append(blueprint.add(policy))
+        return tuple(made)
+
+    kept = tuple(a for a in derived.actions if a not in unused)
+    actions = ProvisioningActions(kept, derived.unknown, tuple(sorted(unused, key=str.lower)))
+    return Provisioning(
+        scoped=policies(scoped_chunks, f"Scoped{name}", "Manage the IAM roles, instance profiles and KMS keys"),
+        unscoped=policies(star_chunks, name, "Create, update, delete and read the other resources"),
+        actions=actions,
+    )
 
 
 def _action(action: str) -> Action:

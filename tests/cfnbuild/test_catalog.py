@@ -369,23 +369,135 @@ def test_a_parameter_no_conservative_rule_fits_is_refused_naming_it():
 # ------------------------------------------------------------------------------ the portfolio
 
 
-def test_launch_role_actions_are_exactly_the_derived_set_for_the_products_types(real):
+def _provisioning_policies(portfolio: dict) -> tuple[dict, dict]:
+    """The launch role's managed policies: those whose every statement names ARNs, and those on "*"."""
+    policies = TemplateAssert(portfolio).of_type("AWS::IAM::ManagedPolicy")
+    scoped = {
+        lid: p
+        for lid, p in policies.items()
+        if all(st["Resource"] != ["*"] for st in p["Properties"]["PolicyDocument"]["Statement"])
+    }
+    return scoped, {lid: p for lid, p in policies.items() if lid not in scoped}
+
+
+def test_launch_role_grants_the_derived_actions_of_the_services_the_product_uses_and_no_others(real):
+    from cfnbuild.catalog import launch_scope
+    from cfnbuild.grants import action_resource_types
+
     product_types = sorted({r["Type"] for r in real.product.template["Resources"].values()})
     assert real.manifest["launch_role"]["resource_types"] == product_types
-    policies = TemplateAssert(real.portfolio).of_type("AWS::IAM::ManagedPolicy")
-    assert policies
+    scoped, unscoped = _provisioning_policies(real.portfolio)
+    assert scoped
+    assert unscoped
     granted = []
-    for policy in policies.values():
+    for policy in {**scoped, **unscoped}.values():
         assert policy["Properties"]["Roles"] == [{"Ref": "LaunchRole"}]
         document = policy["Properties"]["PolicyDocument"]
         assert len(json.dumps(document, separators=(",", ":"))) <= MANAGED_POLICY_MAX_CHARS
         for statement in document["Statement"]:
-            assert statement["Sid"].startswith("GrantProvision")
-            assert statement["Resource"] == ["*"]
             granted += statement["Action"]
+            if statement["Resource"] == ["*"]:
+                assert statement["Sid"].startswith("GrantProvision")
+                for action in statement["Action"]:
+                    if action.startswith(("iam:", "kms:")):
+                        assert action_resource_types(action) == (), f"{action} can be scoped, yet is on '*'"
     derived = provisioning_actions(product_types, regions=["eu-west-1"])
-    assert sorted(granted, key=str.lower) == list(derived.actions)
+    unused = real.manifest["launch_role"]["not_granted_unused"]
+    key_uses = {a for actions in real.manifest["launch_role"]["keys_used_via"].values() for a in actions}
+    assert set(granted) == (set(derived.actions) - set(unused)) | key_uses, "the schemas' actions, and the key uses"
     assert real.manifest["launch_role"]["not_granted_unknown_to_iam"] == list(derived.unknown)
+    services = set(launch_scope(real.product.template).services or ())
+    assert real.manifest["launch_role"]["services"] == sorted(services)
+    for action in unused:
+        service = action.split(":")[0]
+        assert service not in services or service in ("iam", "kms"), f"{action}: its service is used"
+    dropped = {a.split(":")[0] for a in unused}
+    assert {"redshift", "docdb-elastic", "cognito-idp", "s3tables", "vpc-lattice"} <= dropped, "never used here"
+    assert {"billing", "budgets", "ec2", "rds", "secretsmanager"} <= services
+
+
+def test_launch_role_iam_statements_name_only_the_launched_stacks_roles_and_profiles(real):
+    scoped, _ = _provisioning_policies(real.portfolio)
+    statements = {
+        st["Sid"]: st for policy in scoped.values() for st in policy["Properties"]["PolicyDocument"]["Statement"]
+    }
+    role = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/SC-*"}
+    assert statements["GrantManageRoleSC"]["Resource"] == [role]
+    assert "iam:PutRolePolicy" in statements["GrantManageRoleSC"]["Action"]
+    assert statements["GrantManageInstanceProfileSC"]["Resource"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:instance-profile/SC-*"}
+    ]
+    assert statements["GrantPassRolesSC"] == {
+        "Sid": "GrantPassRolesSC",
+        "Effect": "Allow",
+        "Action": ["iam:PassRole"],
+        "Resource": [role],
+        "Condition": {
+            "StringEquals": {
+                "iam:PassedToService": [
+                    "ec2.amazonaws.com",
+                    "monitoring.rds.amazonaws.com",
+                    "vpc-flow-logs.amazonaws.com",
+                ]
+            }
+        },
+    }
+    attached = statements["GrantAttachRolePoliciesSC"]
+    assert attached["Action"] == ["iam:AttachRolePolicy"]
+    assert attached["Resource"] == [role]
+    assert attached["Condition"] == {
+        "ArnLike": {
+            "iam:PolicyARN": [
+                {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"},
+                {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"},
+            ]
+        }
+    }
+    assert statements["GrantCreateServiceLinkedRoles"]["Resource"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/*"}
+    ]
+    for statement in statements.values():
+        assert statement["Resource"] != ["*"]
+    iam_on_any = [
+        a
+        for p in _provisioning_policies(real.portfolio)[1].values()
+        for st in p["Properties"]["PolicyDocument"]["Statement"]
+        for a in st["Action"]
+        if a.startswith("iam:")
+    ]
+    assert iam_on_any == ["iam:ListRoles"], "the one IAM action with no resource-level permission"
+
+
+def test_launch_role_uses_the_stacks_keys_only_through_the_services_that_encrypt_with_them(real):
+    scoped, unscoped = _provisioning_policies(real.portfolio)
+    statements = {
+        st["Sid"]: st for policy in scoped.values() for st in policy["Properties"]["PolicyDocument"]["Statement"]
+    }
+    keys = [{"Fn::Sub": "arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*"}]
+    assert statements["GrantUseKeysViaSecretsmanager"] == {
+        "Sid": "GrantUseKeysViaSecretsmanager",
+        "Effect": "Allow",
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+        "Resource": keys,
+        "Condition": {"StringEquals": {"kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}}},
+    }
+    assert statements["GrantUseKeysViaRds"]["Action"] == ["kms:CreateGrant", "kms:DescribeKey"]
+    assert statements["GrantManageKeysInAccount"]["Resource"] == keys
+    assert "kms:ScheduleKeyDeletion" in statements["GrantManageKeysInAccount"]["Action"]
+    kms_on_any = [
+        a
+        for p in unscoped.values()
+        for st in p["Properties"]["PolicyDocument"]["Statement"]
+        for a in st["Action"]
+        if a.startswith("kms:")
+    ]
+    assert kms_on_any == ["kms:CreateKey"], "a key has no ARN before it is made"
+    assert real.manifest["launch_role"]["keys_used_via"] == {
+        "logs": [],
+        "rds": ["kms:CreateGrant", "kms:DescribeKey"],
+        "secretsmanager": ["kms:Decrypt", "kms:GenerateDataKey"],
+        "sns": [],
+    }
 
 
 def test_launch_role_is_trusted_by_service_catalog_and_scopes_its_own_statements(real):
@@ -599,8 +711,8 @@ def test_gates_zero_checkov_failures_and_every_skip_is_forced_by_the_provisionin
     shipped = [f for f in findings if not f.file.startswith("bare")]
     assert not shipped, "\n".join(map(str, shipped))
     forced = {(f.path.split(".", 1)[1], f.rule) for f in findings if f.file.startswith("bare")}
-    policies = TemplateAssert(bare).of_type("AWS::IAM::ManagedPolicy")
-    assert {resource for resource, _ in forced} <= set(policies), "only the provisioning policies need skips"
+    _, policies = _provisioning_policies(bare)
+    assert {resource for resource, _ in forced} <= set(policies), "only the policies on '*' need skips"
     assert {rule for _, rule in forced} == set(PROVISIONING_SKIPS), "each recorded skip is forced on some policy"
     for logical_id, ids in skipped.items():
         assert ids == (sorted(PROVISIONING_SKIPS) if logical_id in policies else []), logical_id
@@ -950,7 +1062,7 @@ def test_grant_provisioning_packs_statements_into_policies_under_the_iam_quota()
     ]  # fmt: skip
     stack = Stack("p", description="p", project="p", environment="dev")
     version = Version("1+a", "a" * 64, "service-catalog/a/product.json", "d")
-    Portfolio(stack, PortfolioInputs("p", "d", (version,), tuple(many), display_name="p", provider_name="p"))
+    offered = Portfolio(stack, PortfolioInputs("p", "d", (version,), tuple(many), display_name="p", provider_name="p"))
     template = stack.to_dict()
     policies = TemplateAssert(template).of_type("AWS::IAM::ManagedPolicy")
     assert len(policies) >= 2
@@ -959,12 +1071,17 @@ def test_grant_provisioning_packs_statements_into_policies_under_the_iam_quota()
         document = policy["Properties"]["PolicyDocument"]
         assert len(json.dumps(document, separators=(",", ":"))) <= MANAGED_POLICY_MAX_CHARS
         granted += [a for st in document["Statement"] for a in st["Action"]]
-    assert sorted(granted, key=str.lower) == list(provisioning_actions(many).actions)
+    assert sorted(granted, key=str.lower) == list(offered.provisioning.actions)
+    derived = provisioning_actions(many).actions
+    assert sorted(offered.provisioning.actions + offered.provisioning.unused, key=str.lower) == list(derived)
+    assert set(offered.provisioning.unused) == {"iam:AttachRolePolicy", "iam:PassRole", "kms:CreateGrant"}, (
+        "with no launch scope: no role passed, no policy attached, no key used"
+    )
     assert not cfn_lint(stack.to_json(), REGIONS, file="p.json")
 
 
 def test_provisioning_policies_record_their_checkov_skips_with_reasons(real):
-    for resource in TemplateAssert(real.portfolio).of_type("AWS::IAM::ManagedPolicy").values():
+    for resource in _provisioning_policies(real.portfolio)[1].values():
         skips = resource["Metadata"]["checkov"]["skip"]
         assert [s["id"] for s in skips] == sorted(PROVISIONING_SKIPS)
         assert all("no ARN can name them" in s["comment"] for s in skips)
