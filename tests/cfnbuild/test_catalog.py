@@ -1146,3 +1146,267 @@ def test_stage_puts_the_artifact_and_the_product_naming_it_and_twice_uploads_not
     stage(staging, real, said.append)
     assert said == [f"already staged: AppArtifactKey s3://{staging.name}/{artifact.key}"]
     assert {k: s3.head_object(Bucket=staging.name, Key=k)["VersionId"] for k in (key, artifact.key)} == versions
+
+
+# ------------------------------------------------------------------------------ a launch, evaluated
+#
+# What the launch role may do, proved by evaluating its policy documents (every statement of its
+# inline and managed policies, the pseudo parameters resolved) against the requests a launch
+# makes. moto cannot do this: it has no SimulatePrincipalPolicy or SimulateCustomPolicy, and its
+# own evaluator (moto.iam.access_control.IAMPolicyStatement) turns an Allow whose condition fails
+# into a Deny, where IAM ignores the statement. So the evaluation below is our own: Action and
+# Resource wildcards (actions without regard to case, ARNs with), the condition operators the
+# policies use (an operator it does not know fails the test), a missing condition key failing the
+# condition, Deny over Allow, and nothing allowed that no statement allows.
+
+ACCOUNT = "111122223333"
+REGION = "eu-west-1"
+LAUNCHED = f"SC-{ACCOUNT}-pp-abcdefghij234"  # a provisioned product's stack (SC-<account>-pp-<id>)
+KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+_SUB_NAME_OR_ATTR = re.compile(r"\$\{([^}]+)\}")
+
+
+def _resolved(node, values: dict[str, str]):
+    """``node`` with Fn::Sub and Ref resolved from ``values`` (pseudo parameters and template parameters)."""
+    if isinstance(node, dict):
+        if set(node) == {"Fn::Sub"}:
+            text, extra = (node["Fn::Sub"], {}) if isinstance(node["Fn::Sub"], str) else node["Fn::Sub"]
+            names = {**values, **{k: _resolved(v, values) for k, v in extra.items()}}
+            return _SUB_NAME_OR_ATTR.sub(lambda m: names[m.group(1)], text)
+        if set(node) == {"Ref"}:
+            return values[node["Ref"]]
+        return {key: _resolved(value, values) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_resolved(item, values) for item in node]
+    return node
+
+
+def _glob(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, re.IGNORECASE if ignore_case else 0) is not None
+
+
+_OPERATORS = {
+    "StringEquals": lambda expected, actual: expected == actual,
+    "StringLike": _glob,
+    "ArnEquals": lambda expected, actual: expected == actual,
+    "ArnLike": _glob,
+}
+
+
+def _condition_holds(condition: dict, context: dict[str, str]) -> bool:
+    for operator, tests in condition.items():
+        compare = _OPERATORS[operator]
+        for key, expected in tests.items():
+            if key not in context:
+                return False
+            if not any(compare(e, context[key]) for e in (expected if isinstance(expected, list) else [expected])):
+                return False
+    return True
+
+
+def _allowed(statements: list[dict], action: str, resource: str, context: dict[str, str] | None = None) -> bool:
+    allowed = False
+    for statement in statements:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        if not any(_glob(a, action, ignore_case=True) for a in actions):
+            continue
+        if not any(_glob(r, resource) for r in resources):
+            continue
+        if not _condition_holds(statement.get("Condition", {}), context or {}):
+            continue
+        if statement["Effect"] == "Deny":
+            return False
+        allowed = True
+    return allowed
+
+
+VALUES = {
+    "AWS::Partition": "aws",
+    "AWS::Region": REGION,
+    "AWS::AccountId": ACCOUNT,
+    "AWS::URLSuffix": "amazonaws.com",
+    "StagingBucketName": "cfnbuild-staging-abc",
+}
+
+
+def _launch_role_statements(portfolio: dict) -> list[dict]:
+    """Every statement of the launch role's policies: its inline policy and the managed policies attached to it."""
+    resources = portfolio["Resources"]
+    documents = [p["PolicyDocument"] for p in resources["LaunchRole"]["Properties"].get("Policies", [])]
+    documents += [
+        r["Properties"]["PolicyDocument"]
+        for r in resources.values()
+        if r["Type"] == "AWS::IAM::ManagedPolicy" and {"Ref": "LaunchRole"} in r["Properties"]["Roles"]
+    ]
+    return [statement for document in documents for statement in _resolved(document, VALUES)["Statement"]]
+
+
+def _launched_arn(action: str, logical_id: str) -> str:
+    """The ARN a launch's request for ``action`` names, for the resource ``logical_id`` of the launched stack."""
+    from cfnbuild.grants import action_resource_types
+
+    service = action.split(":", 1)[0].lower()
+    if service not in ("iam", "kms"):
+        return f"arn:aws:{service}:{REGION}:{ACCOUNT}:{logical_id.lower()}/made-at-launch"
+    types = action_resource_types(action)
+    if not types:
+        return "*"  # an action without resource-level permission is requested on "*"
+    if service == "kms":
+        return KEY_ARN
+    kind = next(t for t in ("role", "instance-profile", "policy") if t in types)
+    return f"arn:aws:iam::{ACCOUNT}:{kind}/{LAUNCHED}-{logical_id}-1A2B3C4D5E6F"  # CloudFormation's generated name
+
+
+def test_the_policy_evaluator_ignores_an_allow_whose_condition_fails_and_lets_deny_win():
+    statements = [
+        {"Effect": "Allow", "Action": ["iam:PassRole"], "Resource": ["arn:aws:iam::1:role/SC-*"],
+         "Condition": {"StringEquals": {"iam:PassedToService": ["ec2.amazonaws.com"]}}},
+        {"Effect": "Allow", "Action": ["s3:Get*"], "Resource": ["*"]},
+        {"Effect": "Deny", "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::secret/*"]},
+    ]  # fmt: skip
+    assert _allowed(
+        statements, "iam:passrole", "arn:aws:iam::1:role/SC-x", {"iam:PassedToService": "ec2.amazonaws.com"}
+    )
+    assert not _allowed(statements, "iam:PassRole", "arn:aws:iam::1:role/SC-x", {"iam:PassedToService": "x"})
+    assert not _allowed(statements, "iam:PassRole", "arn:aws:iam::1:role/SC-x"), "a missing key fails the condition"
+    assert not _allowed(statements, "iam:PassRole", "arn:aws:iam::1:role/sc-x"), "ARNs match with case"
+    assert _allowed(statements, "s3:GetBucketPolicy", "arn:aws:s3:::b")
+    assert not _allowed(statements, "s3:GetObject", "arn:aws:s3:::secret/key")
+    assert not _allowed(statements, "s3:PutObject", "arn:aws:s3:::b")
+    with pytest.raises(KeyError):
+        _allowed(
+            [{**statements[0], "Condition": {"NumericEquals": {"k": "1"}}}], "iam:PassRole", "arn:aws:iam::1:role/SC-x"
+        )
+
+
+def _create_requests(template: dict, services: set[str]) -> list[tuple[str, str, str, dict[str, str]]]:
+    """(what, action, ARN, context) for every action a resource's create handler lists, of the services used.
+
+    Left out: services the product never uses (redshift for a secret attached to Aurora), names
+    that are not IAM actions, KMS actions of non-key types (a key use, requested through the
+    service that makes it: see _key_use_requests) and the role passes and policy attachments
+    (see _role_requests, which know the services and policies).
+    """
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
+    from cfnbuild.grants import _known_action
+
+    linked = f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+    requests = []
+    for logical_id, resource in sorted(template["Resources"].items()):
+        kind = resource["Type"]
+        handlers = PROVIDER_SCHEMA_MANAGER.get_resource_schema(REGION, kind).schema["handlers"]
+        for action in handlers["create"]["permissions"]:
+            service = action.split(":", 1)[0].lower()
+            if service not in services or not _known_action(action):
+                continue
+            if (service == "kms" and not kind.startswith("AWS::KMS::")) or action.lower() in (
+                "iam:passrole",
+                "iam:attachrolepolicy",
+            ):
+                continue
+            arn = linked if action.lower() == "iam:createservicelinkedrole" else _launched_arn(action, logical_id)
+            requests.append((f"{logical_id} ({kind})", action, arn, {}))
+    return requests
+
+
+def _key_use_requests(key_uses) -> list[tuple[str, str, str, dict[str, str]]]:
+    return [
+        (f"key use via {service}", action, KEY_ARN, {"kms:ViaService": f"{service}.{REGION}.amazonaws.com"})
+        for service, actions in key_uses
+        for action in actions
+    ]
+
+
+def _role_requests(template: dict) -> list[tuple[str, str, str, dict[str, str]]]:
+    requests = []
+    for logical_id, resource in sorted(template["Resources"].items()):
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        role = _launched_arn("iam:GetRole", logical_id)
+        for statement in resource["Properties"]["AssumeRolePolicyDocument"]["Statement"]:
+            for service in statement["Principal"]["Service"]:
+                requests.append((logical_id, "iam:PassRole", role, {"iam:PassedToService": service}))
+        for policy in _resolved(resource["Properties"].get("ManagedPolicyArns", []), VALUES):
+            requests.append((logical_id, "iam:AttachRolePolicy", role, {"iam:PolicyARN": policy}))
+    return requests
+
+
+def test_a_launch_role_only_create_is_allowed_every_action_the_products_resources_need(real):
+    """Each resource's create handler (its schema), the KMS uses it needs, the roles it passes: all allowed."""
+    from cfnbuild.catalog import launch_scope
+
+    statements = _launch_role_statements(real.portfolio)
+    template = real.product.template
+    scope = launch_scope(template)
+    stack = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{LAUNCHED}/0c7b1e20-0000-11ef-8000-0a1b2c3d4e5f"
+    image = template["Parameters"]["ImageId"]["Default"]
+    requests = [
+        *_create_requests(template, set(scope.services or ())),
+        *_key_use_requests(scope.key_uses),
+        *_role_requests(template),
+        *[("the launched stack", f"cloudformation:{a}", stack, {}) for a in ("CreateStack", "DescribeStackEvents")],
+        ("the staged template", "s3:GetObject", f"arn:aws:s3:::{VALUES['StagingBucketName']}/{real.version.key}", {}),
+        ("the image parameter", "ssm:GetParameters", f"arn:aws:ssm:{REGION}::parameter{image}", {}),
+    ]
+    denied = [f"{what}: {action} on {arn} {context}" for what, action, arn, context in requests
+              if not _allowed(statements, action, arn, context)]  # fmt: skip
+    assert not denied, "the launch role is denied what the launch needs:\n" + "\n".join(denied)
+    assert len(requests) > 300, len(requests)
+    assert {a for _, a, _, _ in _key_use_requests(scope.key_uses)} == {
+        "kms:CreateGrant", "kms:DescribeKey", "kms:Decrypt", "kms:GenerateDataKey"
+    }  # fmt: skip
+    assert len(_role_requests(template)) == 5, "three roles, each trusting one service; two managed policies"
+
+
+def test_the_database_secret_is_created_and_resolved_under_the_stacks_key_with_the_launch_role_alone(real):
+    """The review's case: the secret under the stack's own key, and {{resolve:secretsmanager}} of it."""
+    statements = _launch_role_statements(real.portfolio)
+    secret = real.product.template["Resources"]["DbSecret"]
+    assert secret["Properties"]["KmsKeyId"] == {"Fn::GetAtt": ["LogsKey", "Arn"]}
+    via = {"kms:ViaService": f"secretsmanager.{REGION}.amazonaws.com"}
+    secret_arn = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{LAUNCHED}-DbSecret-AbCdEf"
+    for action in ("secretsmanager:CreateSecret", "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"):
+        assert _allowed(statements, action, secret_arn), action
+    for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+        assert _allowed(statements, action, KEY_ARN, via), f"{action} on the stack's key through Secrets Manager"
+        assert not _allowed(statements, action, KEY_ARN), f"{action} straight to KMS"
+    assert "{{resolve:secretsmanager:" in json.dumps(real.product.template), "the cluster resolves the secret"
+
+
+def test_the_launch_role_is_denied_iam_and_keys_the_launched_stack_does_not_make(real):
+    statements = _launch_role_statements(real.portfolio)
+    admin = f"arn:aws:iam::{ACCOUNT}:role/Admin"
+    launched_role = f"arn:aws:iam::{ACCOUNT}:role/{LAUNCHED}-InstanceRole-1A2B3C4D5E6F"
+    administrator = {"iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess"}
+    refused = [
+        ("iam:AttachRolePolicy", admin, administrator),
+        ("iam:AttachRolePolicy", admin, {"iam:PolicyARN": "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"}),
+        ("iam:AttachRolePolicy", launched_role, administrator),
+        ("iam:PutRolePolicy", admin, {}),
+        ("iam:UpdateAssumeRolePolicy", admin, {}),
+        ("iam:CreateRole", admin, {}),
+        ("iam:DeleteRole", f"arn:aws:iam::{ACCOUNT}:role/team-SC-{ACCOUNT}-x", {}),
+        ("iam:PassRole", admin, {"iam:PassedToService": "ec2.amazonaws.com"}),
+        ("iam:PassRole", launched_role, {"iam:PassedToService": "lambda.amazonaws.com"}),
+        ("iam:PassRole", launched_role, {}),
+        ("iam:CreateServiceLinkedRole", admin, {}),
+        ("iam:CreateUser", f"arn:aws:iam::{ACCOUNT}:user/x", {}),
+        ("iam:AttachUserPolicy", f"arn:aws:iam::{ACCOUNT}:user/x", administrator),
+        ("iam:PutRolePolicy", f"arn:aws:iam::444455556666:role/{LAUNCHED}-InstanceRole-1", {}),
+        ("kms:Decrypt", KEY_ARN, {}),
+        ("kms:Decrypt", KEY_ARN, {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}),
+        ("kms:CreateGrant", KEY_ARN, {"kms:ViaService": f"secretsmanager.{REGION}.amazonaws.com"}),
+        ("kms:ScheduleKeyDeletion", KEY_ARN.replace(ACCOUNT, "444455556666"), {}),
+        ("kms:Decrypt", KEY_ARN.replace(REGION, "us-east-1"), {"kms:ViaService": f"rds.{REGION}.amazonaws.com"}),
+        ("redshift:DescribeClusters", "*", {}),
+        ("s3tables:CreateTableBucket", "*", {}),
+        ("ssm:GetParameter", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/prod/db-password", {}),
+        ("cloudformation:DeleteStack", f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/webapp-prod/1", {}),
+    ]
+    allowed = [
+        f"{action} on {arn} {context}" for action, arn, context in refused if _allowed(statements, action, arn, context)
+    ]
+    assert not allowed, "the launch role may do more than the launch needs:\n" + "\n".join(allowed)
