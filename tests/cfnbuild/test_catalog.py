@@ -1410,3 +1410,141 @@ def test_the_launch_role_is_denied_iam_and_keys_the_launched_stack_does_not_make
         f"{action} on {arn} {context}" for action, arn, context in refused if _allowed(statements, action, arn, context)
     ]
     assert not allowed, "the launch role may do more than the launch needs:\n" + "\n".join(allowed)
+
+
+# ------------------------------------------------------------------------------ the launch scope
+
+
+def _role(services, **properties) -> dict:
+    statement = {"Effect": "Allow", "Principal": {"Service": services}, "Action": ["sts:AssumeRole"]}
+    document = {"Version": "2012-10-17", "Statement": [statement]}
+    return {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": document, **properties}}
+
+
+def test_launch_scope_reads_trusted_services_paths_and_attached_policies_from_the_product():
+    from cfnbuild.catalog import launch_scope
+
+    managed = {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"}
+    template = {
+        "Resources": {
+            "App": _role(["ec2.amazonaws.com", "ssm.amazonaws.com"], Path="/app/", ManagedPolicyArns=[managed]),
+            "Tasks": _role("ecs-tasks.amazonaws.com", Path="/app/", ManagedPolicyArns=[{"Ref": "Extra"}]),
+            "Extra": {"Type": "AWS::IAM::ManagedPolicy", "Properties": {"Path": "/app/", "PolicyDocument": {}}},
+            "Profile": {"Type": "AWS::IAM::InstanceProfile", "Properties": {"Roles": [{"Ref": "App"}]}},
+        }
+    }
+    scope = launch_scope(template)
+    assert scope.paths == ("/", "/app/")
+    assert scope.passed_to == ("ec2.amazonaws.com", "ecs-tasks.amazonaws.com", "ssm.amazonaws.com")
+    assert scope.attached_policies == (
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/app/SC-*"},
+        managed,
+    ), "the stack's own policy by the name pattern, the AWS managed one as written"
+    assert scope.key_uses == ()
+    assert scope.services == ("iam",)
+
+
+@pytest.mark.parametrize(
+    ("resource", "message"),
+    [
+        (
+            _role(["ec2.amazonaws.com"], ManagedPolicyArns=[{"Ref": "PolicyArn"}]),
+            r"Role: ManagedPolicyArns entry \{\"Ref\": \"PolicyArn\"\} cannot be named in the launch role's policy",
+        ),
+        (_role(["ec2.amazonaws.com"], Path={"Ref": "RolePath"}), r"Role \(AWS::IAM::Role\): Path is .*plain string"),
+    ],
+)
+def test_a_role_the_launch_role_cannot_scope_to_is_refused_naming_it_and_the_fix(resource, message):
+    from cfnbuild.catalog import CatalogError, launch_scope
+
+    with pytest.raises(CatalogError, match=message):
+        launch_scope({"Resources": {"Role": resource}})
+
+
+def test_key_uses_come_from_the_resources_a_customer_key_encrypts():
+    from cfnbuild.catalog import launch_scope
+
+    key = {"Fn::GetAtt": ["Key", "Arn"]}
+    template = {
+        "Resources": {
+            "Key": {"Type": "AWS::KMS::Key", "Properties": {}},
+            "Secret": {"Type": "AWS::SecretsManager::Secret", "Properties": {"KmsKeyId": key}},
+            "Cluster": {"Type": "AWS::RDS::DBCluster", "Properties": {"StorageEncrypted": True, "KmsKeyId": key}},
+            "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": {"KmsKeyId": key}},
+            "Topic": {"Type": "AWS::SNS::Topic", "Properties": {"KmsMasterKeyId": "alias/aws/sns"}},
+            "Db": {
+                "Type": "AWS::RDS::DBInstance",
+                "Properties": {"PerformanceInsightsKMSKeyId": {"Fn::If": ["Encrypt", key, {"Ref": "AWS::NoValue"}]}},
+            },
+        }
+    }
+    scope = launch_scope(template)
+    assert scope.key_uses == (
+        ("logs", ()),
+        ("rds", ("kms:CreateGrant", "kms:DescribeKey")),
+        ("secretsmanager", ("kms:Decrypt", "kms:GenerateDataKey")),
+    ), "the AWS managed alias/aws/sns needs nothing of the launch role"
+
+
+def test_a_secret_resolved_by_a_dynamic_reference_needs_decrypt_through_secrets_manager():
+    from cfnbuild.catalog import launch_scope
+
+    password = {"Fn::Sub": "{{resolve:secretsmanager:${Secret}:SecretString:password}}"}
+    template = {"Resources": {"Db": {"Type": "AWS::RDS::DBCluster", "Properties": {"MasterUserPassword": password}}}}
+    assert launch_scope(template).key_uses == (("secretsmanager", ("kms:Decrypt",)),)
+
+
+def test_a_resource_encrypted_by_a_service_whose_key_needs_are_unknown_is_refused_with_the_fix():
+    from cfnbuild.catalog import CatalogError, launch_scope
+
+    table = {"SSESpecification": {"SSEEnabled": True, "KMSMasterKeyId": {"Ref": "Key"}}}
+    template = {"Resources": {"Table": {"Type": "AWS::DynamoDB::Table", "Properties": table}}}
+    with pytest.raises(
+        CatalogError,
+        match=r"Table\.SSESpecification\.KMSMasterKeyId \(AWS::DynamoDB::Table\) names a KMS key, .* add 'dynamodb' "
+        r"to KMS_USE_BY_SERVICE in cfnbuild/catalog\.py with the AWS document",
+    ):
+        launch_scope(template)
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "service"),
+    [
+        ("AWS::EC2::VPC", "ec2"),
+        ("AWS::ElasticLoadBalancingV2::Listener", "elasticloadbalancing"),
+        ("AWS::CertificateManager::Certificate", "acm"),
+        ("AWS::S3::Bucket", "s3"),
+        ("AWS::SecretsManager::SecretTargetAttachment", "secretsmanager"),
+    ],
+)
+def test_a_types_service_is_the_prefix_its_namespace_spells_else_the_one_its_handlers_name_most(resource_type, service):
+    from cfnbuild.catalog import service_of_type
+
+    assert service_of_type(resource_type) == service
+
+
+def test_the_services_a_product_uses_are_its_types_and_their_companions():
+    from cfnbuild.catalog import product_services
+
+    assert product_services(["AWS::Budgets::Budget", "AWS::SNS::Topic"]) == ("billing", "budgets", "sns")
+
+
+def test_a_launch_scope_refuses_a_stack_pattern_or_path_that_would_widen_it():
+    from cfnbuild.grants import LaunchScope
+
+    with pytest.raises(ValueError, match="give a name prefix and '\\*', like 'SC-\\*'"):
+        LaunchScope(stack_names="*")
+    with pytest.raises(ValueError, match="IAM path 'app': give a path like '/' or '/app/'"):
+        LaunchScope(paths=("app",))
+
+
+def test_iam_actions_on_users_or_groups_are_refused_for_a_launch_role():
+    from cfnbuild.catalog import Portfolio, PortfolioInputs
+
+    stack = Stack("p", description="p", project="p", environment="dev")
+    version = Version("1+a", "a" * 64, "service-catalog/a/product.json", "d")
+    inputs = PortfolioInputs("p", "d", (version,), ("AWS::IAM::User",), display_name="p", provider_name="p")
+    with pytest.raises(
+        ValueError, match=r"iam:\w+ acts on (user|group); a launch role is granted IAM actions only on the roles"
+    ):
+        Portfolio(stack, inputs)
