@@ -85,7 +85,6 @@ from cfnbuild.grants import (
     LaunchScope,
     ProvisioningActions,
     ServiceRole,
-    grant_bucket_prefixes,
     grant_provisioning,
     grant_service_catalog_template_read,
     grant_ssm_parameters_read,
@@ -885,9 +884,6 @@ class PortfolioInputs:
     provider_name: str = setting(
         "", "Default of the ProviderName parameter (the portfolio's provider, the product's owner)."
     )
-    key_prefix: str = setting(
-        KEY_PREFIX + "/", "Where product templates live in the staging bucket; the launch role reads only these."
-    )
     launch_scope: LaunchScope | None = setting(
         None,
         "The names the launched stacks give and what the product's roles and keys need (see launch_scope); "
@@ -914,8 +910,6 @@ class Portfolio(Blueprint[PortfolioInputs]):
             raise self.invalid("display_name", f"is {len(i.display_name)} characters; Service Catalog takes 1 to 100")
         if not 1 <= len(i.provider_name) <= 50:
             raise self.invalid("provider_name", f"is {len(i.provider_name)} characters; Service Catalog takes 1 to 50")
-        if not i.key_prefix.endswith("/") or i.key_prefix.startswith("/"):
-            raise self.invalid("key_prefix", f"is {i.key_prefix!r}; give a key prefix like 'service-catalog/'")
 
     def build(self) -> None:
         """Parameters, portfolio, product, associations, launch role and its constraint, outputs."""
@@ -942,7 +936,7 @@ class Portfolio(Blueprint[PortfolioInputs]):
                 PrincipalType="IAM",
             )
         )
-        role = self.launch_role(parameters["bucket"])
+        role = self.launch_role()
         constraint = servicecatalog.LaunchRoleConstraint(
             self.lid("LaunchConstraint"),
             PortfolioId=Ref(portfolio),
@@ -1020,13 +1014,19 @@ class Portfolio(Blueprint[PortfolioInputs]):
             )
         )
 
-    def launch_role(self, bucket: Any) -> ServiceRole:
-        """The role Service Catalog launches the product with: stacks, templates, and the product's types only."""
+    def launch_role(self) -> ServiceRole:
+        """The role Service Catalog launches the product with: stacks, templates, and the product's types only.
+
+        It reads the product's template from Service Catalog's own copy ("read access to the
+        CloudFormation template in a service-owned Amazon S3 bucket",
+        https://docs.aws.amazon.com/servicecatalog/latest/adminguide/getstarted-launchconstraint.html),
+        made when the provisioning artifact is (by whoever deploys the portfolio), so it needs
+        nothing of the staging bucket.
+        """
         i = self.inputs
         role = ServiceRole(self, "Launch", services=["servicecatalog.amazonaws.com"])
         grant_stack_operations(role, SERVICE_CATALOG_STACKS)
         grant_service_catalog_template_read(role)
-        grant_bucket_prefixes(role, bucket, read=[i.key_prefix])
         grant_ssm_parameters_read(role, i.ssm_parameters)
         scope = i.launch_scope or LaunchScope(stack_names=SERVICE_CATALOG_STACKS)
         granted = grant_provisioning(self, role, i.resource_types, regions=i.regions, scope=scope)

@@ -26,6 +26,7 @@ from cfnbuild import Stack
 from cfnbuild.app import load_project
 from cfnbuild.catalog import (
     INTERFACE,
+    KEY_PREFIX,
     PROVISIONING_SKIPS,
     CatalogEngine,
     Version,
@@ -532,14 +533,7 @@ def test_launch_role_is_trusted_by_service_catalog_and_scopes_its_own_statements
     assert by_sid["GrantReadServiceCatalogTemplatesAny"]["Condition"] == {
         "StringEquals": {"s3:ExistingObjectTag/servicecatalog:provisioning": "true"}
     }
-    assert by_sid["GrantReadObjectsStagingBucketNameServiceCatalog"]["Resource"] == [
-        {
-            "Fn::Sub": [
-                "arn:${AWS::Partition}:s3:::${Bucket}/service-catalog/*",
-                {"Bucket": {"Ref": "StagingBucketName"}},
-            ]
-        }
-    ]
+    assert not [sid for sid in by_sid if "StagingBucket" in sid], "launches read Service Catalog's copy of the template"
     image = real.product.template["Parameters"]["ImageId"]["Default"]
     assert by_sid["GrantReadParametersSsm"]["Resource"] == [
         {"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}::parameter" + image}
@@ -1343,12 +1337,13 @@ def test_a_launch_role_only_create_is_allowed_every_action_the_products_resource
     scope = launch_scope(template)
     stack = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{LAUNCHED}/0c7b1e20-0000-11ef-8000-0a1b2c3d4e5f"
     image = template["Parameters"]["ImageId"]["Default"]
+    tagged = {"s3:ExistingObjectTag/servicecatalog:provisioning": "true"}
     requests = [
         *_create_requests(template, set(scope.services or ())),
         *_key_use_requests(scope.key_uses),
         *_role_requests(template),
         *[("the launched stack", f"cloudformation:{a}", stack, {}) for a in ("CreateStack", "DescribeStackEvents")],
-        ("the staged template", "s3:GetObject", f"arn:aws:s3:::{VALUES['StagingBucketName']}/{real.version.key}", {}),
+        ("Service Catalog's copy of the template", "s3:GetObject", "arn:aws:s3:::cf-templates-sc-abc/x.json", tagged),
         ("the image parameter", "ssm:GetParameters", f"arn:aws:ssm:{REGION}::parameter{image}", {}),
     ]
     denied = [f"{what}: {action} on {arn} {context}" for what, action, arn, context in requests
@@ -1405,6 +1400,8 @@ def test_the_launch_role_is_denied_iam_and_keys_the_launched_stack_does_not_make
         ("s3tables:CreateTableBucket", "*", {}),
         ("ssm:GetParameter", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/prod/db-password", {}),
         ("cloudformation:DeleteStack", f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/webapp-prod/1", {}),
+        ("s3:GetObject", f"arn:aws:s3:::{VALUES['StagingBucketName']}/{KEY_PREFIX}/a/product.json", {}),
+        ("s3:GetObject", "arn:aws:s3:::another-bucket/x", {}),
     ]
     allowed = [
         f"{action} on {arn} {context}" for action, arn, context in refused if _allowed(statements, action, arn, context)
