@@ -104,3 +104,14 @@ def test_every_grant_statement_sid_starts_with_grant():
     assert statements[1]["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"] == {
         "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*"
     }
+
+
+def test_action_resource_types_come_from_the_service_authorization_reference_cfn_lint_ships():
+    from cfnbuild.grants import action_resource_types
+
+    assert action_resource_types("iam:PassRole") == ("role",)
+    assert action_resource_types("IAM:GetInstanceProfile") == ("instance-profile",), "without regard to case"
+    assert action_resource_types("iam:ListRoles") == (), "takes only '*'"
+    assert action_resource_types("kms:CreateKey") == (), "a key has no ARN before it is made"
+    with pytest.raises(ValueError, match="iam:MadeUp is not an IAM action cfn-lint knows"):
+        action_resource_types("iam:MadeUp")
