@@ -732,6 +732,11 @@ def _kms_statements(grants: Grants, actions: Sequence[str], scope: LaunchScope) 
     granted on the keys and aliases of this account and region, and each service's use of a key
     (``key_uses``) only through that service (``kms:ViaService``,
     https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-via-service).
+    The stack's tag on the key (``aws:cloudformation:stack-name``) cannot bind them instead:
+    "it might take up to five minutes for tag and alias changes to affect KMS key authorization"
+    (https://docs.aws.amazon.com/kms/latest/developerguide/tag-authorization.html), and the key's
+    create handler calls ``kms:PutKeyPolicy`` and ``kms:EnableKeyRotation`` right after
+    ``kms:CreateKey``, as a failed first create's rollback calls ``kms:ScheduleKeyDeletion``.
     """
     keys = partition_arn("kms", "key/*")
     by_types: dict[tuple[str, ...], list[str]] = {}
