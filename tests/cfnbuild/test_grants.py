@@ -104,3 +104,21 @@ def test_every_grant_statement_sid_starts_with_grant():
     assert statements[1]["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"] == {
         "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*"
     }
+
+
+def test_key_policy_gives_budgets_its_documented_statement_and_the_other_services_the_source_condition():
+    statements = encode_to_dict(key_policy(services=["sns.amazonaws.com", "budgets.amazonaws.com"]))["Statement"]
+    assert [s["Sid"] for s in statements] == [
+        "GrantAccountAdministersKey",
+        "GrantServicesEncrypt",
+        "GrantBudgetsEncryptsTopicMessages",
+    ]
+    assert statements[1]["Principal"] == {"Service": ["sns.amazonaws.com"]}
+    assert statements[1]["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    assert statements[2]["Action"] == ["kms:GenerateDataKey*", "kms:Decrypt"]
+    assert "Condition" not in statements[2]
+
+
+def test_key_policy_without_services_has_no_service_statement():
+    statements = encode_to_dict(key_policy())["Statement"]
+    assert [s["Sid"] for s in statements] == ["GrantAccountAdministersKey"]
