@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from blueprints.budget import BUDGET_REGION_PARAMETER
 from blueprints.compute import DEFAULT_GRACE_SECONDS, launch_hook_timeout, render_user_data
 from blueprints.network import plan_subnets
 from cfnbuild import Cidr, DomainName, Email, EnvironmentConfig, Invalid, Section
@@ -276,6 +277,29 @@ class WebAppConfig(EnvironmentConfig):
             raise Invalid(
                 "a production environment (prod, or termination protection on) may not serve plain HTTP",
                 "give [dns] domain and hosted_zone_id so the app is served over HTTPS",
+                key=key,
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _budget_in_first_region(self) -> WebAppConfig:
+        """The budget's region (the BudgetRegion parameter) is the first of ``regions``, sent with every deploy.
+
+        A budget covers the account, so an environment deployed to two regions must make it in
+        one: the template makes it only where AWS::Region equals BudgetRegion (blueprints/budget.py).
+        The value is filled here, from the config, rather than written into the template, which
+        must stay the same for every region; a value given in [deploy] parameters must be one of
+        the environment's regions.
+        """
+        key = f"deploy.parameters.{BUDGET_REGION_PARAMETER}"
+        given = self.deploy.parameters.get(BUDGET_REGION_PARAMETER)
+        if given is None:
+            # [deploy] is frozen but its parameters are a plain dict this model owns (one per config).
+            self.deploy.parameters[BUDGET_REGION_PARAMETER] = self.regions[0]
+        elif given not in self.regions:
+            raise Invalid(
+                f"{given!r} is not one of this environment's regions ({', '.join(self.regions)})",
+                f"remove it (the budget is then made in {self.regions[0]}, the first region) or name one of them",
                 key=key,
             )
         return self

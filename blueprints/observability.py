@@ -114,6 +114,10 @@ class Logging(Blueprint[LoggingInputs]):
     def topic_policy(self, topic: sns.Topic) -> sns.TopicPolicy:
         """Only CloudWatch and Budgets, acting for this account, may publish, and only over TLS."""
         policy = ResourcePolicy()
+        # For Budgets the aws:SourceAccount condition of this statement is the documented one: AWS
+        # Budgets' guide conditions its SNS:Publish statement on aws:SourceAccount (and
+        # aws:SourceArn arn:aws:budgets::<account>:*), so its publishes carry the key
+        # (https://docs.aws.amazon.com/cost-management/latest/userguide/budgets-sns-policy.html).
         policy.allow_services_publish(topic, list(ALARM_PUBLISHERS))
         policy.deny_insecure_publish(topic)
         return self.add(

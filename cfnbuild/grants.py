@@ -296,6 +296,17 @@ def key_policy(*, logs: bool = False, services: Sequence[str] = ()) -> PolicyDoc
     groups of this account with it, bound by the encryption context; ``services`` (e.g.
     ``sns.amazonaws.com``, ``cloudwatch.amazonaws.com``) may use it for their own encryption,
     only through this account. In a key policy, ``Resource: "*"`` means this key.
+
+    AWS Budgets is the exception: it gets the statement its guide documents for an encrypted
+    topic, ``kms:GenerateDataKey*`` and ``kms:Decrypt`` with no condition ("Protecting your Amazon
+    SNS budget alerts data with SSE and AWS KMS",
+    https://docs.aws.amazon.com/cost-management/latest/userguide/budgets-sns-policy.html; the SNS
+    guide's statement for AWS services publishing to encrypted topics has none either,
+    https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html). Those calls are made for
+    Budgets while SNS encrypts what it publishes, and AWS does not document that they carry
+    ``aws:SourceAccount``; a condition they fail would drop every budget alert without a trace.
+    What keeps other accounts' budgets out is the topic policy, where Budgets' guide does condition
+    ``SNS:Publish`` on ``aws:SourceAccount`` (and the key encrypts only topics of this account).
     """
     statements = [
         Statement(
@@ -322,15 +333,27 @@ def key_policy(*, logs: bool = False, services: Sequence[str] = ()) -> PolicyDoc
                 ),
             )
         )
-    if services:
+    budgets_service = "budgets.amazonaws.com"
+    conditioned = sorted(set(services) - {budgets_service})
+    if conditioned:
         statements.append(
             Statement(
                 Sid=SID_PREFIX + "ServicesEncrypt",
                 Effect=Allow,
-                Principal=Principal("Service", sorted(services)),
+                Principal=Principal("Service", conditioned),
                 Action=list(KEY_SERVICE_ACTIONS),
                 Resource=["*"],
                 Condition=Condition(StringEquals("aws:SourceAccount", Ref("AWS::AccountId"))),
+            )
+        )
+    if budgets_service in services:
+        statements.append(
+            Statement(
+                Sid=SID_PREFIX + "BudgetsEncryptsTopicMessages",
+                Effect=Allow,
+                Principal=Principal("Service", budgets_service),
+                Action=[awacs.kms.Action("GenerateDataKey*"), awacs.kms.Decrypt],
+                Resource=["*"],
             )
         )
     return PolicyDocument(Version=POLICY_VERSION, Statement=statements)

@@ -50,6 +50,8 @@ SUCCESS = {"CREATE": frozenset({"CREATE_COMPLETE"}), "UPDATE": frozenset({"UPDAT
 # A change set younger than this, on a stack still in REVIEW_IN_PROGRESS, belongs to a client
 # that is about to execute it (or to a plan saved for review): the stack is busy, not abandoned.
 LIVE_CHANGE_SET_SECONDS = 15 * 60
+# SNS protocols whose subscriptions a person confirms from a mail (the alert addresses).
+EMAIL_PROTOCOLS = frozenset({"email", "email-json"})
 
 
 class DeployFailed(CfnbuildError):
@@ -763,7 +765,7 @@ class Engine:
                 lambda: self._write_outputs(request, stack_name, created.stack_id, outputs, prepared.template),
             )
         )
-        self._follow_ups(stack_name, outputs, steps)
+        self._follow_ups(stack_name, outputs, steps, stack_id=created.stack_id, template=prepared.template)
         return outputs
 
     def _upload_ready_artifacts(
@@ -861,11 +863,21 @@ class Engine:
                 markup=False,
             )
 
-    def _follow_ups(self, stack_name: str, outputs: Mapping[str, str], steps: Sequence[FollowUp]) -> None:
+    def _follow_ups(
+        self,
+        stack_name: str,
+        outputs: Mapping[str, str],
+        steps: Sequence[FollowUp],
+        *,
+        stack_id: str = "",
+        template: Mapping[str, Any] | None = None,
+    ) -> None:
         """Run the steps after an operation that finished; each that fails is one line, not the end.
 
         The operation is reported as finished whatever happens here; a failed step raises
         :class:`FollowUpFailed` (exit 3) naming what was not done and the command that does it.
+        With ``stack_id`` and ``template``, the last lines then name each alert e-mail
+        subscription still waiting for its owner's confirmation.
         """
         failed: list[str] = []
         for what, fix, step in steps:
@@ -876,8 +888,60 @@ class Engine:
                 if reason is None:
                     raise  # a bug, not an answer
                 failed.append(f"{stack_name}: {what} was not done: {reason}; {fix}")
+        if stack_id and template is not None:
+            self._report_pending_subscriptions(stack_name, stack_id, template)
         if failed:
             raise FollowUpFailed("\n".join(failed), dict(outputs))
+
+    def _report_pending_subscriptions(self, stack_name: str, stack_id: str, template: Mapping[str, Any]) -> None:
+        """One line per e-mail subscription to the stack's topics that is not confirmed yet; never fails.
+
+        SNS delivers nothing to an endpoint until its owner confirms the subscription, and lists
+        an unconfirmed one with the SubscriptionArn ``PendingConfirmation``
+        (https://docs.aws.amazon.com/sns/latest/dg/SendMessageToHttp.confirm.html; for budget
+        alerts: https://docs.aws.amazon.com/cost-management/latest/userguide/budgets-sns-policy.html).
+        Only a template that subscribes an e-mail address is checked. A check that cannot be
+        made (denied, throttled, an endpoint without the API) is one line: the stack is deployed.
+        """
+        if not _subscribes_email(template):
+            return
+        try:
+            topics = [
+                (r["LogicalResourceId"], r["PhysicalResourceId"])
+                for r in self._resources(stack_id)
+                if r.get("ResourceType") == "AWS::SNS::Topic" and r.get("PhysicalResourceId")
+            ]
+            sns = self.aws.client("sns")
+            pending = []
+            for logical_id, topic_arn in sorted(topics):
+                arguments = {"TopicArn": topic_arn}
+                while True:  # pages by hand, as _resources does
+                    page = sns.list_subscriptions_by_topic(**arguments)
+                    pending += [
+                        (logical_id, s.get("Endpoint", "?"))
+                        for s in page.get("Subscriptions", [])
+                        if s.get("SubscriptionArn") == "PendingConfirmation" and s.get("Protocol") in EMAIL_PROTOCOLS
+                    ]
+                    if not page.get("NextToken"):
+                        break
+                    arguments["NextToken"] = page["NextToken"]
+        except Exception as exc:
+            reason = explain(exc)
+            if reason is None:
+                raise  # a bug, not an answer
+            self.err.print(
+                f"{stack_name}: could not check whether the alert e-mail subscriptions are confirmed: {reason}; "
+                "an unconfirmed one receives nothing, see the topic's subscriptions in the SNS console",
+                markup=False,
+            )
+            return
+        for logical_id, endpoint in pending:
+            self.err.print(
+                f"{stack_name}: {endpoint} has not confirmed the subscription to {logical_id}: no alert reaches "
+                "that address until its owner opens the link in the 'AWS Notification - Subscription Confirmation' "
+                "e-mail",
+                markup=False,
+            )
 
     def finish_unchanged(self, staged: Staged) -> dict[str, str]:
         """A deploy with nothing to do: the outputs file still says what the stack's outputs are."""
@@ -889,7 +953,13 @@ class Engine:
             self._write_outputs(request, staged.stack_name, deployed.stack_id, staged.outputs, staged.prepared.template)
 
         fix = f"run 'cfnbuild outputs --env {request.environment}'"
-        self._follow_ups(staged.stack_name, staged.outputs, [("the outputs file", fix, write)])
+        self._follow_ups(
+            staged.stack_name,
+            staged.outputs,
+            [("the outputs file", fix, write)],
+            stack_id=deployed.stack_id,
+            template=staged.prepared.template,
+        )
         return staged.outputs
 
     def _write_outputs(
@@ -915,6 +985,18 @@ class Engine:
             self.err.print(
                 f"{who} returned {len(outputs)} of {len(declared)} declared outputs; not: {absent}", markup=False
             )
+
+
+def _subscribes_email(template: Mapping[str, Any]) -> bool:
+    """Whether the template subscribes an e-mail address to a topic (a Subscription resource or a topic's own)."""
+    for resource in template.get("Resources", {}).values():
+        properties = resource.get("Properties") or {}
+        if resource.get("Type") == "AWS::SNS::Subscription" and properties.get("Protocol") in EMAIL_PROTOCOLS:
+            return True
+        own = properties.get("Subscription") or [] if resource.get("Type") == "AWS::SNS::Topic" else []
+        if any(isinstance(s, Mapping) and s.get("Protocol") in EMAIL_PROTOCOLS for s in own):
+            return True
+    return False
 
 
 def _already_exists(exc: ClientError) -> bool:

@@ -149,10 +149,17 @@ def test_the_key_policy_lets_both_publishers_use_the_key_sns_encrypts_with():
     t = _logging()
     (key,) = t.of_type("AWS::KMS::Key").values()
     statements = key["Properties"]["KeyPolicy"]["Statement"]
-    (services,) = [s for s in statements if s["Sid"] == "GrantServicesEncrypt"]
-    assert services["Principal"] == {"Service": sorted(ALARM_PUBLISHERS)}
+    # CloudWatch in the conditioned statement, Budgets in the one its guide documents (no condition).
+    by_service = {}
+    for statement in statements:
+        principal = statement["Principal"]
+        named = principal.get("Service", []) if isinstance(principal, dict) else []
+        for service in [named] if isinstance(named, str) else named:
+            by_service[service] = statement
+    assert set(ALARM_PUBLISHERS) <= set(by_service)
     # SNS calls these two as the publisher when it encrypts a message for an encrypted topic.
-    assert {"kms:GenerateDataKey", "kms:Decrypt"} <= set(services["Action"])
+    assert {"kms:GenerateDataKey", "kms:Decrypt"} <= set(by_service["cloudwatch.amazonaws.com"]["Action"])
+    assert {"kms:GenerateDataKey*", "kms:Decrypt"} == set(by_service["budgets.amazonaws.com"]["Action"])
 
 
 def test_deny_insecure_publish_denies_every_principal_without_tls_on_that_topic_only():

@@ -252,7 +252,7 @@ def test_interface_has_a_group_per_concern_and_a_label_for_every_parameter(real)
     assert groups["Network"] == ["NatMode"]
     assert groups["Domain and certificates"] == ["DomainName", "HostedZoneId"]
     assert groups["Database"] == ["DbEngineVersion"]
-    assert groups["Cost"] == ["MonthlyBudgetUsd"]
+    assert groups["Cost"] == ["BudgetRegion", "MonthlyBudgetUsd"]
     assert interface["ParameterLabels"]["MonthlyBudgetUsd"] == {"default": "Monthly budget (USD)"}
     assert interface["ParameterLabels"]["HostedZoneId"] == {"default": "Hosted zone ID"}
 

@@ -115,3 +115,21 @@ def test_action_resource_types_come_from_the_service_authorization_reference_cfn
     assert action_resource_types("kms:CreateKey") == (), "a key has no ARN before it is made"
     with pytest.raises(ValueError, match="iam:MadeUp is not an IAM action cfn-lint knows"):
         action_resource_types("iam:MadeUp")
+
+
+def test_key_policy_gives_budgets_its_documented_statement_and_the_other_services_the_source_condition():
+    statements = encode_to_dict(key_policy(services=["sns.amazonaws.com", "budgets.amazonaws.com"]))["Statement"]
+    assert [s["Sid"] for s in statements] == [
+        "GrantAccountAdministersKey",
+        "GrantServicesEncrypt",
+        "GrantBudgetsEncryptsTopicMessages",
+    ]
+    assert statements[1]["Principal"] == {"Service": ["sns.amazonaws.com"]}
+    assert statements[1]["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    assert statements[2]["Action"] == ["kms:GenerateDataKey*", "kms:Decrypt"]
+    assert "Condition" not in statements[2]
+
+
+def test_key_policy_without_services_has_no_service_statement():
+    statements = encode_to_dict(key_policy())["Statement"]
+    assert [s["Sid"] for s in statements] == ["GrantAccountAdministersKey"]
