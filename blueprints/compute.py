@@ -607,7 +607,16 @@ class Compute(Blueprint[ComputeInputs]):
         """The instance role, granted exactly what the app needs, and its instance profile."""
         i = self.inputs
         role = ServiceRole(
-            self, "Instance", services=["ec2.amazonaws.com"], managed_policies=["AmazonSSMManagedInstanceCore"]
+            self,
+            "Instance",
+            services=["ec2.amazonaws.com"],
+            managed_policies=["AmazonSSMManagedInstanceCore"],
+            # https://docs.aws.amazon.com/systems-manager/latest/userguide/setup-instance-permissions.html
+            managed_policy_reason=(
+                "AmazonSSMManagedInstanceCore is the policy AWS maintains for the SSM Agent (Session "
+                "Manager instead of SSH, patching); AWS changes it when the agent needs new actions, "
+                "which a copy in the template would miss."
+            ),
         )
         grant_bucket_prefixes(role, i.assets_bucket, read=[i.artifact_prefix], read_write=[i.uploads_prefix])
         # The release prefix of the bucket AppArtifactBucket names, only when it names one.
@@ -800,6 +809,14 @@ class Compute(Blueprint[ComputeInputs]):
                 ),
             ),
             depends_on=i.depends_on,
+        )
+        self.accept_finding(
+            group,
+            ["AwsSolutions-AS3"],
+            "Every launch and termination is in the group's activity history and its 1-minute group "
+            "metrics; a failed launch fails the deploy (the creation signal or the rolling update) and an "
+            "instance that stops answering raises the UnhealthyTargets alarm. An e-mail per scaling event "
+            "would bury the alarms in the same topic.",
         )
         self.auto_scaling_group_name = Ref(group)
         self.output("AutoScalingGroupName", self.auto_scaling_group_name, "Name of the app Auto Scaling group.")

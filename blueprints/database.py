@@ -259,6 +259,11 @@ class Database(Blueprint[DatabaseInputs]):
             "DbMonitoring",
             services=["monitoring.rds.amazonaws.com"],
             managed_policies=["service-role/AmazonRDSEnhancedMonitoringRole"],
+            # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_Monitoring.OS.Enabling.html
+            managed_policy_reason=(
+                "AmazonRDSEnhancedMonitoringRole is the policy AWS documents for the role RDS assumes to "
+                "publish Enhanced Monitoring metrics; it grants only writes to the RDS log groups (RDSOSMetrics)."
+            ),
             # "Protecting against the confused deputy problem" (Amazon RDS User Guide, Enhanced
             # Monitoring): assumed only for this account's DB instances.
             source_arn=partition_arn("rds", "db:*"),

@@ -230,6 +230,13 @@ class LoadBalancer(Blueprint[LoadBalancerInputs]):
             ),
             depends_on=i.depends_on,
         )
+        if not i.deletion_protection:
+            self.accept_finding(
+                alb,
+                [f"{pack}-ELBDeletionProtectionEnabled" for pack in ("HIPAA.Security", "NIST.800.53.R5")],
+                "This environment's config sets load_balancer.deletion_protection = false so that it can "
+                "be torn down; the load balancer holds no data, and prod turns the protection on.",
+            )
         self.dns_name = GetAtt(alb, "DNSName")
         self.load_balancer_full_name = GetAtt(alb, "LoadBalancerFullName")
         self.output("AlbDnsName", self.dns_name, "DNS name of the application load balancer.")
@@ -315,7 +322,7 @@ class LoadBalancer(Blueprint[LoadBalancerInputs]):
         )
         # checkov's CKV_AWS_2/CKV_AWS_103 read the Fn::If as "unknown", not failed: with a domain
         # this listener only redirects; without one there is no certificate to serve TLS with.
-        return self.add(
+        listener = self.add(
             elbv2.Listener(
                 self.lid("HttpListener"),
                 LoadBalancerArn=Ref(self.load_balancer),
@@ -324,6 +331,14 @@ class LoadBalancer(Blueprint[LoadBalancerInputs]):
                 DefaultActions=If(self.has_domain, [redirect], [self.forward()]),
             )
         )
+        self.accept_finding(
+            listener,
+            [f"{pack}-ELBv2ACMCertificateRequired" for pack in ("HIPAA.Security", "NIST.800.53.R5", "PCI.DSS.321")],
+            "Port 80 carries no certificate by design: with a domain it only answers 301 to HTTPS on 443 "
+            "(the HTTPS listener holds the ACM certificate); without one it serves the app only because "
+            "the environment's config says load_balancer.allow_plain_http = true, which prod refuses.",
+        )
+        return listener
 
     def alias_record(self) -> None:
         """Under HasDomain: the domain as an alias A record of the ALB."""

@@ -126,6 +126,7 @@ class SecurityGroups(Blueprint[SecurityGroupsInputs]):
             "an environment has no certificate."
         )
         self.skip_check(group, "CKV_AWS_260", reason)
+        self.accept_finding(group, ["AwsSolutions-EC23"], reason)
         return group
 
     def app(self) -> ec2.SecurityGroup:

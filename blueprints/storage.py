@@ -37,6 +37,8 @@ from cfnbuild.grants import ResourcePolicy
 S3_LOG_DELIVERY = "logging.s3.amazonaws.com"
 ELB_LOG_DELIVERY = "logdelivery.elasticloadbalancing.amazonaws.com"
 ABORT_MULTIPART_DAYS = 7
+# The rule packs (besides AWS Solutions) whose findings are accepted by the same reason.
+COMPLIANCE_PACKS = ("HIPAA.Security", "NIST.800.53.R5", "PCI.DSS.321")
 # A key prefix: path segments of letters, digits, '.', '_' and '-', without leading or trailing '/'.
 _PREFIX = re.compile(r"[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*")
 
@@ -146,6 +148,17 @@ class Storage(Blueprint[StorageInputs]):
         """Remove delete markers whose versions have all expired (S3 allows this only in its own rule)."""
         return s3.LifecycleRule(Id="RemoveExpiredDeleteMarkers", Status="Enabled", ExpiredObjectDeleteMarker=True)
 
+    def accept_single_region(self, bucket: s3.Bucket) -> None:
+        """Both buckets live in the stack's Region only; say so where the rule packs ask for a replica."""
+        self.accept_finding(
+            bucket,
+            [f"{pack}-S3BucketReplicationEnabled" for pack in COMPLIANCE_PACKS],
+            "Versioned, kept on stack delete and on replacement, old versions expiring on the configured "
+            "schedule, in the stack's own Region: a replica needs a bucket in a second Region, which a "
+            "regional stack cannot own. Deploy the environment to a second Region (deploy --regions) "
+            "for a copy of the stack there.",
+        )
+
     def logs(self) -> s3.Bucket:
         """The log bucket; its logs expire after ``log_retention_days``."""
         bucket = self.hardened(
@@ -159,6 +172,14 @@ class Storage(Blueprint[StorageInputs]):
             "delivery (S3 advises against a bucket being its own log target) and there is no other "
             "log bucket to send to.",
         )
+        self.accept_finding(
+            bucket,
+            [f"{pack}-S3DefaultEncryptionKMS" for pack in COMPLIANCE_PACKS],
+            "Encrypted with S3-managed keys because the ALB delivers its access logs here, and ELB "
+            "supports only SSE-S3 on an access-log bucket "
+            "(https://docs.aws.amazon.com/elasticloadbalancing/latest/application/enable-access-logging.html).",
+        )
+        self.accept_single_region(bucket)
         self.log_bucket_name = Ref(bucket)
         self.log_bucket_arn = GetAtt(bucket, "Arn")
         self.output("LogBucketName", self.log_bucket_name, "Name of the bucket that receives S3 and ALB access logs.")
@@ -193,6 +214,14 @@ class Storage(Blueprint[StorageInputs]):
                 LogFilePrefix=self.inputs.access_log_prefix + "/",
             ),
         )
+        self.accept_finding(
+            bucket,
+            [f"{pack}-S3DefaultEncryptionKMS" for pack in COMPLIANCE_PACKS],
+            "Encrypted at rest with S3-managed keys (AES-256). Who may read is decided by the bucket policy "
+            "(TLS only, no public access) and the instance role's prefix grants; a KMS key would add a key "
+            "grant to every reader and a KMS request per object without narrowing that set.",
+        )
+        self.accept_single_region(bucket)
         self.assets_bucket_name = Ref(bucket)
         self.assets_bucket_arn = GetAtt(bucket, "Arn")
         self.output("AssetsBucketName", self.assets_bucket_name, "Name of the app's assets bucket.")

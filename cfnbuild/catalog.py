@@ -1033,6 +1033,16 @@ class Portfolio(Blueprint[PortfolioInputs]):
         for policy in granted.unscoped:
             for check, reason in sorted(PROVISIONING_SKIPS.items()):
                 self.skip_check(policy, check, reason)
+            self.accept_finding(policy, ["AwsSolutions-IAM5"], f"actions and resources with wildcards: {_STAR}")
+        for policy in granted.scoped:
+            self.accept_finding(
+                policy,
+                ["AwsSolutions-IAM5"],
+                "The IAM statements name the roles, instance profiles and policies of the stacks Service "
+                "Catalog launches (SC-*, the names it gives them), and the KMS statements this account's "
+                "and Region's keys through the services that encrypt with them (kms:ViaService): no "
+                "ARN of a key or role made at launch is known before the launch.",
+            )
         self.provisioning = granted.actions
         return role
 

@@ -252,13 +252,28 @@ class ServiceRole(Grants):
         *,
         services: Sequence[str],
         managed_policies: Sequence[str] = (),
+        managed_policy_reason: str = "",
         source_arn: AWSHelperFn | str | None = None,
     ) -> None:
         super().__init__()
         props: dict[str, Any] = {"AssumeRolePolicyDocument": service_trust_policy(services, source_arn=source_arn)}
         if managed_policies:
+            if len(managed_policy_reason.strip()) < 20:
+                raise ValueError(
+                    f"role {name!r}: say why it needs the AWS managed policies {list(managed_policies)} "
+                    "(managed_policy_reason=...); rule packs flag every AWS managed policy on a role"
+                )
             props["ManagedPolicyArns"] = [aws_managed_policy_arn(p) for p in managed_policies]
+        self.blueprint = blueprint
         self.role = blueprint.add(iam.Role(blueprint.lid(name, "Role"), **props))
+        if managed_policies:
+            # cdk-nag names each finding after the policy ARN it flags (AwsSolutions-IAM4[Policy::...]).
+            blueprint.accept_finding(
+                self.role,
+                ["AwsSolutions-IAM4"],
+                managed_policy_reason,
+                applies_to=[f"Policy::arn:<AWS::Partition>:iam::aws:policy/{p}" for p in managed_policies],
+            )
         blueprint.stack.before_render(self._attach_policy)
 
     @property
@@ -272,8 +287,55 @@ class ServiceRole(Grants):
         return Ref(self.role)
 
     def _attach_policy(self) -> None:
-        if self.statements:
-            self.role.Policies = [iam.Policy(PolicyName="grants", PolicyDocument=self.document())]
+        if not self.statements:
+            return
+        self.role.Policies = [iam.Policy(PolicyName="grants", PolicyDocument=self.document())]
+        self.blueprint.accept_finding(self.role, INLINE_POLICY_RULES, INLINE_POLICY_REASON)
+        wildcards = [
+            f"{statement.Sid} on {pattern}"
+            for statement in self.statements
+            for pattern in (re.sub(r"\$\{([^}]+)\}", r"<\1>", _pattern(r)) for r in statement.Resource)
+            if "*" in pattern
+        ]
+        if wildcards:
+            self.blueprint.accept_finding(
+                self.role,
+                ["AwsSolutions-IAM5"],
+                "Each wildcard is the narrowest form its grant can take (objects under one prefix of the "
+                "stack's bucket, the streams of one of the stack's log groups, one group found by its "
+                "CloudFormation tags), and '*' stands only for actions without resource-level permissions, "
+                "which cfnbuild.grants refuses for any other action: " + "; ".join(wildcards),
+            )
+
+
+# Rule packs that flag any inline policy. The grants of a role are its own: one inline policy,
+# created, changed and deleted with the role, and never attachable to another identity - AWS
+# recommends inline policies for exactly that one-to-one relationship.
+INLINE_POLICY_RULES = (
+    "HIPAA.Security-IAMNoInlinePolicy",
+    "NIST.800.53.R5-IAMNoInlinePolicy",
+    "PCI.DSS.321-IAMNoInlinePolicy",
+)
+INLINE_POLICY_REASON = (
+    "The role's grants are its own: one inline policy created, changed and deleted with the role and "
+    "never attachable to another identity, the one-to-one relationship for which AWS recommends inline "
+    "policies (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_managed-vs-inline.html)."
+)
+
+
+def _pattern(resource: Any) -> str:
+    """A resource of a statement as a reader sees it: the ARN pattern of a Sub, ``X.Arn`` of a GetAtt."""
+    if isinstance(resource, str):
+        return resource
+    rendered = resource.to_dict() if hasattr(resource, "to_dict") else resource
+    if isinstance(rendered, dict) and "Fn::Sub" in rendered:
+        sub = rendered["Fn::Sub"]
+        return sub if isinstance(sub, str) else str(sub[0])
+    if isinstance(rendered, dict) and "Fn::GetAtt" in rendered:
+        return ".".join(rendered["Fn::GetAtt"])
+    if isinstance(rendered, dict) and "Fn::If" in rendered:
+        return " or ".join(_pattern(branch) for branch in rendered["Fn::If"][1:])
+    return json.dumps(rendered, sort_keys=True)
 
 
 KEY_ADMIN_ACTIONS: tuple[Action, ...] = (awacs.kms.Action("*"),)

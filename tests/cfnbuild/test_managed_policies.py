@@ -31,7 +31,9 @@ class Inputs:
 
 class Instances(Blueprint[Inputs]):
     def build(self) -> None:
-        role = ServiceRole(self, "Instance", services=["ec2.amazonaws.com"], managed_policies=[self.inputs.policy])
+        role = ServiceRole(self, "Instance", services=["ec2.amazonaws.com"], managed_policies=[self.inputs.policy],
+            managed_policy_reason="the policy under test, checked against IAM's list",
+        )
         profile = self.add(iam.InstanceProfile("Profile", Roles=[role.role.ref()]))
         self.output("ProfileArn", GetAtt(profile, "Arn"), "The profile.")
 
