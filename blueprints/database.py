@@ -429,8 +429,10 @@ class Database(Blueprint[DatabaseInputs]):
         a nested stack) in the data subnets with its own security group, which may reach the
         database and HTTPS (the Secrets Manager API, through the data subnets' NAT routes). New
         passwords leave out the same characters as the generated one, and the function may use
-        the secret's key. The schedule waits for the secret's attachment (the function reads
-        the host from it: the RotationSchedule reference asks for this ``DependsOn``), the
+        the secret's key. The schedule waits for the secret's attachment (rotation needs the
+        connection information it adds to the secret's JSON,
+        https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-secretsmanager-secrettargetattachment.html,
+        and the RotationSchedule reference asks for this ``DependsOn``), the
         writer (the first rotation runs when the schedule is made), the rule that lets the
         function in, and the NAT routes (``rotation_depends_on``).
         AWS docs: https://docs.aws.amazon.com/secretsmanager/latest/userguide/rotate-secrets_lambda.html

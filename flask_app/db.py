@@ -45,11 +45,14 @@ class SecretCredentials:
     """The database credentials of a Secrets Manager secret that rotates, shared by the engines.
 
     Secrets Manager's single user rotation changes the password in the database, then makes
-    the new secret version current; connections already open keep working, and a new login
-    with the old password is refused (access denied)
-    (https://docs.aws.amazon.com/secretsmanager/latest/userguide/rotating-secrets_strategies.html).
-    :meth:`refresh` reads the secret again, at most once per password that stopped working,
-    however many connections were refused with it at the same time.
+    the new secret version current; open connections are not dropped, a new login with the
+    old password is refused (access denied), and AWS says to meet that with a retry
+    (https://docs.aws.amazon.com/secretsmanager/latest/userguide/rotation-strategy.html,
+    "Rotation strategy: single user"). :meth:`refresh` reads the secret again for a refused
+    login, unless another connection has read a different password since, so connections
+    refused together after a rotation cost one read. In the short window between the change
+    in the database and the new version becoming current, the re-read still returns the
+    refused password: that login fails, and the next one reads the secret again.
     """
 
     def __init__(self, aws: Aws, secret_arn: str, secret: DbSecret) -> None:

@@ -19,12 +19,12 @@ import boto3
 import pytest
 from flask import Flask
 
+from flask_app import db
+from flask_app.aws import Aws, DbSecret
 from flask_app.logs import REDACTOR
 from flask_app.state import get_state
 from tests.flask_app.conftest import FAKE_CREDENTIALS, TEST_REGION
 from tests.flask_app.mariadb import MariaDBServer, free_port
-
-pytestmark = pytest.mark.server
 
 
 def _value(server: MariaDBServer, password: str, port: int | None = None) -> str:
@@ -77,6 +77,7 @@ def _rotate(server: MariaDBServer) -> str:
     return new_password
 
 
+@pytest.mark.server
 def test_a_login_refused_after_rotation_reads_the_secret_again_and_succeeds_with_the_new_password(
     make_app: Callable[..., Flask],
     moto_endpoint: str,
@@ -99,6 +100,7 @@ def test_a_login_refused_after_rotation_reads_the_secret_again_and_succeeds_with
     assert new_password in REDACTOR._secrets
 
 
+@pytest.mark.server
 def test_a_secret_that_still_holds_the_refused_password_is_read_once_and_the_error_stands(
     make_app: Callable[..., Flask],
     moto_endpoint: str,
@@ -120,6 +122,7 @@ def test_a_secret_that_still_holds_the_refused_password_is_read_once_and_the_err
     assert client.get("/api/notes").status_code == 200  # the next login reads it again and heals
 
 
+@pytest.mark.server
 def test_a_login_that_fails_for_another_reason_does_not_read_the_secret_again(
     make_app: Callable[..., Flask], moto_endpoint: str, secrets_client: Any, mariadb_migrated: MariaDBServer
 ) -> None:
@@ -133,3 +136,26 @@ def test_a_login_that_fails_for_another_reason_does_not_read_the_secret_again(
 
     assert app.test_client().get("/api/notes").status_code == 503
     assert reads == []
+
+
+def test_connections_refused_together_after_a_rotation_cost_one_read_of_the_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    old, new = DbSecret("app", "pw-old-123456"), DbSecret("app", "pw-new-654321")
+    reads: list[str] = []
+
+    def fetch(_aws: Aws, arn: str) -> DbSecret:
+        reads.append(arn)
+        return new
+
+    monkeypatch.setattr(db, "fetch_db_secret", fetch)
+    credentials = db.SecretCredentials(Aws(), "arn:aws:secretsmanager:eu-west-1:1:secret:db", old)
+
+    # Two logins were refused with the old password; the second asks after the first re-read it.
+    assert credentials.refresh(old) == new
+    assert credentials.refresh(old) == new
+    assert reads == ["arn:aws:secretsmanager:eu-west-1:1:secret:db"]
+    assert credentials.current == new
+    # The new password is refused too (rotated again): that is a new read.
+    assert credentials.refresh(new) == new
+    assert len(reads) == 2
