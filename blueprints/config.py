@@ -6,7 +6,7 @@ Every key is checked before anything is built; each problem names the file, the 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -50,6 +50,16 @@ LOG_RETENTION_DAYS = (
 # are in the AWS::WAFv2::WebACL resource schema).
 RATE_LIMIT_MIN = 10
 RATE_LIMIT_MAX = 2_000_000_000
+# Secrets Manager's rotation period: RotationRulesType.AutomaticallyAfterDays, "Valid Range: Minimum
+# value of 1. Maximum value of 1000."
+# (https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_RotationRulesType.html)
+ROTATION_DAYS_MIN, ROTATION_DAYS_MAX = 1, 1000
+# The database secret rotates through Secrets Manager's hosted function, which the
+# AWS::SecretsManager transform (a macro) expands; CloudFormation creates or updates a stack from
+# a template with a macro only when the caller acknowledges CAPABILITY_AUTO_EXPAND
+# (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_CreateChangeSet.html).
+TRANSFORM_CAPABILITY = "CAPABILITY_AUTO_EXPAND"
+DEFAULT_CAPABILITIES = ("CAPABILITY_IAM", TRANSFORM_CAPABILITY)
 
 
 class NetworkConfig(Section):
@@ -146,6 +156,27 @@ class DatabaseConfig(Section):
         default=60, description="Enhanced monitoring granularity."
     )
     performance_insights: bool = Field(default=True, description="Turn on Performance Insights.")
+    rotation_days: int = Field(
+        default=30,
+        description=f"Days between rotations of the master password ({ROTATION_DAYS_MIN} to {ROTATION_DAYS_MAX}).",
+    )
+    log_retention_days: int = Field(default=30, description="Days the exported database logs are kept.")
+
+    @model_validator(mode="after")
+    def _check(self) -> DatabaseConfig:
+        if not ROTATION_DAYS_MIN <= self.rotation_days <= ROTATION_DAYS_MAX:
+            raise Invalid(
+                f"rotation_days is {self.rotation_days}, outside what Secrets Manager accepts",
+                f"rotate every {ROTATION_DAYS_MIN} to {ROTATION_DAYS_MAX} days",
+                key="rotation_days",
+            )
+        if self.log_retention_days not in LOG_RETENTION_DAYS:
+            raise Invalid(
+                f"log_retention_days is {self.log_retention_days}, which CloudWatch Logs does not offer",
+                f"use one of {', '.join(map(str, LOG_RETENTION_DAYS))}",
+                key="log_retention_days",
+            )
+        return self
 
 
 class LoadBalancerConfig(Section):
@@ -255,6 +286,34 @@ class WebAppConfig(EnvironmentConfig):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="[alerts] section.")
     budget: BudgetConfig = Field(default_factory=BudgetConfig, description="[budget] section.")
     waf: WafConfig = Field(default_factory=WafConfig, description="[waf] section.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _transform_is_acknowledged(cls, data: Any) -> Any:
+        """The template declares a transform (the database's rotation): deploys acknowledge it by default.
+
+        A config that lists ``[deploy] capabilities`` itself keeps its list, and is refused
+        after validation if the list lacks CAPABILITY_AUTO_EXPAND (:meth:`_transform_capability`).
+        """
+        if isinstance(data, dict):
+            deploy = data.get("deploy")
+            if deploy is None:
+                return {**data, "deploy": {"capabilities": list(DEFAULT_CAPABILITIES)}}
+            if isinstance(deploy, dict) and "capabilities" not in deploy:
+                return {**data, "deploy": {**deploy, "capabilities": list(DEFAULT_CAPABILITIES)}}
+        return data
+
+    @model_validator(mode="after")
+    def _transform_capability(self) -> WebAppConfig:
+        if TRANSFORM_CAPABILITY not in self.deploy.capabilities:
+            raise Invalid(
+                f"capabilities lack {TRANSFORM_CAPABILITY}, which the template's AWS::SecretsManager transform "
+                "(the database secret's rotation function) needs, so CloudFormation would refuse the change set",
+                f"add {TRANSFORM_CAPABILITY!r} to deploy.capabilities, or remove the key for the default "
+                f"({', '.join(DEFAULT_CAPABILITIES)})",
+                key="deploy.capabilities",
+            )
+        return self
 
     @model_validator(mode="after")
     def _plain_http_is_a_choice(self) -> WebAppConfig:

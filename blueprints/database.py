@@ -2,7 +2,8 @@
 
 Inputs: :class:`DatabaseInputs`. Outputs: ``cluster``, ``secret`` (the troposphere resources),
 ``secret_arn`` (``Ref`` of the secret), ``endpoint``, ``reader_endpoint``, ``port`` (``GetAtt``),
-``cluster_identifier`` (``Ref``), ``monitoring_role_arn``; and the exported Outputs
+``cluster_identifier`` (``Ref``), ``monitoring_role_arn``, ``rotation`` (the rotation schedule),
+``log_groups`` (the exported logs' groups by log type); and the exported Outputs
 ``DbClusterEndpoint``, ``DbReaderEndpoint``, ``DbPort``, ``DbSecretArn``, ``DbClusterIdentifier``.
 
 The master credentials live in a Secrets Manager secret that this stack makes (no literal name,
@@ -11,7 +12,40 @@ them through ``{{resolve:secretsmanager:...}}`` references, so the password is n
 parameter, an output or the template, and a ``SecretTargetAttachment`` adds the cluster's
 host, port and database name to the secret's JSON for the app. The secret is ours, not
 RDS-managed (``ManageMasterUserPassword``), so the app role can be granted read on exactly it.
-Rotation is not set up yet.
+
+The secret rotates (:meth:`Database.secret_rotation`): Secrets Manager's hosted rotation function
+for MySQL, single user, every ``rotation_days``, running in the data subnets and reaching the
+Secrets Manager API through the NAT routes. Why this and not RDS-managed rotation
+(``ManageMasterUserPassword`` with ``MasterUserSecret``), which needs no Lambda function:
+
+- RDS-managed rotation means a second, RDS-owned secret (``rds!cluster-…``). Ours cannot be
+  removed: it is stateful, so the stack policy and the deploy engine refuse its deletion, and it
+  would linger holding a password that no longer works. The app role's grant, made by the
+  compute blueprint from this secret resource, would have to move to
+  ``GetAtt Cluster.MasterUserSecret.SecretArn`` (no grant helper takes an ARN attribute), and the
+  RDS-owned secret holds only ``username`` and ``password``, not the host the instances read.
+- Its period cannot be set from the template. RDS rotates every 7 days by default
+  (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/rds-secrets-manager.html,
+  "Overview of managing master user passwords"); ``MasterUserSecret`` has only ``KmsKeyId`` and
+  ``SecretArn``, and the RotationSchedule reference sends RDS master user credentials to
+  ``MasterUserSecret`` instead of documenting RotationRules without a function for them
+  (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-secretsmanager-rotationschedule.html).
+  A per-environment period is what the config asks for.
+- The hosted function keeps everything as it is: the same secret, ARN, grant and JSON (host,
+  port, dbname from the attachment). Its cost: the ``AWS::SecretsManager`` transform (an
+  AWS-hosted macro that puts the function in a nested stack, so deploys acknowledge
+  ``CAPABILITY_AUTO_EXPAND``; see ``blueprints/config.py``), a security group that may reach the
+  database, and a function per stack
+  (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/transform-aws-secretsmanager.html).
+  The emulator ignores the transform and leaves the schedule a placeholder.
+
+Single user rotation changes the master password in place: a connection opened with the old
+password after the change is refused (MySQL error 1045) until the client reads the secret again,
+which the app does once per refused login (:mod:`flask_app.db`).
+
+The exported logs land in log groups this stack makes (:meth:`Database.log_groups_of_exports`),
+encrypted, retained ``log_retention_days`` and stateful, under the names RDS writes to; the
+instances wait for them, so RDS never creates them itself.
 
 The engine version is never a literal (item 3): it comes from the ``DbEngineVersion``
 parameter, whose empty default means "the region's default"; the deploy engine fills it with
@@ -28,8 +62,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from troposphere import AWSHelperFn, Equals, GetAtt, If, Not, Ref, Sub, rds, secretsmanager
+from troposphere import AWSHelperFn, Equals, GetAtt, If, Join, Not, Ref, Sub, Tags, ec2, logs, rds, secretsmanager
 
+from blueprints.config import LOG_RETENTION_DAYS, ROTATION_DAYS_MAX, ROTATION_DAYS_MIN
 from cfnbuild import Blueprint, ServiceRole, setting
 from cfnbuild.naming import partition_arn
 
@@ -53,6 +88,18 @@ LOG_PARAMETERS: dict[str, dict[str, str]] = {
     "general": {"general_log": "1"},
     "slowquery": {"slow_query_log": "1", "long_query_time": "2"},
 }
+# Where Aurora MySQL publishes each exported log: "/aws/rds/cluster/cluster-name/log_type"
+# (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/AuroraMySQL.Integrating.CloudWatch.html);
+# the cluster's name is its identifier, which Ref of AWS::RDS::DBCluster returns.
+CLUSTER_LOG_GROUP = "/aws/rds/cluster/${Cluster}/%s"
+# The transform that expands HostedRotationLambda; the property's reference names this version
+# (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-secretsmanager-rotationschedule-hostedrotationlambda.html).
+ROTATION_TRANSFORM = "AWS::SecretsManager-2024-09-16"
+# Secrets Manager's rotation template for one MySQL user that changes its own password
+# (https://docs.aws.amazon.com/secretsmanager/latest/userguide/reference_available-rotation-templates.html).
+ROTATION_TYPE = "MySQLSingleUser"
+HTTPS = 443
+ANYWHERE = "0.0.0.0/0"
 
 
 @dataclass(frozen=True)
@@ -63,6 +110,7 @@ class DatabaseInputs:
         doc="The private data subnets (at least two zones) the cluster's instances run in."
     )
     security_group_id: AWSHelperFn = setting(doc="The database security group (allows 3306 from the app only).")
+    vpc_id: AWSHelperFn = setting(doc="The VPC of the subnets; the rotation function's security group lives in it.")
     instance_class: str = setting("db.t4g.medium", "Instance class of the writer and every reader.")
     reader_count: int = setting(1, "Reader instances besides the writer, 0 to 15 (1+: failover in seconds).")
     backup_retention_days: int = setting(7, "Days automated backups are kept, 1 to 35.")
@@ -77,8 +125,17 @@ class DatabaseInputs:
         ("audit", "error", "slowquery"), "Logs exported to CloudWatch Logs: audit, error, general, slowquery."
     )
     kms_key_arn: AWSHelperFn | None = setting(
-        None, "KMS key ARN for storage, Performance Insights and the secret; None: AWS managed keys."
+        None,
+        "KMS key ARN for storage, Performance Insights, the secret and the exported logs' groups; "
+        "None: AWS managed keys.",
     )
+    rotation_days: int = setting(30, "Days between rotations of the master password, 1 to 1000.")
+    rotation_depends_on: tuple[str, ...] = setting(
+        (),
+        "Logical IDs the rotation schedule waits for besides the database: the data subnets' NAT routes, "
+        "through which the rotation function reaches the Secrets Manager API.",
+    )
+    log_retention_days: int = setting(30, "Days the exported logs' groups keep events (a CloudWatch Logs value).")
 
 
 class Database(Blueprint[DatabaseInputs]):
@@ -95,6 +152,9 @@ class Database(Blueprint[DatabaseInputs]):
     monitoring_role_arn: GetAtt
     instances: list[rds.DBInstance]
     attachment: secretsmanager.SecretTargetAttachment  # adds host/port/dbname to the secret
+    log_groups: dict[str, logs.LogGroup]
+    rotation_group: ec2.SecurityGroup
+    rotation: secretsmanager.RotationSchedule
 
     def validate(self) -> None:
         """Counts and periods RDS accepts, names MySQL accepts, exports Aurora MySQL offers."""
@@ -123,6 +183,15 @@ class Database(Blueprint[DatabaseInputs]):
         unknown = sorted(set(inputs.log_exports) - set(LOG_EXPORTS))
         if unknown:
             raise self.invalid("log_exports", f"has {', '.join(unknown)}; choose from {', '.join(LOG_EXPORTS)}")
+        if not ROTATION_DAYS_MIN <= inputs.rotation_days <= ROTATION_DAYS_MAX:
+            raise self.invalid(
+                "rotation_days", f"is {inputs.rotation_days}; use {ROTATION_DAYS_MIN} to {ROTATION_DAYS_MAX}"
+            )
+        if inputs.log_retention_days not in LOG_RETENTION_DAYS:
+            raise self.invalid(
+                "log_retention_days",
+                f"is {inputs.log_retention_days}; use one of {', '.join(map(str, LOG_RETENTION_DAYS))}",
+            )
 
     def build(self) -> None:
         """Resources in dependency order; each piece is its own method so a subclass can change one."""
@@ -133,7 +202,9 @@ class Database(Blueprint[DatabaseInputs]):
         self.cluster = self.db_cluster(engine_version, parameter_group, subnet_group)
         self.attachment = self.secret_attachment()
         self.monitoring_role = self.monitoring()
+        self.log_groups = self.log_groups_of_exports()
         self.instances = self.db_instances()
+        self.rotation = self.secret_rotation()
 
     def engine_version(self) -> If:
         """The ``DbEngineVersion`` parameter, its lookup, and the value the cluster gets from it."""
@@ -271,20 +342,68 @@ class Database(Blueprint[DatabaseInputs]):
         self.monitoring_role_arn = role.arn
         return role
 
+    def log_groups_of_exports(self) -> dict[str, logs.LogGroup]:
+        """A log group for each exported log, under the name RDS publishes it to; stateful.
+
+        Left to RDS, these groups are created on the first export, unencrypted, kept forever
+        and left behind when the stack is deleted. Made here, they are encrypted with the
+        stack's key (its policy lets CloudWatch Logs use it for any ``log-group:*`` of this
+        account and region, so ``/aws/rds/cluster/…`` is covered; see ``cfnbuild.grants.key_policy``),
+        retained ``log_retention_days`` and kept on delete.
+
+        The race with RDS: the names need the cluster's identifier, so the groups come after
+        the cluster; the instances wait for the groups (:meth:`db_instances`). An Aurora
+        cluster without a DB instance runs no database engine — the instances are what run
+        it and the cluster is only the storage volume
+        (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Aurora.Overview.html) —
+        so there is nothing to export before the first instance exists, and RDS finds the
+        groups already there. The cluster keeps its generated identifier: setting
+        ``DBClusterIdentifier`` would replace it.
+
+        A stack deployed before the groups were in the template: RDS has already made them,
+        so the update fails on the first one ("… already exists") and rolls back, leaving the
+        groups and their events as they were. Either import the existing groups into the stack
+        (a change set of type IMPORT with these logical IDs and names, then deploy) to keep
+        their events, or delete them (``aws logs delete-log-group --log-group-name
+        /aws/rds/cluster/<cluster>/<log>``) and deploy again, losing what they hold
+        (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/resource-import.html).
+        """
+        inputs = self.inputs
+        groups: dict[str, logs.LogGroup] = {}
+        for log in sorted(set(inputs.log_exports)):
+            props: dict[str, object] = {
+                "LogGroupName": Sub(CLUSTER_LOG_GROUP % log, Cluster=Ref(self.cluster)),
+                "RetentionInDays": inputs.log_retention_days,
+            }
+            if inputs.kms_key_arn is not None:
+                props["KmsKeyId"] = inputs.kms_key_arn
+            group = self.add(logs.LogGroup(self.lid("Db", log.capitalize(), "LogGroup"), **props), stateful=True)
+            if inputs.kms_key_arn is None:
+                self.skip_check(
+                    group,
+                    "CKV_AWS_158",
+                    "kms_key_arn was not given: CloudWatch Logs encrypts the group with its own key by the "
+                    "stack author's choice; pass kms_key_arn for a customer managed key",
+                )
+            groups[log] = group
+        return groups
+
     def db_instances(self) -> list[rds.DBInstance]:
         """The writer, then the readers; private, monitored, minor versions applied automatically."""
-        writer = self.db_instance("DbWriter", promotion_tier=0)
+        # The writer is the first instance, so the first engine to run and export: it waits for
+        # the log groups (see log_groups_of_exports), and the readers wait for it.
+        writer = self.db_instance(
+            "DbWriter", promotion_tier=0, depends_on=[group.title for group in self.log_groups.values()]
+        )
         readers = [
             # Only the cluster is referenced, so CloudFormation would create all instances at
             # once and any could become the writer; the readers wait for the writer instead.
-            self.db_instance(f"DbReader{index}", promotion_tier=1, depends_on=writer)
+            self.db_instance(f"DbReader{index}", promotion_tier=1, depends_on=[writer.title])
             for index in range(1, self.inputs.reader_count + 1)
         ]
         return [writer, *readers]
 
-    def db_instance(
-        self, name: str, *, promotion_tier: int, depends_on: rds.DBInstance | None = None
-    ) -> rds.DBInstance:
+    def db_instance(self, name: str, *, promotion_tier: int, depends_on: Sequence[str] = ()) -> rds.DBInstance:
         """One cluster instance. Its data lives in the cluster volume, so it is not stateful."""
         inputs = self.inputs
         props: dict[str, object] = {
@@ -302,8 +421,98 @@ class Database(Blueprint[DatabaseInputs]):
             props["PerformanceInsightsRetentionPeriod"] = PERFORMANCE_INSIGHTS_RETENTION_DAYS
             if inputs.kms_key_arn is not None:
                 props["PerformanceInsightsKMSKeyId"] = inputs.kms_key_arn
-        if depends_on is not None:
-            props["DependsOn"] = [depends_on.title]
+        if depends_on:
+            props["DependsOn"] = list(depends_on)
         # An Aurora instance cannot be snapshotted on its own (the cluster is); saying Delete
         # outright is what CloudFormation does by default for a cluster member.
         return self.add(rds.DBInstance(self.lid(name), DeletionPolicy="Delete", UpdateReplacePolicy="Delete", **props))
+
+    def secret_rotation(self) -> secretsmanager.RotationSchedule:
+        """The master secret rotates every ``rotation_days`` through Secrets Manager's hosted function.
+
+        ``HostedRotationLambda`` with ``MySQLSingleUser``: the transform makes the function (in
+        a nested stack) in the data subnets with its own security group, which may reach the
+        database and HTTPS (the Secrets Manager API, through the data subnets' NAT routes). New
+        passwords leave out the same characters as the generated one, and the function may use
+        the secret's key. The schedule waits for the secret's attachment (rotation needs the
+        connection information it adds to the secret's JSON,
+        https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-secretsmanager-secrettargetattachment.html,
+        and the RotationSchedule reference asks for this ``DependsOn``), the
+        writer (the first rotation runs when the schedule is made), the rule that lets the
+        function in, and the NAT routes (``rotation_depends_on``).
+        AWS docs: https://docs.aws.amazon.com/secretsmanager/latest/userguide/rotate-secrets_lambda.html
+        """
+        inputs = self.inputs
+        self.stack.template.set_transform(ROTATION_TRANSFORM)
+        self.rotation_group = self.rotation_security_group()
+        hosted: dict[str, object] = {
+            "RotationType": ROTATION_TYPE,
+            "VpcSubnetIds": Join(",", list(inputs.subnet_ids)),
+            "VpcSecurityGroupIds": GetAtt(self.rotation_group, "GroupId"),
+            "ExcludeCharacters": PASSWORD_EXCLUDED_CHARACTERS,
+        }
+        if inputs.kms_key_arn is not None:
+            hosted["KmsKeyArn"] = inputs.kms_key_arn
+        return self.add(
+            secretsmanager.RotationSchedule(
+                self.lid("DbSecretRotation"),
+                SecretId=Ref(self.secret),
+                HostedRotationLambda=secretsmanager.HostedRotationLambda(**hosted),
+                RotationRules=secretsmanager.RotationRules(AutomaticallyAfterDays=inputs.rotation_days),
+            ),
+            depends_on=[
+                self.attachment.title,
+                self.instances[0].title,
+                self.lid("DbFromRotationIngress"),
+                *inputs.rotation_depends_on,
+            ],
+        )
+
+    def rotation_security_group(self) -> ec2.SecurityGroup:
+        """The rotation function's group: out to the database and to HTTPS; the database lets it in.
+
+        As in :mod:`blueprints.security`, the rules between groups are separate resources, so
+        no group references another.
+        """
+        inputs = self.inputs
+        group = self.add(
+            ec2.SecurityGroup(
+                self.lid("DbRotationSecurityGroup"),
+                GroupDescription="Secret rotation function: the database and the Secrets Manager API",
+                VpcId=inputs.vpc_id,
+                SecurityGroupEgress=[
+                    ec2.SecurityGroupRule(
+                        IpProtocol="tcp",
+                        FromPort=HTTPS,
+                        ToPort=HTTPS,
+                        CidrIp=ANYWHERE,
+                        Description="HTTPS to the Secrets Manager API through NAT",
+                    )
+                ],
+                Tags=Tags(Name=Sub("${AWS::StackName}-dbrotation")),
+            )
+        )
+        group_id = GetAtt(group, "GroupId")
+        self.add(
+            ec2.SecurityGroupEgress(
+                self.lid("DbRotationToDbEgress"),
+                GroupId=group_id,
+                IpProtocol="tcp",
+                FromPort=PORT,
+                ToPort=PORT,
+                DestinationSecurityGroupId=inputs.security_group_id,
+                Description="To the database",
+            )
+        )
+        self.add(
+            ec2.SecurityGroupIngress(
+                self.lid("DbFromRotationIngress"),
+                GroupId=inputs.security_group_id,
+                IpProtocol="tcp",
+                FromPort=PORT,
+                ToPort=PORT,
+                SourceSecurityGroupId=group_id,
+                Description="From the secret rotation function",
+            )
+        )
+        return group

@@ -62,6 +62,7 @@ def build_webapp(config: WebAppConfig) -> Stack:
         DatabaseInputs(
             subnet_ids=network.data_subnet_ids,
             security_group_id=groups.db_group_id,
+            vpc_id=network.vpc_id,
             instance_class=db.instance_class,
             reader_count=db.reader_count,
             backup_retention_days=db.backup_retention_days,
@@ -69,6 +70,10 @@ def build_webapp(config: WebAppConfig) -> Stack:
             monitoring_interval_seconds=db.monitoring_interval_seconds,
             performance_insights=db.performance_insights,
             kms_key_arn=keys.logs_key_arn,
+            rotation_days=db.rotation_days,
+            # The rotation function runs in the data subnets and calls Secrets Manager through NAT.
+            rotation_depends_on=tuple(route.title for route in network.nat_routes),
+            log_retention_days=db.log_retention_days,
         ),
     )
     load_balancer = LoadBalancer(

@@ -116,9 +116,45 @@ def _stack_set_instances_named_the_aws_way() -> None:
     models.CloudFormationBackend.create_stack = create_stack  # type: ignore[method-assign]  # a patch
 
 
+def _aurora_clusters_have_identifiers() -> None:
+    """Let ``Ref`` of a placeholder Aurora cluster give an identifier, as on AWS.
+
+    moto 5 leaves AWS::RDS::DBCluster a placeholder whose ``Ref`` is nothing, so a name built
+    from it (the cluster's log groups, ``/aws/rds/cluster/${Cluster}/error``) is the same
+    literal in every stack, and the second stack in one emulator fails on "log group already
+    exists". CloudFormation generates the identifier from the stack name and the logical ID
+    with a unique suffix; this gives the placeholder ``<stack>-<logical id>-<8 characters of the
+    stack's UUID>`` in lower case, the same for the stack's whole life. Idempotent.
+    """
+    from moto.cloudformation import parsing  # noqa: PLC0415  (optional dependency)
+
+    original = parsing.clean_json
+    if getattr(original, "_cfnbuild_fixed", False):
+        return
+
+    def clean_json(resource_json: Any, resources_map: Any) -> Any:
+        if isinstance(resource_json, dict) and list(resource_json) == ["Ref"]:
+            logical_id = resource_json["Ref"]
+            declared = getattr(resources_map, "_resource_json_map", {})
+            resource = declared.get(logical_id) if isinstance(logical_id, str) else None
+            if isinstance(resource, dict) and resource.get("Type") == "AWS::RDS::DBCluster":
+                stack_name = resources_map["AWS::StackName"]
+                suffix = str(resources_map.stack_id).rsplit("/", 1)[-1][:8]
+                return f"{stack_name}-{logical_id}-{suffix}".lower()
+        return original(resource_json, resources_map)
+
+    clean_json._cfnbuild_fixed = True  # type: ignore[attr-defined]
+    parsing.clean_json = clean_json
+
+
 # Known emulator defects, each corrected so that a correct template deploys as it would on AWS.
 # Nothing here invents behaviour moto does not have.
-_FIXES = (_fix_kms_key_tags, _cluster_members_are_placeholders, _stack_set_instances_named_the_aws_way)
+_FIXES = (
+    _fix_kms_key_tags,
+    _cluster_members_are_placeholders,
+    _stack_set_instances_named_the_aws_way,
+    _aurora_clusters_have_identifiers,
+)
 
 
 @contextmanager

@@ -15,7 +15,9 @@ Database, the first that is set wins:
     A SQLAlchemy URL, for tests and local runs (``mysql://`` uses PyMySQL).
 ``APP_DB_SECRET_ARN``
     A Secrets Manager secret with the credentials, JSON as RDS makes it: ``username``,
-    ``password``, ``host``, ``port``, ``dbname``. Read once at start-up.
+    ``password``, ``host``, ``port``, ``dbname``. Read at start-up, and read again when
+    the database refuses its password to a new connection (the secret rotated): the login
+    is tried once more with what the secret holds then.
 ``APP_DB_HOST``, ``APP_DB_PORT``, ``APP_DB_NAME``
     Override the secret's ``host``, ``port`` (default 3306) and ``dbname``.
 (neither)

@@ -30,7 +30,7 @@ from cfnbuild.app import Project
 from cfnbuild.deploy import artifacts, changeset
 from cfnbuild.deploy.aws import Aws, error_code, error_message, explain, is_not_implemented, refused
 from cfnbuild.deploy.changeset import arn_name
-from cfnbuild.deploy.events import AFTER_REVIEW, PollSettings, Reporter, Since, make_reporter, watch
+from cfnbuild.deploy.events import AFTER_REVIEW, PollSettings, Reporter, Since, known_fix, make_reporter, watch
 from cfnbuild.deploy.examples import reserved_examples
 from cfnbuild.deploy.plan import Plan, build_plan, load_plan, render_text
 from cfnbuild.deploy.policy import policy_body, same_policy, stack_policy
@@ -739,7 +739,7 @@ class Engine:
         if not outcome.ok:
             cause = outcome.root_cause
             why = (
-                f"{cause.logical_id} ({cause.resource_type}) {cause.status}: {cause.reason}"
+                f"{cause.logical_id} ({cause.resource_type}) {cause.status}: {cause.reason}{known_fix(cause)}"
                 if cause
                 else "no failed resource event"
             )

@@ -88,6 +88,22 @@ class Failure:
         )
 
 
+def known_fix(failure: Failure) -> str:
+    """What to do about a root cause whose fix its own words imply, as ``"; ..."``; else ``""``.
+
+    A log group that "already exists" was made outside the stack by a service that writes to
+    it under a fixed name (RDS makes ``/aws/rds/cluster/<cluster>/<log>`` on its first export):
+    the stack cannot create it over the top. AWS's way to adopt it is a resource import
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/resource-import.html).
+    """
+    if failure.resource_type == "AWS::Logs::LogGroup" and "already exists" in failure.reason.lower():
+        return (
+            "; the log group was made outside the stack (RDS makes its exported logs' groups itself): "
+            "import it into the stack with a resource import to keep its events, or delete it, then deploy again"
+        )
+    return ""
+
+
 @dataclass(frozen=True)
 class Outcome:
     """How a watched operation ended."""

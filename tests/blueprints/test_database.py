@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -11,16 +13,23 @@ import pytest
 from botocore.stub import Stubber
 from troposphere import Ref, ec2
 
-from blueprints.database import Database, DatabaseInputs
+from blueprints.config import WebAppConfig
+from blueprints.database import PASSWORD_EXCLUDED_CHARACTERS, Database, DatabaseInputs
 from blueprints.encryption import Keys, KeysInputs
 from blueprints.network import Network, NetworkInputs
 from cfnbuild import InputError, Stack
+from cfnbuild.config import load_config
+from cfnbuild.errors import ConfigError
 from cfnbuild.lint import cfn_lint, checkov
 from cfnbuild.lookups import resolve_lookups
 from tests.assertions import Match, TemplateAssert
 
+ROOT = Path(__file__).resolve().parents[2]
+ENVIRONMENTS = ("dev", "staging", "prod")
 SUBNETS = [Ref("DataSubnet1"), Ref("DataSubnet2")]
 SECURITY_GROUP = Ref("DbSecurityGroup")
+VPC = Ref("Vpc")
+BASE = {"subnet_ids": SUBNETS, "security_group_id": SECURITY_GROUP, "vpc_id": VPC}
 REGIONS = ["eu-west-1", "eu-central-1", "us-east-1"]
 ENGINE_VERSION = re.compile(r"\d+\.\d+\.mysql_aurora\.\d+")
 # The properties that give each type a physical name; CloudFormation makes one unique per stack
@@ -41,8 +50,7 @@ def _stack(name: str = "webapp") -> Stack:
 
 def _db(**inputs: Any) -> TemplateAssert:
     stack = _stack()
-    inputs = {"subnet_ids": SUBNETS, "security_group_id": SECURITY_GROUP, **inputs}
-    Database(stack, DatabaseInputs(**inputs))
+    Database(stack, DatabaseInputs(**{**BASE, **inputs}))
     return TemplateAssert(stack.to_dict())
 
 
@@ -79,7 +87,9 @@ def _full_stack(*, kms: bool, **inputs: Any) -> Stack:
         DatabaseInputs(
             subnet_ids=net.data_subnet_ids,
             security_group_id=Ref(group),
+            vpc_id=net.vpc_id,
             kms_key_arn=keys.logs_key_arn if keys else None,
+            rotation_depends_on=tuple(route.title for route in net.nat_routes),
             **inputs,
         ),
     )
@@ -102,7 +112,7 @@ def test_seed_01_two_stacks_from_one_template_carry_no_name_that_could_collide()
     # twice into one account and region, and CloudFormation names each copy's secret anew.
     first, second = _stack("webapp-blue"), _stack("webapp-green")
     for stack in (first, second):
-        Database(stack, DatabaseInputs(subnet_ids=SUBNETS, security_group_id=SECURITY_GROUP))
+        Database(stack, DatabaseInputs(**BASE))
     assert first.to_dict()["Resources"] == second.to_dict()["Resources"]
     secret = TemplateAssert(first.to_dict()).of_type("AWS::SecretsManager::Secret")["DbSecret"]
     assert not any("webapp" in s for s in _strings(secret))
@@ -134,7 +144,7 @@ def test_seed_03_engine_version_is_never_a_literal_and_falls_back_to_the_region_
 def test_seed_03_the_looked_up_version_is_one_the_parameter_accepts(tmp_path):
     """The emulator lacks DescribeDBEngineVersions, hence the Stubber on a real RDS client."""
     stack = _stack()
-    Database(stack, DatabaseInputs(subnet_ids=SUBNETS, security_group_id=SECURITY_GROUP))
+    Database(stack, DatabaseInputs(**BASE))
     template = stack.to_dict()
     session = boto3.Session(region_name="eu-west-1", aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106
     client = session.client("rds", region_name="eu-west-1")
@@ -298,8 +308,8 @@ def test_instances_are_private_cluster_members_and_readers_wait_for_the_writer()
     )
     instances = t.of_type("AWS::RDS::DBInstance")
     assert instances["DbWriter"]["Properties"]["PromotionTier"] == 0
-    with_depends = {k: v["DependsOn"] for k, v in t.resources.items() if "DependsOn" in v}
-    assert with_depends == {"DbReader1": ["DbWriter"], "DbReader2": ["DbWriter"]}
+    with_depends = {k: v["DependsOn"] for k, v in t.of_type("AWS::RDS::DBInstance").items() if "DependsOn" in v}
+    assert with_depends["DbReader1"] == with_depends["DbReader2"] == ["DbWriter"]
     for instance in instances.values():
         # Aurora data lives in the cluster volume (snapshotted); an instance is not stateful.
         assert (instance["DeletionPolicy"], instance["UpdateReplacePolicy"]) == ("Delete", "Delete")
@@ -333,15 +343,18 @@ def test_without_a_kms_key_the_only_checkov_skip_names_the_aws_managed_key():
         for logical_id, resource in _db().resources.items()
         if "checkov" in resource.get("Metadata", {})
     }
-    assert list(skips) == ["DbSecret"]
-    ((skip,),) = skips.values()
+    assert sorted(skips) == ["DbAuditLogGroup", "DbErrorLogGroup", "DbSecret", "DbSlowqueryLogGroup"]
+    (skip,) = skips.pop("DbSecret")
     assert skip["id"] == "CKV_AWS_149"
     assert "aws/secretsmanager" in skip["comment"]
+    for (log_skip,) in skips.values():
+        assert log_skip["id"] == "CKV_AWS_158"
+        assert "kms_key_arn was not given" in log_skip["comment"]
 
 
 def test_typed_outputs_for_the_next_blueprints():
     stack = _stack()
-    db = Database(stack, DatabaseInputs(subnet_ids=SUBNETS, security_group_id=SECURITY_GROUP))
+    db = Database(stack, DatabaseInputs(**BASE))
     assert db.secret_arn.to_dict() == {"Ref": "DbSecret"}
     assert db.cluster_identifier.to_dict() == {"Ref": "DbCluster"}
     assert db.endpoint.to_dict() == {"Fn::GetAtt": ["DbCluster", "Endpoint.Address"]}
@@ -366,6 +379,9 @@ def test_typed_outputs_for_the_next_blueprints():
         ({"master_username": "admin-user"}, "'master_username': is 'admin-user'; use a letter"),
         ({"master_username": "a" * 17}, r"'master_username': is 'a{17}'; .*\(16 characters at most\)"),
         ({"log_exports": ("error", "iam-db-auth-error")}, "'log_exports': has iam-db-auth-error; choose from"),
+        ({"rotation_days": 0}, "'rotation_days': is 0; use 1 to 1000"),
+        ({"rotation_days": 1001}, "'rotation_days': is 1001; use 1 to 1000"),
+        ({"log_retention_days": 8}, "'log_retention_days': is 8; use one of 1, 3, 5, 7, 14"),
     ],
 )
 def test_incompatible_inputs_are_rejected_when_the_blueprint_is_made(inputs, message):
@@ -399,3 +415,203 @@ def test_the_monitoring_role_is_assumed_only_for_this_accounts_db_instances():
         "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
         "ArnLike": {"aws:SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:db:*"}},
     }
+
+
+# -- rotation ----------------------------------------------------------------------------------
+
+
+def test_the_secret_rotates_through_the_hosted_mysql_single_user_function_every_rotation_days():
+    t = _db(rotation_days=45, kms_key_arn=Ref("DataKey"))
+    assert t.template["Transform"] == "AWS::SecretsManager-2024-09-16"
+    t.resource_count_is("AWS::SecretsManager::RotationSchedule", 1)
+    t.has_resource_properties(
+        "AWS::SecretsManager::RotationSchedule",
+        {
+            "SecretId": {"Ref": "DbSecret"},
+            "RotationRules": {"AutomaticallyAfterDays": 45},
+            "RotationLambdaARN": Match.absent(),
+            "HostedRotationLambda": {
+                "RotationType": "MySQLSingleUser",
+                "VpcSubnetIds": {"Fn::Join": [",", [{"Ref": "DataSubnet1"}, {"Ref": "DataSubnet2"}]]},
+                "VpcSecurityGroupIds": {"Fn::GetAtt": ["DbRotationSecurityGroup", "GroupId"]},
+                # New passwords keep to the alphabet RDS, URLs and shells accept.
+                "ExcludeCharacters": PASSWORD_EXCLUDED_CHARACTERS,
+                "KmsKeyArn": {"Ref": "DataKey"},
+                "RotationLambdaName": Match.absent(),  # a literal name would collide between stacks
+            },
+        },
+    )
+
+
+def test_the_rotation_waits_for_the_attachment_the_writer_the_way_in_and_the_given_routes():
+    t = _db(rotation_depends_on=("PrivateDefaultRoute1", "PrivateDefaultRoute2"))
+    (rotation,) = t.of_type("AWS::SecretsManager::RotationSchedule").values()
+    assert rotation["DependsOn"] == [
+        "DbSecretAttachment",
+        "DbWriter",
+        "DbFromRotationIngress",
+        "PrivateDefaultRoute1",
+        "PrivateDefaultRoute2",
+    ]
+    assert "DeletionPolicy" not in rotation  # a schedule holds no data
+
+
+def test_the_rotation_function_reaches_only_the_database_and_https():
+    t = _db()
+    group = t.of_type("AWS::EC2::SecurityGroup")["DbRotationSecurityGroup"]["Properties"]
+    assert group["VpcId"] == {"Ref": "Vpc"}
+    assert group["SecurityGroupEgress"] == [
+        {
+            "IpProtocol": "tcp",
+            "FromPort": 443,
+            "ToPort": 443,
+            "CidrIp": "0.0.0.0/0",
+            "Description": "HTTPS to the Secrets Manager API through NAT",
+        }
+    ]
+    assert "SecurityGroupIngress" not in group  # nothing connects to the function
+    rotation_id = {"Fn::GetAtt": ["DbRotationSecurityGroup", "GroupId"]}
+    t.has_resource_properties(
+        "AWS::EC2::SecurityGroupEgress",
+        {
+            "GroupId": rotation_id,
+            "FromPort": 3306,
+            "ToPort": 3306,
+            "DestinationSecurityGroupId": {"Ref": "DbSecurityGroup"},
+        },
+    )
+    t.has_resource_properties(
+        "AWS::EC2::SecurityGroupIngress",
+        {"GroupId": {"Ref": "DbSecurityGroup"}, "FromPort": 3306, "ToPort": 3306, "SourceSecurityGroupId": rotation_id},
+    )
+
+
+# -- the exported logs' groups -----------------------------------------------------------------
+
+
+def test_each_exported_log_has_its_group_under_the_name_rds_writes_to_encrypted_retained_and_stateful():
+    t = _db(log_exports=("audit", "error", "general", "slowquery"), log_retention_days=365, kms_key_arn=Ref("K"))
+    groups = t.of_type("AWS::Logs::LogGroup")
+    names = {
+        log: {"Fn::Sub": [f"/aws/rds/cluster/${{Cluster}}/{log}", {"Cluster": {"Ref": "DbCluster"}}]}
+        for log in ("audit", "error", "general", "slowquery")
+    }
+    assert {g["Properties"]["LogGroupName"]["Fn::Sub"][0].rsplit("/", 1)[1] for g in groups.values()} == set(names)
+    for name in names.values():
+        t.has_resource(
+            "AWS::Logs::LogGroup",
+            {
+                "DeletionPolicy": "RetainExceptOnCreate",
+                "UpdateReplacePolicy": "Retain",
+                "Metadata": {"cfnbuild": {"stateful": True}},
+                "Properties": {"LogGroupName": name, "RetentionInDays": 365, "KmsKeyId": {"Ref": "K"}},
+            },
+        )
+    cluster = t.of_type("AWS::RDS::DBCluster")["DbCluster"]["Properties"]
+    assert cluster["EnableCloudwatchLogsExports"] == sorted(names)
+    assert "DBClusterIdentifier" not in cluster  # naming the cluster would replace a deployed one
+
+
+def test_only_the_exported_logs_get_groups():
+    groups = _db(log_exports=("error",)).of_type("AWS::Logs::LogGroup")
+    assert list(groups) == ["DbErrorLogGroup"]
+
+
+def test_the_writer_waits_for_the_log_groups_so_rds_never_creates_them_itself():
+    t = _db(reader_count=1)
+    instances = t.of_type("AWS::RDS::DBInstance")
+    assert instances["DbWriter"]["DependsOn"] == ["DbAuditLogGroup", "DbErrorLogGroup", "DbSlowqueryLogGroup"]
+    assert instances["DbReader1"]["DependsOn"] == ["DbWriter"]  # and so, through it, on the groups
+
+
+# -- the shipped templates and configs ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_each_environments_template_rotates_and_retains_as_its_config_says(environment):
+    config = tomllib.loads((ROOT / "config" / f"{environment}.toml").read_text())["database"]
+    t = TemplateAssert(json.loads((ROOT / "output" / environment / "webapp.json").read_text()))
+    assert t.template["Transform"] == "AWS::SecretsManager-2024-09-16"
+    t.has_resource_properties(
+        "AWS::SecretsManager::RotationSchedule",
+        {
+            "SecretId": {"Ref": "DbSecret"},
+            "RotationRules": {"AutomaticallyAfterDays": config["rotation_days"]},
+            "HostedRotationLambda": {
+                "RotationType": "MySQLSingleUser",
+                "KmsKeyArn": {"Fn::GetAtt": ["LogsKey", "Arn"]},
+            },
+        },
+    )
+    (rotation,) = t.of_type("AWS::SecretsManager::RotationSchedule").values()
+    assert {"PrivateDefaultRoute1", "PrivateDefaultRoute2"} <= set(rotation["DependsOn"])
+    cluster_groups = {
+        logical_id: group
+        for logical_id, group in t.of_type("AWS::Logs::LogGroup").items()
+        if "/aws/rds/cluster/" in json.dumps(group["Properties"].get("LogGroupName", ""))
+    }
+    assert sorted(cluster_groups) == ["DbAuditLogGroup", "DbErrorLogGroup", "DbSlowqueryLogGroup"]
+    for group in cluster_groups.values():
+        assert group["Properties"]["RetentionInDays"] == config["log_retention_days"]
+        assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": ["LogsKey", "Arn"]}
+
+
+def test_the_environments_rotate_on_their_own_periods():
+    periods = {
+        env: tomllib.loads((ROOT / "config" / f"{env}.toml").read_text())["database"]["rotation_days"]
+        for env in ENVIRONMENTS
+    }
+    assert periods == {"dev": 14, "staging": 30, "prod": 30}
+
+
+CONFIG = """\
+project = "webapp"
+regions = ["eu-west-1"]
+
+[load_balancer]
+allow_plain_http = true
+"""
+
+
+def _config_error(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "dev.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, WebAppConfig)
+    (line,) = str(info.value).splitlines()
+    return line.removeprefix(f"{path}: ")
+
+
+def test_rotation_days_default_to_30_and_deploys_acknowledge_the_transform_by_default(tmp_path):
+    path = tmp_path / "dev.toml"
+    path.write_text(CONFIG)
+    config = load_config(path, WebAppConfig)
+    assert config.database.rotation_days == 30
+    assert config.database.log_retention_days == 30
+    assert config.deploy.capabilities == ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"]
+    path.write_text(CONFIG + '[deploy]\nstack_name_suffix = "blue"\n')
+    assert load_config(path, WebAppConfig).deploy.capabilities == ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"]
+
+
+@pytest.mark.parametrize(
+    ("section", "line"),
+    [
+        ("[database]\nrotation_days = 0\n", "database.rotation_days: rotation_days is 0, outside what Secrets Manager "
+         "accepts; rotate every 1 to 1000 days"),
+        ("[database]\nrotation_days = 1001\n", "database.rotation_days: rotation_days is 1001, outside what Secrets "
+         "Manager accepts; rotate every 1 to 1000 days"),
+        ("[database]\nlog_retention_days = 10\n", "database.log_retention_days: log_retention_days is 10, which "
+         "CloudWatch Logs does not offer; use one of 1, 3, 5"),
+        ("[deploy]\ncapabilities = ['CAPABILITY_IAM']\n", "deploy.capabilities: capabilities lack "
+         "CAPABILITY_AUTO_EXPAND, which the template's AWS::SecretsManager transform"),
+    ],
+)  # fmt: skip
+def test_a_bad_rotation_retention_or_capability_is_one_line_naming_the_key_and_the_fix(tmp_path, section, line):
+    assert _config_error(tmp_path, CONFIG + section).startswith(line)
+
+
+def test_rotation_days_at_the_bounds_are_accepted(tmp_path):
+    path = tmp_path / "dev.toml"
+    for days in (1, 1000):
+        path.write_text(CONFIG + f"[database]\nrotation_days = {days}\n")
+        assert load_config(path, WebAppConfig).database.rotation_days == days

@@ -208,7 +208,12 @@ def test_web_acl_is_associated_with_the_load_balancer(environment):
 def test_blocked_requests_are_logged_to_a_retained_encrypted_aws_waf_logs_group(environment):
     t = _built(environment)
     config = _config(environment)
-    (group_id,) = [k for k, v in t.of_type("AWS::Logs::LogGroup").items() if "LogGroupName" in v.get("Properties", {})]
+    # The one named group with WAF's prefix (the database's exported logs have named groups too).
+    (group_id,) = [
+        k
+        for k, v in t.of_type("AWS::Logs::LogGroup").items()
+        if LOG_GROUP_PREFIX in json.dumps(v.get("Properties", {}).get("LogGroupName", ""))
+    ]
     group = t.resources[group_id]
     props = group["Properties"]
     assert props["RetentionInDays"] == config.waf.log_retention_days

@@ -7,6 +7,8 @@ the tests run as root (``--user=root``). An ``--init-file`` creates the database
 user with a random password (re-run, harmlessly, on every start). The server accepts
 TLS with a throwaway CA and server certificate (SAN ``IP:127.0.0.1``) made with
 ``cryptography``. ``stop()`` / ``start()`` let a test take the server down and back.
+A second user, ``rotating_user``, owns nothing but may use the main database; its password is
+for tests that change it (``rotate_password``), as Secrets Manager's single user rotation does.
 """
 
 from __future__ import annotations
@@ -130,6 +132,8 @@ class MariaDBServer:
     user: str = "app"
     password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     database: str = "app"
+    rotating_user: str = "app_rotating"
+    rotating_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     tls: TlsFiles | None = None
     process: subprocess.Popen[bytes] | None = None
 
@@ -175,6 +179,8 @@ class MariaDBServer:
             f"CREATE USER IF NOT EXISTS '{self.user}'@'%' IDENTIFIED BY '{self.password}';\n"
             f"GRANT ALL PRIVILEGES ON `{self.database}`.* TO '{self.user}'@'%';\n"
             f"GRANT ALL PRIVILEGES ON `{self.database}\\_%`.* TO '{self.user}'@'%';\n"
+            f"CREATE USER IF NOT EXISTS '{self.rotating_user}'@'%' IDENTIFIED BY '{self.rotating_password}';\n"
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{self.database}`.* TO '{self.rotating_user}'@'%';\n"
         )
         subprocess.run(
             [
@@ -265,6 +271,24 @@ class MariaDBServer:
             connect_timeout=connect_timeout,
             autocommit=True,
         )
+
+    def rotate_password(self, new_password: str) -> None:
+        """Change ``rotating_user``'s password as that user, the way single user rotation does."""
+        with (
+            contextlib.closing(
+                pymysql.connect(
+                    host="127.0.0.1",
+                    port=self.port,
+                    user=self.rotating_user,
+                    password=self.rotating_password,
+                    connect_timeout=5,
+                    autocommit=True,
+                )
+            ) as connection,
+            connection.cursor() as cursor,
+        ):
+            cursor.execute("SET PASSWORD = PASSWORD(%s)", (new_password,))  # no privilege needed for oneself
+        self.rotating_password = new_password
 
     def url(self, database: str | None = None) -> URL:
         """Return the SQLAlchemy URL of ``database`` (default: the main one)."""

@@ -29,6 +29,7 @@ from cfnbuild.deploy.events import (
     PlainReporter,
     PollSettings,
     WatchTimeout,
+    known_fix,
     make_reporter,
     root_cause,
     stack_events_since,
@@ -728,3 +729,19 @@ def test_watch_a_real_create_and_delete_through_a_change_set_on_the_emulator(emu
 
     assert deleted.ok, deleted
     assert deleted.status == "DELETE_COMPLETE"
+
+
+def test_a_log_group_that_already_exists_outside_the_stack_names_import_or_delete_as_the_fix():
+    # The shape of AWS's answer when RDS made the group first (the stack predates the group).
+    reason = (
+        "Resource of type 'AWS::Logs::LogGroup' with identifier "
+        "'/aws/rds/cluster/webapp-dev-dbcluster-1a2b/error' already exists."
+    )
+    failure = Failure("DbErrorLogGroup", "AWS::Logs::LogGroup", "CREATE_FAILED", reason, "webapp-dev")
+    fix = known_fix(failure)
+    assert fix.startswith("; the log group was made outside the stack")
+    assert "import it into the stack with a resource import" in fix
+    assert "or delete it, then deploy again" in fix
+    # Nothing is said where the words imply no such fix.
+    assert known_fix(Failure("Queue", "AWS::SQS::Queue", "UPDATE_FAILED", "Queue name already exists", "s")) == ""
+    assert known_fix(Failure("Logs", "AWS::Logs::LogGroup", "CREATE_FAILED", "Rate exceeded", "s")) == ""
