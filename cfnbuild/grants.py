@@ -721,6 +721,11 @@ class LaunchScope:
     needs on keys of this account for that service to encrypt with them on its behalf, granted
     only through that service (``kms:ViaService``). ``services`` are the IAM service prefixes the
     product uses: actions the schemas name for any other service are not granted (``None``: all).
+    ``transforms`` are the AWS transforms (``SecretsManager-2024-09-16``) the product template
+    declares, whose change sets the role may create (:func:`grant_transforms`), and
+    ``applications`` the Serverless Application Repository applications their expansion deploys;
+    ``withheld`` schema actions not granted although a type lists them (what an expansion's types
+    would read that the product never gives them, such as function code in an S3 bucket).
     """
 
     stack_names: str = "SC-*"
@@ -729,12 +734,27 @@ class LaunchScope:
     attached_policies: tuple[Any, ...] = ()
     key_uses: tuple[tuple[str, tuple[str, ...]], ...] = ()
     services: tuple[str, ...] | None = None
+    transforms: tuple[str, ...] = ()
+    applications: tuple[str, ...] = ()
+    withheld: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9-]+\*", self.stack_names):
             raise ValueError(
                 f"stack_names {self.stack_names!r}: give a name prefix and '*', like 'SC-*' (letters, digits, '-')"
             )
+        for transform in self.transforms:
+            if not re.fullmatch(r"[A-Za-z]+-\d{4}-\d{2}-\d{2}", transform):
+                raise ValueError(
+                    f"transform {transform!r}: give an AWS transform's name without 'AWS::', like "
+                    "'SecretsManager-2024-09-16'"
+                )
+        for application in self.applications:
+            if not re.fullmatch(r"[A-Za-z0-9-]+\*?", application) or application == "*":
+                raise ValueError(
+                    f"application {application!r}: give a Serverless Application Repository application name or "
+                    "name prefix and '*', like 'SecretsManager*'"
+                )
         for path in self.paths:
             if not re.fullmatch(r"/([A-Za-z0-9+=,.@_-]+/)*", path):
                 raise ValueError(f"IAM path {path!r}: give a path like '/' or '/app/' (IAM's path syntax)")
@@ -845,6 +865,95 @@ def _kms_statements(grants: Grants, actions: Sequence[str], scope: LaunchScope) 
     return unscopable
 
 
+def _stack_statements(grants: Grants, actions: Sequence[str], scope: LaunchScope) -> list[str]:
+    """Add the CloudFormation statement on the launched stacks (and the nested stacks they make); return the rest.
+
+    A nested stack (an ``AWS::CloudFormation::Stack`` of the product, or the one a transform's
+    expansion holds) is named by CloudFormation after its parent, ``<parent>-<logical id>-<random>``
+    (nested stacks: https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-nested-stacks.html;
+    the guide shows such names but states no rule, so this is what CloudFormation does rather than
+    a documented promise), so ``stack/SC-*`` names it as it names the launched stack, and the roles
+    it makes (``<nested stack>-<logical id>-<random>``) are ``role/SC-*``. Returns the actions that
+    take only ``"*"``.
+    """
+    scoped: list[str] = []
+    unscopable: list[str] = []
+    for action in actions:
+        types = action_resource_types(action)
+        if not types:
+            unscopable.append(action)
+        elif "stack" in types:
+            scoped.append(action)
+        else:
+            raise ValueError(f"{action} acts on {', '.join(types)}; a launch role is granted stack actions only")
+    if scoped:
+        resources = [partition_arn("cloudformation", f"stack/{scope.stack_names}")]
+        target = scope.stack_names.replace("*", "")
+        grants._allow("ManageNestedStacks", target, [_action(a) for a in scoped], resources)
+    return unscopable
+
+
+def _function_statements(grants: Grants, actions: Sequence[str], scope: LaunchScope) -> list[str]:
+    """Add the Lambda statement on the launched stacks' functions; return the actions that take only ``"*"``.
+
+    On ``"*"``, ``lambda:UpdateFunctionCode`` would let the role rewrite any function of the
+    account (privilege escalation, checkov CKV_AWS_110), so the function actions are granted on
+    ``function:SC-*``: a function CloudFormation names is ``<stack>-<logical id>-<random>``, and a
+    nested stack's starts with its parent's name (see :func:`_stack_statements`).
+    """
+    scoped: list[str] = []
+    unscopable: list[str] = []
+    for action in actions:
+        types = action_resource_types(action)
+        if "function" in types:
+            scoped.append(action)
+        else:
+            unscopable.append(action)
+    if scoped:
+        resources = [partition_arn("lambda", f"function:{scope.stack_names}")]
+        target = scope.stack_names.replace("*", "")
+        grants._allow("ManageFunctions", target, [_action(a) for a in scoped], resources)
+    return unscopable
+
+
+# Creating a change set of a template that declares a transform is authorised on the transform
+# too: "To allow AWS::Serverless transforms to create a change set, the policy should include the
+# arn:aws:cloudformation:<region>:aws:transform/Serverless-2016-10-31 resource-level permission"
+# (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-iam-template.html); the
+# transforms AWS hosts are owned by the account "aws".
+TRANSFORM_CHANGE_SET_ACTIONS: tuple[Action, ...] = (awacs.cloudformation.CreateChangeSet,)
+# What deploying a Serverless Application Repository application as a nested stack asks of the
+# caller: the application, a CloudFormation template made of it, and that template's status
+# (https://docs.aws.amazon.com/serverlessrepo/latest/devguide/serverlessrepo-api-permissions-ref.html);
+# all three take the application's ARN.
+APPLICATION_DEPLOY_ACTIONS: tuple[Action, ...] = (
+    Action("serverlessrepo", "GetApplication"),
+    Action("serverlessrepo", "CreateCloudFormationTemplate"),
+    Action("serverlessrepo", "GetCloudFormationTemplate"),
+)
+
+
+def grant_transforms(grants: Grants, scope: LaunchScope) -> None:
+    """Create change sets through the transforms ``scope`` names, and deploy the applications their expansion uses.
+
+    A transform's ARN is ``arn:${AWS::Partition}:cloudformation:${AWS::Region}:aws:transform/<name>``;
+    the applications are AWS's, in an account and Region the template does not name, so their
+    ARNs leave both open and only the name (prefix) binds them.
+    """
+    if scope.transforms:
+        resources = [
+            Sub(f"arn:${{AWS::Partition}}:cloudformation:${{AWS::Region}}:aws:transform/{name}")
+            for name in sorted(set(scope.transforms))
+        ]
+        grants._allow("ExpandTemplates", "Transforms", TRANSFORM_CHANGE_SET_ACTIONS, resources)
+    if scope.applications:
+        resources = [
+            Sub(f"arn:${{AWS::Partition}}:serverlessrepo:*:*:applications/{name}")
+            for name in sorted(set(scope.applications))
+        ]
+        grants._allow("Deploy", "Applications", APPLICATION_DEPLOY_ACTIONS, resources)
+
+
 def _pack(statements: Sequence[Statement]) -> list[Grants]:
     """The statements in as few documents under IAM's managed-policy quota as their order allows."""
     chunks: list[Grants] = [Grants()]
@@ -918,9 +1027,12 @@ def grant_provisioning(
     bound_uses = {a.lower() for _, uses in scope.key_uses for a in uses}
     by_service: dict[str, list[str]] = {}
     unused: list[str] = []
+    withheld = {a.lower() for a in scope.withheld}
     for action in derived.actions:
         service = action.split(":", 1)[0].lower()
-        if service == "kms" and action.lower() not in key_actions:
+        if action.lower() in withheld:
+            unused.append(action)
+        elif service == "kms" and action.lower() not in key_actions:
             if action.lower() not in bound_uses:  # granted through its service only, when a key is used
                 unused.append(action)
         elif used is not None and service not in used:
@@ -931,6 +1043,9 @@ def grant_provisioning(
     star, unneeded = _iam_statements(scoped, by_service.pop("iam", []), scope)
     unused += unneeded
     star += _kms_statements(scoped, by_service.pop("kms", []), scope)
+    star += _stack_statements(scoped, by_service.pop("cloudformation", []), scope)
+    star += _function_statements(scoped, by_service.pop("lambda", []), scope)
+    grant_transforms(scoped, scope)
     for action in star:  # only actions with no resource type at all (action_resource_types)
         by_service.setdefault(action.split(":", 1)[0].lower(), []).append(action)
     scoped_chunks = _pack(scoped.statements)
