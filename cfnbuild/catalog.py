@@ -89,6 +89,7 @@ from cfnbuild.grants import (
     grant_service_catalog_template_read,
     grant_ssm_parameters_read,
     grant_stack_operations,
+    provisioning_actions,
 )
 from cfnbuild.inputs import setting
 from cfnbuild.lint import Finding, LintCache, skip_problems
@@ -715,6 +716,111 @@ KMS_USE_BY_SERVICE: dict[str, tuple[str, ...]] = {
 # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/dynamic-references-secretsmanager.html
 SM_DYNAMIC_REFERENCE = "{{resolve:secretsmanager:"
 _PSEUDO = {"AWS::Partition", "AWS::Region", "AWS::AccountId", "AWS::URLSuffix"}
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """What an AWS transform adds to the launched stack when CloudFormation processes the template.
+
+    ``resource_types`` are the types the processed template (and the nested stacks it holds)
+    makes, granted from their schemas like the product's own; ``passed_to`` the services the roles
+    it makes trust; ``attached_policies`` the managed policies those roles attach; ``transforms``
+    every transform the expansion runs through (itself, and one its output declares);
+    ``applications`` the Serverless Application Repository applications it deploys.
+    """
+
+    resource_types: tuple[str, ...]
+    passed_to: tuple[str, ...] = ()
+    attached_policies: tuple[Any, ...] = ()
+    transforms: tuple[str, ...] = ()
+    applications: tuple[str, ...] = ()
+    withheld: tuple[str, ...] = ()
+
+
+# Service Catalog provisions a product template that declares a transform: AWS documents a
+# transform made for exactly that, AWS::ServiceCatalog, which "during provisioning" of a product
+# replaces references to other provisioned products' outputs
+# (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/transform-aws-servicecatalog.html),
+# and ProvisionProduct takes no Capabilities to acknowledge (it has none to pass:
+# https://docs.aws.amazon.com/servicecatalog/latest/dg/API_ProvisionProduct.html), so Service
+# Catalog creates the stack through a change set itself, as a transform requires
+# (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/transform-section-structure.html).
+# What it cannot do is know what the expansion makes: the launch role is derived from the product
+# template's types, so each transform the export accepts says here what it expands into; any other
+# transform is refused (its expansion would need permissions no one derived).
+_SECRETS_MANAGER_ROTATION = Expansion(
+    # "The Lambda function is placed in a nested stack in the processed template. It uses a
+    # function template from the AWS Secrets Manager Rotation Lambda Functions repository"
+    # (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/transform-aws-secretsmanager.html):
+    # the nested stack (AWS::CloudFormation::Stack), the function, its execution role, and the
+    # permission that lets Secrets Manager invoke it (a rotation function's resource policy,
+    # https://docs.aws.amazon.com/secretsmanager/latest/userguide/rotating-secrets-required-permissions-function.html).
+    resource_types=(
+        "AWS::CloudFormation::Stack",
+        "AWS::IAM::Role",
+        "AWS::Lambda::Function",
+        "AWS::Lambda::Permission",
+    ),
+    # The execution role is Lambda's (https://docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html);
+    # a function in a VPC makes its network interfaces with that role's permissions, which AWS
+    # gives in AWSLambdaVPCAccessExecutionRole (https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html),
+    # and its logs with AWSLambdaBasicExecutionRole's.
+    passed_to=("lambda.amazonaws.com",),
+    attached_policies=(
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"},
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"},
+    ),
+    # The rotation templates are published as Serverless Application Repository applications
+    # named SecretsManager<template> (https://docs.aws.amazon.com/secretsmanager/latest/userguide/reference_available-rotation-templates.html),
+    # deployed as a nested stack through AWS SAM's transform.
+    transforms=("AWS::Serverless-2016-10-31",),
+    applications=("SecretsManager*",),
+    # The function schema's s3:GetObject(Version) read code from a bucket the template names; the
+    # application's code is not in a bucket of this account, and on "*" they would read every
+    # object the account can. Withheld (see the report: not proved on AWS).
+    withheld=("s3:GetObject", "s3:GetObjectVersion"),
+)
+# Keyed by the literal value of the template's Transform (a transform's value cannot be a
+# parameter or function, ibid.); both dates the HostedRotationLambda reference accepts.
+TRANSFORM_EXPANSIONS: dict[str, Expansion] = {
+    "AWS::SecretsManager-2020-07-23": _SECRETS_MANAGER_ROTATION,
+    "AWS::SecretsManager-2024-09-16": _SECRETS_MANAGER_ROTATION,
+}
+
+
+def template_transforms(template: Mapping[str, Any]) -> tuple[str, ...]:
+    """The transforms the template declares at its top level (a string, or a list of them)."""
+    declared = template.get("Transform")
+    if declared is None:
+        return ()
+    names = declared if isinstance(declared, list) else [declared]
+    if not all(isinstance(name, str) for name in names):
+        raise CatalogError(
+            f"Transform {json.dumps(declared)}: a transform's name must be a literal string (a Name/Parameters "
+            "macro cannot be told what it expands into); declare the transform by its name"
+        )
+    return tuple(names)
+
+
+def expansion_of(template: Mapping[str, Any]) -> tuple[Expansion, ...]:
+    """What each transform the template declares expands into; an unknown transform is refused with the fix."""
+    expansions = []
+    for name in template_transforms(template):
+        if name not in TRANSFORM_EXPANSIONS:
+            raise CatalogError(
+                f"Transform {name}: what it expands into at launch is not known, so the launch role cannot be granted "
+                "it and a Service Catalog launch would fail; add it to TRANSFORM_EXPANSIONS in cfnbuild/catalog.py "
+                "with the AWS document that says what it makes, or leave it out of the stack"
+            )
+        expansions.append(TRANSFORM_EXPANSIONS[name])
+    return tuple(expansions)
+
+
+def _transform_name(transform: str) -> str:
+    """A transform's name as its ARN spells it: ``AWS::SecretsManager-2024-09-16`` → ``SecretsManager-2024-09-16``."""
+    return transform.removeprefix("AWS::")
+
+
 _NAMED_IAM_TYPES = ("AWS::IAM::Role", "AWS::IAM::InstanceProfile", "AWS::IAM::ManagedPolicy")
 
 
@@ -852,15 +958,46 @@ def launch_scope(template: Mapping[str, Any], *, stack_names: str = SERVICE_CATA
             uses.setdefault(service, set()).update(KMS_USE_BY_SERVICE[service])
     if SM_DYNAMIC_REFERENCE in json.dumps(template):
         uses.setdefault("secretsmanager", set()).add("kms:Decrypt")
-    types = sorted({str(r.get("Type", "")) for r in resources.values()})
+    types = {str(r.get("Type", "")) for r in resources.values()}
+    transforms: set[str] = set()
+    applications: set[str] = set()
+    withheld: set[str] = set()
+    for name, expansion in zip(template_transforms(template), expansion_of(template), strict=True):
+        types.update(expansion.resource_types)
+        passed += expansion.passed_to
+        attached += expansion.attached_policies
+        transforms.update(_transform_name(t) for t in (name, *expansion.transforms))
+        applications.update(expansion.applications)
+        withheld.update(expansion.withheld)
+    withheld -= _own_actions(resources)
     return LaunchScope(
         stack_names=stack_names,
         paths=tuple(sorted(paths or {"/"})),
         passed_to=_stable(passed),
         attached_policies=_stable(attached),
         key_uses=tuple((service, tuple(sorted(actions))) for service, actions in sorted(uses.items())),
-        services=product_services(types),
+        services=product_services(sorted(types)),
+        transforms=tuple(sorted(transforms)),
+        applications=tuple(sorted(applications)),
+        withheld=tuple(sorted(withheld)),
     )
+
+
+def _own_actions(resources: Mapping[str, Any]) -> set[str]:
+    """The schema actions the template's own resources need: an expansion never withholds those."""
+    types = {str(r.get("Type", "")) for r in resources.values()}
+    try:
+        return set(provisioning_actions(sorted(types)).actions)
+    except ValueError:  # a type without a schema: grant_provisioning refuses it, naming it
+        return set()
+
+
+def launched_types(template: Mapping[str, Any]) -> tuple[str, ...]:
+    """The resource types a launch makes: the template's, and those its transforms expand into."""
+    types = {str(r["Type"]) for r in template.get("Resources", {}).values()}
+    for expansion in expansion_of(template):
+        types.update(expansion.resource_types)
+    return tuple(sorted(types))
 
 
 # ------------------------------------------------------------------------------ the portfolio
@@ -1176,10 +1313,10 @@ def build_export(project: Project, environment: str, stack: str, *, keep: int = 
     )
     history = history.with_version(version, keep)
     stack_name = config.stack_name(stack)
-    resource_types = tuple(sorted({str(r["Type"]) for r in product.template.get("Resources", {}).values()}))
     owner = config.tags.get("Owner") or config.project
     try:
         scope = launch_scope(product.template)
+        resource_types = launched_types(product.template)
     except CatalogError as exc:
         raise CatalogError(f"{source}: {exc}") from None
     inputs = PortfolioInputs(
@@ -1227,6 +1364,16 @@ def build_export(project: Project, environment: str, stack: str, *, keep: int = 
             "services": list(scope.services or ()),
             "passes_roles_to": list(scope.passed_to),
             "keys_used_via": {service: list(actions) for service, actions in scope.key_uses},
+            "transforms": {
+                name: {
+                    "expands_to": list(expansion.resource_types),
+                    "change_sets_through": [_transform_name(t) for t in (name, *expansion.transforms)],
+                    "applications": list(expansion.applications),
+                }
+                for name, expansion in zip(
+                    template_transforms(product.template), expansion_of(product.template), strict=True
+                )
+            },
         },
     }
     if built:

@@ -382,11 +382,14 @@ def _provisioning_policies(portfolio: dict) -> tuple[dict, dict]:
 
 
 def test_launch_role_grants_the_derived_actions_of_the_services_the_product_uses_and_no_others(real):
-    from cfnbuild.catalog import launch_scope
-    from cfnbuild.grants import action_resource_types
+    from cfnbuild.catalog import launch_scope, launched_types
+    from cfnbuild.grants import APPLICATION_DEPLOY_ACTIONS, TRANSFORM_CHANGE_SET_ACTIONS, action_resource_types
 
-    product_types = sorted({r["Type"] for r in real.product.template["Resources"].values()})
-    assert real.manifest["launch_role"]["resource_types"] == product_types
+    product_types = launched_types(real.product.template)
+    own = {r["Type"] for r in real.product.template["Resources"].values()}
+    assert set(product_types) - own == {"AWS::CloudFormation::Stack", "AWS::Lambda::Function",
+                                        "AWS::Lambda::Permission"}, "the rotation transform's expansion"  # fmt: skip
+    assert real.manifest["launch_role"]["resource_types"] == list(product_types)
     scoped, unscoped = _provisioning_policies(real.portfolio)
     assert scoped
     assert unscoped
@@ -405,13 +408,20 @@ def test_launch_role_grants_the_derived_actions_of_the_services_the_product_uses
     derived = provisioning_actions(product_types, regions=["eu-west-1"])
     unused = real.manifest["launch_role"]["not_granted_unused"]
     key_uses = {a for actions in real.manifest["launch_role"]["keys_used_via"].values() for a in actions}
-    assert set(granted) == (set(derived.actions) - set(unused)) | key_uses, "the schemas' actions, and the key uses"
+    expansion = {a.JSONrepr() for a in (*TRANSFORM_CHANGE_SET_ACTIONS, *APPLICATION_DEPLOY_ACTIONS)}
+    assert set(granted) == (set(derived.actions) - set(unused)) | key_uses | expansion, (
+        "the schemas' actions, the key uses, and the transforms' change sets and applications"
+    )
     assert real.manifest["launch_role"]["not_granted_unknown_to_iam"] == list(derived.unknown)
     services = set(launch_scope(real.product.template).services or ())
     assert real.manifest["launch_role"]["services"] == sorted(services)
+    withheld = set(launch_scope(real.product.template).withheld)
+    assert withheld == {"s3:GetObject", "s3:GetObjectVersion"}, "the function code reads, not on '*'"
     for action in unused:
         service = action.split(":")[0]
-        assert service not in services or service in ("iam", "kms"), f"{action}: its service is used"
+        assert service not in services or service in ("iam", "kms") or action in withheld, (
+            f"{action}: its service is used"
+        )
     dropped = {a.split(":")[0] for a in unused}
     assert {"redshift", "docdb-elastic", "cognito-idp", "s3tables", "vpc-lattice"} <= dropped, "never used here"
     assert {"billing", "budgets", "ec2", "rds", "secretsmanager"} <= services
@@ -422,6 +432,9 @@ def test_launch_role_iam_statements_name_only_the_launched_stacks_roles_and_prof
     statements = {
         st["Sid"]: st for policy in scoped.values() for st in policy["Properties"]["PolicyDocument"]["Statement"]
     }
+    from cfnbuild.catalog import TRANSFORM_EXPANSIONS
+
+    expansion = TRANSFORM_EXPANSIONS[real.product.template["Transform"]]
     role = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/SC-*"}
     trusted = sorted(
         {
@@ -431,6 +444,7 @@ def test_launch_role_iam_statements_name_only_the_launched_stacks_roles_and_prof
             for statement in resource["Properties"]["AssumeRolePolicyDocument"]["Statement"]
             for service in statement["Principal"]["Service"]
         }
+        | set(expansion.passed_to)  # the rotation function's role, which the transform's expansion makes
     )
     assert statements["GrantManageRoleSC"]["Resource"] == [role]
     assert "iam:PutRolePolicy" in statements["GrantManageRoleSC"]["Action"]
@@ -457,7 +471,8 @@ def test_launch_role_iam_statements_name_only_the_launched_stacks_roles_and_prof
             if resource["Type"] == "AWS::IAM::Role"
             for arn in resource["Properties"].get("ManagedPolicyArns", [])
         }
-    ), "exactly the managed policies the product's roles attach"
+        | {json.dumps(arn, sort_keys=True) for arn in expansion.attached_policies}
+    ), "exactly the managed policies the product's roles (and the rotation function's) attach"
     assert {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"} in attachable
     assert statements["GrantCreateServiceLinkedRoles"]["Resource"] == [
         {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/*"}
@@ -1245,6 +1260,8 @@ def _launched_arn(action: str, logical_id: str) -> str:
     from cfnbuild.grants import action_resource_types
 
     service = action.split(":", 1)[0].lower()
+    if service == "lambda":  # a function CloudFormation names: <stack>-<logical id>-<random>
+        return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{LAUNCHED}-{logical_id}-1A2B3C4D5E6F"
     if service not in ("iam", "kms"):
         return f"arn:aws:{service}:{REGION}:{ACCOUNT}:{logical_id.lower()}/made-at-launch"
     types = action_resource_types(action)
@@ -1389,7 +1406,8 @@ def test_the_launch_role_is_denied_iam_and_keys_the_launched_stack_does_not_make
         ("iam:CreateRole", admin, {}),
         ("iam:DeleteRole", f"arn:aws:iam::{ACCOUNT}:role/team-SC-{ACCOUNT}-x", {}),
         ("iam:PassRole", admin, {"iam:PassedToService": "ec2.amazonaws.com"}),
-        ("iam:PassRole", launched_role, {"iam:PassedToService": "lambda.amazonaws.com"}),
+        # lambda.amazonaws.com is passed the rotation function's role (the transform's expansion)
+        ("iam:PassRole", launched_role, {"iam:PassedToService": "ecs-tasks.amazonaws.com"}),
         ("iam:PassRole", launched_role, {}),
         ("iam:CreateServiceLinkedRole", admin, {}),
         ("iam:CreateUser", f"arn:aws:iam::{ACCOUNT}:user/x", {}),
@@ -1411,6 +1429,107 @@ def test_the_launch_role_is_denied_iam_and_keys_the_launched_stack_does_not_make
         f"{action} on {arn} {context}" for action, arn, context in refused if _allowed(statements, action, arn, context)
     ]
     assert not allowed, "the launch role may do more than the launch needs:\n" + "\n".join(allowed)
+
+
+NESTED = f"{LAUNCHED}-DbSecretRotationStack-1QWERTYUIOP2A"  # the nested stack, named after its parent
+
+
+def test_a_launch_role_only_launch_may_expand_the_rotation_transform_and_make_what_it_expands_into(real):
+    """The transform's change set, its application, the nested stack and its function, role and permission."""
+    from cfnbuild.catalog import TRANSFORM_EXPANSIONS
+
+    template = real.product.template
+    assert template["Transform"] == "AWS::SecretsManager-2024-09-16"
+    statements = _launch_role_statements(real.portfolio)
+    expansion = TRANSFORM_EXPANSIONS[template["Transform"]]
+    expanded = {"Resources": {f"Rotation{t.split('::')[-1]}": {"Type": t} for t in expansion.resource_types}}
+    services = {t.split("::")[1].lower() for t in expansion.resource_types} | {"ec2", "s3"}
+    transform = f"arn:aws:cloudformation:{REGION}:aws:transform/"
+    application = "arn:aws:serverlessrepo:us-east-1:297356227824:applications/SecretsManagerRDSMySQLRotationSingleUser"
+    role = f"arn:aws:iam::{ACCOUNT}:role/{NESTED}-SecretsManagerRDSMySQLRotationSi-1A2B3C4D5E6F"
+    nested = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{NESTED}/0c7b1e20-0000-11ef-8000-0a1b2c3d4e5f"
+    function = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{NESTED}-SecretsManagerRDSMySQLRotati-1A2B3C4D5E6F"
+    where = {"cloudformation": nested, "iam": role, "lambda": function}
+    requests = [
+        (w, a, where.get(a.split(":")[0], arn), c)
+        for w, a, arn, c in _create_requests(expanded, services)
+        if a not in expansion.withheld  # the function code reads: not granted, see Expansion.withheld
+    ]
+    requests += [
+        ("the transform", "cloudformation:CreateChangeSet", transform + "SecretsManager-2024-09-16", {}),
+        ("the SAM transform of its output", "cloudformation:CreateChangeSet", transform + "Serverless-2016-10-31", {}),
+        *[("the rotation application", f"serverlessrepo:{a}", application, {})
+          for a in ("GetApplication", "CreateCloudFormationTemplate", "GetCloudFormationTemplate")],
+        ("the function's role", "iam:PassRole", role, {"iam:PassedToService": "lambda.amazonaws.com"}),
+        *[("the function's role", "iam:AttachRolePolicy", role,
+           {"iam:PolicyARN": f"arn:aws:iam::aws:policy/service-role/{p}"})
+          for p in ("AWSLambdaBasicExecutionRole", "AWSLambdaVPCAccessExecutionRole")],
+    ]  # fmt: skip
+    denied = [f"{what}: {action} on {arn} {context}" for what, action, arn, context in requests
+              if not _allowed(statements, action, arn, context)]  # fmt: skip
+    assert not denied, "the launch role is denied what the transform's expansion needs:\n" + "\n".join(denied)
+    assert {a for _, a, _, _ in requests} >= {"lambda:CreateFunction", "lambda:AddPermission", "iam:CreateRole",
+                                              "cloudformation:CreateStack", "ec2:DescribeSubnets"}  # fmt: skip
+    manifest = real.manifest["launch_role"]["transforms"]["AWS::SecretsManager-2024-09-16"]
+    assert manifest["expands_to"] == list(expansion.resource_types)
+    assert "AWS::Lambda::Function" in real.manifest["launch_role"]["resource_types"]
+
+
+def test_the_transform_grants_stop_at_the_launched_stacks_and_the_rotation_applications(real):
+    statements = _launch_role_statements(real.portfolio)
+    transform = f"arn:aws:cloudformation:{REGION}:aws:transform/"
+    role = f"arn:aws:iam::{ACCOUNT}:role/{NESTED}-SecretsManagerRDSMySQLRotationSi-1A2B3C4D5E6F"
+    refused = [
+        ("cloudformation:CreateChangeSet", transform + "Include", {}),
+        ("cloudformation:CreateChangeSet", transform + "LanguageExtensions", {}),
+        ("cloudformation:CreateChangeSet", f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/webapp-prod/1", {}),
+        ("cloudformation:CreateStack", f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/webapp-prod/1", {}),
+        ("cloudformation:DeleteStack", f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/other-SC-x/1", {}),
+        ("cloudformation:UpdateTerminationProtection", f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/x/1", {}),
+        ("serverlessrepo:CreateCloudFormationTemplate", "arn:aws:serverlessrepo:us-east-1:1:applications/Other", {}),
+        ("serverlessrepo:CreateApplication", "*", {}),
+        ("iam:AttachRolePolicy", role, {"iam:PolicyARN": "arn:aws:iam::aws:policy/AWSLambda_FullAccess"}),
+        ("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/Admin", {"iam:PassedToService": "lambda.amazonaws.com"}),
+        ("lambda:UpdateFunctionCode", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:payments", {}),
+        ("lambda:CreateFunction", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:other-SC-x", {}),
+        ("s3:GetObject", "arn:aws:s3:::awsserverlessrepo-changesets-abc/x.zip", {}),
+    ]
+    allowed = [f"{a} on {arn} {c}" for a, arn, c in refused if _allowed(statements, a, arn, c)]
+    assert not allowed, "the launch role may do more than the transform needs:\n" + "\n".join(allowed)
+
+
+@pytest.mark.parametrize(
+    "declared", ["AWS::Include", ["AWS::SecretsManager-2024-09-16", "AWS::LanguageExtensions"], "MyMacro"]
+)
+def test_a_template_with_a_transform_whose_expansion_is_unknown_is_refused_in_one_line(declared):
+    from cfnbuild.catalog import CatalogError, launch_scope
+
+    with pytest.raises(CatalogError) as raised:
+        launch_scope({"Transform": declared, "Resources": {}})
+    message = str(raised.value)
+    assert "\n" not in message
+    assert re.fullmatch(
+        r"Transform \S+: what it expands into at launch is not known, .* add it to TRANSFORM_EXPANSIONS in "
+        r"cfnbuild/catalog\.py with the AWS document that says what it makes, or leave it out of the stack",
+        message,
+    ), message
+
+
+def test_a_transform_declared_by_a_function_is_refused_naming_the_fix():
+    from cfnbuild.catalog import CatalogError, launch_scope
+
+    with pytest.raises(CatalogError, match=r"must be a literal string .*declare the transform by its name"):
+        launch_scope({"Transform": [{"Name": "AWS::Include", "Parameters": {}}], "Resources": {}})
+
+
+def test_the_rotation_transform_adds_its_expansion_to_the_launch_scope():
+    from cfnbuild.catalog import launch_scope
+
+    scope = launch_scope({"Transform": "AWS::SecretsManager-2024-09-16", "Resources": {}})
+    assert scope.transforms == ("SecretsManager-2024-09-16", "Serverless-2016-10-31")
+    assert scope.applications == ("SecretsManager*",)
+    assert scope.passed_to == ("lambda.amazonaws.com",)
+    assert set(scope.services or ()) >= {"cloudformation", "iam", "lambda"}
 
 
 # ------------------------------------------------------------------------------ the launch scope
