@@ -10,6 +10,7 @@ no shared config or credentials file is read.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from cfnbuild.stateful import stateful_resources
 from tests.conftest import ROOT
 from tests.faultproxy import ANY, EVERY, Fault, FaultProxy
 
@@ -164,8 +166,7 @@ def _run(project: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProce
         (
             ["deploy", "--allow-replace", "NoSuchResource"],
             "error: --allow-replace NoSuchResource: not a stateful resource of output/dev/webapp.json; it has: "
-            "AppLogGroup, AssetsBucket, BootstrapLogGroup, DbCluster, DbSecret, FlowLogGroup, LogBucket, LogsKey, "
-            "NginxAccessLogGroup, NginxErrorLogGroup",
+            + ", ".join(sorted(stateful_resources(json.loads((ROOT / "output/dev/webapp.json").read_text())))),
         ),
         (
             ["deploy", "--max-parallel", "3"],
