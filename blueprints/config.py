@@ -42,6 +42,17 @@ LOG_RETENTION_DAYS = (
     3653,
 )
 
+
+def check_log_retention(days: int, key: str) -> None:
+    """Refuse a retention CloudWatch Logs does not offer, naming ``key``."""
+    if days not in LOG_RETENTION_DAYS:
+        raise Invalid(
+            f"{key} is {days}, which CloudWatch Logs does not offer",
+            f"use one of {', '.join(map(str, LOG_RETENTION_DAYS))}",
+            key=key,
+        )
+
+
 # The bounds of a WAF rate-based rule's limit: "The lowest limit setting allowed is 10" (WAF
 # Developer Guide, "Rate-based rule high-level settings",
 # https://docs.aws.amazon.com/waf/latest/developerguide/waf-rule-statement-type-rate-based-high-level-settings.html);
@@ -77,12 +88,7 @@ class NetworkConfig(Section):
     def _check(self) -> NetworkConfig:
         if self.az_count not in (2, 3):
             raise Invalid(f"az_count is {self.az_count}", "span 2 or 3 Availability Zones", key="az_count")
-        if self.flow_log_retention_days not in LOG_RETENTION_DAYS:
-            raise Invalid(
-                f"flow_log_retention_days is {self.flow_log_retention_days}, which CloudWatch Logs does not offer",
-                f"use one of {', '.join(map(str, LOG_RETENTION_DAYS))}",
-                key="flow_log_retention_days",
-            )
+        check_log_retention(self.flow_log_retention_days, "flow_log_retention_days")
         explicit = {
             "public": tuple(self.public_subnets),
             "app": tuple(self.app_subnets),
@@ -170,12 +176,7 @@ class DatabaseConfig(Section):
                 f"rotate every {ROTATION_DAYS_MIN} to {ROTATION_DAYS_MAX} days",
                 key="rotation_days",
             )
-        if self.log_retention_days not in LOG_RETENTION_DAYS:
-            raise Invalid(
-                f"log_retention_days is {self.log_retention_days}, which CloudWatch Logs does not offer",
-                f"use one of {', '.join(map(str, LOG_RETENTION_DAYS))}",
-                key="log_retention_days",
-            )
+        check_log_retention(self.log_retention_days, "log_retention_days")
         return self
 
 
@@ -223,12 +224,7 @@ class LogsConfig(Section):
 
     @model_validator(mode="after")
     def _check(self) -> LogsConfig:
-        if self.retention_days not in LOG_RETENTION_DAYS:
-            raise Invalid(
-                f"retention_days is {self.retention_days}, which CloudWatch Logs does not offer",
-                f"use one of {', '.join(map(str, LOG_RETENTION_DAYS))}",
-                key="retention_days",
-            )
+        check_log_retention(self.retention_days, "retention_days")
         return self
 
 
@@ -265,12 +261,7 @@ class WafConfig(Section):
                 f"use {RATE_LIMIT_MIN} to {RATE_LIMIT_MAX:,} requests per 5 minutes",
                 key="rate_limit_per_5_min",
             )
-        if self.log_retention_days not in LOG_RETENTION_DAYS:
-            raise Invalid(
-                f"log_retention_days is {self.log_retention_days}, which CloudWatch Logs does not offer",
-                f"use one of {', '.join(map(str, LOG_RETENTION_DAYS))}",
-                key="log_retention_days",
-            )
+        check_log_retention(self.log_retention_days, "log_retention_days")
         return self
 
 
