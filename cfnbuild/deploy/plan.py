@@ -462,12 +462,7 @@ def _template_diff(
     create_only = _create_only_properties(resource_type) if changed else frozenset()
     changes = []
     for name in changed:
-        if f"/properties/{name}" in create_only:
-            recreation = "Always"
-        elif any(path.startswith(f"/properties/{name}/") for path in create_only):
-            recreation = "Conditionally"
-        else:
-            recreation = "Never"
+        recreation = _recreation(name, old_properties.get(name), new_properties.get(name), create_only)
         before, after = _mask(old_properties.get(name), secrets), _mask(new_properties.get(name), secrets)
         changes.append(
             PropertyChange("Properties", f"/Properties/{name}", before, after, recreation, "", "TemplateDiff")
@@ -478,6 +473,38 @@ def _template_diff(
                 PropertyChange(attribute, attribute, old.get(attribute), new.get(attribute), "", "", "TemplateDiff")
             )
     return tuple(changes)
+
+
+_ABSENT = object()
+
+
+def _recreation(name: str, before: Any, after: Any, create_only: frozenset[str]) -> str:
+    """Whether changing property ``name`` from ``before`` to ``after`` recreates the resource.
+
+    "Always" when the property is create-only, or a create-only part of it (``Budget/BudgetName``)
+    differs; "Never" when every create-only part is the same before and after (absent in both
+    included); "Conditionally" when a part cannot be compared (a path through a list).
+    """
+    if f"/properties/{name}" in create_only:
+        return "Always"
+    prefix = f"/properties/{name}/"
+    parts = [path[len(prefix) :].split("/") for path in create_only if path.startswith(prefix)]
+    if not parts:
+        return "Never"
+    if any("*" in part for part in parts):
+        return "Conditionally"
+    if any(_pointer(before, part) != _pointer(after, part) for part in parts):
+        return "Always"
+    return "Never"
+
+
+def _pointer(value: Any, parts: list[str]) -> Any:
+    """The value at ``parts`` inside ``value``, or a marker when any step is missing."""
+    for part in parts:
+        if not isinstance(value, Mapping) or part not in value:
+            return _ABSENT
+        value = value[part]
+    return value
 
 
 def _create_only_properties(resource_type: str) -> frozenset[str]:

@@ -1035,3 +1035,28 @@ def test_two_long_strings_show_the_stretch_where_they_differ():
     assert "VERSION=1" in line
     assert "VERSION=2" in line
     assert line.count("…") >= 2  # the same prefix and suffix are cut
+
+
+def _budget(**budget: Any) -> dict[str, Any]:
+    data = {"BudgetType": "COST", "TimeUnit": "MONTHLY", "BudgetLimit": {"Amount": 50, "Unit": "USD"}, **budget}
+    return {"MonthlyBudget": {"Type": "AWS::Budgets::Budget", "Properties": {"Budget": data}}}
+
+
+def test_a_change_beside_a_create_only_sub_property_is_not_called_a_replacement() -> None:
+    # Budget/BudgetName is create-only; a new CostFilters next to it (the name absent before and
+    # after) updates the budget in place. An emulator's change set gives no Replacement, so the
+    # plan derives it from the template: it must not say "may be REPLACED".
+    old = template(_budget())
+    new = template(_budget(CostFilters={"TagKeyValue": ["user:Environment$dev"]}))
+    plan = plan_of([change("MonthlyBudget", "AWS::Budgets::Budget", "Modify")], new, old)
+    budget = plan.resources[0]
+    assert (budget.replacement, budget.kind) == ("False", "modify")
+    assert budget.details[0].requires_recreation == "Never"
+
+
+def test_a_changed_create_only_sub_property_is_a_replacement() -> None:
+    old = template(_budget(BudgetName="dev-monthly"))
+    new = template(_budget(BudgetName="dev-monthly-cost"))
+    plan = plan_of([change("MonthlyBudget", "AWS::Budgets::Budget", "Modify")], new, old)
+    budget = plan.resources[0]
+    assert (budget.replacement, budget.kind) == ("True", "replace")

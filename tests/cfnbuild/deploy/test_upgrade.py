@@ -27,15 +27,7 @@ ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = "output/dev/webapp.json"
 FAST = PollSettings(min_seconds=0.05, max_seconds=0.1, timeout_seconds=60)
 # Replacements an upgrade from the previous version may bring, each with why it is safe.
-EXPECTED_REPLACEMENTS: dict[str, str] = {
-    # The budget gained its Environment tag filter (CostFilters). The emulator's change set gives no
-    # Replacement, and the plan's derivation marks any change under Budget "Conditional" because
-    # Budget/BudgetName is create-only; BudgetName is absent before and after, and CloudFormation
-    # documents a Budget (BudgetData) change as "Update requires: No interruption"
-    # (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-budgets-budget.html).
-    # A budget holds no data the stack keeps either: it is not stateful.
-    "MonthlyBudget": "the budget's new tag filter; no replacement on AWS, and the budget is not stateful",
-}
+EXPECTED_REPLACEMENTS: dict[str, str] = {}
 
 
 def _git(*args: str) -> str:
