@@ -167,10 +167,10 @@ def _parameters_and_tags(project: Path, endpoint_url: str) -> tuple[dict[str, st
     """What cfnbuild sends with the template (its lookups and config resolved), for awscli too."""
     from rich.console import Console  # noqa: PLC0415  (only here, after the project is set up)
 
-    from cfnbuild.app import load_project  # noqa: PLC0415
     from cfnbuild.deploy.aws import Aws, Target  # noqa: PLC0415
     from cfnbuild.deploy.engine import Engine, Request  # noqa: PLC0415
-    from cfnbuild.emulator import THROWAWAY_CREDENTIALS  # noqa: PLC0415
+    from cfnbuild.local.emulator import THROWAWAY_CREDENTIALS  # noqa: PLC0415
+    from cfnbuild.project.app import load_project  # noqa: PLC0415
 
     target = Target("unused", REGION, endpoint_url=endpoint_url, credentials=dict(THROWAWAY_CREDENTIALS))
     quiet = Console(quiet=True)
@@ -217,7 +217,7 @@ def main() -> None:
     version = subprocess.run([aws, "--version"], capture_output=True, text=True, check=False)
     print(f"awscli: {(version.stdout or version.stderr).strip()} ({aws})")
 
-    from cfnbuild.emulator import run_emulator  # noqa: PLC0415  (moto is an optional dependency)
+    from cfnbuild.local.emulator import run_emulator  # noqa: PLC0415  (moto is an optional dependency)
 
     runs: list[Run] = []
     with tempfile.TemporaryDirectory() as tmp, run_emulator(REGION) as emulator:

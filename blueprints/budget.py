@@ -9,7 +9,7 @@ budget does not exist. Notifications go to the alarm topic and/or an e-mail addr
 name is left to CloudFormation, so two stacks in one account never collide.
 
 What it counts: only the cost of resources tagged ``Environment=<this environment>`` (the tag
-every resource gets from :func:`cfnbuild.tags.standard_tags`), so dev's and staging's budgets do
+every resource gets from :func:`cfnbuild.build.tags.standard_tags`), so dev's and staging's budgets do
 not fire on prod's spend in a shared account. The tag must be activated as a cost allocation tag
 in Billing, or the budget counts nothing (see the README).
 
@@ -32,7 +32,7 @@ from cfnbuild import Blueprint, setting
 # The highest threshold the environment config accepts; above it a notification would never fire.
 MAX_THRESHOLD_PERCENT = 1000
 
-# The tag the budget filters on: the one cfnbuild.tags.standard_tags puts on every resource.
+# The tag the budget filters on: the one cfnbuild.build.tags.standard_tags puts on every resource.
 ENVIRONMENT_TAG = "Environment"
 # The legacy filter map is the one form whose tag syntax AWS documents: the AWS CLI reference's
 # create-budget example filters with "TagKeyValue": ["user:Key$value1", ...], the "user:" prefix

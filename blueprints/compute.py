@@ -81,7 +81,7 @@ from troposphere.policies import (
 )
 
 from cfnbuild import Blueprint, ServiceRole, logical_id, setting
-from cfnbuild.grants import grant_bucket_prefixes, grant_lifecycle_actions_complete, grant_parameter_bucket_read
+from cfnbuild.build.grants import grant_bucket_prefixes, grant_lifecycle_actions_complete, grant_parameter_bucket_read
 
 FILES_DIR = Path(__file__).resolve().parent / "files"
 AL2023_X86_64 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"

@@ -1,7 +1,7 @@
 """The web-app project's configuration: what ``config/<env>.toml`` may hold.
 
 Every key is checked before anything is built; each problem names the file, the key and the fix
-(see :mod:`cfnbuild.config`).
+(see :mod:`cfnbuild.project.config`).
 """
 
 from __future__ import annotations

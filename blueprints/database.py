@@ -50,7 +50,7 @@ instances wait for them, so RDS never creates them itself.
 The engine version is never a literal (item 3): it comes from the ``DbEngineVersion``
 parameter, whose empty default means "the region's default"; the deploy engine fills it with
 the newest Aurora MySQL 3 version the region offers (a ``rds-engine-version`` lookup, see
-:mod:`cfnbuild.lookups`). Enhanced monitoring runs under a role made here, trusted by
+:mod:`cfnbuild.deploy.lookups`). Enhanced monitoring runs under a role made here, trusted by
 ``monitoring.rds.amazonaws.com`` (item 4). TLS is required by the cluster parameter group.
 AWS docs: https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Aurora.CreateInstance.html
 """
@@ -66,7 +66,7 @@ from troposphere import AWSHelperFn, Equals, GetAtt, If, Join, Not, Ref, Sub, Ta
 
 from blueprints.config import LOG_RETENTION_DAYS, ROTATION_DAYS_MAX, ROTATION_DAYS_MIN
 from cfnbuild import Blueprint, ServiceRole, setting
-from cfnbuild.naming import partition_arn
+from cfnbuild.build.naming import partition_arn
 
 ENGINE = "aurora-mysql"
 ENGINE_MAJOR = "3"  # Aurora MySQL 3 is MySQL 8.0 compatible
@@ -348,7 +348,7 @@ class Database(Blueprint[DatabaseInputs]):
         Left to RDS, these groups are created on the first export, unencrypted, kept forever
         and left behind when the stack is deleted. Made here, they are encrypted with the
         stack's key (its policy lets CloudWatch Logs use it for any ``log-group:*`` of this
-        account and region, so ``/aws/rds/cluster/…`` is covered; see ``cfnbuild.grants.key_policy``),
+        account and region, so ``/aws/rds/cluster/…`` is covered; see ``cfnbuild.build.grants.key_policy``),
         retained ``log_retention_days`` and kept on delete.
 
         The race with RDS: the names need the cluster's identifier, so the groups come after

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from troposphere import GetAtt, kms
 
 from cfnbuild import Blueprint, setting
-from cfnbuild.grants import key_policy
+from cfnbuild.build.grants import key_policy
 
 
 @dataclass(frozen=True)

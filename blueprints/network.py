@@ -38,7 +38,7 @@ from troposphere import (
 )
 
 from cfnbuild import Blueprint, Invalid, ServiceRole, setting
-from cfnbuild.naming import partition_arn
+from cfnbuild.build.naming import partition_arn
 
 TIERS = ("public", "app", "data")
 # Each tier takes a block of four subnets (room for a fourth zone); each subnet is 1/16 of the VPC.

@@ -30,7 +30,7 @@ from troposphere import AWSHelperFn, Ref, cloudwatch, logs, sns
 
 from blueprints.config import LOG_RETENTION_DAYS
 from cfnbuild import Blueprint, logical_id, setting
-from cfnbuild.grants import ResourcePolicy
+from cfnbuild.build.grants import ResourcePolicy
 
 # The services that publish to the alarm topic; pass them to KeysInputs(key_services=...) too.
 ALARM_PUBLISHERS: tuple[str, ...] = ("budgets.amazonaws.com", "cloudwatch.amazonaws.com")

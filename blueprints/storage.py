@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from troposphere import GetAtt, Ref, s3
 
 from cfnbuild import Blueprint, setting
-from cfnbuild.grants import ResourcePolicy
+from cfnbuild.build.grants import ResourcePolicy
 
 S3_LOG_DELIVERY = "logging.s3.amazonaws.com"
 ELB_LOG_DELIVERY = "logdelivery.elasticloadbalancing.amazonaws.com"

@@ -57,7 +57,7 @@ from troposphere import AWSHelperFn, GetAtt, Join, Ref, Sub, logs, wafv2
 
 from blueprints.config import LOG_RETENTION_DAYS, RATE_LIMIT_MAX, RATE_LIMIT_MIN
 from cfnbuild import Blueprint, setting
-from cfnbuild.naming import partition_arn, physical_name
+from cfnbuild.build.naming import partition_arn, physical_name
 
 # The window the limit counts over: 300 s, the documented default (valid: 60, 120, 300, 600).
 RATE_WINDOW_SECONDS = 300

@@ -15,9 +15,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cfnbuild.app import App, Project, StackSpec, load_project
-    from cfnbuild.blueprint import Blueprint
-    from cfnbuild.config import Cidr, DomainName, Email, EnvironmentConfig, Invalid, Region, Section
+    from cfnbuild.build.blueprint import Blueprint
+    from cfnbuild.build.grants import Grants, ServiceRole
+    from cfnbuild.build.inputs import describe_inputs, setting
+    from cfnbuild.build.naming import export_name, logical_id, partition_arn, physical_name, stack_suffix
+    from cfnbuild.build.stack import Stack
     from cfnbuild.errors import (
         CfnbuildError,
         CheckFailed,
@@ -26,41 +28,39 @@ if TYPE_CHECKING:
         LogicalIdClash,
         UsageError,
     )
-    from cfnbuild.grants import Grants, ServiceRole
-    from cfnbuild.inputs import describe_inputs, setting
-    from cfnbuild.naming import export_name, logical_id, partition_arn, physical_name, stack_suffix
-    from cfnbuild.stack import Stack
+    from cfnbuild.project.app import App, Project, StackSpec, load_project
+    from cfnbuild.project.config import Cidr, DomainName, Email, EnvironmentConfig, Invalid, Region, Section
 
 # Public name → the module that defines it.
 _EXPORTS = {
-    "App": "cfnbuild.app",
-    "Project": "cfnbuild.app",
-    "StackSpec": "cfnbuild.app",
-    "load_project": "cfnbuild.app",
-    "Blueprint": "cfnbuild.blueprint",
-    "Cidr": "cfnbuild.config",
-    "DomainName": "cfnbuild.config",
-    "Email": "cfnbuild.config",
-    "EnvironmentConfig": "cfnbuild.config",
-    "Invalid": "cfnbuild.config",
-    "Region": "cfnbuild.config",
-    "Section": "cfnbuild.config",
+    "App": "cfnbuild.project.app",
+    "Project": "cfnbuild.project.app",
+    "StackSpec": "cfnbuild.project.app",
+    "load_project": "cfnbuild.project.app",
+    "Blueprint": "cfnbuild.build.blueprint",
+    "Cidr": "cfnbuild.project.config",
+    "DomainName": "cfnbuild.project.config",
+    "Email": "cfnbuild.project.config",
+    "EnvironmentConfig": "cfnbuild.project.config",
+    "Invalid": "cfnbuild.project.config",
+    "Region": "cfnbuild.project.config",
+    "Section": "cfnbuild.project.config",
     "CfnbuildError": "cfnbuild.errors",
     "CheckFailed": "cfnbuild.errors",
     "ConfigError": "cfnbuild.errors",
     "InputError": "cfnbuild.errors",
     "LogicalIdClash": "cfnbuild.errors",
     "UsageError": "cfnbuild.errors",
-    "Grants": "cfnbuild.grants",
-    "ServiceRole": "cfnbuild.grants",
-    "describe_inputs": "cfnbuild.inputs",
-    "setting": "cfnbuild.inputs",
-    "export_name": "cfnbuild.naming",
-    "logical_id": "cfnbuild.naming",
-    "partition_arn": "cfnbuild.naming",
-    "physical_name": "cfnbuild.naming",
-    "stack_suffix": "cfnbuild.naming",
-    "Stack": "cfnbuild.stack",
+    "Grants": "cfnbuild.build.grants",
+    "ServiceRole": "cfnbuild.build.grants",
+    "describe_inputs": "cfnbuild.build.inputs",
+    "setting": "cfnbuild.build.inputs",
+    "export_name": "cfnbuild.build.naming",
+    "logical_id": "cfnbuild.build.naming",
+    "partition_arn": "cfnbuild.build.naming",
+    "physical_name": "cfnbuild.build.naming",
+    "stack_suffix": "cfnbuild.build.naming",
+    "Stack": "cfnbuild.build.stack",
 }
 
 __all__ = [

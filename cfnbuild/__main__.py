@@ -1,5 +1,5 @@
 """``python -m cfnbuild`` runs the CLI."""
 
-from cfnbuild.cli import run
+from cfnbuild.cli.main import run
 
 run()

@@ -32,7 +32,7 @@ def app_sources(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def emulator():
     """moto in server mode on loopback: a real HTTP endpoint boto3 talks to."""
-    from cfnbuild.emulator import run_emulator
+    from cfnbuild.local.emulator import run_emulator
 
     with run_emulator("eu-west-1") as running:
         yield running

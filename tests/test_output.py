@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cfnbuild.app import load_project
-from cfnbuild.lint import LintCache, checkov, skip_problems
-from cfnbuild.writer import render, stale_files
+from cfnbuild.build.lint import LintCache, checkov, skip_problems
+from cfnbuild.project.app import load_project
+from cfnbuild.project.writer import render, stale_files
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = load_project(ROOT)
@@ -67,7 +67,7 @@ def test_every_iam_statement_comes_from_a_grant_helper(item):
 
 
 def test_the_committed_service_catalog_export_is_not_stale():
-    from cfnbuild.catalog import build_export
+    from cfnbuild.deliver.catalog import build_export
 
     export = build_export(PROJECT, "prod", "webapp")
     stale = [str(p.relative_to(ROOT)) for p, text in export.files.items() if not p.is_file() or p.read_text() != text]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from blueprints.webapp import build_webapp
-from cfnbuild.app import load_project
-from cfnbuild.lint import cfn_lint
+from cfnbuild.build.lint import cfn_lint
+from cfnbuild.project.app import load_project
 from tests.test_output import LITERALS, ROOT
 
 PROJECT = load_project(ROOT)

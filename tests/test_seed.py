@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from cfnbuild.app import load_project
-from cfnbuild.graph import dependencies
-from cfnbuild.writer import render
+from cfnbuild.build.graph import dependencies
+from cfnbuild.project.app import load_project
+from cfnbuild.project.writer import render
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = load_project(ROOT)

@@ -29,12 +29,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from cfnbuild.build.stateful import METADATA_KEY
 from cfnbuild.deploy.aws import error_code
 from cfnbuild.deploy.events import Reporter
 from cfnbuild.errors import UsageError
 from cfnbuild.files import read_cache_entry, shape_problem, write_cache_entry
-from cfnbuild.record import FORMAT, file_sha256, fingerprint_inputs, inputs_hold, inputs_problem, recording
-from cfnbuild.stateful import METADATA_KEY
+from cfnbuild.project.record import FORMAT, file_sha256, fingerprint_inputs, inputs_hold, inputs_problem, recording
 
 ARTIFACTS_KEY = "artifacts"
 RECORD_NAME = "record.json"  # beside the built artifact, in the cache
@@ -69,7 +69,7 @@ def bucket_parameter(parameter: str) -> str:
 def build(template: Mapping[str, Any], *, project_root: Path, cache_dir: Path, skip: set[str]) -> list[BuiltArtifact]:
     """Build every recorded artifact whose parameter is not in ``skip`` (given explicitly).
 
-    Each build is recorded like a template's (:mod:`cfnbuild.record`): the files it read, the
+    Each build is recorded like a template's (:mod:`cfnbuild.project.record`): the files it read, the
     directories it listed and the modules loaded, with the artifact's key and SHA-256. While that
     record holds the artifact is not built again (nor its builder imported): same inputs, same bytes.
     """

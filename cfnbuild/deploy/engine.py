@@ -26,22 +26,20 @@ from typing import Any
 from botocore.exceptions import ClientError
 from rich.console import Console
 
-from cfnbuild.app import Project
+from cfnbuild.build.stateful import stateful_resources
+from cfnbuild.build.tags import MANAGED_BY, standard_tags
 from cfnbuild.deploy import artifacts, changeset
 from cfnbuild.deploy.aws import Aws, error_code, error_message, explain, is_not_implemented, refused
 from cfnbuild.deploy.changeset import arn_name
 from cfnbuild.deploy.events import AFTER_REVIEW, PollSettings, Reporter, Since, known_fix, make_reporter, watch
 from cfnbuild.deploy.examples import reserved_examples
+from cfnbuild.deploy.lookups import resolve_lookups
 from cfnbuild.deploy.plan import Plan, build_plan, load_plan, render_text
 from cfnbuild.deploy.policy import policy_body, same_policy, stack_policy
 from cfnbuild.deploy.staging import INLINE_TEMPLATE_LIMIT, TEMPLATES, StagingBucket
 from cfnbuild.errors import CfnbuildError, UsageError
 from cfnbuild.files import read_json_text, write_atomic
-from cfnbuild.lookups import resolve_lookups
-from cfnbuild.record import record_path
-from cfnbuild.stateful import stateful_resources
-from cfnbuild.tags import MANAGED_BY, standard_tags
-from cfnbuild.writer import record_rendered, render, stale_files
+from cfnbuild.project.app import Project
 
 CACHE_DIR = ".cfnbuild-cache"
 BUSY = re.compile(r"_IN_PROGRESS$")
@@ -234,7 +232,7 @@ class Engine:
         rel = path.relative_to(project.root)
         text, template = read_json_text(path, root=project.root, environment=env)
         if view.record is None or not view.record.vouches_for(request.stack, text):
-            self._check_current(request, rel)
+            project.check_current(env, request.stack, lambda text: self.err.print(text, markup=False))
         body = json.dumps(template, sort_keys=True, separators=(",", ":"))
         if not self.aws.target.local:
             self._refuse_examples(request, template, rel)
@@ -274,17 +272,6 @@ class Engine:
                 "domain never validates and the deploy waits for hours, alerts to such an address reach no one; "
                 f"set your own in config/{request.environment}.toml (or --param), or deploy it with --local"
             )
-
-    def _check_current(self, request: Request, rel: Path) -> None:
-        """Render the environment and refuse a template that differs; record the environment if it is current."""
-        project, env = self.project, request.environment
-        why = "an input changed since build" if record_path(project.root, env).is_file() else "none written yet"
-        self.err.print(f"no build record vouches for {rel} ({why}): rendering to compare", markup=False)
-        rendered = render(project, [env])
-        if stale_files(project, [r for r in rendered if r.stack == request.stack]):
-            raise UsageError(f"{rel} is stale; run 'cfnbuild build --env {env}' and review the diff before deploying")
-        if not stale_files(project, rendered):
-            record_rendered(project, rendered)  # the next deploy of this checkout need not render
 
     def _parameters(
         self, request: Request, template: Mapping[str, Any], deployed: DeployedStack | None

@@ -3,7 +3,7 @@
 CloudFormation's ``DescribeChangeSet`` (with ``IncludePropertyValues``) says which resources it
 will add, modify, replace or remove and how their properties change. :func:`build_plan` adds:
 
-- the stateful mark (:mod:`cfnbuild.stateful`), from the new template or, for removals and
+- the stateful mark (:mod:`cfnbuild.build.stateful`), from the new template or, for removals and
   renames, the deployed one: replacing or removing a stateful resource is a DANGER, with a
   sentence saying what happens to its data (from the change set's ``PolicyAction`` or the
   deployed template's ``DeletionPolicy``/``UpdateReplacePolicy``);
@@ -35,9 +35,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from cfnbuild.build.stateful import is_stateful
 from cfnbuild.errors import UsageError
 from cfnbuild.files import write_atomic
-from cfnbuild.stateful import is_stateful
 
 FORMAT = "cfnbuild-plan/1"
 MASK = "****"

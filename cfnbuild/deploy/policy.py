@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from cfnbuild.stateful import stateful_resources
+from cfnbuild.build.stateful import stateful_resources
 
 
 def stack_policy(template: Mapping[str, Any], *, allow: Iterable[str] = ()) -> dict[str, Any]:

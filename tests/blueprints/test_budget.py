@@ -11,10 +11,10 @@ from blueprints.budget import ENVIRONMENT_TAG, Budget, BudgetInputs
 from blueprints.encryption import Keys, KeysInputs
 from blueprints.observability import ALARM_PUBLISHERS, Logging, LoggingInputs
 from cfnbuild import InputError, Stack
-from cfnbuild.app import load_project
+from cfnbuild.build.lint import cfn_lint, checkov
+from cfnbuild.build.tags import standard_tags
 from cfnbuild.errors import CfnbuildError
-from cfnbuild.lint import cfn_lint, checkov
-from cfnbuild.tags import standard_tags
+from cfnbuild.project.app import load_project
 from tests.assertions import Match, TemplateAssert
 
 ROOT = Path(__file__).resolve().parents[2]

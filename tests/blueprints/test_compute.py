@@ -35,14 +35,14 @@ from blueprints.encryption import Keys, KeysInputs
 from blueprints.loadbalancer import LoadBalancer, LoadBalancerInputs
 from blueprints.network import Network, NetworkInputs
 from cfnbuild import InputError, Stack
-from cfnbuild.deploy.artifacts import bucket_parameter
-from cfnbuild.grants import (
+from cfnbuild.build.grants import (
     Grants,
     grant_bucket_prefixes,
     grant_lifecycle_actions_complete,
     grant_parameter_bucket_read,
 )
-from cfnbuild.lint import cfn_lint, checkov
+from cfnbuild.build.lint import cfn_lint, checkov
+from cfnbuild.deploy.artifacts import bucket_parameter
 from cfnbuild.regions import KNOWN_REGIONS
 from tests.assertions import Match, TemplateAssert
 from tests.servers import require_executable

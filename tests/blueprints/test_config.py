@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from blueprints.config import WebAppConfig
-from cfnbuild.config import load_config
 from cfnbuild.errors import ConfigError
+from cfnbuild.project.config import load_config
 
 GOOD = """\
 project = "webapp"
@@ -302,7 +302,7 @@ def test_every_problem_in_a_file_is_reported_one_per_line(tmp_path):
 def test_email_and_domain_types_reject_malformed_values(case):
     from pydantic import TypeAdapter, ValidationError
 
-    from cfnbuild.config import DomainName, Email
+    from cfnbuild.project.config import DomainName, Email
 
     adapter, value = (
         (TypeAdapter(Email), "ops@@example")
@@ -322,7 +322,7 @@ def test_committed_configs_are_valid():
 
 
 def test_out_of_range_value_is_one_line_through_the_cli_with_both_bounds_and_exit_code_2(project_dir, capsys):
-    from cfnbuild.cli import main
+    from cfnbuild.cli.main import main
 
     config = project_dir / "config/dev.toml"
     config.write_text(config.read_text().replace("max_size = 2", "max_size = 100000"))

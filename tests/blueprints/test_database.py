@@ -18,10 +18,10 @@ from blueprints.database import PASSWORD_EXCLUDED_CHARACTERS, Database, Database
 from blueprints.encryption import Keys, KeysInputs
 from blueprints.network import Network, NetworkInputs
 from cfnbuild import InputError, Stack
-from cfnbuild.config import load_config
+from cfnbuild.build.lint import cfn_lint, checkov
+from cfnbuild.deploy.lookups import resolve_lookups
 from cfnbuild.errors import ConfigError
-from cfnbuild.lint import cfn_lint, checkov
-from cfnbuild.lookups import resolve_lookups
+from cfnbuild.project.config import load_config
 from tests.assertions import Match, TemplateAssert
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,7 +5,7 @@ import pytest
 from blueprints.encryption import Keys, KeysInputs
 from blueprints.observability import ALARM_PUBLISHERS
 from cfnbuild import InputError, Stack
-from cfnbuild.lint import cfn_lint, checkov
+from cfnbuild.build.lint import cfn_lint, checkov
 from tests.assertions import TemplateAssert
 
 

@@ -38,7 +38,7 @@ from blueprints.compute import (
     substitute,
     user_data_size_bound,
 )
-from cfnbuild.lint import cfn_lint, checkov
+from cfnbuild.build.lint import cfn_lint, checkov
 from flask_app.config import Settings
 from tests.blueprints.test_compute import HELPERS, REGIONS, _stack
 from tests.e2e import local_stack

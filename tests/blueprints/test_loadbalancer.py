@@ -9,7 +9,7 @@ from blueprints.encryption import Keys, KeysInputs
 from blueprints.loadbalancer import DEFAULT_SSL_POLICY, LoadBalancer, LoadBalancerInputs
 from blueprints.network import Network, NetworkInputs
 from cfnbuild import InputError, Stack
-from cfnbuild.lint import cfn_lint, checkov
+from cfnbuild.build.lint import cfn_lint, checkov
 from tests.assertions import Match, TemplateAssert
 
 REGIONS = ["eu-west-1", "eu-central-1", "us-east-1"]

@@ -15,8 +15,8 @@ from blueprints.observability import (
     LoggingInputs,
 )
 from cfnbuild import InputError, Stack
-from cfnbuild.grants import ResourcePolicy
-from cfnbuild.lint import cfn_lint, checkov
+from cfnbuild.build.grants import ResourcePolicy
+from cfnbuild.build.lint import cfn_lint, checkov
 from tests.assertions import Match, TemplateAssert, matches
 
 KEY_ARN = {"Fn::GetAtt": ["LogsKey", "Arn"]}

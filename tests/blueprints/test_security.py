@@ -12,7 +12,7 @@ from blueprints.encryption import Keys, KeysInputs
 from blueprints.network import Network, NetworkInputs
 from blueprints.security import SecurityGroups, SecurityGroupsInputs
 from cfnbuild import InputError, Stack
-from cfnbuild.lint import cfn_lint, checkov
+from cfnbuild.build.lint import cfn_lint, checkov
 from tests.assertions import Match, TemplateAssert, matches
 
 GROUPS = ("AlbSecurityGroup", "AppSecurityGroup", "DbSecurityGroup")

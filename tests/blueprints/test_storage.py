@@ -13,8 +13,8 @@ from troposphere import encode_to_dict, s3
 
 from blueprints.storage import Storage, StorageInputs
 from cfnbuild import InputError, ServiceRole, Stack
-from cfnbuild.grants import ResourcePolicy
-from cfnbuild.lint import cfn_lint, checkov
+from cfnbuild.build.grants import ResourcePolicy
+from cfnbuild.build.lint import cfn_lint, checkov
 from tests.assertions import Match, TemplateAssert
 
 BUCKETS = ("AssetsBucket", "LogBucket")

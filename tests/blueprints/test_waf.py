@@ -19,10 +19,10 @@ from blueprints.encryption import Keys, KeysInputs
 from blueprints.waf import LOG_GROUP_PREFIX, Waf, WafInputs
 from blueprints.webapp import build_webapp
 from cfnbuild import InputError, Stack
-from cfnbuild.config import load_config
+from cfnbuild.build.lint import cfn_lint, checkov
+from cfnbuild.build.stateful import is_stateful
 from cfnbuild.errors import ConfigError
-from cfnbuild.lint import cfn_lint, checkov
-from cfnbuild.stateful import is_stateful
+from cfnbuild.project.config import load_config
 from tests.assertions import Match, TemplateAssert
 
 ROOT = Path(__file__).resolve().parents[2]

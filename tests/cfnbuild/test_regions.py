@@ -28,7 +28,7 @@ def test_every_region_with_an_az_count_is_a_known_region():
 def test_validating_a_config_region_does_not_import_cfn_lint():
     code = (
         "import sys\n"
-        "from cfnbuild.config import check_region\n"
+        "from cfnbuild.project.config import check_region\n"
         "check_region('eu-west-1')\n"
         "print(sorted(m for m in sys.modules if m == 'cfnlint' or m.startswith('cfnlint.')))\n"
     )

@@ -123,7 +123,7 @@ def test_the_bucket_parameter_of_a_key_parameter_is_named_after_it():
 def test_the_staging_bucket_expires_staged_templates_but_keeps_releases(emulator):
     from cfnbuild.deploy.aws import Aws, Target
     from cfnbuild.deploy.staging import StagingBucket
-    from cfnbuild.emulator import THROWAWAY_CREDENTIALS
+    from cfnbuild.local.emulator import THROWAWAY_CREDENTIALS
 
     aws = Aws(Target("any", "eu-west-1", endpoint_url=emulator.endpoint_url, credentials=dict(THROWAWAY_CREDENTIALS)))
     staging = StagingBucket(aws)

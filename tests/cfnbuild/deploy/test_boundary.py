@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from cfnbuild.stateful import stateful_resources
+from cfnbuild.build.stateful import stateful_resources
 from tests.conftest import ROOT
 from tests.faultproxy import ANY, EVERY, Fault, FaultProxy
 

@@ -19,12 +19,12 @@ import pytest
 from botocore.stub import Stubber
 from rich.console import Console
 
-from cfnbuild.app import load_project
 from cfnbuild.deploy.aws import Aws, Target
 from cfnbuild.deploy.changeset import ChangeSetFailed
 from cfnbuild.deploy.engine import Engine, Request
 from cfnbuild.deploy.lock import stack_lock
-from cfnbuild.emulator import THROWAWAY_CREDENTIALS
+from cfnbuild.local.emulator import THROWAWAY_CREDENTIALS
+from cfnbuild.project.app import load_project
 from tests.cfnbuild.deploy.test_engine import FAST, _mini_project, _stack
 
 pytestmark = pytest.mark.server

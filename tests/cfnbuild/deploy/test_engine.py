@@ -22,11 +22,11 @@ import pytest
 from botocore.stub import Stubber
 from rich.console import Console
 
-from cfnbuild.app import load_project
 from cfnbuild.deploy.aws import Aws, Target
 from cfnbuild.deploy.engine import DeployedStack, DeployFailed, Engine, Refused, Request, StackBusy
 from cfnbuild.deploy.events import PollSettings
-from cfnbuild.emulator import THROWAWAY_CREDENTIALS
+from cfnbuild.local.emulator import THROWAWAY_CREDENTIALS
+from cfnbuild.project.app import load_project
 
 FAST = PollSettings(min_seconds=0.01, max_seconds=0.02, timeout_seconds=60)
 
@@ -360,7 +360,7 @@ def test_main_job_deploy_local_creates_the_webapp_stack(project_dir):
 
 
 # Modules a deploy of a built, unchanged checkout has no use for: rendering needs them (and the
-# artifact builder, in blueprints, its own), a build record (cfnbuild/record.py) stands in for
+# artifact builder, in blueprints, its own), a build record (cfnbuild/project/record.py) stands in for
 # rendering and an artifact record for building.
 RENDER_ONLY_MODULES = ("blueprints", "troposphere", "awacs", "cfnlint", "pydantic")
 
@@ -414,7 +414,7 @@ def test_a_blueprint_edited_after_build_is_refused_as_stale_by_the_command(mini,
 
 
 def test_a_deploy_that_had_to_render_records_it_so_the_next_need_not(mini, emulator):
-    from cfnbuild.record import record_path, verified
+    from cfnbuild.project.record import record_path, verified
 
     root, stack_name = mini
     record_path(root, "dev").unlink()

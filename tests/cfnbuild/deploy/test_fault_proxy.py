@@ -32,11 +32,11 @@ import pytest
 from botocore.config import Config
 from rich.console import Console
 
-from cfnbuild.app import load_project
 from cfnbuild.deploy.aws import RETRIES, Aws, Target
 from cfnbuild.deploy.engine import Engine, Request
 from cfnbuild.deploy.events import PollSettings
-from cfnbuild.emulator import THROWAWAY_CREDENTIALS
+from cfnbuild.local.emulator import THROWAWAY_CREDENTIALS
+from cfnbuild.project.app import load_project
 from tests.faultproxy import Fault, FaultProxy, Injection, Seen
 
 POLL = PollSettings(min_seconds=0.05, max_seconds=0.1, timeout_seconds=60)

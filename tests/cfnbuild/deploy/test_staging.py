@@ -17,8 +17,8 @@ from botocore.stub import ANY, Stubber
 
 from cfnbuild.deploy.aws import Aws, Target
 from cfnbuild.deploy.staging import TEMPLATES, StagingBucket
-from cfnbuild.emulator import THROWAWAY_CREDENTIALS
 from cfnbuild.errors import UsageError
+from cfnbuild.local.emulator import THROWAWAY_CREDENTIALS
 
 ACCOUNT = "123456789012"
 BUCKET = f"cfnbuild-staging-{ACCOUNT}-eu-west-1"

@@ -19,13 +19,13 @@ import pytest
 from botocore.stub import Stubber
 from rich.console import Console
 
-from cfnbuild.app import load_project
 from cfnbuild.deploy import changeset
 from cfnbuild.deploy.aws import Aws, Target
 from cfnbuild.deploy.engine import DeployedStack, Engine, Prepared, Request, Staged
 from cfnbuild.deploy.events import PollSettings
 from cfnbuild.deploy.plan import build_plan
-from cfnbuild.emulator import THROWAWAY_CREDENTIALS
+from cfnbuild.local.emulator import THROWAWAY_CREDENTIALS
+from cfnbuild.project.app import load_project
 from tests.cfnbuild.deploy.test_engine import _stack
 from tests.cfnbuild.deploy.test_outcomes import _successful_update
 

@@ -16,12 +16,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from cfnbuild.app import load_project
 from cfnbuild.deploy import changeset
 from cfnbuild.deploy.aws import Aws, Target
 from cfnbuild.deploy.engine import Engine, Request
 from cfnbuild.deploy.events import PollSettings
-from cfnbuild.emulator import THROWAWAY_CREDENTIALS
+from cfnbuild.local.emulator import THROWAWAY_CREDENTIALS
+from cfnbuild.project.app import load_project
 
 ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = "output/dev/webapp.json"

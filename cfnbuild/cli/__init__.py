@@ -1,0 +1,11 @@
+"""The command line: one module per command group; :mod:`.main` is the entry point.
+
+``main`` holds the ``cfnbuild`` group and the commands that build (``build``, ``lint``, ``list``,
+``graph``); :mod:`.deploy` the stack commands (``plan``, ``deploy``, ``status``, ``outputs``,
+``delete``, ``drift``, ``recover``); :mod:`.stackset` and :mod:`.export` the delivery commands.
+A command's module is imported only when it runs. The CLI uses every room; no room imports it.
+"""
+
+from cfnbuild.cli.main import cli, main, run
+
+__all__ = ["cli", "main", "run"]

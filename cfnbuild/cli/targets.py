@@ -1,0 +1,210 @@
+"""The target every stack command works on: ``--env/--stack/--region/--profile/--endpoint-url/--local``.
+
+:func:`target_options` adds the options; :func:`resolve` checks them against the project before
+anything reaches AWS; :func:`engines_for` yields deploy engines pointed at the target — at the
+embedded emulator with ``--local`` (started here), holding the stack's lock for a command that
+changes it — and turns every failed AWS call inside into one line.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from cfnbuild.deploy.aws import Aws, Target, check_endpoint_url, explain
+from cfnbuild.deploy.engine import Engine
+from cfnbuild.deploy.lock import stack_lock
+from cfnbuild.errors import UsageError
+from cfnbuild.local.emulator import THROWAWAY_CREDENTIALS, run_emulator
+from cfnbuild.project.app import Project
+from cfnbuild.regions import region_problem
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Where:
+    """The command's target options, as given."""
+
+    env: str | None
+    stack: str | None
+    region: str | None
+    profile: str | None
+    endpoint_url: str | None
+    local: bool
+
+
+def target_options(command: F) -> F:
+    """The options every deploy command shares."""
+    options = [
+        click.option(
+            "--env", "env", metavar="ENV", help="Environment (config/ENV.toml); default: [tool.cfnbuild] default_env."
+        ),
+        click.option("--stack", "stack", metavar="NAME", help="Stack of the project (default: its only stack)."),
+        click.option("--region", metavar="REGION", help="AWS region (default: the config's first region)."),
+        click.option("--profile", metavar="PROFILE", help="AWS profile from ~/.aws/config."),
+        click.option("--endpoint-url", metavar="URL", help="Send every AWS call to this endpoint (an emulator)."),
+        click.option("--local", is_flag=True, help="Start the embedded emulator (moto) and deploy to it."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def where_of(kwargs: dict[str, Any]) -> Where:
+    """The target options taken out of a command's ``kwargs``."""
+    return Where(*(kwargs.pop(k) for k in ("env", "stack", "region", "profile", "endpoint_url", "local")))
+
+
+@dataclass(frozen=True)
+class Engines:
+    """Makes an engine for any region of one target: the same account, endpoint and stack."""
+
+    project: Project
+    environment: str
+    stack: str
+    stack_name: str
+    default_region: str
+    out: Console
+    err: Console
+    profile: str | None
+    endpoint_url: str | None
+    credentials: dict[str, str] | None
+
+    def __call__(self, region: str | None = None) -> Engine:
+        """An engine for ``region`` (default: the target's region)."""
+        target = Target(
+            self.stack_name,
+            region or self.default_region,
+            profile=self.profile,
+            endpoint_url=self.endpoint_url,
+            credentials=self.credentials,
+        )
+        confirm = prompt if sys.stdin.isatty() else None
+        aws = Aws(target, say=lambda text: self.err.print(text, markup=False))
+        return Engine(self.project, aws, self.out, self.err, confirm=confirm)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The command's target resolved from the project alone: environment, stack and region, checked."""
+
+    project: Project
+    environment: str
+    stack: str
+    stack_name: str
+    region: str
+    regions: tuple[str, ...]  # the config's regions, the ones the template is linted for
+
+
+def resolve(ctx: click.Context, where: Where) -> Resolved:
+    """Check the target options against the project before anything reaches AWS (exit 2 when wrong)."""
+    check_endpoint_url(where.endpoint_url)
+    if where.local and (where.endpoint_url or where.profile):
+        raise UsageError("--local starts its own emulator; leave out --endpoint-url and --profile")
+    project: Project = ctx.obj["project_loader"]()
+    env = where.env or project.default_environment
+    if env is None:
+        raise UsageError("give --env ENV (or set [tool.cfnbuild] default_env in pyproject.toml)")
+    view = project.deploy_view(env)
+    config = view.settings
+    stack = where.stack or only_stack(view.stacks)
+    if stack not in view.stacks:
+        raise UsageError(f"unknown stack {stack!r}; this project has: {', '.join(view.stacks)}")
+    regions = tuple(config.regions)
+    if where.region is not None:
+        check_regions("--region", [where.region], regions, env)
+    return Resolved(project, env, stack, config.stack_name(stack), where.region or config.region, regions)
+
+
+def check_regions(option: str, names: Sequence[str], configured: Sequence[str], env: str) -> None:
+    """Refuse a region that is not one, or one the environment's template is not linted for."""
+    for name in names:
+        problem = region_problem(name)
+        if problem:
+            raise UsageError(f"{option} {name}: {problem}")
+    unlinted = [name for name in names if name not in configured]
+    if unlinted:
+        raise UsageError(
+            f"{option}: {', '.join(unlinted)} not in config/{env}.toml regions ({', '.join(configured)}), the "
+            "regions the template is linted for; add it there, run 'cfnbuild build', and deploy again"
+        )
+
+
+@contextmanager
+def engines_for(
+    ctx: click.Context,
+    where: Where,
+    *,
+    lock: str | None = None,
+    wait: bool = False,
+    resolved: Resolved | None = None,
+    regions: Sequence[str] = (),
+) -> Iterator[Engines]:
+    """Engines pointed at the target (the embedded emulator with --local, started here).
+
+    ``lock`` names a command that changes the stack: it holds the stack's lock on this machine
+    (:mod:`cfnbuild.deploy.lock`) in each of ``regions`` (default: the target's) while it runs.
+    Every failure of an AWS call inside becomes one :class:`~cfnbuild.deploy.aws.AwsError` line
+    (:func:`~cfnbuild.deploy.aws.explain`).
+    """
+    resolved = resolved or resolve(ctx, where)
+    err: Console = ctx.obj["err"]
+    engines = Engines(
+        project=resolved.project,
+        environment=resolved.environment,
+        stack=resolved.stack,
+        stack_name=resolved.stack_name,
+        default_region=resolved.region,
+        out=ctx.obj["out"],
+        err=err,
+        profile=where.profile,
+        endpoint_url=where.endpoint_url,
+        credentials=None,
+    )
+    try:
+        with ExitStack() as stack:
+            if where.local:
+                emulator = stack.enter_context(run_emulator(resolved.region))
+                err.print(
+                    f"[bold]--local:[/] the embedded AWS emulator (moto) at {emulator.endpoint_url}; nothing reaches "
+                    "AWS, and everything is gone when this command ends"
+                )
+                engines = replace(engines, endpoint_url=emulator.endpoint_url, credentials=dict(THROWAWAY_CREDENTIALS))
+            elif lock is not None:
+                for region in regions or [resolved.region]:
+                    target = Target(resolved.stack_name, region, where.profile, where.endpoint_url)
+                    stack.enter_context(stack_lock(target, lock, wait=wait, say=lambda t: err.print(t, markup=False)))
+            yield engines
+    except Exception as exc:
+        mapped = explain(exc)
+        if mapped is None or mapped is exc:
+            raise
+        raise mapped from exc
+
+
+@contextmanager
+def engine_for(
+    ctx: click.Context, where: Where, *, lock: str | None = None, wait: bool = False
+) -> Iterator[tuple[Engine, str, str]]:
+    """One engine pointed at the target; yields (engine, environment, stack)."""
+    with engines_for(ctx, where, lock=lock, wait=wait) as engines:
+        yield engines(), engines.environment, engines.stack
+
+
+def only_stack(names: list[str]) -> str:
+    """The project's only stack, or a refusal asking for ``--stack``."""
+    if len(names) != 1:
+        raise UsageError(f"this project has stacks {', '.join(names)}; choose one with --stack")
+    return names[0]
+
+
+def prompt(question: str) -> str:
+    """Ask on the terminal; the answer as typed (empty by default)."""
+    return str(click.prompt(question, default="", show_default=False))

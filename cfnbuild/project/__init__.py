@@ -1,0 +1,8 @@
+"""Project: what a checkout holds — its app, its environments' config, and the proof of its output.
+
+``app`` (the project's stacks and environments, and :class:`~cfnbuild.project.app.DeployView`,
+what a deploy reads), ``config`` (the typed config model of ``config/<env>.toml``), ``names``
+(deployed stack names), ``record`` (build records: fingerprints of every input of a render) and
+``writer`` (renders an environment into ``output/``, atomically, and records it). Project may
+render through build; it never reaches AWS.
+"""

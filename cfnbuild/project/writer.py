@@ -1,0 +1,130 @@
+"""Render stacks and write them: deterministic bytes, atomic files, the staleness check and build records."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cfnbuild.errors import UsageError, WriteFailed
+from cfnbuild.files import os_reason, shown, write_atomic
+from cfnbuild.project.app import DeploySettings, Project
+from cfnbuild.project.record import Built, record_path, recording, write_records
+
+__all__ = ["Rendered", "check_current", "record_rendered", "remove_orphans", "render", "stale_files", "write_atomic"]
+
+# Files in output/<env>/ that build does not write (deploy writes the outputs files).
+NOT_BUILT_SUFFIXES = (".outputs.json",)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One rendered template, not yet written."""
+
+    environment: str
+    stack: str
+    path: Path
+    text: str
+    regions: tuple[str, ...]
+
+
+def render(project: Project, environments: list[str]) -> list[Rendered]:
+    """Validate every environment's config first, then build every stack of each."""
+    configs = {env: project.config(env) for env in environments}
+    rendered = []
+    for env, config in configs.items():
+        for spec in project.app.stacks:
+            with recording():  # what the render reads, for the build record
+                stack = spec.build(config)
+                text = stack.to_json()
+            rendered.append(
+                Rendered(
+                    env,
+                    spec.name,
+                    project.template_path(env, spec.name),
+                    text,
+                    tuple(config.regions),
+                )
+            )
+    return rendered
+
+
+def stale_files(project: Project, rendered: list[Rendered]) -> list[str]:
+    """Every file that differs from what build would write, is missing, or is no longer built."""
+    problems = []
+    expected = {item.path for item in rendered}
+    for item in rendered:
+        rel = item.path.relative_to(project.root)
+        try:
+            current = item.path.read_bytes() if item.path.is_file() else None
+        except OSError as exc:  # stale as far as anyone can tell; build says why it cannot write it
+            problems.append(f"{rel}: cannot be read ({os_reason(exc)})")
+            continue
+        if current is None:
+            problems.append(f"{rel}: missing")
+        elif current != item.text.encode("utf-8"):
+            problems.append(f"{rel}: differs from what build writes")
+    for env in sorted({item.environment for item in rendered}):
+        for path in sorted((project.output_dir / env).glob("*.json")):
+            if path not in expected and not path.name.endswith(NOT_BUILT_SUFFIXES):
+                problems.append(f"{path.relative_to(project.root)}: no stack builds it any more")
+    return problems
+
+
+def remove_orphans(project: Project, rendered: list[Rendered]) -> list[Path]:
+    """Delete templates of stacks that no longer exist in the built environments.
+
+    Raises :class:`~cfnbuild.errors.WriteFailed` naming a template that cannot be deleted.
+    """
+    expected = {item.path for item in rendered}
+    removed = []
+    for env in sorted({item.environment for item in rendered}):
+        for path in sorted((project.output_dir / env).glob("*.json")):
+            if path not in expected and not path.name.endswith(NOT_BUILT_SUFFIXES):
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    continue  # gone already
+                except OSError as exc:
+                    reason = os_reason(exc)
+                    raise WriteFailed(
+                        f"cannot remove {shown(path)} (its stack is gone): {reason}; remove it by hand",
+                        path=path,
+                        reason=reason,
+                    ) from None
+                removed.append(path)
+    return removed
+
+
+def record_rendered(project: Project, rendered: list[Rendered]) -> None:
+    """Write the build record of each environment in ``rendered``.
+
+    Call it only when the files in output/ are exactly ``rendered``: after build wrote them, or
+    when a check found them current.
+    """
+    environments = {item.environment for item in rendered}
+    write_records(
+        project.root,
+        [Built(item.environment, item.stack, item.path, item.text) for item in rendered],
+        config_files={env: project.config_path(env) for env in environments},
+        settings={env: DeploySettings.of(project.config(env)).to_json() for env in environments},
+        app_directories=project.app_directories(),
+    )
+
+
+def check_current(project: Project, environment: str, stack: str, say: Callable[[str], None]) -> None:
+    """Render ``environment`` and refuse a written template of ``stack`` that differs from it.
+
+    For a deploy that no build record vouches for: when every file of the environment is
+    current, the environment is recorded, so the next deploy of this checkout need not render.
+    """
+    rel = project.template_path(environment, stack).relative_to(project.root)
+    why = "an input changed since build" if record_path(project.root, environment).is_file() else "none written yet"
+    say(f"no build record vouches for {rel} ({why}): rendering to compare")
+    rendered = render(project, [environment])
+    if stale_files(project, [r for r in rendered if r.stack == stack]):
+        raise UsageError(
+            f"{rel} is stale; run 'cfnbuild build --env {environment}' and review the diff before deploying"
+        )
+    if not stale_files(project, rendered):
+        record_rendered(project, rendered)
