@@ -817,8 +817,8 @@ def test_an_unreadable_versions_file_is_named_with_the_fix(tmp_path, capsys):
 
 
 def test_a_lint_finding_writes_nothing(tmp_path, capsys, monkeypatch):
-    from cfnbuild.deliver import catalog
     from cfnbuild.build.lint import Finding
+    from cfnbuild.deliver import catalog
 
     root = _mini(tmp_path)
     finding = Finding("output/service-catalog/portfolio.json", "cfn-lint", "W9999", "Resources/X", "made up")
