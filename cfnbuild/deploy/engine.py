@@ -40,6 +40,7 @@ from cfnbuild.deploy.staging import INLINE_TEMPLATE_LIMIT, TEMPLATES, StagingBuc
 from cfnbuild.errors import CfnbuildError, UsageError
 from cfnbuild.files import read_json_text, write_atomic
 from cfnbuild.project.app import Project
+from cfnbuild.project.writer import check_current
 
 CACHE_DIR = ".cfnbuild-cache"
 BUSY = re.compile(r"_IN_PROGRESS$")
@@ -232,7 +233,7 @@ class Engine:
         rel = path.relative_to(project.root)
         text, template = read_json_text(path, root=project.root, environment=env)
         if view.record is None or not view.record.vouches_for(request.stack, text):
-            project.check_current(env, request.stack, lambda text: self.err.print(text, markup=False))
+            check_current(project, env, request.stack, lambda text: self.err.print(text, markup=False))
         body = json.dumps(template, sort_keys=True, separators=(",", ":"))
         if not self.aws.target.local:
             self._refuse_examples(request, template, rel)

@@ -267,16 +267,6 @@ class Project:
         """Where the template of ``stack`` in ``environment`` is written."""
         return self.output_dir / environment / f"{stack}.json"
 
-    def check_current(self, environment: str, stack: str, say: Callable[[str], None]) -> None:
-        """Render ``environment`` and refuse a stale template of ``stack`` (see :func:`.writer.check_current`).
-
-        Deploy calls this when no build record vouches for the template; rendering stays here,
-        in the project, and the deploy code imports none of it.
-        """
-        from cfnbuild.project.writer import check_current  # noqa: PLC0415  (renders: loaded only when needed)
-
-        check_current(self, environment, stack, say)
-
 
 def load_project(start: Path | None = None) -> Project:
     """Find ``pyproject.toml`` at or above ``start`` and read its ``[tool.cfnbuild]`` settings."""
