@@ -1021,24 +1021,7 @@ def grant_provisioning(
     scope = scope or LaunchScope()
     types = sorted(set(resource_types))
     derived = provisioning_actions(types, regions=regions)
-    key_types = [t for t in types if t.startswith("AWS::KMS::")]
-    key_actions = {a.lower() for a in provisioning_actions(key_types, regions=regions).actions} if key_types else set()
-    used = None if scope.services is None else {s.lower() for s in scope.services}
-    bound_uses = {a.lower() for _, uses in scope.key_uses for a in uses}
-    by_service: dict[str, list[str]] = {}
-    unused: list[str] = []
-    withheld = {a.lower() for a in scope.withheld}
-    for action in derived.actions:
-        service = action.split(":", 1)[0].lower()
-        if action.lower() in withheld:
-            unused.append(action)
-        elif service == "kms" and action.lower() not in key_actions:
-            if action.lower() not in bound_uses:  # granted through its service only, when a key is used
-                unused.append(action)
-        elif used is not None and service not in used:
-            unused.append(action)
-        else:
-            by_service.setdefault(service, []).append(action)
+    by_service, unused = _sort_provisioning_actions(derived.actions, types, regions, scope)
     scoped = Grants()
     star, unneeded = _iam_statements(scoped, by_service.pop("iam", []), scope)
     unused += unneeded
@@ -1056,25 +1039,56 @@ def grant_provisioning(
             f"managed policies; a role takes {MANAGED_POLICIES_PER_ROLE}: split the product into smaller stacks"
         )
 
-    def policies(chunks: list[Grants], label: str, what: str) -> tuple[iam.ManagedPolicy, ...]:
-        made = []
-        for index, chunk in enumerate(chunks, start=1):
-            policy = iam.ManagedPolicy(
-                blueprint.lid(role.role.title, label, index),
-                Description=f"{what} a stack made with {role.role.title} holds",
-                PolicyDocument=chunk.document(),
-                Roles=[role.ref],
-            )
-            made.append(blueprint.add(policy))
-        return tuple(made)
-
     kept = tuple(a for a in derived.actions if a not in unused)
     actions = ProvisioningActions(kept, derived.unknown, tuple(sorted(unused, key=str.lower)))
     return Provisioning(
-        scoped=policies(scoped_chunks, f"Scoped{name}", "Manage the IAM roles, instance profiles and KMS keys"),
-        unscoped=policies(star_chunks, name, "Create, update, delete and read the other resources"),
+        scoped=_policies(
+            blueprint, role, scoped_chunks, f"Scoped{name}", "Manage the IAM roles, instance profiles and KMS keys"
+        ),
+        unscoped=_policies(blueprint, role, star_chunks, name, "Create, update, delete and read the other resources"),
         actions=actions,
     )
+
+
+def _sort_provisioning_actions(
+    actions: Iterable[str], types: Sequence[str], regions: Sequence[str], scope: LaunchScope
+) -> tuple[dict[str, list[str]], list[str]]:
+    """The provisioning actions to grant, by service, and those left out (withheld, unused, KMS bound to a service)."""
+    key_types = [t for t in types if t.startswith("AWS::KMS::")]
+    key_actions = {a.lower() for a in provisioning_actions(key_types, regions=regions).actions} if key_types else set()
+    used = None if scope.services is None else {s.lower() for s in scope.services}
+    bound_uses = {a.lower() for _, uses in scope.key_uses for a in uses}
+    withheld = {a.lower() for a in scope.withheld}
+    by_service: dict[str, list[str]] = {}
+    unused: list[str] = []
+    for action in actions:
+        service = action.split(":", 1)[0].lower()
+        if action.lower() in withheld:
+            unused.append(action)
+        elif service == "kms" and action.lower() not in key_actions:
+            if action.lower() not in bound_uses:  # granted through its service only, when a key is used
+                unused.append(action)
+        elif used is not None and service not in used:
+            unused.append(action)
+        else:
+            by_service.setdefault(service, []).append(action)
+    return by_service, unused
+
+
+def _policies(
+    blueprint: Blueprint[Any], role: ServiceRole, chunks: list[Grants], label: str, what: str
+) -> tuple[iam.ManagedPolicy, ...]:
+    """One managed policy per chunk of statements, attached to ``role``."""
+    made = []
+    for index, chunk in enumerate(chunks, start=1):
+        policy = iam.ManagedPolicy(
+            blueprint.lid(role.role.title, label, index),
+            Description=f"{what} a stack made with {role.role.title} holds",
+            PolicyDocument=chunk.document(),
+            Roles=[role.ref],
+        )
+        made.append(blueprint.add(policy))
+    return tuple(made)
 
 
 def _action(action: str) -> Action:

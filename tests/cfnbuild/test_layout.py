@@ -59,7 +59,8 @@ def room(module: str) -> str:
     if module in ROOT_MODULES:
         return "core"
     parts = module.split(".")
-    assert len(parts) >= 2 and parts[1] in LAYERS, f"{module} is in no room; put it in one of {sorted(LAYERS)}"
+    assert len(parts) >= 2, f"{module} is in no room; put it in one of {sorted(LAYERS)}"
+    assert parts[1] in LAYERS, f"{module} is in no room; put it in one of {sorted(LAYERS)}"
     return parts[1]
 
 
@@ -92,7 +93,7 @@ def _known(name: str) -> str:
     return name
 
 
-def problem(importer: str, imported: str) -> str | None:
+def problem(importer: str, imported: str) -> str | None:  # noqa: PLR0911  (one return per rule, in order)
     """Why ``importer`` may not import ``imported``, or None."""
     if imported == importer:
         return None
@@ -103,7 +104,7 @@ def problem(importer: str, imported: str) -> str | None:
         return "nothing imports the CLI"
     if importer == "cfnbuild":
         return None  # the public API names what the rooms define (lazily, PEP 562)
-    if source == target or target == "core":
+    if target in (source, "core"):
         return None
     if target not in ALLOWED[source]:
         return f"{source} may import only {', '.join(sorted(ALLOWED[source])) or 'the root modules'}"

@@ -1,0 +1,112 @@
+"""What a deploy sends with its template, and the checks on it.
+
+Parameters from the config, ``--param``, lookups and the stack's previous values; reserved
+example names refused against AWS.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cfnbuild.deploy.base import CACHE_DIR, EngineBase
+from cfnbuild.deploy.examples import reserved_examples
+from cfnbuild.deploy.lookups import resolve_lookups
+from cfnbuild.deploy.model import (
+    DeployedStack,
+    Request,
+)
+from cfnbuild.errors import UsageError
+
+
+class ParameterSteps(EngineBase):
+    """Resolving and checking the parameters a change set is created with."""
+
+    def _refuse_examples(self, request: Request, template: Mapping[str, Any], rel: Path) -> None:
+        """Refuse, before any AWS call, a domain or address reserved for examples (:mod:`.examples`)."""
+        declared = template.get("Parameters", {})
+        given = {name: value for name, (value, _) in self._given_parameters(request, declared).items()}
+        found = reserved_examples(template, given)
+        if found:
+            places = ", ".join(f"{place} is {value!r}" for place, value in found)
+            raise UsageError(
+                f"{rel}: {places}: reserved example names (RFC 2606) that no one owns — a certificate for such a "
+                "domain never validates and the deploy waits for hours, alerts to such an address reach no one; "
+                f"set your own in config/{request.environment}.toml (or --param), or deploy it with --local"
+            )
+
+    def _parameters(
+        self, request: Request, template: Mapping[str, Any], deployed: DeployedStack | None
+    ) -> tuple[dict[str, str], frozenset[str]]:
+        declared: dict[str, Any] = template.get("Parameters", {})
+        given = self._given_parameters(request, declared)
+        lookups = resolve_lookups(
+            template,
+            region=self.aws.target.region,
+            session=self.aws.session(),
+            cache_dir=self.project.root / CACHE_DIR / "lookups",
+            endpoint_url=self.aws.target.endpoint_url,
+            overrides={name: value for name, (value, _) in given.items()},
+        )
+        for message in lookups.messages():
+            self.err.print(f"parameter {message}", markup=False)
+        values: dict[str, str] = {}
+        previous: set[str] = set()
+        for name, definition in declared.items():
+            if name in given:
+                values[name] = given[name][0]
+                check_parameter(name, definition, values[name], given[name][1])
+            elif name in lookups and lookups[name].source != "fallback":
+                values[name] = lookups[name].value
+            elif name in lookups and deployed is not None and name in deployed.parameters:
+                previous.add(name)  # the lookup could not run: keep what the stack has
+            elif name in lookups:
+                values[name] = lookups[name].value
+            elif "Default" in definition:
+                continue  # CloudFormation applies the default
+            elif deployed is not None and name in deployed.parameters:
+                previous.add(name)
+            else:
+                raise UsageError(
+                    f"parameter {name} has no default and no value; set it in config/{request.environment}.toml "
+                    f"[deploy.parameters] or pass --param {name}=VALUE"
+                )
+        return values, frozenset(previous)
+
+    def _given_parameters(self, request: Request, declared: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+        """Values from the config and ``--param``, each with where it came from, checked by name."""
+        config = self.project.deploy_view(request.environment).settings
+        given: dict[str, tuple[str, str]] = {}
+        for name, value in config.deploy.parameters.items():
+            given[name] = (value, f"config/{request.environment}.toml: deploy.parameters.{name}")
+        for name, value in request.param_overrides.items():
+            given[name] = (value, f"--param {name}")
+        for name, (_, where) in given.items():
+            if name not in declared:
+                known = ", ".join(sorted(declared)) or "(none)"
+                raise UsageError(f"{where}: the template has no parameter {name!r}; it has: {known}")
+        return given
+
+
+def check_parameter(name: str, definition: Mapping[str, Any], value: str, where: str) -> None:
+    """Reject a value the parameter's own constraints would reject, before AWS is asked."""
+    allowed = definition.get("AllowedValues")
+    if allowed and value not in [str(v) for v in allowed]:
+        raise UsageError(f"{where}: {value!r} is not allowed for {name}; use one of {', '.join(map(str, allowed))}")
+    pattern = definition.get("AllowedPattern")
+    if pattern and not re.fullmatch(pattern, value):
+        raise UsageError(f"{where}: {value!r} does not match {name}'s pattern {pattern}")
+    if definition.get("Type") == "Number":
+        try:
+            number = float(value)
+        except ValueError:
+            raise UsageError(f"{where}: {name} is a Number; {value!r} is not") from None
+        low, high = definition.get("MinValue"), definition.get("MaxValue")
+        if (low is not None and number < float(low)) or (high is not None and number > float(high)):
+            raise UsageError(f"{where}: {name} must be between {low} and {high}; got {value}")
+    if "MinLength" in definition and len(value) < int(definition["MinLength"]):
+        raise UsageError(f"{where}: {name} must be at least {definition['MinLength']} characters")
+    if "MaxLength" in definition and len(value) > int(definition["MaxLength"]):
+        raise UsageError(f"{where}: {name} must be at most {definition['MaxLength']} characters")
