@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +120,21 @@ def test_the_readme_table_is_read_row_by_row_and_extra_rows_are_allowed():
     assert ("PublicDefaultRoute", "VPCNoUnrestrictedRouteToIGW") in rows
     # Rows for what no template accepts yet are not an error: only missing rows are.
     assert not missing_rows({}, security_section(README.read_text(encoding="utf-8")))
+
+
+def test_the_rule_pack_gate_without_node_says_so_in_one_line():
+    # Before the packs are imported: without Node.js, jsii would fail with a traceback.
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "rulepacks" / "run.py"), "output"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PATH": ""},
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        "rulepacks: starting the rule packs: no `node` on PATH, and the packs run on Node.js; "
+        "install it (apt-get install nodejs)\n"
+    )
