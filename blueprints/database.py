@@ -47,6 +47,11 @@ The exported logs land in log groups this stack makes (:meth:`Database.log_group
 encrypted, retained ``log_retention_days`` and stateful, under the names RDS writes to; the
 instances wait for them, so RDS never creates them itself.
 
+What the rule packs ask for and this blueprint does not do is answered on the resource, each
+where it applies (:meth:`Database.accept_findings`): the general log left unexported, deletion
+protection off where the config turns it off, the default port, backtrack off, and the
+instances outside an AWS Backup plan (the cluster volume is what is backed up).
+
 The engine version is never a literal (item 3): it comes from the ``DbEngineVersion``
 parameter, whose empty default means "the region's default"; the deploy engine fills it with
 the newest Aurora MySQL 3 version the region offers (a ``rds-engine-version`` lookup, see
@@ -100,6 +105,18 @@ ROTATION_TRANSFORM = "AWS::SecretsManager-2024-09-16"
 ROTATION_TYPE = "MySQLSingleUser"
 HTTPS = 443
 ANYWHERE = "0.0.0.0/0"
+# The rule packs whose findings :meth:`Database.accept_findings` answers (cdk-nag's prefixes).
+AWS_SOLUTIONS, HIPAA, NIST, PCI = "AwsSolutions", "HIPAA.Security", "NIST.800.53.R5", "PCI.DSS.321"
+# The AWS documents those answers rest on.
+LOGGING_DOC = "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-mysql-troubleshooting-logging.html"
+AUDIT_DOC = "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/AuroraMySQL.Auditing.html"
+BACKUPS_DOC = "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Aurora.Managing.Backups.html"
+OVERVIEW_DOC = "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Aurora.Overview.html"
+BACKTRACK_DOC = "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/AuroraMySQL.Managing.Backtrack.html"
+BACKTRACK_ON_CREATE_DOC = "https://repost.aws/knowledge-center/aurora-mysql-cluster-backtrack"
+DELETE_DOC = "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_DeleteCluster.html"
+DELETION_POLICY_DOC = "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-deletionpolicy.html"
+SECURITY_GROUPS_DOC = "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Overview.RDSSecurityGroups.html"
 
 
 @dataclass(frozen=True)
@@ -205,6 +222,7 @@ class Database(Blueprint[DatabaseInputs]):
         self.log_groups = self.log_groups_of_exports()
         self.instances = self.db_instances()
         self.rotation = self.secret_rotation()
+        self.accept_findings()
 
     def engine_version(self) -> If:
         """The ``DbEngineVersion`` parameter, its lookup, and the value the cluster gets from it."""
@@ -426,6 +444,80 @@ class Database(Blueprint[DatabaseInputs]):
         # An Aurora instance cannot be snapshotted on its own (the cluster is); saying Delete
         # outright is what CloudFormation does by default for a cluster member.
         return self.add(rds.DBInstance(self.lid(name), DeletionPolicy="Delete", UpdateReplacePolicy="Delete", **props))
+
+    def accept_findings(self) -> None:
+        """Answer the rule packs' database findings that are choices, each where it applies, with its document.
+
+        Fixed elsewhere, not accepted: storage encryption, IAM authentication, TLS, the exported
+        logs, enhanced monitoring, private instances, backups kept ``backup_retention_days``.
+        What is left is what this blueprint chooses not to do (see :meth:`accept_cluster_findings`
+        and :meth:`accept_instance_findings`); each acceptance is written only where its
+        finding applies and its reason is true: the general log only while it is not exported
+        and the audit log is, deletion protection only while it is off.
+        """
+        self.accept_cluster_findings()
+        self.accept_instance_findings()
+
+    def accept_cluster_findings(self) -> None:
+        """The cluster: the general log, deletion protection, the default port and backtrack."""
+        inputs, cluster = self.inputs, self.cluster
+        # The general log's answer is the audit log: without that export, both findings stay open.
+        if "general" not in inputs.log_exports and "audit" in inputs.log_exports:
+            self.accept_finding(
+                cluster,
+                [f"{pack}-RDSLoggingEnabled" for pack in (HIPAA, NIST, PCI)],
+                "The general log is not exported: it records every SQL statement the engine runs, so it "
+                "would copy the data of every INSERT and UPDATE into CloudWatch Logs and grow with the "
+                f"traffic (AWS: it 'can grow very large', {LOGGING_DOC}). Who connected and every change "
+                "to schema and privileges are in the exported audit log (server_audit_events "
+                f"{LOG_PARAMETERS['audit']['server_audit_events']}, {AUDIT_DOC}), with the error and slow query "
+                "logs; add 'general' to log_exports to export it.",
+                applies_to=["LogExport::general"],
+            )
+        if not inputs.deletion_protection:
+            self.accept_finding(
+                cluster,
+                [f"{AWS_SOLUTIONS}-RDS10", *(f"{pack}-RDSInstanceDeletionProtectionEnabled" for pack in (HIPAA, NIST))],
+                "Deletion protection is off because this environment's config sets "
+                "database.deletion_protection = false, so that the environment can be torn down; set it "
+                f"to true (prod's config does) to turn it on ({DELETE_DOC}). Deleting or replacing the "
+                "cluster still keeps its data: its DeletionPolicy and UpdateReplacePolicy are Snapshot, "
+                f"so CloudFormation takes a final snapshot first ({DELETION_POLICY_DOC}), and cfnbuild "
+                "deploy refuses either change unless it is named with --allow-replace.",
+            )
+        self.accept_finding(
+            cluster,
+            [f"{AWS_SOLUTIONS}-RDS11"],
+            f"The cluster listens on MySQL's port {PORT}: no instance is publicly accessible, they run in the "
+            "private data subnets, and the database security group admits that port only from the groups "
+            "let in (in the web app: the app instances and the rotation function). Security groups are what AWS "
+            f"documents for controlling access to a DB cluster ({SECURITY_GROUPS_DOC}); another port "
+            "would hide nothing from a client that may connect, and nothing else can reach it.",
+        )
+        self.accept_finding(
+            cluster,
+            [f"{AWS_SOLUTIONS}-RDS14"],
+            "Backtrack is off. Aurora MySQL 3 supports it, but it rewinds the whole cluster in place (every "
+            "write after the chosen time is lost, in every table) and AWS says it 'is not a replacement for "
+            f"backing up' ({BACKTRACK_DOC}); it is billed per change record kept, and an existing cluster "
+            f"gains it only through a restore into a new cluster ({BACKTRACK_ON_CREATE_DOC}), a replacement "
+            "of this stateful resource. Recovery is point-in-time restore from Aurora's continuous automated "
+            f"backups, kept {inputs.backup_retention_days} day(s) (backup_retention_days, {BACKUPS_DOC}).",
+        )
+
+    def accept_instance_findings(self) -> None:
+        """Each instance: no AWS Backup plan, because the data it serves is the cluster's, which is backed up."""
+        days = self.inputs.backup_retention_days
+        for instance in self.instances:
+            self.accept_finding(
+                instance,
+                [f"{pack}-RDSInBackupPlan" for pack in (HIPAA, NIST)],
+                "An Aurora DB instance holds no data of its own: it runs the engine over the cluster volume "
+                f"({OVERVIEW_DOC}). That volume is backed up continuously by Aurora's automated backups, "
+                f"restorable to any point in the last {days} day(s) (backup_retention_days, {BACKUPS_DOC}), "
+                "and the cluster's DeletionPolicy and UpdateReplacePolicy Snapshot keep a final snapshot on "
+                "delete and on replacement; an AWS Backup plan would copy the same volume again.",
+            )
 
     def secret_rotation(self) -> secretsmanager.RotationSchedule:
         """The master secret rotates every ``rotation_days`` through Secrets Manager's hosted function.

@@ -14,7 +14,16 @@ from botocore.stub import Stubber
 from troposphere import Ref, ec2
 
 from blueprints.config import WebAppConfig
-from blueprints.database import PASSWORD_EXCLUDED_CHARACTERS, Database, DatabaseInputs
+from blueprints.database import (
+    BACKTRACK_DOC,
+    BACKUPS_DOC,
+    DELETION_POLICY_DOC,
+    LOGGING_DOC,
+    PASSWORD_EXCLUDED_CHARACTERS,
+    SECURITY_GROUPS_DOC,
+    Database,
+    DatabaseInputs,
+)
 from blueprints.encryption import Keys, KeysInputs
 from blueprints.network import Network, NetworkInputs
 from cfnbuild import InputError, Stack
@@ -522,6 +531,103 @@ def test_the_writer_waits_for_the_log_groups_so_rds_never_creates_them_itself():
     instances = t.of_type("AWS::RDS::DBInstance")
     assert instances["DbWriter"]["DependsOn"] == ["DbAuditLogGroup", "DbErrorLogGroup", "DbSlowqueryLogGroup"]
     assert instances["DbReader1"]["DependsOn"] == ["DbWriter"]  # and so, through it, on the groups
+
+
+# -- accepted rule-pack findings ---------------------------------------------------------------
+
+LOGGING_RULES = {f"{pack}-RDSLoggingEnabled" for pack in ("HIPAA.Security", "NIST.800.53.R5", "PCI.DSS.321")}
+DELETION_RULES = {
+    "AwsSolutions-RDS10",
+    "HIPAA.Security-RDSInstanceDeletionProtectionEnabled",
+    "NIST.800.53.R5-RDSInstanceDeletionProtectionEnabled",
+}
+BACKUP_PLAN_RULES = {"HIPAA.Security-RDSInBackupPlan", "NIST.800.53.R5-RDSInBackupPlan"}
+
+
+def _accepted(resource: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The rule-pack acceptances in a resource's Metadata, by rule id."""
+    entries = resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", [])
+    return {entry["id"]: entry for entry in entries}
+
+
+def _cluster(t: TemplateAssert) -> dict[str, Any]:
+    (cluster,) = t.of_type("AWS::RDS::DBCluster").values()
+    return cluster
+
+
+def test_the_unexported_general_log_is_accepted_only_while_the_audit_log_is_exported():
+    accepted = _accepted(_cluster(_db()))
+    assert set(accepted) >= LOGGING_RULES
+    for rule in LOGGING_RULES:
+        # Only the general log's finding: a pack reporting another missing export stays open.
+        assert accepted[rule]["applies_to"] == ["LogExport::general"]
+        assert LOGGING_DOC in accepted[rule]["reason"]
+        assert "CONNECT,QUERY_DCL,QUERY_DDL" in accepted[rule]["reason"]
+    every_log = _accepted(_cluster(_db(log_exports=("audit", "error", "general", "slowquery"))))
+    no_audit = _accepted(_cluster(_db(log_exports=("error", "slowquery"))))
+    assert not LOGGING_RULES & set(every_log)
+    assert not LOGGING_RULES & set(no_audit)
+
+
+def test_deletion_protection_is_accepted_only_while_the_config_turns_it_off_and_the_cluster_snapshots():
+    t = _db(deletion_protection=False)
+    cluster = _cluster(t)
+    assert cluster["Properties"]["DeletionProtection"] is False
+    assert cluster["DeletionPolicy"] == cluster["UpdateReplacePolicy"] == "Snapshot"
+    accepted = _accepted(cluster)
+    assert set(accepted) >= DELETION_RULES
+    for rule in DELETION_RULES:
+        reason = accepted[rule]["reason"]
+        assert "database.deletion_protection = false" in reason
+        assert "Snapshot" in reason
+        assert DELETION_POLICY_DOC in reason
+    protected = _cluster(_db(deletion_protection=True))
+    assert protected["Properties"]["DeletionProtection"] is True
+    assert not DELETION_RULES & set(_accepted(protected))
+
+
+def test_the_default_port_and_backtrack_off_are_accepted_with_the_documents_that_say_why():
+    cluster = _cluster(_db(backup_retention_days=21))
+    assert cluster["Properties"]["Port"] == 3306
+    assert "BacktrackWindow" not in cluster["Properties"]
+    accepted = _accepted(cluster)
+    port = accepted["AwsSolutions-RDS11"]["reason"]
+    assert "3306" in port
+    assert SECURITY_GROUPS_DOC in port
+    backtrack = accepted["AwsSolutions-RDS14"]["reason"]
+    assert "Aurora MySQL 3 supports it" in backtrack
+    assert BACKTRACK_DOC in backtrack
+    assert BACKUPS_DOC in backtrack
+    assert "kept 21 day(s)" in backtrack
+
+
+def test_every_instance_is_accepted_outside_a_backup_plan_because_the_cluster_volume_is_backed_up():
+    t = _db(reader_count=2, backup_retention_days=30)
+    instances = t.of_type("AWS::RDS::DBInstance")
+    assert sorted(instances) == ["DbReader1", "DbReader2", "DbWriter"]
+    for instance in instances.values():
+        accepted = _accepted(instance)
+        assert set(accepted) == BACKUP_PLAN_RULES
+        for entry in accepted.values():
+            assert "last 30 day(s)" in entry["reason"]
+            assert BACKUPS_DOC in entry["reason"]
+    # The cluster they serve is the one that is backed up and snapshotted.
+    cluster = _cluster(t)
+    assert cluster["Properties"]["BackupRetentionPeriod"] == 30
+    assert cluster["DeletionPolicy"] == "Snapshot"
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_each_environments_template_accepts_no_deletion_protection_exactly_when_its_config_turns_it_off(environment):
+    config = tomllib.loads((ROOT / "config" / f"{environment}.toml").read_text())["database"]
+    t = TemplateAssert(json.loads((ROOT / "output" / environment / "webapp.json").read_text()))
+    cluster = _cluster(t)
+    assert cluster["Properties"]["DeletionProtection"] is config["deletion_protection"]
+    accepted = set(_accepted(cluster))
+    if config["deletion_protection"]:
+        assert not DELETION_RULES & accepted
+    else:
+        assert accepted >= DELETION_RULES
 
 
 # -- the shipped templates and configs ---------------------------------------------------------

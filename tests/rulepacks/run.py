@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -26,10 +27,19 @@ from pathlib import Path
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
 
-import aws_cdk as cdk  # after the environment above, which jsii reads on import
-import cdk_nag
-from aws_cdk import cloudformation_include
-from aws_cdk.cx_api import SynthesisMessageLevel
+# The packs are Node code: without Node.js, jsii fails on import with a traceback.
+if shutil.which("node") is None:
+    sys.exit(
+        "rulepacks: starting the rule packs: no `node` on PATH, and the packs run on Node.js; "
+        "install it (apt-get install nodejs)"
+    )
+try:
+    import aws_cdk as cdk  # after the environment above, which jsii reads on import
+    import cdk_nag
+    from aws_cdk import cloudformation_include
+    from aws_cdk.cx_api import SynthesisMessageLevel
+except ImportError as exc:
+    sys.exit(f"rulepacks: loading the rule packs: {exc}; run `tox -e rulepacks`, which installs them")
 
 PACKS = (
     cdk_nag.AwsSolutionsChecks,
