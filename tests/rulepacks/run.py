@@ -9,7 +9,8 @@ each one.
 
 Run by ``tox -e rulepacks`` (and so by CI):  ``python tests/rulepacks/run.py [OUTPUT_DIR]``.
 Exit 0 when every finding is fixed or accepted; 1 with one line per open finding (template,
-resource, rule, what the rule wants, and how to answer it); 2 when a template cannot be read.
+resource, rule, what the rule wants, and how to answer it); 1 with one line too when a template
+cannot be read or the packs cannot load.
 """
 
 from __future__ import annotations
