@@ -5,9 +5,15 @@ Inputs: :class:`NetworkInputs`. Outputs: ``vpc_id``, ``vpc_cidr``, ``public_subn
 (the private default routes, for whatever must not start before it can reach the internet);
 and the matching exported Outputs.
 
-Zones come from ``Fn::GetAZs`` (no literal AZ). NAT runs in ``single`` or ``per-az`` mode,
-chosen by the ``NatMode`` parameter through the ``PerAzNat`` condition, so one template serves a
-cheap dev and a zone-redundant prod (failure-analysis item 12). Both private tiers route to the
+Zones are chosen at deploy time, never written in the template: the ``AvailabilityZones``
+parameter records an ``availability-zones`` lookup (:mod:`cfnbuild.lookups`) that answers the
+first zones by zone ID, and keeps a stack's deployed value ever after, so an update never moves
+a subnet (a subnet's zone cannot change without replacing it). Left empty (a deploy without
+cfnbuild, an endpoint without the API) the subnets take ``Fn::GetAZs`` as before.
+
+NAT runs in ``single`` or ``per-az`` mode, chosen by the ``NatMode`` parameter through the
+``PerAzNat`` condition, so one template serves a cheap dev and a zone-redundant prod
+(failure-analysis item 12). Both private tiers route to the
 internet through NAT; S3 traffic stays on the gateway endpoint. VPC flow logs go to a retained,
 encrypted log group. ``DependsOn`` appears only where CloudFormation cannot infer the order
 from a reference: the internet route and the NAT addresses wait for the gateway attachment
@@ -29,8 +35,11 @@ from troposphere import (
     GetAZs,
     If,
     Join,
+    Not,
+    Parameter,
     Ref,
     Select,
+    Split,
     Sub,
     Tags,
     ec2,
@@ -136,6 +145,8 @@ class Network(Blueprint[NetworkInputs]):
     flow_log_group: logs.LogGroup
     nat_routes: list[ec2.Route]
     subnets: dict[str, tuple[str, ...]]
+    zones: Parameter
+    has_zones: str
 
     def validate(self) -> None:
         """Two or three zones, a known NAT mode, and subnet blocks that fit and do not overlap."""
@@ -159,6 +170,7 @@ class Network(Blueprint[NetworkInputs]):
     def build(self) -> None:
         """Resources in dependency order; each piece is its own method so a subclass can change one."""
         self.nat_mode_parameter()
+        self.zones_parameter()
         vpc = self.vpc()
         attachment = self.internet_gateway(vpc)
         subnets = {tier: self.subnet_tier(vpc, tier) for tier in TIERS}
@@ -179,6 +191,29 @@ class Network(Blueprint[NetworkInputs]):
             ),
         )
         self.per_az_nat = self.condition("PerAzNat", Equals(Ref(self.lid("NatMode")), "per-az"))
+
+    def zones_parameter(self) -> None:
+        """The AvailabilityZones parameter, its lookup, and the HasZones condition (it is not empty)."""
+        count = self.inputs.az_count
+        zone = "[a-z]{2}(-[a-z0-9]+)+"
+        self.zones = self.parameter(
+            "AvailabilityZones",
+            Type="String",
+            Default="",
+            AllowedPattern=f"^({zone}(,{zone}){{{count - 1}}})?$",
+            ConstraintDescription=f"{count} comma-separated Availability Zone names, or empty",
+            Description=(
+                f"The {count} Availability Zones of the subnets, comma-separated; empty: Fn::GetAZs. cfnbuild deploy "
+                "looks them up by zone ID at creation and keeps the stack's value on every update."
+            ),
+        )
+        self.lookup("AvailabilityZones", kind="availability-zones", count=str(count))
+        self.has_zones = self.condition("HasZones", Not(Equals(Ref(self.zones), "")))
+
+    def zone(self, index: int) -> If:
+        """The zone of the ``index``-th subnet of each tier: the parameter's, else Fn::GetAZs's."""
+        # GetAZs "" is the stack's region.
+        return If(self.has_zones, Select(index, Split(",", Ref(self.zones))), Select(index, GetAZs("")))
 
     def vpc(self) -> ec2.VPC:
         """The VPC, with DNS on (needed by the S3 endpoint and RDS endpoints)."""
@@ -220,7 +255,7 @@ class Network(Blueprint[NetworkInputs]):
                         self.lid(tier, "Subnet", index + 1),
                         VpcId=Ref(vpc),
                         CidrBlock=block,
-                        AvailabilityZone=Select(index, GetAZs("")),  # "" is the stack's region
+                        AvailabilityZone=self.zone(index),
                         MapPublicIpOnLaunch=False,
                         Tags=Tags(Name=Sub(f"${{AWS::StackName}}-{tier}-{index + 1}"), Tier=tier),
                     )
