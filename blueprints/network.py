@@ -27,6 +27,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Literal
 
+import awacs.ec2
 import awacs.logs
 from troposphere import (
     AWSHelperFn,
@@ -44,6 +45,7 @@ from troposphere import (
     Tags,
     ec2,
     logs,
+    ssm,
 )
 
 from cfnbuild import Blueprint, Invalid, ServiceRole, setting
@@ -55,6 +57,9 @@ SUBNET_BITS = 4
 TIER_STRIDE = 4
 MIN_VPC_PREFIX, MAX_VPC_PREFIX = 16, 24
 NatMode = Literal["single", "per-az"]
+# The AWS-owned Automation runbook that removes every rule of a VPC's default security group.
+CLOSE_DEFAULT_GROUP_RUNBOOK = "AWSConfigRemediation-RemoveVPCDefaultSecurityGroupRules"
+COMPLIANCE_PACKS = ("HIPAA.Security", "NIST.800.53.R5", "PCI.DSS.321")
 
 
 def plan_subnets(
@@ -178,6 +183,7 @@ class Network(Blueprint[NetworkInputs]):
         private_tables = self.private_routes(vpc, attachment, subnets)
         self.s3_endpoint(vpc, [public_table, *private_tables])
         self.flow_logs(vpc)
+        self.close_default_security_group(vpc)
 
     def nat_mode_parameter(self) -> None:
         """The NatMode parameter and the PerAzNat condition derived from it."""
@@ -283,7 +289,7 @@ class Network(Blueprint[NetworkInputs]):
         )
         # The route references the gateway, not the attachment; without DependsOn it can be
         # created before the gateway is attached and fail.
-        self.add(
+        route = self.add(
             ec2.Route(
                 self.lid("PublicDefaultRoute"),
                 RouteTableId=Ref(table),
@@ -291,6 +297,13 @@ class Network(Blueprint[NetworkInputs]):
                 GatewayId=attachment.InternetGatewayId,
                 DependsOn=[attachment.title],
             )
+        )
+        self.accept_finding(
+            route,
+            [f"{pack}-VPCNoUnrestrictedRouteToIGW" for pack in COMPLIANCE_PACKS],
+            "The public subnets hold only the internet-facing load balancer and the NAT gateways, which "
+            "need a default route to the internet gateway; no subnet maps public addresses, and the "
+            "instances and the database are in the private subnets, whose routes go through NAT.",
         )
         for index, subnet in enumerate(subnets):
             self.add(
@@ -408,4 +421,46 @@ class Network(Blueprint[NetworkInputs]):
             "FlowLogGroupName",
             Ref(self.flow_log_group),
             "Name of the log group holding the VPC flow logs.",
+        )
+
+    def close_default_security_group(self, vpc: ec2.VPC) -> None:
+        """Remove every rule of the VPC's default security group, declaratively.
+
+        A new VPC's default group allows all traffic between its members and all outbound
+        traffic; AWS recommends that it allow nothing ("Security Hub controls for Amazon EC2",
+        EC2.2: https://docs.aws.amazon.com/securityhub/latest/userguide/ec2-controls.html#ec2-2).
+        CloudFormation cannot manage that group's rules, and CDK's ``restrictDefaultSecurityGroup``
+        ships a Lambda-backed custom resource for it. Here a State Manager association runs the
+        AWS-owned Automation runbook ``AWSConfigRemediation-RemoveVPCDefaultSecurityGroupRules``
+        when the stack creates it (and again when the group ID changes): no function code in the
+        template, nothing to patch, and the runbook is the one AWS Config's remediation uses
+        (https://docs.aws.amazon.com/systems-manager-automation-runbooks/latest/userguide/automation-aws-remove-default-secg-rules.html,
+        https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-ssm-association.html).
+        The role Automation assumes holds exactly the runbook's documented permissions, the
+        revokes on this one group; its trust is this account's automation executions only
+        (https://docs.aws.amazon.com/systems-manager/latest/userguide/cross-service-confused-deputy-prevention.html).
+        """
+        group_id = GetAtt(vpc, "DefaultSecurityGroup")
+        role = ServiceRole(
+            self,
+            "CloseDefaultSecurityGroup",
+            services=["ssm.amazonaws.com"],
+            source_arn=partition_arn("ssm", "automation-execution/*"),
+        )
+        role.grant_automation_run(CLOSE_DEFAULT_GROUP_RUNBOOK)
+        role.grant_unscoped("DescribeSecurityGroups", [awacs.ec2.DescribeSecurityGroups])
+        role.grant_security_group_revoke("DefaultSecurityGroup", group_id)
+        association = self.add(
+            ssm.Association(
+                self.lid("CloseDefaultSecurityGroup"),
+                Name=CLOSE_DEFAULT_GROUP_RUNBOOK,
+                Parameters={"GroupId": [group_id], "AutomationAssumeRole": [role.arn]},
+            )
+        )
+        self.accept_finding(
+            vpc,
+            [f"{pack}-VPCDefaultSecurityGroupClosed" for pack in COMPLIANCE_PACKS],
+            f"The default security group is emptied by the State Manager association {association.title}, "
+            f"which runs AWS's runbook {CLOSE_DEFAULT_GROUP_RUNBOOK}; the rule packs recognise only CDK's "
+            "custom resource for it.",
         )
