@@ -17,7 +17,8 @@ NAT runs in ``single`` or ``per-az`` mode, chosen by the ``NatMode`` parameter t
 internet through NAT; S3 traffic stays on the gateway endpoint. VPC flow logs go to a retained,
 encrypted log group. ``DependsOn`` appears only where CloudFormation cannot infer the order
 from a reference: the internet route and the NAT addresses wait for the gateway attachment
-(item 18).
+(item 18). The VPC's default security group is emptied by AWS's own runbook through a State
+Manager association (:meth:`Network.close_default_security_group` says why not a Lambda).
 AWS docs: https://docs.aws.amazon.com/vpc/latest/userguide/vpc-example-private-subnets-nat.html
 """
 

@@ -74,9 +74,9 @@ def _getazs_lists_the_stacks_region() -> None:
     """
     from moto.cloudformation import parsing  # noqa: PLC0415  (optional dependency)
 
-    original = parsing.clean_json
-    if getattr(original, "_cfnbuild_fixed", False):
+    if getattr(parsing, "_cfnbuild_getazs", False):  # marked on the module: another fix wraps clean_json too
         return
+    original = parsing.clean_json
 
     def clean_json(resource_json: Any, resources_map: Any) -> Any:
         this_region = ("", None, {"Ref": "AWS::Region"})
@@ -85,8 +85,8 @@ def _getazs_lists_the_stacks_region() -> None:
             resource_json = {"Fn::GetAZs": resources_map._region_name}  # moto keeps the region private
         return original(resource_json, resources_map)
 
-    clean_json._cfnbuild_fixed = True  # type: ignore[attr-defined]
     parsing.clean_json = clean_json  # a patch: moto calls it by this module-level name
+    parsing._cfnbuild_getazs = True  # type: ignore[attr-defined]
 
 
 def _cluster_members_are_placeholders() -> None:
