@@ -70,7 +70,8 @@ def _getazs_lists_the_stacks_region() -> None:
 
     moto 5 reads an empty (or ``Ref AWS::Region``) argument as us-east-1, so a subnet falling
     back to ``Fn::GetAZs`` in an eu-west-1 stack got ``us-east-1a``; give it the stack's region
-    ("Fn::GetAZs", AWS CloudFormation Template Reference: an empty string is the stack's region).
+    (an empty string is the stack's region:
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-getavailabilityzones.html).
     """
     from moto.cloudformation import parsing  # noqa: PLC0415  (optional dependency)
 
