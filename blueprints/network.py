@@ -5,13 +5,20 @@ Inputs: :class:`NetworkInputs`. Outputs: ``vpc_id``, ``vpc_cidr``, ``public_subn
 (the private default routes, for whatever must not start before it can reach the internet);
 and the matching exported Outputs.
 
-Zones come from ``Fn::GetAZs`` (no literal AZ). NAT runs in ``single`` or ``per-az`` mode,
-chosen by the ``NatMode`` parameter through the ``PerAzNat`` condition, so one template serves a
-cheap dev and a zone-redundant prod (failure-analysis item 12). Both private tiers route to the
+Zones are chosen at deploy time, never written in the template: the ``AvailabilityZones``
+parameter records an ``availability-zones`` lookup (:mod:`cfnbuild.deploy.lookups`) that answers the
+first zones by zone ID, and keeps a stack's deployed value ever after, so an update never moves
+a subnet (a subnet's zone cannot change without replacing it). Left empty (a deploy without
+cfnbuild, an endpoint without the API) the subnets take ``Fn::GetAZs`` as before.
+
+NAT runs in ``single`` or ``per-az`` mode, chosen by the ``NatMode`` parameter through the
+``PerAzNat`` condition, so one template serves a cheap dev and a zone-redundant prod
+(failure-analysis item 12). Both private tiers route to the
 internet through NAT; S3 traffic stays on the gateway endpoint. VPC flow logs go to a retained,
 encrypted log group. ``DependsOn`` appears only where CloudFormation cannot infer the order
 from a reference: the internet route and the NAT addresses wait for the gateway attachment
-(item 18).
+(item 18). The VPC's default security group is emptied by AWS's own runbook through a State
+Manager association (:meth:`Network.close_default_security_group` says why not a Lambda).
 AWS docs: https://docs.aws.amazon.com/vpc/latest/userguide/vpc-example-private-subnets-nat.html
 """
 
@@ -21,6 +28,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Literal
 
+import awacs.ec2
 import awacs.logs
 from troposphere import (
     AWSHelperFn,
@@ -29,12 +37,16 @@ from troposphere import (
     GetAZs,
     If,
     Join,
+    Not,
+    Parameter,
     Ref,
     Select,
+    Split,
     Sub,
     Tags,
     ec2,
     logs,
+    ssm,
 )
 
 from cfnbuild import Blueprint, Invalid, ServiceRole, setting
@@ -46,6 +58,9 @@ SUBNET_BITS = 4
 TIER_STRIDE = 4
 MIN_VPC_PREFIX, MAX_VPC_PREFIX = 16, 24
 NatMode = Literal["single", "per-az"]
+# The AWS-owned Automation runbook that removes every rule of a VPC's default security group.
+CLOSE_DEFAULT_GROUP_RUNBOOK = "AWSConfigRemediation-RemoveVPCDefaultSecurityGroupRules"
+COMPLIANCE_PACKS = ("HIPAA.Security", "NIST.800.53.R5", "PCI.DSS.321")
 
 
 def plan_subnets(
@@ -136,6 +151,8 @@ class Network(Blueprint[NetworkInputs]):
     flow_log_group: logs.LogGroup
     nat_routes: list[ec2.Route]
     subnets: dict[str, tuple[str, ...]]
+    zones: Parameter
+    has_zones: str
 
     def validate(self) -> None:
         """Two or three zones, a known NAT mode, and subnet blocks that fit and do not overlap."""
@@ -159,6 +176,7 @@ class Network(Blueprint[NetworkInputs]):
     def build(self) -> None:
         """Resources in dependency order; each piece is its own method so a subclass can change one."""
         self.nat_mode_parameter()
+        self.zones_parameter()
         vpc = self.vpc()
         attachment = self.internet_gateway(vpc)
         subnets = {tier: self.subnet_tier(vpc, tier) for tier in TIERS}
@@ -166,6 +184,7 @@ class Network(Blueprint[NetworkInputs]):
         private_tables = self.private_routes(vpc, attachment, subnets)
         self.s3_endpoint(vpc, [public_table, *private_tables])
         self.flow_logs(vpc)
+        self.close_default_security_group(vpc)
 
     def nat_mode_parameter(self) -> None:
         """The NatMode parameter and the PerAzNat condition derived from it."""
@@ -179,6 +198,29 @@ class Network(Blueprint[NetworkInputs]):
             ),
         )
         self.per_az_nat = self.condition("PerAzNat", Equals(Ref(self.lid("NatMode")), "per-az"))
+
+    def zones_parameter(self) -> None:
+        """The AvailabilityZones parameter, its lookup, and the HasZones condition (it is not empty)."""
+        count = self.inputs.az_count
+        zone = "[a-z]{2}(-[a-z0-9]+)+"
+        self.zones = self.parameter(
+            "AvailabilityZones",
+            Type="String",
+            Default="",
+            AllowedPattern=f"^({zone}(,{zone}){{{count - 1}}})?$",
+            ConstraintDescription=f"{count} comma-separated Availability Zone names, or empty",
+            Description=(
+                f"The {count} Availability Zones of the subnets, comma-separated; empty: Fn::GetAZs. cfnbuild deploy "
+                "looks them up by zone ID at creation and keeps the stack's value on every update."
+            ),
+        )
+        self.lookup("AvailabilityZones", kind="availability-zones", count=str(count))
+        self.has_zones = self.condition("HasZones", Not(Equals(Ref(self.zones), "")))
+
+    def zone(self, index: int) -> If:
+        """The zone of the ``index``-th subnet of each tier: the parameter's, else Fn::GetAZs's."""
+        # GetAZs "" is the stack's region.
+        return If(self.has_zones, Select(index, Split(",", Ref(self.zones))), Select(index, GetAZs("")))
 
     def vpc(self) -> ec2.VPC:
         """The VPC, with DNS on (needed by the S3 endpoint and RDS endpoints)."""
@@ -220,7 +262,7 @@ class Network(Blueprint[NetworkInputs]):
                         self.lid(tier, "Subnet", index + 1),
                         VpcId=Ref(vpc),
                         CidrBlock=block,
-                        AvailabilityZone=Select(index, GetAZs("")),  # "" is the stack's region
+                        AvailabilityZone=self.zone(index),
                         MapPublicIpOnLaunch=False,
                         Tags=Tags(Name=Sub(f"${{AWS::StackName}}-{tier}-{index + 1}"), Tier=tier),
                     )
@@ -248,7 +290,7 @@ class Network(Blueprint[NetworkInputs]):
         )
         # The route references the gateway, not the attachment; without DependsOn it can be
         # created before the gateway is attached and fail.
-        self.add(
+        route = self.add(
             ec2.Route(
                 self.lid("PublicDefaultRoute"),
                 RouteTableId=Ref(table),
@@ -256,6 +298,13 @@ class Network(Blueprint[NetworkInputs]):
                 GatewayId=attachment.InternetGatewayId,
                 DependsOn=[attachment.title],
             )
+        )
+        self.accept_finding(
+            route,
+            [f"{pack}-VPCNoUnrestrictedRouteToIGW" for pack in COMPLIANCE_PACKS],
+            "The public subnets hold only the internet-facing load balancer and the NAT gateways, which "
+            "need a default route to the internet gateway; no subnet maps public addresses, and the "
+            "instances and the database are in the private subnets, whose routes go through NAT.",
         )
         for index, subnet in enumerate(subnets):
             self.add(
@@ -373,4 +422,46 @@ class Network(Blueprint[NetworkInputs]):
             "FlowLogGroupName",
             Ref(self.flow_log_group),
             "Name of the log group holding the VPC flow logs.",
+        )
+
+    def close_default_security_group(self, vpc: ec2.VPC) -> None:
+        """Remove every rule of the VPC's default security group, declaratively.
+
+        A new VPC's default group allows all traffic between its members and all outbound
+        traffic; AWS recommends that it allow nothing ("Security Hub controls for Amazon EC2",
+        EC2.2: https://docs.aws.amazon.com/securityhub/latest/userguide/ec2-controls.html#ec2-2).
+        CloudFormation cannot manage that group's rules, and CDK's ``restrictDefaultSecurityGroup``
+        ships a Lambda-backed custom resource for it. Here a State Manager association runs the
+        AWS-owned Automation runbook ``AWSConfigRemediation-RemoveVPCDefaultSecurityGroupRules``
+        when the stack creates it (and again when the group ID changes): no function code in the
+        template, nothing to patch, and the runbook is the one AWS Config's remediation uses
+        (https://docs.aws.amazon.com/systems-manager-automation-runbooks/latest/userguide/automation-aws-remove-default-secg-rules.html,
+        https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-ssm-association.html).
+        The role Automation assumes holds exactly the runbook's documented permissions, the
+        revokes on this one group; its trust is this account's automation executions only
+        (https://docs.aws.amazon.com/systems-manager/latest/userguide/cross-service-confused-deputy-prevention.html).
+        """
+        group_id = GetAtt(vpc, "DefaultSecurityGroup")
+        role = ServiceRole(
+            self,
+            "CloseDefaultSecurityGroup",
+            services=["ssm.amazonaws.com"],
+            source_arn=partition_arn("ssm", "automation-execution/*"),
+        )
+        role.grant_automation_run(CLOSE_DEFAULT_GROUP_RUNBOOK)
+        role.grant_unscoped("DescribeSecurityGroups", [awacs.ec2.DescribeSecurityGroups])
+        role.grant_security_group_revoke("DefaultSecurityGroup", group_id)
+        association = self.add(
+            ssm.Association(
+                self.lid("CloseDefaultSecurityGroup"),
+                Name=CLOSE_DEFAULT_GROUP_RUNBOOK,
+                Parameters={"GroupId": [group_id], "AutomationAssumeRole": [role.arn]},
+            )
+        )
+        self.accept_finding(
+            vpc,
+            [f"{pack}-VPCDefaultSecurityGroupClosed" for pack in COMPLIANCE_PACKS],
+            f"The default security group is emptied by the State Manager association {association.title}, "
+            f"which runs AWS's runbook {CLOSE_DEFAULT_GROUP_RUNBOOK}; the rule packs recognise only CDK's "
+            "custom resource for it.",
         )

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import awacs.autoscaling
 import awacs.cloudformation
+import awacs.ec2
 import awacs.kms
 import awacs.logs
 import awacs.s3
@@ -76,6 +77,12 @@ LOG_WRITE_ACTIONS: tuple[Action, ...] = (
 )
 KMS_DECRYPT_ACTIONS: tuple[Action, ...] = (awacs.kms.Decrypt,)
 LIFECYCLE_ACTION_COMPLETE_ACTIONS: tuple[Action, ...] = (awacs.autoscaling.CompleteLifecycleAction,)
+SECURITY_GROUP_REVOKE_ACTIONS: tuple[Action, ...] = (
+    awacs.ec2.RevokeSecurityGroupEgress,
+    awacs.ec2.RevokeSecurityGroupIngress,
+)
+AUTOMATION_START_ACTIONS: tuple[Action, ...] = (awacs.ssm.StartAutomationExecution,)
+AUTOMATION_READ_ACTIONS: tuple[Action, ...] = (awacs.ssm.GetAutomationExecution,)
 KMS_ENCRYPT_ACTIONS: tuple[Action, ...] = (
     awacs.kms.Encrypt,
     awacs.kms.GenerateDataKey,
@@ -88,6 +95,7 @@ NO_RESOURCE_LEVEL_ACTIONS = frozenset(
     {
         "cloudwatch:PutMetricData",
         "ec2:DescribeInstances",
+        "ec2:DescribeSecurityGroups",
         "ec2:DescribeTags",
         "ec2:DescribeVolumes",
         "logs:DescribeLogGroups",
@@ -165,6 +173,23 @@ class Grants:
         """Put CloudWatch metrics, only into ``namespace`` (the action has no resource-level scope)."""
         condition = Condition(StringEquals("cloudwatch:namespace", namespace))
         self._allow("PutMetrics", namespace, [cloudwatch.PutMetricData], ["*"], condition)
+
+    def grant_security_group_revoke(self, name: str, group_id: AWSHelperFn) -> None:
+        """Remove inbound and outbound rules of one security group (``group_id``: its ID; ``name`` labels the grant)."""
+        arn = partition_arn("ec2", "security-group/${GroupId}", GroupId=group_id)
+        self._allow("RevokeRules", name, SECURITY_GROUP_REVOKE_ACTIONS, [arn])
+
+    def grant_automation_run(self, document: str) -> None:
+        """Start one Automation runbook (any version) and read its executions.
+
+        An execution's ID exists only once it starts, so executions are granted as
+        ``automation-execution/*`` of this account and region (Service Authorization Reference,
+        AWS Systems Manager: https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssystemsmanager.html).
+        """
+        definition = partition_arn("ssm", f"automation-definition/{document}:*")
+        self._allow("StartAutomation", document, AUTOMATION_START_ACTIONS, [definition])
+        executions = partition_arn("ssm", "automation-execution/*")
+        self._allow("ReadAutomation", document, AUTOMATION_READ_ACTIONS, [executions])
 
     def grant_unscoped(self, verb: str, actions: Sequence[Action]) -> None:
         """Grant actions that support no resource-level permission (e.g. ``ec2:DescribeTags``) on ``*``.

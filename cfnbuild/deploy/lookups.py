@@ -23,6 +23,20 @@ Kinds live in :data:`LOOKUP_KINDS`; add one with :func:`register_lookup`. Shippe
     The newest available version of one major of an RDS engine, by numeric order
     (``DescribeDBEngineVersions``), e.g. ``engine="aurora-mysql", major="3"`` gives
     ``8.0.mysql_aurora.3.x.y``.
+
+``availability-zones`` (argument ``count``)
+    The names of ``count`` Availability Zones, comma-joined (``eu-west-1b,eu-west-1c``): the
+    available ones of type ``availability-zone`` that need no opt-in or are opted in
+    (``DescribeAvailabilityZones``), ordered by **zone ID**. A zone ID (``euw1-az1``) is the same
+    physical zone in every account while names are mapped to IDs per account, and
+    ``Fn::GetAZs`` lists only zones with a default subnet in an order that "isn't guaranteed
+    and can change" (https://docs.aws.amazon.com/ram/latest/userguide/working-with-az-ids.html,
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-getavailabilityzones.html).
+    The kind *keeps the deployed value* (:attr:`LookupKind.keep_deployed`): once a stack exists
+    its zones are never looked up again, so an update cannot move a subnet to another zone
+    (which would replace it); only a value given explicitly (config or ``--param``) changes
+    them. A stack created before it recorded this lookup keeps ``""``, the zones
+    ``Fn::GetAZs`` gave it. Kept for 30 days in the cache: a region's zones change rarely.
 """
 
 from __future__ import annotations
@@ -53,7 +67,7 @@ READ_TIMEOUT_SECONDS = 15
 
 # A client asked for one service, already bound to the region and endpoint being deployed to.
 ClientFactory = Callable[[str], Any]
-Source = Literal["override", "cache", "aws", "fallback"]
+Source = Literal["override", "deployed", "cache", "aws", "fallback"]
 
 
 class LookupUnavailable(Exception):
@@ -70,7 +84,9 @@ class LookupKind:
 
     ``describe`` names the looked-up thing for messages ("the newest Aurora MySQL 3 version");
     ``fetch`` asks AWS through the client factory and returns the value, raising
-    :class:`LookupUnavailable` (or a botocore error) when it finds none.
+    :class:`LookupUnavailable` (or a botocore error) when it finds none. ``keep_deployed``: once
+    the stack exists, the value it was deployed with wins over a fresh answer (only an explicit
+    value changes it), for values whose change would replace resources.
     """
 
     name: str
@@ -78,6 +94,8 @@ class LookupKind:
     describe: Callable[[Mapping[str, str]], str]
     fetch: Callable[[ClientFactory, Mapping[str, str]], str]
     max_age: timedelta = DEFAULT_MAX_AGE
+    keep_deployed: bool = False
+    check: Callable[[Mapping[str, str]], str | None] | None = None
 
 
 LOOKUP_KINDS: dict[str, LookupKind] = {}
@@ -111,6 +129,9 @@ def check_lookup(kind: str, arguments: Mapping[str, Any]) -> LookupKind:
     for name, value in arguments.items():
         if not isinstance(value, str) or not value:
             raise ValueError(f"lookup argument {name}={value!r} must be a non-empty string")
+    problem = found.check(arguments) if found.check is not None else None
+    if problem is not None:
+        raise ValueError(f"lookup kind {kind!r}: {problem}")
     return found
 
 
@@ -201,12 +222,15 @@ def resolve_lookups(
     cache_dir: Path,
     endpoint_url: str | None = None,
     overrides: Mapping[str, str] | None = None,
+    deployed: Mapping[str, str] | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> LookupResults:
     """Answer every lookup ``template`` records, for ``region``.
 
     ``overrides`` (parameter → value) win without a call; overrides of parameters that record
-    no lookup are not this function's business and are ignored. ``session`` None means boto3's
+    no lookup are not this function's business and are ignored. ``deployed`` is the parameters
+    of the stack as deployed (``None``: no stack yet): a kind that keeps the deployed value
+    answers with it without a call (``""`` when the stack predates the parameter). ``session`` None means boto3's
     default credential chain; ``endpoint_url`` points the clients at an emulator. ``clock``
     (default: now, in UTC) is for tests. Failures to reach AWS never raise: they give ``""``
     and a message with the reason.
@@ -228,6 +252,9 @@ def resolve_lookups(
                     f"{value or '(empty)'} given explicitly; {subject} not looked up",
                 )
             )
+            continue
+        if kind.keep_deployed and deployed is not None:
+            results.append(_kept(lookup, subject, deployed))
             continue
         cache = _CacheEntry(cache_dir, lookup, region)
         cached = cache.read(now, kind.max_age)
@@ -251,6 +278,18 @@ def resolve_lookups(
         cache.write(value, now)
         results.append(LookupResult(lookup.parameter, value, "aws", f"{value}, {subject} (looked up now)"))
     return LookupResults(results)
+
+
+def _kept(lookup: Lookup, subject: str, deployed: Mapping[str, str]) -> LookupResult:
+    """The deployed value of a parameter whose kind keeps it, with the sentence saying so."""
+    fix = f"pass --param {lookup.parameter}=VALUE to change it"
+    if lookup.parameter in deployed:
+        value = deployed[lookup.parameter]
+        message = f"{value or '(empty)'} kept as the stack has it; {subject} not looked up again, so it never moves"
+    else:
+        value = ""
+        message = f"(empty) kept: the stack predates the lookup of {subject} and keeps what an empty value gives it"
+    return LookupResult(lookup.parameter, value, "deployed", f"{message} ({fix})")
 
 
 def _utc_now() -> datetime:
@@ -443,5 +482,68 @@ register_lookup(
         arguments=("engine", "major"),
         describe=_describe_engine_version,
         fetch=_fetch_engine_version,
+    )
+)
+
+
+# --- availability-zones ---------------------------------------------------------------------
+
+MAX_ZONES = 6
+# A zone that needs no opt-in, or one the account opted in to, can hold a subnet.
+_USABLE_OPT_IN = frozenset({"opt-in-not-required", "opted-in"})
+
+
+def _describe_zones(arguments: Mapping[str, str]) -> str:
+    return f"the first {arguments['count']} Availability Zones by zone ID"
+
+
+def zones_by_id(zones: list[Mapping[str, Any]], count: int) -> list[str]:
+    """The names of the first ``count`` usable zones among ``AvailabilityZones`` entries, by ZoneId.
+
+    Usable: state ``available``, type ``availability-zone`` (no Local or Wavelength Zone), and
+    no opt-in pending. Raises :class:`LookupUnavailable` when fewer than ``count`` are.
+    """
+    usable = sorted(
+        (str(zone["ZoneId"]), str(zone["ZoneName"]))
+        for zone in zones
+        if zone.get("State", "available") == "available"
+        and zone.get("ZoneType", "availability-zone") == "availability-zone"
+        and zone.get("OptInStatus", "opt-in-not-required") in _USABLE_OPT_IN
+        and zone.get("ZoneId")
+        and zone.get("ZoneName")
+    )
+    if len(usable) < count:
+        listed = ", ".join(f"{name} ({zone_id})" for zone_id, name in usable) or "none"
+        raise LookupUnavailable(f"the region has {len(usable)} usable Availability Zone(s) for {count}: {listed}")
+    return [name for _, name in usable[:count]]
+
+
+def _check_zone_count(arguments: Mapping[str, str]) -> str | None:
+    count = arguments["count"]
+    if count.isdigit() and 1 <= int(count) <= MAX_ZONES:
+        return None
+    return f"count={count!r} is not a number of zones from 1 to {MAX_ZONES}"
+
+
+def _fetch_zones(clients: ClientFactory, arguments: Mapping[str, str]) -> str:
+    count = int(arguments["count"])
+    answer = clients("ec2").describe_availability_zones(
+        Filters=[
+            {"Name": "state", "Values": ["available"]},
+            {"Name": "zone-type", "Values": ["availability-zone"]},
+        ]
+    )
+    return ",".join(zones_by_id(answer.get("AvailabilityZones", []), count))
+
+
+register_lookup(
+    LookupKind(
+        name="availability-zones",
+        arguments=("count",),
+        describe=_describe_zones,
+        fetch=_fetch_zones,
+        max_age=timedelta(days=30),
+        keep_deployed=True,
+        check=_check_zone_count,
     )
 )

@@ -49,18 +49,22 @@ class ParameterSteps(EngineBase):
             cache_dir=self.project.root / CACHE_DIR / "lookups",
             endpoint_url=self.aws.target.endpoint_url,
             overrides={name: value for name, (value, _) in given.items()},
+            deployed=deployed.parameters if deployed is not None else None,
         )
         for message in lookups.messages():
             self.err.print(f"parameter {message}", markup=False)
         values: dict[str, str] = {}
         previous: set[str] = set()
+        kept = deployed.parameters if deployed is not None else {}
         for name, definition in declared.items():
             if name in given:
                 values[name] = given[name][0]
                 check_parameter(name, definition, values[name], given[name][1])
+            elif name in lookups and lookups[name].source == "deployed" and name in kept:
+                previous.add(name)  # a kept value: sent as UsePreviousValue, like any unchanged one
             elif name in lookups and lookups[name].source != "fallback":
                 values[name] = lookups[name].value
-            elif name in lookups and deployed is not None and name in deployed.parameters:
+            elif name in lookups and name in kept:
                 previous.add(name)  # the lookup could not run: keep what the stack has
             elif name in lookups:
                 values[name] = lookups[name].value

@@ -211,6 +211,8 @@ def build_plan(
         new_values=_substitutable(new_template, new_effective, no_echo),
         old_values=_substitutable(old, old_effective, no_echo),
         secrets=secrets,
+        new_conditions=new_template.get("Conditions") or {},
+        old_conditions=old.get("Conditions") or {},
     )
     resources = _note_renames([_resource_change(raw, context) for raw in raw_changes])
     parameter_values = {**new_parameters, **change_set_parameters}
@@ -236,6 +238,8 @@ class _Context:
     new_values: Mapping[str, Any]  # parameter values a Ref may be replaced by (never NoEcho ones)
     old_values: Mapping[str, Any]
     secrets: frozenset[str]
+    new_conditions: Mapping[str, Any] = field(default_factory=dict)
+    old_conditions: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _order(change: ResourceChange) -> tuple[bool, str, str]:
@@ -345,7 +349,13 @@ def _resource_change(raw: Mapping[str, Any], context: _Context) -> ResourceChang
     details = _details(raw.get("Details", []), context.secrets)
     replacement = str(raw.get("Replacement", ""))
     if not details and action in ("Modify", "Dynamic") and old is not None and new is not None:
-        details = _template_diff(resource_type, old, new, context.secrets)
+        # Compared as CloudFormation evaluates them: the same zone written two ways is no change.
+        details = _template_diff(
+            resource_type,
+            _static_properties(old, context.old_values, context.old_conditions),
+            _static_properties(new, context.new_values, context.new_conditions),
+            context.secrets,
+        )
     if action in ("Modify", "Dynamic") and not replacement and details:
         # AWS always sends Replacement for a Modify; an emulator may not. Derive it from the
         # properties' RequiresRecreation rather than show a replacement as a plain change.
@@ -386,6 +396,77 @@ def _resource_change(raw: Mapping[str, Any], context: _Context) -> ResourceChang
         policy_action=policy_action,
         notes=_retention_notes(context.old_resources.get(logical_id), new) if action != "Remove" else (),
     )
+
+
+def _static_properties(resource: Mapping[str, Any], values: Mapping[str, Any], conditions: Mapping[str, Any]) -> Any:
+    """``resource`` with its Properties evaluated as far as parameters decide them (:func:`_static`)."""
+    if "Properties" not in resource:
+        return resource
+    return {**resource, "Properties": _static(resource["Properties"], values, conditions)}
+
+
+_UNDECIDED = object()  # what a function parameters alone do not evaluate gives
+
+
+def _static(node: Any, values: Mapping[str, Any], conditions: Mapping[str, Any]) -> Any:
+    """``node`` as far as CloudFormation evaluates it from parameters alone.
+
+    Refs to parameters become their values; ``Fn::If`` on a condition the parameters decide takes
+    its branch; ``Fn::Split`` of a known string and ``Fn::Select`` from a known list are done.
+    Everything else (Refs to resources, ``Fn::GetAtt``, ``Fn::GetAZs``) stays as written.
+    """
+    if isinstance(node, list):
+        return [_static(item, values, conditions) for item in node]
+    if not isinstance(node, dict):
+        return node
+    evaluated = _static_function(node, values, conditions) if len(node) == 1 else _UNDECIDED
+    if evaluated is not _UNDECIDED:
+        return evaluated
+    return {key: _static(value, values, conditions) for key, value in node.items()}
+
+
+def _static_function(node: Mapping[str, Any], values: Mapping[str, Any], conditions: Mapping[str, Any]) -> Any:
+    """One intrinsic function evaluated from parameters, or :data:`_UNDECIDED`."""
+    ((key, argument),) = node.items()
+    result: Any = _UNDECIDED
+    pair = isinstance(argument, list) and len(argument) == 2
+    if key == "Ref" and isinstance(argument, str) and argument in values:
+        result = values[argument]
+    elif key == "Fn::If" and isinstance(argument, list) and len(argument) == 3:
+        decided = _decided(argument[0], values, conditions, frozenset())
+        if decided is not None:
+            result = _static(argument[1] if decided else argument[2], values, conditions)
+    elif key == "Fn::Split" and pair:
+        separator, text = argument[0], _static(argument[1], values, conditions)
+        if isinstance(separator, str) and separator and isinstance(text, str):
+            result = text.split(separator)
+    elif key == "Fn::Select" and pair:
+        index, items = _static(argument[0], values, conditions), _static(argument[1], values, conditions)
+        if isinstance(items, list) and str(index).isdigit() and int(index) < len(items):
+            result = items[int(index)]
+    return result
+
+
+def _decided(node: Any, values: Mapping[str, Any], conditions: Mapping[str, Any], seen: frozenset[str]) -> bool | None:
+    """The truth of a condition (a name or a condition function) if parameters decide it, else None."""
+    if isinstance(node, dict) and list(node) == ["Condition"]:
+        node = node["Condition"]
+    if isinstance(node, str):
+        known = node not in seen and node in conditions
+        return _decided(conditions[node], values, conditions, seen | {node}) if known else None
+    if not isinstance(node, dict) or len(node) != 1:
+        return None
+    ((key, argument),) = node.items()
+    if key == "Fn::Equals" and isinstance(argument, list) and len(argument) == 2:
+        left, right = (_static(side, values, conditions) for side in argument)
+        known = all(isinstance(side, str | int | float | bool) for side in (left, right))
+        return str(left) == str(right) if known else None
+    truths = [_decided(item, values, conditions, seen) for item in argument] if isinstance(argument, list) else []
+    if key not in ("Fn::Not", "Fn::And", "Fn::Or") or not truths or None in truths:
+        return None
+    if key == "Fn::Not":
+        return not truths[0]
+    return all(truths) if key == "Fn::And" else any(truths)
 
 
 def _replacement_from(details: Iterable[PropertyChange]) -> str:

@@ -65,6 +65,31 @@ def _fix_kms_key_tags() -> None:
     Key.create_from_cloudformation_json = classmethod(create)  # type: ignore[method-assign,assignment]  # a patch
 
 
+def _getazs_lists_the_stacks_region() -> None:
+    """Let ``Fn::GetAZs ""`` list the zones of the stack's region, as on AWS.
+
+    moto 5 reads an empty (or ``Ref AWS::Region``) argument as us-east-1, so a subnet falling
+    back to ``Fn::GetAZs`` in an eu-west-1 stack got ``us-east-1a``; give it the stack's region
+    (an empty string is the stack's region:
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-getavailabilityzones.html).
+    """
+    from moto.cloudformation import parsing  # noqa: PLC0415  (optional dependency)
+
+    if getattr(parsing, "_cfnbuild_getazs", False):  # marked on the module: another fix wraps clean_json too
+        return
+    original = parsing.clean_json
+
+    def clean_json(resource_json: Any, resources_map: Any) -> Any:
+        this_region = ("", None, {"Ref": "AWS::Region"})
+        getazs = isinstance(resource_json, dict) and resource_json.keys() == {"Fn::GetAZs"}
+        if getazs and resource_json["Fn::GetAZs"] in this_region:
+            resource_json = {"Fn::GetAZs": resources_map._region_name}  # moto keeps the region private
+        return original(resource_json, resources_map)
+
+    parsing.clean_json = clean_json  # a patch: moto calls it by this module-level name
+    parsing._cfnbuild_getazs = True  # type: ignore[attr-defined]
+
+
 def _cluster_members_are_placeholders() -> None:
     """Leave an Aurora cluster's instances as placeholders, like the cluster.
 
@@ -151,6 +176,7 @@ def _aurora_clusters_have_identifiers() -> None:
 # Nothing here invents behaviour moto does not have.
 _FIXES = (
     _fix_kms_key_tags,
+    _getazs_lists_the_stacks_region,
     _cluster_members_are_placeholders,
     _stack_set_instances_named_the_aws_way,
     _aurora_clusters_have_identifiers,

@@ -1,5 +1,7 @@
 """The network blueprint, asserted the way the CDK's assertions module does."""
 
+import re
+
 import pytest
 
 from blueprints.network import Network, NetworkInputs, plan_subnets
@@ -22,17 +24,41 @@ def test_vpc_takes_its_block_from_the_inputs_with_dns_on():
 
 
 @pytest.mark.parametrize("zones", [2, 3])
-def test_three_tiers_of_subnets_one_per_zone_from_getazs(zones):
+def test_three_tiers_of_subnets_one_per_zone_from_the_zones_parameter_else_getazs(zones):
     t = _network(az_count=zones)
     t.resource_count_is("AWS::EC2::Subnet", 3 * zones)
     for index in range(zones):
         t.has_resource_properties(
             "AWS::EC2::Subnet",
             {
-                "AvailabilityZone": {"Fn::Select": [index, {"Fn::GetAZs": ""}]},
+                "AvailabilityZone": {
+                    "Fn::If": [
+                        "HasZones",
+                        {"Fn::Select": [index, {"Fn::Split": [",", {"Ref": "AvailabilityZones"}]}]},
+                        {"Fn::Select": [index, {"Fn::GetAZs": ""}]},
+                    ]
+                },
                 "MapPublicIpOnLaunch": False,
             },
         )
+    assert t.template["Conditions"]["HasZones"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AvailabilityZones"}, ""]}]}
+
+
+@pytest.mark.parametrize("zones", [2, 3])
+def test_the_zones_are_a_lookup_of_as_many_zones_as_the_config_asks_for(zones):
+    t = _network(az_count=zones)
+    assert t.template["Metadata"]["cfnbuild"]["lookups"]["AvailabilityZones"] == {
+        "count": str(zones),
+        "kind": "availability-zones",
+    }
+    parameter = t.template["Parameters"]["AvailabilityZones"]
+    assert (parameter["Type"], parameter["Default"]) == ("String", "")
+    pattern = re.compile(parameter["AllowedPattern"])
+    names = ["eu-west-1a", "eu-west-1b", "eu-west-1c", "us-gov-west-1a"]
+    assert pattern.fullmatch(",".join(names[:zones]))
+    assert pattern.fullmatch("")
+    assert not pattern.fullmatch(",".join(names[: zones - 1]))
+    assert not pattern.fullmatch(",".join(names[: zones + 1]))
 
 
 def test_no_subnet_gives_instances_a_public_address():
@@ -204,3 +230,82 @@ def test_the_flow_log_role_is_assumed_only_for_this_accounts_flow_logs():
             "aws:SourceArn": {"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:vpc-flow-log/*"}
         },
     }
+
+
+def test_the_default_security_group_is_emptied_by_aws_runbook_through_an_association():
+    t = _network()
+    t.has_resource_properties(
+        "AWS::SSM::Association",
+        {
+            "Name": "AWSConfigRemediation-RemoveVPCDefaultSecurityGroupRules",
+            "Parameters": {
+                "GroupId": [{"Fn::GetAtt": ["Vpc", "DefaultSecurityGroup"]}],
+                "AutomationAssumeRole": [{"Fn::GetAtt": ["CloseDefaultSecurityGroupRole", "Arn"]}],
+            },
+        },
+    )
+    t.resource_count_is("AWS::Lambda::Function", 0)
+    t.resource_count_is("AWS::CloudFormation::CustomResource", 0)
+
+
+def test_the_runbook_role_holds_exactly_the_documented_permissions_revoking_on_the_default_group_only():
+    role = _network().of_type("AWS::IAM::Role")["CloseDefaultSecurityGroupRole"]["Properties"]
+    (policy,) = role["Policies"]
+    granted = {
+        action: statement["Resource"]
+        for statement in policy["PolicyDocument"]["Statement"]
+        for action in statement["Action"]
+    }
+    # The runbook's "Required IAM permissions", and nothing else.
+    assert sorted(granted) == [
+        "ec2:DescribeSecurityGroups",
+        "ec2:RevokeSecurityGroupEgress",
+        "ec2:RevokeSecurityGroupIngress",
+        "ssm:GetAutomationExecution",
+        "ssm:StartAutomationExecution",
+    ]
+    group = [
+        {
+            "Fn::Sub": [
+                "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:security-group/${GroupId}",
+                {"GroupId": {"Fn::GetAtt": ["Vpc", "DefaultSecurityGroup"]}},
+            ]
+        }
+    ]
+    assert granted["ec2:RevokeSecurityGroupIngress"] == granted["ec2:RevokeSecurityGroupEgress"] == group
+    assert granted["ec2:DescribeSecurityGroups"] == ["*"]  # no resource-level permission
+    assert granted["ssm:StartAutomationExecution"] == [
+        {
+            "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:automation-definition/"
+            "AWSConfigRemediation-RemoveVPCDefaultSecurityGroupRules:*"
+        }
+    ]
+
+
+def test_the_runbook_role_is_assumed_only_by_this_accounts_automation():
+    role = _network().of_type("AWS::IAM::Role")["CloseDefaultSecurityGroupRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": ["ssm.amazonaws.com"]}
+    assert trust["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        "ArnLike": {
+            "aws:SourceArn": {
+                "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:automation-execution/*"
+            }
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("resource", "rule", "cited"),
+    [
+        ("Vpc", "VPCDefaultSecurityGroupClosed", "CloseDefaultSecurityGroup"),
+        ("PublicDefaultRoute", "VPCNoUnrestrictedRouteToIGW", "private subnets"),
+    ],
+)
+def test_rule_pack_findings_the_network_answers_are_accepted_with_their_reason(resource, rule, cited):
+    accepted = _network().resources[resource]["Metadata"]["cdk_nag"]["rules_to_suppress"]
+    assert [a["id"] for a in accepted] == [
+        f"{pack}-{rule}" for pack in ("HIPAA.Security", "NIST.800.53.R5", "PCI.DSS.321")
+    ]
+    assert all(cited in a["reason"] for a in accepted)

@@ -143,7 +143,7 @@ def test_a_blueprint_records_a_lookup_under_its_prefix():
     [
         ("none", "rds-engine-version", {"engine": "aurora-mysql", "major": "3"}, "add the parameter before its lookup"),
         ("default", "rds-engine-version", {"engine": "aurora-mysql", "major": "3"}, "Type String and Default ''"),
-        ("ok", "ami-id", {"name": "x"}, "unknown lookup kind 'ami-id'; use one of: rds-engine-version"),
+        ("ok", "ami-id", {"name": "x"}, "unknown lookup kind 'ami-id'; use one of: availability-zones, rds-engine-"),
         ("ok", "rds-engine-version", {"engine": "aurora-mysql"}, r"takes engine, major \(missing major\)"),
         ("ok", "rds-engine-version", {"engine": "aurora-mysql", "major": "3", "x": "1"}, r"\(unexpected x\)"),
         ("ok", "rds-engine-version", {"engine": "aurora-mysql", "major": ""}, "must be a non-empty string"),

@@ -1060,3 +1060,66 @@ def test_a_changed_create_only_sub_property_is_a_replacement() -> None:
     plan = plan_of([change("MonthlyBudget", "AWS::Budgets::Budget", "Modify")], new, old)
     budget = plan.resources[0]
     assert (budget.replacement, budget.kind) == ("True", "replace")
+
+
+def _subnet_templates() -> tuple[dict[str, Any], dict[str, Any]]:
+    """A subnet before and after its zone moved from Fn::GetAZs to the AvailabilityZones parameter."""
+    old = {
+        "Resources": {
+            "Subnet": {
+                "Type": "AWS::EC2::Subnet",
+                "Properties": {
+                    "AvailabilityZone": {"Fn::Select": [1, {"Fn::GetAZs": ""}]},
+                    "CidrBlock": "10.0.16.0/20",
+                },
+            }
+        }
+    }
+    new = {
+        "Parameters": {"AvailabilityZones": {"Type": "String", "Default": ""}},
+        "Conditions": {"HasZones": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AvailabilityZones"}, ""]}]}},
+        "Resources": {
+            "Subnet": {
+                "Type": "AWS::EC2::Subnet",
+                "Properties": {
+                    "AvailabilityZone": {
+                        "Fn::If": [
+                            "HasZones",
+                            {"Fn::Select": [1, {"Fn::Split": [",", {"Ref": "AvailabilityZones"}]}]},
+                            {"Fn::Select": [1, {"Fn::GetAZs": ""}]},
+                        ]
+                    },
+                    "CidrBlock": "10.0.16.0/20",
+                },
+            }
+        },
+    }
+    return old, new
+
+
+def _subnet_plan(zones: str) -> Any:
+    old, new = _subnet_templates()
+    return build_plan(
+        stack_name="webapp-dev",
+        change_set=change_set([change("Subnet", "AWS::EC2::Subnet", "Modify")]),
+        new_template=new,
+        old_template=old,
+        new_parameters={"AvailabilityZones": zones},
+        old_parameters={},
+        new_tags={},
+        old_tags={},
+        template_hash="0" * 64,
+        stack_last_updated=None,
+    )
+
+
+def test_a_zone_written_another_way_that_evaluates_the_same_is_no_replacement():
+    (subnet,) = _subnet_plan("").resources
+    assert subnet.details == ()
+    assert subnet.kind != "replace"
+
+
+def test_a_zone_the_parameters_change_is_a_replacement():
+    (subnet,) = _subnet_plan("eu-west-1a,eu-west-1b").resources
+    assert subnet.kind == "replace"
+    assert [(d.path, d.after) for d in subnet.details] == [("/Properties/AvailabilityZone", "eu-west-1b")]
