@@ -42,7 +42,7 @@ LAZY_COMMANDS = {
     "delete": "cfnbuild.cli.deploy:delete",
     "drift": "cfnbuild.cli.deploy:drift",
     "recover": "cfnbuild.cli.deploy:recover",
-    "stackset": "cfnbuild.deliver.stacksets:stackset",
+    "stackset": "cfnbuild.cli.stackset:stackset",
     "export": "cfnbuild.deliver.catalog:export_command",
 }
 out = Console(highlight=False, soft_wrap=True)

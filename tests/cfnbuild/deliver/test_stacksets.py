@@ -25,12 +25,12 @@ import pytest
 from botocore.stub import ANY, Stubber
 from rich.console import Console
 
-from cfnbuild.deliver import stacksets
 from cfnbuild.deliver.stacksets import (
     Delivery,
     OperationTimeout,
     Preferences,
     StackSetDelivery,
+    operation,
     parse_delivery,
     rectangles,
 )
@@ -302,7 +302,7 @@ def test_a_parameter_value_is_checked_against_the_template_like_deploy(mini, emu
 
 def test_a_template_over_51200_bytes_goes_through_the_staging_bucket(mini, emulator, monkeypatch):
     root, name = mini
-    monkeypatch.setattr(stacksets, "INLINE_TEMPLATE_LIMIT", 100)  # the mini template is ~1 kB
+    monkeypatch.setattr(operation, "INLINE_TEMPLATE_LIMIT", 100)  # the mini template is ~1 kB
     runner, _ = _delivery(root, emulator, _grid(accounts=(A,), regions=(WEST,)))
     runner.deploy()
     s3 = emulator.client("s3")
