@@ -34,7 +34,10 @@ from cfnbuild.deploy.changeset import arn_name
 from cfnbuild.deploy.events import AFTER_REVIEW, PollSettings, Reporter, Since, known_fix, make_reporter, watch
 from cfnbuild.deploy.examples import reserved_examples
 from cfnbuild.deploy.lookups import resolve_lookups
-from cfnbuild.deploy.plan import Plan, build_plan, load_plan, render_text
+from cfnbuild.deploy.plan.model import Plan
+from cfnbuild.deploy.plan.read import build_plan
+from cfnbuild.deploy.plan.render import render_text
+from cfnbuild.deploy.plan.saved import load_plan
 from cfnbuild.deploy.policy import policy_body, same_policy, stack_policy
 from cfnbuild.deploy.staging import INLINE_TEMPLATE_LIMIT, TEMPLATES, StagingBucket
 from cfnbuild.errors import CfnbuildError, UsageError
