@@ -39,7 +39,8 @@ from cfnbuild.deploy.aws import (
 )
 from cfnbuild.deploy.engine import FollowUpFailed, Interrupted, Refused, Request
 from cfnbuild.deploy.events import make_reporter, root_cause, stack_events_since, watch
-from cfnbuild.deploy.plan import render_json, render_markdown, render_text, save_plan
+from cfnbuild.deploy.plan.render import render_markdown, render_text
+from cfnbuild.deploy.plan.saved import render_json, save_plan
 from cfnbuild.errors import CfnbuildError, UsageError
 
 EXIT_NO_CHANGES, EXIT_CHANGES = 0, 2
