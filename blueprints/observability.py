@@ -200,10 +200,13 @@ class Alarms(Blueprint[AlarmsInputs]):
         self.alarms = {spec.name: self.alarm(spec) for spec in self.specs()}
 
     def specs(self) -> list[_AlarmSpec]:
-        """The alarms of the stack."""
+        """The alarms of the stack: the load balancer's, then the database's."""
+        return [*self.load_balancer_specs(), *self.database_specs()]
+
+    def load_balancer_specs(self) -> list[_AlarmSpec]:
+        """5xx from the load balancer and from the app, and unhealthy targets."""
         inputs = self.inputs
         alb = {"LoadBalancer": inputs.load_balancer_full_name}
-        db = {"DBClusterIdentifier": inputs.db_cluster_identifier}
         # The ALB publishes the 5xx counts only when a 5xx happened: no data means no errors.
         five_xx = _AlarmSpec(
             name="LoadBalancer5xx",
@@ -245,6 +248,13 @@ class Alarms(Blueprint[AlarmsInputs]):
                 # unhealthy target; the 5xx alarms catch an app that serves nothing.
                 treat_missing_data="notBreaching",
             ),
+        ]
+
+    def database_specs(self) -> list[_AlarmSpec]:
+        """CPU and freeable memory of the database's instances."""
+        inputs = self.inputs
+        db = {"DBClusterIdentifier": inputs.db_cluster_identifier}
+        return [
             _AlarmSpec(
                 name="DatabaseCpu",
                 description=(

@@ -32,8 +32,56 @@ def build_webapp(config: WebAppConfig) -> Stack:
         "webapp", description=DESCRIPTION, project=config.project, environment=config.environment, tags=config.tags
     )
     keys = Keys(stack, KeysInputs(key_services=ALARM_PUBLISHERS))
+    network = _network(stack, config, keys)
+    groups = SecurityGroups(stack, SecurityGroupsInputs(vpc_id=network.vpc_id))
+    storage = Storage(stack, StorageInputs())
+    logging = Logging(
+        stack,
+        LoggingInputs(
+            retention_days=config.logs.retention_days,
+            kms_key_arn=keys.logs_key_arn,
+            alarm_email=config.alerts.email or "",
+        ),
+    )
+    database = _database(stack, config, network, groups, keys)
+    load_balancer = _load_balancer(stack, config, network=network, groups=groups, storage=storage, keys=keys)
+    _compute(
+        stack,
+        config,
+        network=network,
+        groups=groups,
+        storage=storage,
+        logging=logging,
+        database=database,
+        load_balancer=load_balancer,
+        keys=keys,
+    )
+    Alarms(
+        stack,
+        AlarmsInputs(
+            topic_arn=logging.topic_arn,
+            load_balancer_full_name=load_balancer.load_balancer_full_name,
+            target_group_full_name=load_balancer.target_group_full_name,
+            db_cluster_identifier=database.cluster_identifier,
+        ),
+    )
+    Budget(
+        stack,
+        BudgetInputs(
+            monthly_limit_usd=config.budget.monthly_limit_usd or 0,
+            email=config.alerts.email or "",
+            topic_arn=logging.topic_arn,
+            actual_threshold_percent=config.budget.actual_threshold_percent,
+            forecast_threshold_percent=config.budget.forecast_threshold_percent,
+        ),
+    )
+    return stack
+
+
+def _network(stack: Stack, config: WebAppConfig, keys: Keys) -> Network:
+    """The VPC, its subnets per zone, NAT and flow logs."""
     net = config.network
-    network = Network(
+    return Network(
         stack,
         NetworkInputs(
             cidr=net.cidr,
@@ -46,18 +94,12 @@ def build_webapp(config: WebAppConfig) -> Stack:
             flow_log_key_arn=keys.logs_key_arn,
         ),
     )
-    groups = SecurityGroups(stack, SecurityGroupsInputs(vpc_id=network.vpc_id))
-    storage = Storage(stack, StorageInputs())
-    logging = Logging(
-        stack,
-        LoggingInputs(
-            retention_days=config.logs.retention_days,
-            kms_key_arn=keys.logs_key_arn,
-            alarm_email=config.alerts.email or "",
-        ),
-    )
+
+
+def _database(stack: Stack, config: WebAppConfig, network: Network, groups: SecurityGroups, keys: Keys) -> Database:
+    """Aurora MySQL in the data subnets, with its rotating secret and log groups."""
     db = config.database
-    database = Database(
+    return Database(
         stack,
         DatabaseInputs(
             subnet_ids=network.data_subnet_ids,
@@ -76,6 +118,12 @@ def build_webapp(config: WebAppConfig) -> Stack:
             log_retention_days=db.log_retention_days,
         ),
     )
+
+
+def _load_balancer(
+    stack: Stack, config: WebAppConfig, *, network: Network, groups: SecurityGroups, storage: Storage, keys: Keys
+) -> LoadBalancer:
+    """The ALB in the public subnets, and the web ACL in front of it when [waf] enabled."""
     load_balancer = LoadBalancer(
         stack,
         LoadBalancerInputs(
@@ -108,6 +156,22 @@ def build_webapp(config: WebAppConfig) -> Stack:
                 log_retention_days=config.waf.log_retention_days,
             ),
         )
+    return load_balancer
+
+
+def _compute(
+    stack: Stack,
+    config: WebAppConfig,
+    *,
+    network: Network,
+    groups: SecurityGroups,
+    storage: Storage,
+    logging: Logging,
+    database: Database,
+    load_balancer: LoadBalancer,
+    keys: Keys,
+) -> None:
+    """The Auto Scaling group of app servers behind the ALB."""
     compute = config.compute
     Compute(
         stack,
@@ -136,23 +200,3 @@ def build_webapp(config: WebAppConfig) -> Stack:
             ),
         ),
     )
-    Alarms(
-        stack,
-        AlarmsInputs(
-            topic_arn=logging.topic_arn,
-            load_balancer_full_name=load_balancer.load_balancer_full_name,
-            target_group_full_name=load_balancer.target_group_full_name,
-            db_cluster_identifier=database.cluster_identifier,
-        ),
-    )
-    Budget(
-        stack,
-        BudgetInputs(
-            monthly_limit_usd=config.budget.monthly_limit_usd or 0,
-            email=config.alerts.email or "",
-            topic_arn=logging.topic_arn,
-            actual_threshold_percent=config.budget.actual_threshold_percent,
-            forecast_threshold_percent=config.budget.forecast_threshold_percent,
-        ),
-    )
-    return stack

@@ -63,7 +63,7 @@ def test_cfn_lint_schemas_name_the_tag_property_of_every_type_output_tags():
     # cfn-lint 1.58: the first whose AWS::Budgets::Budget schema is taggable (ResourceTags);
     # below it the budget renders untagged and build --check fails. The listeners' Tags are in
     # the schemas since 1.54; below that cfn-lint fails output/ with E3002.
-    from cfnbuild.tags import tag_property
+    from cfnbuild.build.tags import tag_property
 
     assert tag_property("AWS::Budgets::Budget") == ("ResourceTags", "list")
     assert tag_property("AWS::ElasticLoadBalancingV2::Listener") == ("Tags", "list")
