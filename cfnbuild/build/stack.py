@@ -179,7 +179,7 @@ class Stack:
         The parameter must already be in the stack, of Type String with Default ``""``: that
         empty value is what a lookup that cannot run (or a deploy without cfnbuild) passes.
         """
-        from cfnbuild.deploy.lookups import LOOKUPS_KEY, check_lookup  # noqa: PLC0415  (only stacks with lookups load the registry)
+        from cfnbuild.build.lookups import LOOKUPS_KEY, check_lookup  # noqa: PLC0415  (only stacks with lookups load the registry)
 
         owner = self._owners.get(("resource", parameter), "the stack")
         declared = self.template.parameters.get(parameter)
@@ -337,9 +337,10 @@ def _explain_troposphere(exc: BaseException, owners: Mapping[tuple[str, str], st
 
 def _blueprint(frames: list[tuple[str, str, dict[str, Any]]]) -> str:
     """How errors name the innermost blueprint that was building, if one was."""
-    # A blueprint marks itself (cfnbuild.build.blueprint imports this module, not the reverse).
+    # A blueprint class marks itself (cfnbuild.build.blueprint imports this module, not the reverse);
+    # asked of the class, since a troposphere object half-built answers any attribute by recursing.
     owners: list[Any] = [f[2].get("self") for f in frames]
-    return next((owner.owner for owner in owners if getattr(owner, BLUEPRINT_MARK, False)), "")
+    return next((owner.owner for owner in owners if getattr(type(owner), BLUEPRINT_MARK, False)), "")
 
 
 def _describe(obj: BaseAWSObject) -> str:

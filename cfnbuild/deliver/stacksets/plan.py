@@ -18,9 +18,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from cfnbuild.build.lookups import recorded_lookups
 from cfnbuild.deliver.stacksets.options import Delivery, Pair, Preferences
 from cfnbuild.deploy.engine import DeployedStack, Prepared
-from cfnbuild.deploy.lookups import recorded_lookups
 
 Api = Literal["CreateStackSet", "UpdateStackSet", "UpdateStackInstances", "CreateStackInstances"]
 _MASK = "****"
