@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import sys
+import types
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -83,12 +84,25 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
             return
         if event != "open":
             caller = sys._getframe(1).f_code  # the Python code that listed it
-            if caller.co_name != "_fill_cache" or not caller.co_filename.startswith("<frozen importlib"):
-                PROCESS_INPUTS.directories.add(path)  # not the import system looking for modules
+            if not _looks_for_installed_code(caller):
+                PROCESS_INPUTS.directories.add(path)
         elif not path.endswith(_SKIPPED_SUFFIXES):
             PROCESS_INPUTS.files.add(path)
     except Exception:  # noqa: S110  (an exception in an audit hook would fail the open itself)
         pass
+
+
+def _looks_for_installed_code(code: types.CodeType) -> bool:
+    """Whether a listing is the import system or ``importlib.metadata`` searching ``sys.path``.
+
+    Such listings find modules and installed distributions, which are fingerprinted as files;
+    counting the directories too would make every file added beside the project (the project
+    root is on ``sys.path``) invalidate the record — networkx 3, which cfn-lint loads, reads its
+    backends' entry points on import.
+    """
+    if code.co_name == "_fill_cache" and code.co_filename.startswith("<frozen importlib"):
+        return True
+    return code.co_name == "children" and "metadata" in code.co_filename and "importlib" in code.co_filename
 
 
 @contextmanager

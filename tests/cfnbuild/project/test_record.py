@@ -239,3 +239,22 @@ def test_a_build_whose_record_cannot_be_written_warns_once_and_succeeds(built):
         "directory); carrying on without caching"
     ]
     assert verified(root, "dev") is None  # no record: a deploy renders and compares
+
+
+def test_a_search_for_installed_distributions_is_no_input_of_the_render(tmp_path):
+    # networkx 3 (loaded by cfn-lint) reads entry points on import: importlib.metadata lists each
+    # sys.path entry, the project root among them. Those listings must not become inputs, or
+    # any file added beside the project would invalidate every record.
+    import importlib.metadata
+    import os
+
+    from cfnbuild.project.record import PROCESS_INPUTS, recording
+
+    searched, listed = tmp_path / "site", tmp_path / "data"
+    searched.mkdir()
+    listed.mkdir()
+    with recording():
+        list(importlib.metadata.distributions(path=[str(searched)]))
+        os.listdir(listed)
+    assert str(searched) not in PROCESS_INPUTS.directories
+    assert str(listed) in PROCESS_INPUTS.directories  # a listing by the render's own code counts
