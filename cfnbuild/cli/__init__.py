@@ -2,7 +2,8 @@
 
 ``main`` holds the ``cfnbuild`` group and the commands that build (``build``, ``lint``, ``list``,
 ``graph``); :mod:`.deploy` the stack commands (``plan``, ``deploy``, ``status``, ``outputs``,
-``delete``, ``drift``, ``recover``); :mod:`.stackset` and :mod:`.export` the delivery commands.
+``delete``, ``drift``, ``recover``) on :mod:`.targets` (the options every stack command takes, and
+the engines they resolve to); :mod:`.stackset` and :mod:`.export` the delivery commands.
 A command's module is imported only when it runs. The CLI uses every room; no room imports it.
 """
 
