@@ -114,6 +114,9 @@ def problem(importer: str, imported: str) -> str | None:  # noqa: PLR0911  (one 
 
 
 def test_every_module_is_in_a_room_with_a_docstring_saying_its_job() -> None:
+    folders = {path.parent for path in MODULES.values()}
+    missing = sorted(str(f.relative_to(ROOT)) for f in folders if not (f / "__init__.py").is_file())
+    assert not missing, f"folders without __init__.py (not a package, so not installed): {missing}"
     for module, path in MODULES.items():
         room(module)
         if path.name == "__init__.py":
