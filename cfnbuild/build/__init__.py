@@ -4,7 +4,7 @@
 template being assembled: outputs, exports, checkov skips, accepted rule-pack findings, lookups,
 artifacts), ``naming`` (logical IDs, physical and export names), ``tags``, ``stateful`` (what
 keeps data and how it is kept), ``grants`` and ``managed_policies`` (IAM only through typed
-grants), ``lookups`` (the lookup kinds a template records), ``lint`` (cfn-lint and checkov over what was written) and ``graph`` (the order stacks
-depend on each other). Build knows nothing of AWS accounts: it imports no deploy, delivery or
-CLI module.
+grants), ``lookups`` (the lookup kinds a template records), ``lint`` (cfn-lint and checkov over
+what was written) and ``graph`` (the order stacks depend on each other). Build knows nothing of
+AWS accounts: it imports no deploy, delivery or CLI module.
 """

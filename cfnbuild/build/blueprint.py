@@ -36,10 +36,10 @@ from typing import Any, Generic, TypeVar
 
 from troposphere import AWSHelperFn, AWSObject, Output, Parameter
 
-from cfnbuild.errors import InputError
 from cfnbuild.build.inputs import describe_inputs, input_problems
 from cfnbuild.build.naming import logical_id
 from cfnbuild.build.stack import Stack
+from cfnbuild.errors import InputError
 
 InputsT = TypeVar("InputsT")
 ResourceT = TypeVar("ResourceT", bound=AWSObject)

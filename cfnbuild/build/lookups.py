@@ -164,8 +164,6 @@ def recorded_lookups(template: Mapping[str, Any]) -> list[Lookup]:
     return lookups
 
 
-
-
 # --- rds-engine-version ---------------------------------------------------------------------
 
 ENGINE_NAMES = {

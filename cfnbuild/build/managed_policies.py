@@ -78,7 +78,9 @@ def main() -> None:
     if not policies:
         sys.exit("moto is not installed: pip install 'cfnbuild[local]'")
     lines = [f"/{path}{name}" for name, path in sorted(policies.items())]
-    header = "# AWS managed policies (/path/Name), written by python -m cfnbuild.build.managed_policies from moto's list"
+    header = (
+        "# AWS managed policies (/path/Name), written by python -m cfnbuild.build.managed_policies from moto's list"
+    )
     write_atomic(DATA, "\n".join([header, *lines]) + "\n")
     print(f"wrote {len(lines)} policies to {DATA}")
 

@@ -22,10 +22,10 @@ from typing import Any, TypeVar
 
 from troposphere import AWSHelperFn, AWSObject, BaseAWSObject, Export, Output, Parameter, Template
 
-from cfnbuild.errors import CfnbuildError, ConfigError, InputError, LogicalIdClash, UsageError
 from cfnbuild.build.naming import export_name
 from cfnbuild.build.stateful import METADATA_KEY, deletion_policy, update_replace_policy
 from cfnbuild.build.tags import apply_tags, standard_tags
+from cfnbuild.errors import CfnbuildError, ConfigError, InputError, LogicalIdClash, UsageError
 
 ResourceT = TypeVar("ResourceT", bound=AWSObject)
 
@@ -173,7 +173,7 @@ class Stack:
         resource.Metadata = metadata
 
     def add_lookup(self, parameter: str, *, kind: str, **arguments: str) -> None:
-        """Have the deploy engine look up ``parameter``'s value in the target region (see :mod:`cfnbuild.deploy.lookups`).
+        """Have the deploy engine look up ``parameter``'s value in the target region (:mod:`cfnbuild.deploy.lookups`).
 
         Recorded, sorted, as ``Metadata.cfnbuild.lookups.<parameter> = {kind, **arguments}``.
         The parameter must already be in the stack, of Type String with Default ``""``: that

@@ -43,7 +43,7 @@ LAZY_COMMANDS = {
     "drift": "cfnbuild.cli.deploy:drift",
     "recover": "cfnbuild.cli.deploy:recover",
     "stackset": "cfnbuild.cli.stackset:stackset",
-    "export": "cfnbuild.deliver.catalog:export_command",
+    "export": "cfnbuild.cli.export:export_command",
 }
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

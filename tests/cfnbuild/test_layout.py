@@ -124,12 +124,14 @@ def test_every_module_is_in_a_room_with_a_docstring_saying_its_job() -> None:
 
 
 def test_imports_only_go_down_the_rooms() -> None:
-    wrong = sorted({
-        f"{MODULES[importer].relative_to(ROOT)}:{line}: imports {imported} — {why}"
-        for importer in MODULES
-        for imported, line in imports(importer)
-        if (why := problem(importer, imported))
-    })
+    wrong = sorted(
+        {
+            f"{MODULES[importer].relative_to(ROOT)}:{line}: imports {imported} — {why}"
+            for importer in MODULES
+            for imported, line in imports(importer)
+            if (why := problem(importer, imported))
+        }
+    )
     assert not wrong, "\n".join(wrong)
 
 

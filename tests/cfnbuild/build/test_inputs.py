@@ -13,9 +13,9 @@ from troposphere import AWSHelperFn, AWSObject, GetAtt, Ref, s3, sqs
 
 from blueprints import budget, compute, database, encryption, loadbalancer, network, observability, security, storage
 from cfnbuild import Blueprint, EnvironmentConfig, InputError, Stack, setting
-from cfnbuild.project.app import App, StackSpec
-from cfnbuild.cli.main import main
 from cfnbuild.build.inputs import input_problems
+from cfnbuild.cli.main import main
+from cfnbuild.project.app import App, StackSpec
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cfnbuild.errors import InputError
 from cfnbuild.build.managed_policies import known_policies, policy_path
+from cfnbuild.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -6,11 +6,11 @@ import pytest
 from troposphere import Ref, logs, rds, s3
 
 from cfnbuild import App, Blueprint, EnvironmentConfig, InputError, LogicalIdClash, Stack, StackSpec, setting
-from cfnbuild.cli.main import main
-from cfnbuild.errors import CheckFailed, ConfigError
 from cfnbuild.build.inputs import describe_inputs
 from cfnbuild.build.stack import BuildError, building
 from cfnbuild.build.stateful import stateful_resources
+from cfnbuild.cli.main import main
+from cfnbuild.errors import CheckFailed, ConfigError
 
 
 def _stack() -> Stack:

@@ -33,6 +33,7 @@ from cfnbuild.build.grants import (
 )
 from cfnbuild.build.lint import cfn_lint, checkov, skip_problems
 from cfnbuild.build.tags import standard_tags
+from cfnbuild.cli.export import export_command
 from cfnbuild.deliver.catalog import (
     INTERFACE,
     KEY_PREFIX,
@@ -40,7 +41,6 @@ from cfnbuild.deliver.catalog import (
     CatalogEngine,
     Version,
     build_export,
-    export_command,
     paired_parameter_rules,
     parameter_label,
     product_template,
@@ -1510,7 +1510,8 @@ def test_a_template_with_a_transform_whose_expansion_is_unknown_is_refused_in_on
     assert "\n" not in message
     assert re.fullmatch(
         r"Transform \S+: what it expands into at launch is not known, .* add it to TRANSFORM_EXPANSIONS in "
-        r"cfnbuild/catalog\.py with the AWS document that says what it makes, or leave it out of the stack",
+        r"cfnbuild/deliver/catalog/launch_role\.py with the AWS document that says what it makes, "
+        r"or leave it out of the stack",
         message,
     ), message
 
@@ -1622,7 +1623,7 @@ def test_a_resource_encrypted_by_a_service_whose_key_needs_are_unknown_is_refuse
     with pytest.raises(
         CatalogError,
         match=r"Table\.SSESpecification\.KMSMasterKeyId \(AWS::DynamoDB::Table\) names a KMS key, .* add 'dynamodb' "
-        r"to KMS_USE_BY_SERVICE in cfnbuild/catalog\.py with the AWS document",
+        r"to KMS_USE_BY_SERVICE in cfnbuild/deliver/catalog/launch_role\.py with the AWS document",
     ):
         launch_scope(template)
 
