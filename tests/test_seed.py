@@ -91,16 +91,21 @@ def test_seed_18_no_depends_on_repeats_what_a_reference_already_implies(environm
 
 # Properties that set a resource's physical name (a literal one collides between two stacks).
 PHYSICAL_NAME_PROPERTIES = {
-    "AlarmName", "AutoScalingGroupName", "BucketName", "BudgetName", "DBClusterIdentifier",
+    "AlarmName", "AssociationName", "AutoScalingGroupName", "BucketName", "BudgetName", "DBClusterIdentifier",
     "DBClusterParameterGroupName", "DBInstanceIdentifier", "DBSubnetGroupName", "GroupName",
     "InstanceProfileName", "LaunchTemplateName", "LogGroupName", "ManagedPolicyName", "Name",
     "QueueName", "RoleName", "TopicName",
 }  # fmt: skip
+# Where one of those properties names something else: an association's Name is the SSM document
+# it runs (AWS's own runbook); the association's name is AssociationName.
+NOT_A_PHYSICAL_NAME = {("AWS::SSM::Association", "Name")}
 
 
 @pytest.mark.parametrize("environment", sorted(TEMPLATES))
 def test_seed_07_no_physical_name_is_a_bare_literal(environment):
     for logical_id, resource in TEMPLATES[environment]["Resources"].items():
         for key, value in resource.get("Properties", {}).items():
+            if (resource["Type"], key) in NOT_A_PHYSICAL_NAME:
+                continue
             if key in PHYSICAL_NAME_PROPERTIES and isinstance(value, str):
                 pytest.fail(f"{environment}: {logical_id}.{key} is the literal {value!r}")

@@ -639,7 +639,7 @@ def _known_action(action: str) -> bool:
 
 
 def provisioning_actions(
-    resource_types: Iterable[str], *, regions: Sequence[str] = ("us-east-1",)
+    resource_types: Iterable[str], *, regions: Sequence[str] = ("us-east-1",), withheld: Iterable[str] = ()
 ) -> ProvisioningActions:
     """The IAM actions CloudFormation needs to create, update, delete and read ``resource_types``.
 
@@ -650,7 +650,9 @@ def provisioning_actions(
     left out, which changes nothing the role may do. An action IAM does not know (a schema's
     slip such as ``s3:REST.PUT.OBJECT``; cfn-lint's own action list is the reference) is not
     granted but returned in ``unknown``. A type without a schema, or whose schema has no
-    handlers, raises ``ValueError``: its permissions cannot be derived.
+    handlers, raises ``ValueError``: its permissions cannot be derived. ``withheld`` actions are
+    left out before the wildcard check, so that a withheld wildcard (``ssm:Get*``) does not take
+    the exact actions it covers (``ssm:GetCalendarState``) with it.
     """
     from cfnlint.schema import PROVIDER_SCHEMA_MANAGER  # noqa: PLC0415  (see _iam_actions)
     from cfnlint.schema.manager import ResourceNotFoundError  # noqa: PLC0415
@@ -670,7 +672,8 @@ def provisioning_actions(
             for op in PROVISIONING_HANDLERS:
                 for action in (handlers.get(op) or {}).get("permissions", []):
                     wanted.setdefault(action.lower(), action)
-    known = {key: action for key, action in wanted.items() if _known_action(action)}
+    left_out = {action.lower() for action in withheld}
+    known = {key: action for key, action in wanted.items() if _known_action(action) and key not in left_out}
     wildcards = [key for key in known if "*" in key or "?" in key]
     kept = [
         action
@@ -1045,8 +1048,10 @@ def grant_provisioning(
     """
     scope = scope or LaunchScope()
     types = sorted(set(resource_types))
-    derived = provisioning_actions(types, regions=regions)
+    everything = provisioning_actions(types, regions=regions)
+    derived = provisioning_actions(types, regions=regions, withheld=scope.withheld)
     by_service, unused = _sort_provisioning_actions(derived.actions, types, regions, scope)
+    unused += [a for a in everything.actions if a.lower() in {w.lower() for w in scope.withheld}]
     scoped = Grants()
     star, unneeded = _iam_statements(scoped, by_service.pop("iam", []), scope)
     unused += unneeded

@@ -144,6 +144,12 @@ _SECRETS_MANAGER_ROTATION = Expansion(
     # object the account can. Withheld (see the report: not proved on AWS).
     withheld=("s3:GetObject", "s3:GetObjectVersion"),
 )
+# Schema actions never granted on "*", whatever the product makes. The Auto Scaling group's schema
+# lists ssm:Get* so that a group can resolve the SSM parameters its launch template names; the
+# product's own parameters are resolved by CloudFormation with ssm:GetParameters granted on those
+# parameters only (grants.grant_ssm_parameters_read). On "*" it would read every parameter in the
+# account, SecureStrings included.
+ALWAYS_WITHHELD = ("ssm:Get*",)
 # Keyed by the literal value of the template's Transform (a transform's value cannot be a
 # parameter or function, ibid.); both dates the HostedRotationLambda reference accepts.
 TRANSFORM_EXPANSIONS: dict[str, Expansion] = {
@@ -336,6 +342,7 @@ def launch_scope(template: Mapping[str, Any], *, stack_names: str = SERVICE_CATA
         applications.update(expansion.applications)
         withheld.update(expansion.withheld)
     withheld -= _own_actions(resources)
+    withheld.update(ALWAYS_WITHHELD)
     return LaunchScope(
         stack_names=stack_names,
         paths=tuple(sorted(paths or {"/"})),
