@@ -11,7 +11,8 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from blueprints.budget import BUDGET_REGION_PARAMETER
-from blueprints.compute import DEFAULT_GRACE_SECONDS, launch_hook_timeout, render_user_data
+from blueprints.compute import DEFAULT_GRACE_SECONDS
+from blueprints.instance_files import launch_hook_timeout, render_user_data
 from blueprints.network import plan_subnets
 from cfnbuild import Cidr, DomainName, Email, EnvironmentConfig, Invalid, Section
 from cfnbuild.regions import az_count as region_az_count

@@ -31,7 +31,8 @@ from blueprints.artifact import (
     build_artifact,
     pinned_closure,
 )
-from blueprints.compute import ComputeInputs, render_user_data
+from blueprints.compute import ComputeInputs
+from blueprints.instance_files import render_user_data
 from tests.blueprints.test_compute import _stack
 
 ROOT = Path(__file__).resolve().parents[2]

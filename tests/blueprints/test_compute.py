@@ -10,20 +10,23 @@ from pathlib import Path
 import pytest
 from troposphere import Parameter, Ref, encode_to_dict, kms, logs, s3, secretsmanager
 
-from blueprints import compute as compute_module
+from blueprints import instance_files
 from blueprints.compute import (
     AL2023_X86_64,
     ARTIFACT_BUCKET_PARAMETER,
     ARTIFACT_PARAMETER,
-    BOOT_SECONDS,
-    BOOTSTRAP_WAITS,
     LAUNCH_HOOK_NAME,
     MAX_PAUSE_SECONDS,
-    MAX_SUBSTITUTED_CHARS,
     USER_DATA_LIMIT,
-    BootstrapWait,
     Compute,
     ComputeInputs,
+)
+from blueprints.encryption import Keys, KeysInputs
+from blueprints.instance_files import (
+    BOOT_SECONDS,
+    BOOTSTRAP_WAITS,
+    MAX_SUBSTITUTED_CHARS,
+    BootstrapWait,
     launch_hook_timeout,
     render_user_data,
     signal_timeout,
@@ -31,7 +34,6 @@ from blueprints.compute import (
     substitute,
     user_data_size_bound,
 )
-from blueprints.encryption import Keys, KeysInputs
 from blueprints.loadbalancer import LoadBalancer, LoadBalancerInputs
 from blueprints.network import Network, NetworkInputs
 from cfnbuild import InputError, Stack
@@ -112,11 +114,9 @@ def _instance_file(t: TemplateAssert, path: str) -> tuple[str, dict]:
 
 def _files_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """blueprints/files/ copied into tmp_path, which the blueprint then reads (to add a custom script)."""
-    from blueprints import compute
-
-    for source in compute.FILES_DIR.iterdir():
+    for source in instance_files.FILES_DIR.iterdir():
         (tmp_path / source.name).write_bytes(source.read_bytes())
-    monkeypatch.setattr(compute, "FILES_DIR", tmp_path)
+    monkeypatch.setattr(instance_files, "FILES_DIR", tmp_path)
     return tmp_path
 
 
@@ -544,7 +544,7 @@ def test_seed_08_every_wait_of_the_user_data_is_a_retry_of_the_numbers_the_bluep
     for command in _commands(text):
         if any(w in command for w in waiting) and "cfn-signal" not in command:
             assert re.search(r"(^|\$\()retry ", command), command
-    used = {w.name for w in compute_module.bootstrap_waits(text)}
+    used = {w.name for w in instance_files.bootstrap_waits(text)}
     assert used == {w.name for w in BOOTSTRAP_WAITS}, "a wait of BOOTSTRAP_WAITS the script no longer uses"
     # The numbers reach the script only through Fn::Sub: none is written into it.
     _, variables = _user_data(_compute())
@@ -627,7 +627,7 @@ def test_the_signal_timeout_is_the_hooks_plus_the_signals_own_time_in_whole_minu
     assert launch_hook_timeout(text) % 60 == 0
     assert signal_timeout(text) - launch_hook_timeout(text) == 120
     wait = BootstrapWait("X", attempts=3, seconds=10, pause=4, doc="d")
-    assert wait.bound == 3 * (10 + compute_module.TIMEOUT_KILL_SECONDS) + 2 * 4
+    assert wait.bound == 3 * (10 + instance_files.TIMEOUT_KILL_SECONDS) + 2 * 4
 
 
 def test_a_retry_with_numbers_of_its_own_is_rejected(tmp_path, monkeypatch):
@@ -646,7 +646,7 @@ def test_a_script_that_never_completes_the_launch_hook_is_rejected(tmp_path, mon
 
 def test_waits_that_cloudformations_pause_cannot_outlast_are_rejected(monkeypatch):
     waits = tuple(dataclasses.replace(w, attempts=60, pause=30) if w.name == "Release" else w for w in BOOTSTRAP_WAITS)
-    monkeypatch.setattr(compute_module, "BOOTSTRAP_WAITS", waits)
+    monkeypatch.setattr(instance_files, "BOOTSTRAP_WAITS", waits)
     with pytest.raises(InputError, match=r"add up to a launch hook of \d+ s .* at most 3600 s: shorten the waits"):
         _stack()
 

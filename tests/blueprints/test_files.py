@@ -22,17 +22,16 @@ import pytest
 from gunicorn import glogging
 from gunicorn.config import Config
 
-from blueprints import compute
+from blueprints import compute, instance_files
 from blueprints.artifact import REQUIREMENTS_NAME, TARGET_PYTHON
-from blueprints.compute import (
+from blueprints.compute import USER_DATA_LIMIT, Compute
+from blueprints.instance_files import (
     APP_LOG_DIR,
     APP_SOCKET,
     DEFAULT_MAX_BODY_BYTES,
     INSTANCE_FILES,
     MAX_SUBSTITUTED_CHARS,
     NGINX_LOG_DIR,
-    USER_DATA_LIMIT,
-    Compute,
     render_user_data,
     sub_references,
     substitute,
@@ -112,11 +111,11 @@ def test_seed_06_instance_files_hold_no_literal_region_account_or_secret(built):
 
 def test_a_changed_instance_file_changes_the_user_data_so_the_group_rolls(tmp_path, monkeypatch):
     _, before, _ = _stack()
-    for source in compute.FILES_DIR.iterdir():
+    for source in instance_files.FILES_DIR.iterdir():
         (tmp_path / source.name).write_bytes(source.read_bytes())
     site = tmp_path / "nginx-webapp.conf"
     site.write_text(site.read_text().replace("gzip_comp_level 5;", "gzip_comp_level 6;"))
-    monkeypatch.setattr(compute, "FILES_DIR", tmp_path)
+    monkeypatch.setattr(instance_files, "FILES_DIR", tmp_path)
     _, after, _ = _stack()
     digest = before.user_data_variables["InstanceFilesDigest"]
     assert re.fullmatch(r"sha256:[0-9a-f]{16}", str(digest))
@@ -426,14 +425,17 @@ REAL_TOOLS = ("tee", "rm", "seq", "cat", "sha256sum", "cut", "timeout")
 
 def _wait_values() -> dict[str, str]:
     """The waits' numbers and the hook's name, as the blueprint renders them into the user data."""
-    values = {"LifecycleHookName": compute.LAUNCH_HOOK_NAME, "TimeoutKillSeconds": str(compute.TIMEOUT_KILL_SECONDS)}
-    for wait in compute.BOOTSTRAP_WAITS:
+    values = {
+        "LifecycleHookName": compute.LAUNCH_HOOK_NAME,
+        "TimeoutKillSeconds": str(instance_files.TIMEOUT_KILL_SECONDS),
+    }
+    for wait in instance_files.BOOTSTRAP_WAITS:
         values.update(wait.variables())
     return values
 
 
 def _attempts(wait: str) -> int:
-    return next(w.attempts for w in compute.BOOTSTRAP_WAITS if w.name == wait)
+    return next(w.attempts for w in instance_files.BOOTSTRAP_WAITS if w.name == wait)
 
 
 def _run_user_data(
@@ -628,9 +630,9 @@ def test_a_port_or_body_limit_nginx_cannot_use_is_rejected(inputs, message):
 def test_an_instance_file_referencing_an_unknown_value_is_rejected_naming_the_file(tmp_path, monkeypatch):
     from cfnbuild import InputError
 
-    for source in compute.FILES_DIR.iterdir():
+    for source in instance_files.FILES_DIR.iterdir():
         (tmp_path / source.name).write_bytes(source.read_bytes())
     (tmp_path / "app.env").write_text("APP_X=${Nowhere}\n")
-    monkeypatch.setattr(compute, "FILES_DIR", tmp_path)
+    monkeypatch.setattr(instance_files, "FILES_DIR", tmp_path)
     with pytest.raises(InputError, match=r"app.env references \$\{Nowhere\}, which nothing provides"):
         _stack()

@@ -41,6 +41,9 @@ MAX_MODULE_LINES = 600
 # Modules past the line limit that still hold one concern, each with that concern.
 ONE_CONCERN_OVER_LIMIT = {
     "cfnbuild.build.grants": "the typed IAM grants: one method per kind of access, each scoped to its resource",
+    "cfnbuild.build.provisioning": "a provisioning role's actions, from the schemas, scoped and packed into policies",
+    "blueprints.compute": "the app servers: launch template, Auto Scaling group, its launch hook and scaling",
+    "blueprints.database": "Aurora MySQL: cluster, instances, parameter groups, secret and its rotation, log groups",
 }
 MAX_FUNCTION_LINES = 80
 
@@ -187,20 +190,31 @@ def test_the_checks_catch_an_upward_import_and_a_circle() -> None:
     assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-@pytest.mark.parametrize("module", sorted(MODULES))
+# Every module of the engine, the blueprints and the app.
+ALL_MODULES = {
+    **MODULES,
+    **{
+        module_name(path): path
+        for folder in ("blueprints", "flask_app")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+    },
+}
+
+
+@pytest.mark.parametrize("module", sorted(ALL_MODULES))
 def test_a_module_over_the_line_limit_holds_one_named_concern(module: str) -> None:
-    lines = len(MODULES[module].read_text(encoding="utf-8").splitlines())
+    lines = len(ALL_MODULES[module].read_text(encoding="utf-8").splitlines())
     if module in ONE_CONCERN_OVER_LIMIT:
         assert lines > MAX_MODULE_LINES, f"{module} is within the limit now; drop it from ONE_CONCERN_OVER_LIMIT"
     else:
         assert lines <= MAX_MODULE_LINES, (
-            f"{MODULES[module].relative_to(ROOT)} has {lines} lines (limit {MAX_MODULE_LINES}): split it by concern"
+            f"{ALL_MODULES[module].relative_to(ROOT)} has {lines} lines (limit {MAX_MODULE_LINES}): split it by concern"
         )
 
 
 def test_no_function_is_longer_than_the_limit() -> None:
     long = []
-    for directory in ("cfnbuild", "blueprints"):
+    for directory in ("cfnbuild", "blueprints", "flask_app"):
         for path in sorted((ROOT / directory).rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):

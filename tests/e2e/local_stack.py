@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from blueprints.compute import DEFAULT_MAX_BODY_BYTES, render_user_data, substitute
+from blueprints.instance_files import DEFAULT_MAX_BODY_BYTES, render_user_data, substitute
 
 START_TIMEOUT_SECONDS = 20
 STOP_TIMEOUT_SECONDS = 10

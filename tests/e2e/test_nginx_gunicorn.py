@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from blueprints.compute import DEFAULT_MAX_BODY_BYTES
+from blueprints.instance_files import DEFAULT_MAX_BODY_BYTES
 from tests.e2e import local_stack
 from tests.e2e.local_stack import LocalStack
 from tests.flask_app.mariadb import MariaDBServer

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cfnbuild.build.grants import LaunchScope, ProvisioningActions
 from cfnbuild.build.lint import Finding, LintCache, skip_problems
+from cfnbuild.build.provisioning import LaunchScope, ProvisioningActions
 from cfnbuild.build.stack import Stack
 from cfnbuild.deliver.catalog.form import SSM_TYPE
 from cfnbuild.deliver.catalog.launch_role import (

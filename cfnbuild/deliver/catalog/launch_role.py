@@ -5,7 +5,7 @@ transforms it declares expand into, :data:`TRANSFORM_EXPANSIONS`), the IAM servi
 those types (:func:`service_of_type`), the IAM paths of its roles and the services they trust,
 the managed policies they attach, and the KMS actions its resources encrypted with a customer
 managed key need (:data:`KMS_USE_BY_SERVICE`). :func:`launch_scope` gathers them for
-:func:`cfnbuild.build.grants.grant_provisioning`; the portfolio (:mod:`.portfolio`) builds the
+:func:`cfnbuild.build.provisioning.grant_provisioning`; the portfolio (:mod:`.portfolio`) builds the
 role itself.
 
 AWS reference: launch roles (https://docs.aws.amazon.com/servicecatalog/latest/adminguide/constraints-launch.html).
@@ -21,8 +21,8 @@ from typing import Any
 
 from troposphere import encode_to_dict
 
-from cfnbuild.build.grants import LaunchScope, provisioning_actions
 from cfnbuild.build.naming import partition_arn
+from cfnbuild.build.provisioning import LaunchScope, provisioning_actions
 from cfnbuild.deliver.catalog.layout import CatalogError
 from cfnbuild.deliver.catalog.template import references, resource_schema
 
@@ -147,7 +147,7 @@ _SECRETS_MANAGER_ROTATION = Expansion(
 # Schema actions never granted on "*", whatever the product makes. The Auto Scaling group's schema
 # lists ssm:Get* so that a group can resolve the SSM parameters its launch template names; the
 # product's own parameters are resolved by CloudFormation with ssm:GetParameters granted on those
-# parameters only (grants.grant_ssm_parameters_read). On "*" it would read every parameter in the
+# parameters only (provisioning.grant_ssm_parameters_read). On "*" it would read every parameter in the
 # account, SecureStrings included.
 ALWAYS_WITHHELD = ("ssm:Get*",)
 # Keyed by the literal value of the template's Transform (a transform's value cannot be a

@@ -3,7 +3,7 @@
 ``portfolio.json`` holds the portfolio, the product (a provisioning artifact per kept version,
 each read from the staging bucket), their association, the principal that may launch it (a
 parameter) and a launch role constraint whose role is granted exactly what the product's
-resource types need (:mod:`.launch_role` says what; :func:`cfnbuild.build.grants.grant_provisioning`
+resource types need (:mod:`.launch_role` says what; :func:`cfnbuild.build.provisioning.grant_provisioning`
 grants it).
 
 AWS reference: launch roles (https://docs.aws.amazon.com/servicecatalog/latest/adminguide/constraints-launch.html).
@@ -18,16 +18,16 @@ from typing import Any
 from troposphere import GetAtt, Ref, Sub, servicecatalog
 
 from cfnbuild.build.blueprint import Blueprint
-from cfnbuild.build.grants import (
+from cfnbuild.build.grants import ServiceRole
+from cfnbuild.build.inputs import setting
+from cfnbuild.build.provisioning import (
     LaunchScope,
     ProvisioningActions,
-    ServiceRole,
     grant_provisioning,
     grant_service_catalog_template_read,
     grant_ssm_parameters_read,
     grant_stack_operations,
 )
-from cfnbuild.build.inputs import setting
 from cfnbuild.deliver.catalog.launch_role import SERVICE_CATALOG_STACKS
 from cfnbuild.deliver.catalog.product import Version
 
@@ -37,7 +37,7 @@ PRINCIPAL_PATTERN = r"^arn:aws[a-z-]*:iam::\d{12}:(role|user|group)/[A-Za-z0-9+=
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$"
 
 # What checkov reports on a policy that grants provisioning actions on "*", and why each finding
-# is the documented exception rather than a mistake (see cfnbuild.build.grants.grant_provisioning). The
+# is the documented exception rather than a mistake (see cfnbuild.build.provisioning.grant_provisioning). The
 # IAM and KMS statements are in policies of their own, scoped, and carry no skip; with iam:PassRole
 # and the other IAM actions off "*", privilege escalation (CKV_AWS_110) is no longer reported.
 _STAR = (

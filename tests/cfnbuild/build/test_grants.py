@@ -107,7 +107,7 @@ def test_every_grant_statement_sid_starts_with_grant():
 
 
 def test_action_resource_types_come_from_the_service_authorization_reference_cfn_lint_ships():
-    from cfnbuild.build.grants import action_resource_types
+    from cfnbuild.build.provisioning import action_resource_types
 
     assert action_resource_types("iam:PassRole") == ("role",)
     assert action_resource_types("IAM:GetInstanceProfile") == ("instance-profile",), "without regard to case"

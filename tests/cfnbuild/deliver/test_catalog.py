@@ -23,15 +23,15 @@ from rich.console import Console
 from troposphere import encode_to_dict
 
 from cfnbuild import Stack
-from cfnbuild.build.grants import (
+from cfnbuild.build.grants import Grants
+from cfnbuild.build.lint import cfn_lint, checkov, skip_problems
+from cfnbuild.build.provisioning import (
     MANAGED_POLICY_MAX_CHARS,
-    Grants,
     grant_service_catalog_template_read,
     grant_ssm_parameters_read,
     grant_stack_operations,
     provisioning_actions,
 )
-from cfnbuild.build.lint import cfn_lint, checkov, skip_problems
 from cfnbuild.build.tags import standard_tags
 from cfnbuild.cli.export import export_command
 from cfnbuild.deliver.catalog import (
@@ -382,7 +382,11 @@ def _provisioning_policies(portfolio: dict) -> tuple[dict, dict]:
 
 
 def test_launch_role_grants_the_derived_actions_of_the_services_the_product_uses_and_no_others(real):
-    from cfnbuild.build.grants import APPLICATION_DEPLOY_ACTIONS, TRANSFORM_CHANGE_SET_ACTIONS, action_resource_types
+    from cfnbuild.build.provisioning import (
+        APPLICATION_DEPLOY_ACTIONS,
+        TRANSFORM_CHANGE_SET_ACTIONS,
+        action_resource_types,
+    )
     from cfnbuild.deliver.catalog import launch_scope, launched_types
 
     product_types = launched_types(real.product.template)
@@ -1009,7 +1013,7 @@ def test_provisioning_actions_come_from_the_schema_handlers():
 
 
 def test_provisioning_actions_leave_out_what_a_wildcard_covers_and_what_iam_does_not_know():
-    from cfnbuild.build.grants import _known_action
+    from cfnbuild.build.provisioning import _known_action
 
     derived = provisioning_actions(["AWS::EC2::VPC", "AWS::AutoScaling::AutoScalingGroup", "AWS::S3::Bucket"])
     lower = {a.lower() for a in derived.actions}
@@ -1262,7 +1266,7 @@ def _launch_role_statements(portfolio: dict) -> list[dict]:
 
 def _launched_arn(action: str, logical_id: str) -> str:
     """The ARN a launch's request for ``action`` names, for the resource ``logical_id`` of the launched stack."""
-    from cfnbuild.build.grants import action_resource_types
+    from cfnbuild.build.provisioning import action_resource_types
 
     service = action.split(":", 1)[0].lower()
     if service == "lambda":  # a function CloudFormation names: <stack>-<logical id>-<random>
@@ -1314,7 +1318,7 @@ def _create_requests(
     """
     from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
 
-    from cfnbuild.build.grants import _known_action
+    from cfnbuild.build.provisioning import _known_action
 
     linked = f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
     requests = []
@@ -1660,7 +1664,7 @@ def test_the_services_a_product_uses_are_its_types_and_their_companions():
 
 
 def test_a_launch_scope_refuses_a_stack_pattern_or_path_that_would_widen_it():
-    from cfnbuild.build.grants import LaunchScope
+    from cfnbuild.build.provisioning import LaunchScope
 
     with pytest.raises(ValueError, match="give a name prefix and '\\*', like 'SC-\\*'"):
         LaunchScope(stack_names="*")
