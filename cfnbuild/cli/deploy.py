@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 from botocore.exceptions import ClientError
+from botocore.parsers import ResponseParserError
 from rich.console import Console
 from rich.table import Table
 
@@ -448,11 +449,15 @@ def drift(ctx: click.Context, /, **kwargs: Any) -> None:
         cfn = engine.cloudformation
         try:
             detection = cfn.detect_stack_drift(StackName=name)["StackDriftDetectionId"]
-        except ClientError as exc:
-            if where.local or is_not_implemented(exc):
-                reason = error_message(exc) or error_code(exc)
-                who = "the emulator" if where.local else "the endpoint"
-                raise CfnbuildError(f"{who} has no drift-detection API ({reason}); run drift against AWS") from None
+        except (ClientError, ResponseParserError) as exc:
+            if where.local:  # moto has no DetectStackDrift: it answers with an HTML page (HTTP 500)
+                raise CfnbuildError(
+                    f"{name}: the emulator cannot detect drift (it has no DetectStackDrift); run 'cfnbuild drift' "
+                    "against AWS"
+                ) from None
+            if isinstance(exc, ClientError) and is_not_implemented(exc):
+                why = error_message(exc) or error_code(exc)
+                raise CfnbuildError(f"the endpoint has no drift-detection API ({why}); run drift against AWS") from None
             raise
         while True:
             state = cfn.describe_stack_drift_detection_status(StackDriftDetectionId=detection)

@@ -31,8 +31,8 @@ class Emulator:
     endpoint_url: str
     region: str
 
-    def client(self, service: str) -> Any:
-        """A boto3 client for ``service`` pointed at the emulator."""
+    def client(self, service: str, config: Any = None) -> Any:
+        """A boto3 client for ``service`` pointed at the emulator (``config``: a botocore ``Config``)."""
         import boto3  # noqa: PLC0415  (boto3 is imported only when a client is made)
 
         session = boto3.session.Session(
@@ -40,7 +40,7 @@ class Emulator:
             aws_secret_access_key=THROWAWAY_CREDENTIALS["aws_secret_access_key"],
             region_name=self.region,
         )
-        return session.client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]  # any service name
+        return session.client(service, endpoint_url=self.endpoint_url, config=config)  # type: ignore[call-overload]  # any service name
 
 
 def _fix_kms_key_tags() -> None:
@@ -183,11 +183,14 @@ _FIXES = (
 )
 
 
-@contextmanager
-def run_emulator(region: str) -> Iterator[Emulator]:
-    """Start moto's server on 127.0.0.1 and a free port; stop it on exit."""
+def prepare_emulator() -> None:
+    """Make this process ready to serve the emulator: moto importable, its corrections applied, its logs quiet.
+
+    Shared by the one-shot emulator (:func:`run_emulator`) and a session's server process
+    (:mod:`cfnbuild.local.server`), so both answer the same way.
+    """
     try:
-        from moto.server import ThreadedMotoServer  # noqa: PLC0415  (optional dependency)
+        import moto.server  # noqa: F401, PLC0415  (optional dependency; imported here to say so clearly)
     except ImportError:
         raise UsageError("the embedded emulator needs moto: pip install 'cfnbuild[local]'") from None
     # moto reads these to pick its default account and region; keep them local to the emulator run.
@@ -201,6 +204,14 @@ def run_emulator(region: str) -> Iterator[Emulator]:
     # placeholder; the deploy reports what the emulator did not return itself.
     logging.getLogger("moto").setLevel(logging.CRITICAL)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"moto\.")
+
+
+@contextmanager
+def run_emulator(region: str) -> Iterator[Emulator]:
+    """Start moto's server on 127.0.0.1 and a free port; stop it on exit."""
+    prepare_emulator()
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415  (optional dependency)
+
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
