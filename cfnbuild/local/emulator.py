@@ -172,6 +172,65 @@ def _aurora_clusters_have_identifiers() -> None:
     parsing.clean_json = clean_json
 
 
+def _ssm_parameters_answer_their_name() -> None:
+    """Let DescribeStacks answer an SSM-typed parameter with its name and its ResolvedValue, as on AWS.
+
+    moto 5 answers the value it read from Parameter Store (an AMI ID) as the ParameterValue, so a
+    plan of an unchanged stack saw ``ImageId: ami-… → /aws/service/…``. AWS answers the value as
+    passed, and what Parameter Store gave in ``ResolvedValue``:
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_Parameter.html. Idempotent.
+    """
+    from moto.cloudformation.models import Stack  # noqa: PLC0415  (optional dependency)
+
+    original = Stack.__dict__["parameter_list"].fget  # the property's getter (typed as a method by moto)
+    if getattr(original, "_cfnbuild_fixed", False):
+        return
+
+    def parameter_list(self: Any) -> list[dict[str, Any]]:
+        listed: list[dict[str, Any]] = original(self)
+        declared = (getattr(self, "template_dict", None) or {}).get("Parameters") or {}
+        given = self.resource_map.input_parameters or {}
+        for entry in listed:
+            key, resolved = entry["ParameterKey"], entry["ParameterValue"]
+            slot = declared.get(key) or {}
+            name = given.get(key, slot.get("Default"))
+            if str(slot.get("Type", "")).startswith("AWS::SSM::Parameter::") and name and resolved != "****":
+                entry["ParameterValue"] = name
+                entry["ResolvedValue"] = ",".join(resolved) if isinstance(resolved, list) else resolved
+        return listed
+
+    parameter_list._cfnbuild_fixed = True  # type: ignore[attr-defined]
+    Stack.parameter_list = property(parameter_list)  # type: ignore[assignment,method-assign]  # a patch
+
+
+def _route_tables_are_deleted_with_their_stack() -> None:
+    """Let the emulator delete a stack's route tables, so that the stack's VPC and the stack delete too.
+
+    moto 5 has no CloudFormation delete for AWS::EC2::RouteTable: it drops the resource from the
+    stack but keeps the table, and the VPC then cannot be deleted ("has dependencies"), so
+    DeleteStack failed where AWS deletes the stack. This deletes the table, with its subnet
+    associations (the stack's AWS::EC2::SubnetRouteTableAssociation resources, which moto cannot
+    delete either and which CloudFormation deletes before the table they depend on). Idempotent.
+    """
+    from moto.ec2.models.route_tables import RouteTable  # noqa: PLC0415  (optional dependency)
+
+    current = RouteTable.__dict__.get("delete_from_cloudformation_json")
+    if getattr(getattr(current, "__func__", None), "_cfnbuild_fixed", False):
+        return
+
+    def delete(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str) -> None:
+        from moto.ec2.models import ec2_backends  # noqa: PLC0415  (optional dependency)
+
+        backend = ec2_backends[account_id][region_name]
+        table = backend.route_tables.get(resource_name)
+        if table is not None:
+            table._associations.clear()  # moto keeps them private
+            backend.route_tables.pop(resource_name)
+
+    delete._cfnbuild_fixed = True  # type: ignore[attr-defined]
+    RouteTable.delete_from_cloudformation_json = classmethod(delete)  # type: ignore[method-assign,assignment]  # a patch
+
+
 # Known emulator defects, each corrected so that a correct template deploys as it would on AWS.
 # Nothing here invents behaviour moto does not have.
 _FIXES = (
@@ -180,6 +239,8 @@ _FIXES = (
     _cluster_members_are_placeholders,
     _stack_set_instances_named_the_aws_way,
     _aurora_clusters_have_identifiers,
+    _ssm_parameters_answer_their_name,
+    _route_tables_are_deleted_with_their_stack,
 )
 
 
