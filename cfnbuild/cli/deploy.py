@@ -38,7 +38,7 @@ from cfnbuild.deploy.aws import (
     error_message,
     is_not_implemented,
 )
-from cfnbuild.deploy.engine import FollowUpFailed, Interrupted, Refused, Request
+from cfnbuild.deploy.engine import FollowUpFailed, Refused, Request
 from cfnbuild.deploy.events import make_reporter, root_cause, stack_events_since, watch
 from cfnbuild.deploy.plan.render import render_markdown, render_text
 from cfnbuild.deploy.plan.saved import render_json, save_plan
@@ -335,11 +335,7 @@ def status(ctx: click.Context, /, follow: bool, **kwargs: Any) -> None:
                     reporter=make_reporter(ctx.obj["out"]),
                 )
             except KeyboardInterrupt:
-                raise Interrupted(
-                    "stopped watching; the emulator stops with this command"
-                    if where.local
-                    else "stopped watching; the operation goes on in AWS"
-                ) from None
+                raise engine.interrupted("the operation", f"cfnbuild status --env {env} --follow") from None
             ctx.obj["out"].print(f"{name}: {outcome.status}")
             return
         recent = engine.cloudformation.describe_stack_events(StackName=deployed.stack_id).get("StackEvents", [])[:10]

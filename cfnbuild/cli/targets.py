@@ -97,6 +97,7 @@ class Engines:
             profile=self.profile,
             endpoint_url=self.endpoint_url,
             credentials=self.credentials,
+            session=self.session,
         )
         confirm = prompt if sys.stdin.isatty() else None
         aws = Aws(target, say=lambda text: self.err.print(text, markup=False))

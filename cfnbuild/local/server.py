@@ -23,6 +23,8 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from cfnbuild.errors import CfnbuildError
+
 IDENTITY_PATH = "/__cfnbuild/session"
 LOOPBACK = "127.0.0.1"
 EXIT_CANNOT_LISTEN = 3
@@ -84,7 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     parser.add_argument("--token", required=True, help="what GET /__cfnbuild/session answers, to tell this server")
     args = parser.parse_args(argv)
-    return serve(args.port, args.token)
+    try:
+        return serve(args.port, args.token)
+    except CfnbuildError as exc:  # moto missing: the one line the starter shows
+        print(exc, file=sys.stderr, flush=True)
+        return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -299,27 +299,34 @@ def _await_port(root: Path, process: subprocess.Popen[bytes], asked: int | None)
         line += chunk
     if line.strip().isdigit():
         return int(line)
-    code = process.poll()
+    try:  # it closed stdout without a port: it is ending (or it said nothing in time: still running)
+        code: int | None = process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        code = None
+    said = _last_line(root)
     if code is None:
         raise SessionError(
-            f"cannot start the local session: the emulator did not listen within {START_SECONDS:.0f} s; "
-            f"{_tail(root)}run 'cfnbuild local start' again"
+            f"cannot start the local session: the emulator did not listen within {START_SECONDS:.0f} s"
+            + (f" (it said: {said})" if said else "")
+            + "; run 'cfnbuild local start' again"
         )
     if code == EXIT_CANNOT_LISTEN and asked is not None:
         raise _port_in_use(asked)
+    if said:
+        raise SessionError(f"cannot start the local session: the emulator ended at once (exit {code}), saying: {said}")
     raise SessionError(
-        f"cannot start the local session: the emulator ended at once (exit {code}); {_tail(root)}"
-        "check that moto is installed (pip install 'cfnbuild[local]') and run again"
+        f"cannot start the local session: the emulator ended at once (exit {code}) without a word; run "
+        "'python -m cfnbuild.local.server --token check' to see it fail"
     )
 
 
-def _tail(root: Path) -> str:
-    """``it said: <its last line>; `` from the server's log, or nothing."""
+def _last_line(root: Path) -> str:
+    """The last line the server wrote on stderr (its log), or nothing."""
     try:
         lines = [line.strip() for line in log_path(root).read_text(errors="replace").splitlines() if line.strip()]
     except OSError:
         return ""
-    return f"it said: {lines[-1][:300]}; " if lines else ""
+    return lines[-1][:300] if lines else ""
 
 
 def _await_aws_answer(session: Session) -> None:
