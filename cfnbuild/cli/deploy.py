@@ -1,8 +1,9 @@
 """The deploy half of the CLI: plan, deploy, status, outputs, delete, drift, recover.
 
 Every command takes ``--env``, ``--region``, ``--profile``, ``--endpoint-url`` and ``--local``.
-``--local`` starts the embedded emulator (moto in server mode, on a free loopback port, in this
-process) with throwaway credentials and runs the very same code path against it.
+``--local`` points them at the embedded emulator (moto in server mode on loopback) with throwaway
+credentials — the project's local session when one runs (``cfnbuild local start``), else one
+started in this process for this command — and runs the very same code path against it.
 """
 
 from __future__ import annotations
