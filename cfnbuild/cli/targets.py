@@ -120,7 +120,7 @@ def resolve(ctx: click.Context, where: Where) -> Resolved:
     """Check the target options against the project before anything reaches AWS (exit 2 when wrong)."""
     check_endpoint_url(where.endpoint_url)
     if where.local and (where.endpoint_url or where.profile):
-        raise UsageError("--local starts its own emulator; leave out --endpoint-url and --profile")
+        raise UsageError("--local uses the embedded emulator; leave out --endpoint-url and --profile")
     project: Project = ctx.obj["project_loader"]()
     env = where.env or project.default_environment
     if env is None:
