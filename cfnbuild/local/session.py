@@ -152,7 +152,7 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def identity(port: int, timeout: float = 2.0) -> dict[str, Any] | None:
+def identity(port: int, timeout: float = 5.0) -> dict[str, Any] | None:
     """What 127.0.0.1:``port`` answers to ``GET /__cfnbuild/session``; ``None`` when nothing answers it as JSON.
 
     Straight to the address (``http.client``), never through a proxy the environment names.
@@ -174,14 +174,23 @@ def _problem(session: Session) -> str | None:
     if not _alive(session.pid):
         return f"its process {session.pid} has ended"
     answer = identity(session.port)
-    if answer == {"token": session.token, "pid": session.pid}:
-        return None
+    if answer == {"token": session.token, "pid": session.pid} or (answer is None and _runs_server(session)):
+        return None  # it answers as itself, or it is busy but is the very server started with this token
     if answer is None and _port_free(session.port):
         return f"nothing listens on port {session.port} (process {session.pid} is another program now)"
     return (
         f"port {session.port} does not answer as the session's emulator (another program has it, or process "
         f"{session.pid} is another program now); that process was left alone"
     )
+
+
+def _runs_server(session: Session) -> bool:
+    """Whether process ``session.pid`` is the server started with the session's token (Linux: its command line)."""
+    try:
+        arguments = Path(f"/proc/{session.pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False  # no /proc (or not allowed): only the server's answer can tell
+    return b"cfnbuild.local.server" in arguments and session.token.encode() in arguments
 
 
 def current(root: Path) -> Found:
@@ -389,9 +398,12 @@ def stop(root: Path) -> tuple[Session | None, bool, str | None]:
 # ----------------------------------------------------------------------------- what it holds
 def held_stacks(session: Session, regions: list[str]) -> list[HeldStack]:
     """The stacks the session's emulator holds in each of ``regions`` (deleted ones left out)."""
+    from botocore.config import Config  # noqa: PLC0415  (boto3 only when asked)
+
+    config = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 2})  # loopback: no long waits
     held = []
     for region in regions:
-        cloudformation = session.emulator(region).client("cloudformation")
+        cloudformation = session.emulator(region).client("cloudformation", config=config)
         for page in cloudformation.get_paginator("list_stacks").paginate():
             for summary in page.get("StackSummaries", []):
                 if summary["StackStatus"] not in _GONE:

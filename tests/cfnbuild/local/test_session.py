@@ -85,6 +85,20 @@ def test_stop_ends_the_process_and_leaves_nothing_of_the_session(mini_local: Loc
     assert status.stdout.strip() == "no local session runs; start one with 'cfnbuild local start'"
 
 
+def test_stop_kills_a_server_that_does_not_end_on_sigterm_and_a_busy_server_is_not_taken_for_stale(
+    mini_local: LocalProject,
+):
+    assert mini_local.cli("local", "start").returncode == 0
+    record = mini_local.session()
+    os.kill(record["pid"], signal.SIGSTOP)  # it answers nothing and handles no SIGTERM until continued
+    stopped = mini_local.cli("local", "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stderr == ""  # not said stale: the process is the server started with the record's token
+    assert f"local session at {record['endpoint_url']} killed (it did not end on SIGTERM)" in stopped.stdout
+    assert wait_gone(record["pid"], 1.0)
+    assert not mini_local.record.exists()
+
+
 def test_a_second_start_says_one_runs_where_and_exits_0(mini_local: LocalProject):
     assert mini_local.cli("local", "start").returncode == 0
     record = mini_local.session()
