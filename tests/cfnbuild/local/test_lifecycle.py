@@ -119,3 +119,19 @@ def test_the_flagship_dev_stack_lives_deploy_to_delete_on_one_session(flagship_l
     assert project.cli("status", "--local").stdout.strip() == "webapp-dev: not deployed"
     status = project.cli("local", "status")
     assert "it holds no stacks (in eu-central-1, eu-west-1)" in status.stdout
+
+
+def test_a_command_that_changes_a_stack_on_the_session_holds_the_stack_lock(mini_local: LocalProject, monkeypatch):
+    from cfnbuild.deploy.aws import Target
+    from cfnbuild.deploy.lock import stack_lock
+
+    monkeypatch.delenv("AWS_PROFILE", raising=False)  # the CLI runs without it too
+    _ok(mini_local.cli("local", "start"))
+    endpoint = mini_local.session()["endpoint_url"]
+    target = Target("mini-dev-local", "eu-west-1", None, endpoint)
+    # another command on this machine works on the same stack of the same session
+    with stack_lock(target, "deploy", wait=False, say=print, directory=mini_local.cache / "cfnbuild/locks"):
+        refused = mini_local.cli("deploy", "--local")
+    assert refused.returncode == 1
+    assert "is working on mini-dev-local in eu-west-1 on this machine" in refused.stderr.splitlines()[-1]
+    _ok(mini_local.cli("deploy", "--local"))  # once it is done
