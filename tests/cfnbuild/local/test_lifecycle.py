@@ -118,7 +118,7 @@ def test_the_flagship_dev_stack_lives_deploy_to_delete_on_one_session(flagship_l
     assert deleted.stdout.rstrip().endswith("webapp-dev: deleted")
     assert project.cli("status", "--local").stdout.strip() == "webapp-dev: not deployed"
     status = project.cli("local", "status")
-    assert "it holds no stacks (in eu-central-1, eu-west-1)" in status.stdout
+    assert "it holds no stacks (in " in status.stdout  # in any region the project's configs name
 
 
 def test_a_command_that_changes_a_stack_on_the_session_holds_the_stack_lock(mini_local: LocalProject, monkeypatch):
