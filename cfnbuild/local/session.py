@@ -39,7 +39,7 @@ from cfnbuild.files import os_reason, shape_problem, shown, write_atomic
 from cfnbuild.local.emulator import Emulator
 from cfnbuild.local.server import EXIT_CANNOT_LISTEN, IDENTITY_PATH, LOOPBACK
 
-SESSION_DIR = Path(".cfnbuild-cache") / "local"
+SESSION_DIR = Path(".cfnbuild-cache") / "local"  # in the project's cache (the CLI's CACHE_DIR; local may not import it)
 START_SECONDS = 30.0  # importing moto and applying the corrections takes a few seconds on a slow machine
 STOP_SECONDS = 10.0  # SIGTERM, then SIGKILL after this
 _RECORD_SHAPE: dict[str, type] = {"pid": int, "port": int, "endpoint_url": str, "started_at": str, "token": str}
