@@ -1,8 +1,9 @@
 """The deploy half of the CLI: plan, deploy, status, outputs, delete, drift, recover.
 
 Every command takes ``--env``, ``--region``, ``--profile``, ``--endpoint-url`` and ``--local``.
-``--local`` starts the embedded emulator (moto in server mode, on a free loopback port, in this
-process) with throwaway credentials and runs the very same code path against it.
+``--local`` points them at the embedded emulator (moto in server mode on loopback) with throwaway
+credentials — the project's local session when one runs (``cfnbuild local start``), else one
+started in this process for this command — and runs the very same code path against it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import click
 from botocore.exceptions import ClientError
+from botocore.parsers import ResponseParserError
 from rich.console import Console
 from rich.table import Table
 
@@ -37,7 +39,7 @@ from cfnbuild.deploy.aws import (
     error_message,
     is_not_implemented,
 )
-from cfnbuild.deploy.engine import FollowUpFailed, Interrupted, Refused, Request
+from cfnbuild.deploy.engine import FollowUpFailed, Refused, Request
 from cfnbuild.deploy.events import make_reporter, root_cause, stack_events_since, watch
 from cfnbuild.deploy.plan.render import render_markdown, render_text
 from cfnbuild.deploy.plan.saved import render_json, save_plan
@@ -334,11 +336,7 @@ def status(ctx: click.Context, /, follow: bool, **kwargs: Any) -> None:
                     reporter=make_reporter(ctx.obj["out"]),
                 )
             except KeyboardInterrupt:
-                raise Interrupted(
-                    "stopped watching; the emulator stops with this command"
-                    if where.local
-                    else "stopped watching; the operation goes on in AWS"
-                ) from None
+                raise engine.interrupted("the operation", f"cfnbuild status --env {env} --follow") from None
             ctx.obj["out"].print(f"{name}: {outcome.status}")
             return
         recent = engine.cloudformation.describe_stack_events(StackName=deployed.stack_id).get("StackEvents", [])[:10]
@@ -448,11 +446,15 @@ def drift(ctx: click.Context, /, **kwargs: Any) -> None:
         cfn = engine.cloudformation
         try:
             detection = cfn.detect_stack_drift(StackName=name)["StackDriftDetectionId"]
-        except ClientError as exc:
-            if where.local or is_not_implemented(exc):
-                reason = error_message(exc) or error_code(exc)
-                who = "the emulator" if where.local else "the endpoint"
-                raise CfnbuildError(f"{who} has no drift-detection API ({reason}); run drift against AWS") from None
+        except (ClientError, ResponseParserError) as exc:
+            if where.local:  # moto has no DetectStackDrift: it answers with an HTML page (HTTP 500)
+                raise CfnbuildError(
+                    f"{name}: the emulator cannot detect drift (it has no DetectStackDrift); run 'cfnbuild drift' "
+                    "against AWS"
+                ) from None
+            if isinstance(exc, ClientError) and is_not_implemented(exc):
+                why = error_message(exc) or error_code(exc)
+                raise CfnbuildError(f"the endpoint has no drift-detection API ({why}); run drift against AWS") from None
             raise
         while True:
             state = cfn.describe_stack_drift_detection_status(StackDriftDetectionId=detection)

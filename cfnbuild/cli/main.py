@@ -44,6 +44,7 @@ LAZY_COMMANDS = {
     "recover": "cfnbuild.cli.deploy:recover",
     "stackset": "cfnbuild.cli.stackset:stackset",
     "export": "cfnbuild.cli.export:export_command",
+    "local": "cfnbuild.cli.local:local",
 }
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -2,7 +2,8 @@
 
 :func:`target_options` adds the options; :func:`resolve` checks them against the project before
 anything reaches AWS; :func:`engines_for` yields deploy engines pointed at the target — at the
-embedded emulator with ``--local`` (started here), holding the stack's lock for a command that
+embedded emulator with ``--local`` (the project's local session when one runs, else one started
+here for this command), holding the stack's lock for a command that
 changes it — and turns every failed AWS call inside into one line.
 """
 
@@ -22,10 +23,16 @@ from cfnbuild.deploy.engine import Engine
 from cfnbuild.deploy.lock import stack_lock
 from cfnbuild.errors import UsageError
 from cfnbuild.local.emulator import THROWAWAY_CREDENTIALS, run_emulator
+from cfnbuild.local.session import current
 from cfnbuild.project.app import Project
 from cfnbuild.regions import region_problem
 
 F = TypeVar("F", bound=Callable[..., Any])
+# The last line of a command run on a one-shot emulator (no local session runs).
+ONE_SHOT_ENDED = (
+    "--local: the emulator's state ended with this command; to keep stacks between commands, run "
+    "'cfnbuild local start' first"
+)
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,11 @@ def target_options(command: F) -> F:
         click.option("--region", metavar="REGION", help="AWS region (default: the config's first region)."),
         click.option("--profile", metavar="PROFILE", help="AWS profile from ~/.aws/config."),
         click.option("--endpoint-url", metavar="URL", help="Send every AWS call to this endpoint (an emulator)."),
-        click.option("--local", is_flag=True, help="Start the embedded emulator (moto) and deploy to it."),
+        click.option(
+            "--local",
+            is_flag=True,
+            help="Use the embedded emulator (moto): the local session if one runs, else one for this command.",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -76,6 +87,7 @@ class Engines:
     profile: str | None
     endpoint_url: str | None
     credentials: dict[str, str] | None
+    session: bool = False  # the endpoint is the project's local session (see cfnbuild.local.session)
 
     def __call__(self, region: str | None = None) -> Engine:
         """An engine for ``region`` (default: the target's region)."""
@@ -85,6 +97,7 @@ class Engines:
             profile=self.profile,
             endpoint_url=self.endpoint_url,
             credentials=self.credentials,
+            session=self.session,
         )
         confirm = prompt if sys.stdin.isatty() else None
         aws = Aws(target, say=lambda text: self.err.print(text, markup=False))
@@ -107,7 +120,7 @@ def resolve(ctx: click.Context, where: Where) -> Resolved:
     """Check the target options against the project before anything reaches AWS (exit 2 when wrong)."""
     check_endpoint_url(where.endpoint_url)
     if where.local and (where.endpoint_url or where.profile):
-        raise UsageError("--local starts its own emulator; leave out --endpoint-url and --profile")
+        raise UsageError("--local uses the embedded emulator; leave out --endpoint-url and --profile")
     project: Project = ctx.obj["project_loader"]()
     env = where.env or project.default_environment
     if env is None:
@@ -171,15 +184,10 @@ def engines_for(
     try:
         with ExitStack() as stack:
             if where.local:
-                emulator = stack.enter_context(run_emulator(resolved.region))
-                err.print(
-                    f"[bold]--local:[/] the embedded AWS emulator (moto) at {emulator.endpoint_url}; nothing reaches "
-                    "AWS, and everything is gone when this command ends"
-                )
-                engines = replace(engines, endpoint_url=emulator.endpoint_url, credentials=dict(THROWAWAY_CREDENTIALS))
-            elif lock is not None:
+                engines = _local(ctx, stack, engines)
+            if lock is not None and (engines.session or not where.local):  # a one-shot emulator is this process's
                 for region in regions or [resolved.region]:
-                    target = Target(resolved.stack_name, region, where.profile, where.endpoint_url)
+                    target = Target(resolved.stack_name, region, where.profile, engines.endpoint_url)
                     stack.enter_context(stack_lock(target, lock, wait=wait, say=lambda t: err.print(t, markup=False)))
             yield engines
     except Exception as exc:
@@ -187,6 +195,32 @@ def engines_for(
         if mapped is None or mapped is exc:
             raise
         raise mapped from exc
+
+
+def _local(ctx: click.Context, stack: ExitStack, engines: Engines) -> Engines:
+    """``engines`` pointed at the project's local session when one runs, else at a one-shot emulator started here.
+
+    The one-shot emulator's state ends with the command: the last line says so, and how to keep it.
+    """
+    err: Console = ctx.obj["err"]
+    found = current(engines.project.root)
+    if found.stale:
+        err.print(f"--local: {found.stale}", markup=False)
+    credentials = dict(THROWAWAY_CREDENTIALS)
+    if found.session is not None:
+        session = found.session
+        err.print(
+            f"[bold]--local:[/] the local session at {session.endpoint_url} (since {session.since()}); nothing "
+            "reaches AWS; 'cfnbuild local stop' ends it"
+        )
+        return replace(engines, endpoint_url=session.endpoint_url, credentials=credentials, session=True)
+    emulator = stack.enter_context(run_emulator(engines.default_region))
+    err.print(
+        f"[bold]--local:[/] the embedded AWS emulator (moto) at {emulator.endpoint_url}; nothing reaches "
+        "AWS, and everything is gone when this command ends"
+    )
+    ctx.find_root().call_on_close(lambda: err.print(ONE_SHOT_ENDED, markup=False))
+    return replace(engines, endpoint_url=emulator.endpoint_url, credentials=credentials)
 
 
 @contextmanager

@@ -107,6 +107,7 @@ class Target:
     profile: str | None = None
     endpoint_url: str | None = None
     credentials: dict[str, str] | None = None  # only for the emulator's throwaway credentials
+    session: bool = False  # the emulator is a local session (``cfnbuild local start``), not this command's own
 
     @property
     def local(self) -> bool:
@@ -126,6 +127,7 @@ class Call:
     stack_name: str | None = None
     custom_endpoint: bool = False  # --endpoint-url or the emulator, not AWS's own
     local: bool = False
+    session: bool = False  # the emulator is a local session
 
     @property
     def action(self) -> str:
@@ -283,7 +285,9 @@ def _sso(exc: Any, call: Call | None) -> str:
 
 def _unreachable(exc: Any, call: Call | None) -> str:
     reason = "timed out" if isinstance(exc, ConnectTimeoutError) else _reason(exc)
-    if call and call.local:
+    if call and call.session:
+        fix = "the local session has stopped; start it with 'cfnbuild local start' and run the command again"
+    elif call and call.local:
         fix = "the emulator has stopped; run the command again"
     elif call and call.custom_endpoint:
         fix = "check --endpoint-url"
@@ -393,6 +397,7 @@ def _instrument(client: Any, target: Target, say: Callable[[str], None] | None) 
             stack_name=target.stack_name or None,
             custom_endpoint=custom,
             local=target.local,
+            session=target.session,
         )
 
     def before(model: Any, **_: Any) -> None:

@@ -51,6 +51,8 @@ class EngineBase:
 
     def interrupted(self, what: str, follow: str) -> Interrupted:
         """The line for Ctrl-C while ``what`` runs: it goes on in AWS, or ends with the emulator."""
+        if self.aws.target.session:
+            return Interrupted(f"stopped watching; {what} goes on in the local session. Follow it with: {follow}")
         if self.aws.target.local:
             return Interrupted(f"stopped; {what} ends with the embedded emulator, which stops with this command")
         return Interrupted(f"stopped watching; {what} goes on in AWS. Follow it with: {follow}")

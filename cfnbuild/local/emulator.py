@@ -31,8 +31,8 @@ class Emulator:
     endpoint_url: str
     region: str
 
-    def client(self, service: str) -> Any:
-        """A boto3 client for ``service`` pointed at the emulator."""
+    def client(self, service: str, config: Any = None) -> Any:
+        """A boto3 client for ``service`` pointed at the emulator (``config``: a botocore ``Config``)."""
         import boto3  # noqa: PLC0415  (boto3 is imported only when a client is made)
 
         session = boto3.session.Session(
@@ -40,7 +40,7 @@ class Emulator:
             aws_secret_access_key=THROWAWAY_CREDENTIALS["aws_secret_access_key"],
             region_name=self.region,
         )
-        return session.client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]  # any service name
+        return session.client(service, endpoint_url=self.endpoint_url, config=config)  # type: ignore[call-overload]  # any service name
 
 
 def _fix_kms_key_tags() -> None:
@@ -172,6 +172,65 @@ def _aurora_clusters_have_identifiers() -> None:
     parsing.clean_json = clean_json
 
 
+def _ssm_parameters_answer_their_name() -> None:
+    """Let DescribeStacks answer an SSM-typed parameter with its name and its ResolvedValue, as on AWS.
+
+    moto 5 answers the value it read from Parameter Store (an AMI ID) as the ParameterValue, so a
+    plan of an unchanged stack saw ``ImageId: ami-… → /aws/service/…``. AWS answers the value as
+    passed, and what Parameter Store gave in ``ResolvedValue``:
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_Parameter.html. Idempotent.
+    """
+    from moto.cloudformation.models import Stack  # noqa: PLC0415  (optional dependency)
+
+    original = Stack.__dict__["parameter_list"].fget  # the property's getter (typed as a method by moto)
+    if getattr(original, "_cfnbuild_fixed", False):
+        return
+
+    def parameter_list(self: Any) -> list[dict[str, Any]]:
+        listed: list[dict[str, Any]] = original(self)
+        declared = (getattr(self, "template_dict", None) or {}).get("Parameters") or {}
+        given = self.resource_map.input_parameters or {}
+        for entry in listed:
+            key, resolved = entry["ParameterKey"], entry["ParameterValue"]
+            slot = declared.get(key) or {}
+            name = given.get(key, slot.get("Default"))
+            if str(slot.get("Type", "")).startswith("AWS::SSM::Parameter::") and name and resolved != "****":
+                entry["ParameterValue"] = name
+                entry["ResolvedValue"] = ",".join(resolved) if isinstance(resolved, list) else resolved
+        return listed
+
+    parameter_list._cfnbuild_fixed = True  # type: ignore[attr-defined]
+    Stack.parameter_list = property(parameter_list)  # type: ignore[assignment,method-assign]  # a patch
+
+
+def _route_tables_are_deleted_with_their_stack() -> None:
+    """Let the emulator delete a stack's route tables, so that the stack's VPC and the stack delete too.
+
+    moto 5 has no CloudFormation delete for AWS::EC2::RouteTable: it drops the resource from the
+    stack but keeps the table, and the VPC then cannot be deleted ("has dependencies"), so
+    DeleteStack failed where AWS deletes the stack. This deletes the table, with its subnet
+    associations (the stack's AWS::EC2::SubnetRouteTableAssociation resources, which moto cannot
+    delete either and which CloudFormation deletes before the table they depend on). Idempotent.
+    """
+    from moto.ec2.models.route_tables import RouteTable  # noqa: PLC0415  (optional dependency)
+
+    current = RouteTable.__dict__.get("delete_from_cloudformation_json")
+    if getattr(getattr(current, "__func__", None), "_cfnbuild_fixed", False):
+        return
+
+    def delete(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str) -> None:
+        from moto.ec2.models import ec2_backends  # noqa: PLC0415  (optional dependency)
+
+        backend = ec2_backends[account_id][region_name]
+        table = backend.route_tables.get(resource_name)
+        if table is not None:
+            table._associations.clear()  # moto keeps them private
+            backend.route_tables.pop(resource_name)
+
+    delete._cfnbuild_fixed = True  # type: ignore[attr-defined]
+    RouteTable.delete_from_cloudformation_json = classmethod(delete)  # type: ignore[method-assign,assignment]  # a patch
+
+
 # Known emulator defects, each corrected so that a correct template deploys as it would on AWS.
 # Nothing here invents behaviour moto does not have.
 _FIXES = (
@@ -180,14 +239,19 @@ _FIXES = (
     _cluster_members_are_placeholders,
     _stack_set_instances_named_the_aws_way,
     _aurora_clusters_have_identifiers,
+    _ssm_parameters_answer_their_name,
+    _route_tables_are_deleted_with_their_stack,
 )
 
 
-@contextmanager
-def run_emulator(region: str) -> Iterator[Emulator]:
-    """Start moto's server on 127.0.0.1 and a free port; stop it on exit."""
+def prepare_emulator() -> None:
+    """Make this process ready to serve the emulator: moto importable, its corrections applied, its logs quiet.
+
+    Shared by the one-shot emulator (:func:`run_emulator`) and a session's server process
+    (:mod:`cfnbuild.local.server`), so both answer the same way.
+    """
     try:
-        from moto.server import ThreadedMotoServer  # noqa: PLC0415  (optional dependency)
+        import moto.server  # noqa: F401, PLC0415  (optional dependency; imported here to say so clearly)
     except ImportError:
         raise UsageError("the embedded emulator needs moto: pip install 'cfnbuild[local]'") from None
     # moto reads these to pick its default account and region; keep them local to the emulator run.
@@ -201,6 +265,14 @@ def run_emulator(region: str) -> Iterator[Emulator]:
     # placeholder; the deploy reports what the emulator did not return itself.
     logging.getLogger("moto").setLevel(logging.CRITICAL)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"moto\.")
+
+
+@contextmanager
+def run_emulator(region: str) -> Iterator[Emulator]:
+    """Start moto's server on 127.0.0.1 and a free port; stop it on exit."""
+    prepare_emulator()
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415  (optional dependency)
+
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:

@@ -115,10 +115,14 @@ def test_list_shows_every_environment_and_its_state(project_dir):
 
 
 @pytest.mark.parametrize(
-    "command", ["build", "lint", "list", "graph", "plan", "deploy", "status", "outputs", "delete", "drift", "recover"]
+    "command",
+    [
+        *("build", "lint", "list", "graph", "plan", "deploy", "status", "outputs", "delete", "drift", "recover"),
+        *("local", "local start", "local status", "local stop"),
+    ],
 )
 def test_every_command_help_shows_an_example(command, capsys):
-    main([command, "--help"])
+    main([*command.split(), "--help"])
     help_text = capsys.readouterr().out
     assert "Example:" in help_text
     assert f"\n    cfnbuild {command}" in help_text  # each example on its own line, as written
