@@ -7,6 +7,7 @@ process) with throwaway credentials and runs the very same code path against it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -37,6 +38,7 @@ from cfnbuild.deploy.aws import (
     error_message,
     is_not_implemented,
 )
+from cfnbuild.deploy.ending import last_line, target_flags
 from cfnbuild.deploy.engine import FollowUpFailed, Interrupted, Refused, Request
 from cfnbuild.deploy.events import make_reporter, root_cause, stack_events_since, watch
 from cfnbuild.deploy.plan.render import render_markdown, render_text
@@ -151,6 +153,7 @@ def plan(
     help="With --regions: regions deploying at once (default 2).",
 )
 @click.option("--continue-on-error", is_flag=True, help="With --regions: go on with the other regions when one fails.")
+@click.option("--verbose", is_flag=True, help="Name what a short line only counts (the outputs not returned).")
 @click.pass_context
 def deploy(
     ctx: click.Context,
@@ -166,6 +169,7 @@ def deploy(
     regions: str | None,
     max_parallel: int | None,
     continue_on_error: bool,
+    verbose: bool,
     **kwargs: Any,
 ) -> None:
     """Deploy the template build wrote, through a change set, and watch it to the end.
@@ -216,6 +220,7 @@ def deploy(
             recreate_failed=recreate_failed,
             allow_orphans=allow_orphans,
             plan_file=plan_file,
+            verbose=verbose,
         )
         if where.local and not yes:
             ctx.obj["err"].print("--local: the emulator is throwaway, so no confirmation is asked", markup=False)
@@ -225,6 +230,11 @@ def deploy(
             _print_outputs(ctx.obj["out"], exc.outputs)
             raise
     _print_outputs(ctx.obj["out"], outputs)
+    if engine.ended is not None:  # the last line: what happened, where the outputs are, what next
+        config_file = f"{resolved.project.config_dir.name}/{engines.environment}.toml"
+        flags = target_flags(**dataclasses.asdict(where))
+        line = last_line(engine.ended, flags, outputs_file=engine.outputs_written, config_file=config_file)
+        ctx.obj["out"].print(line, markup=False, soft_wrap=True)
 
 
 def _check_allow_replace(resolved: Resolved, allow_replace: Sequence[str]) -> None:

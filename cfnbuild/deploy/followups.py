@@ -193,13 +193,14 @@ class FollowUps(EngineBase):
         if missing:
             document["NotReturned"] = missing
         write_atomic(path, json.dumps(document, indent=2, sort_keys=True) + "\n")
+        self.outputs_written = path.relative_to(self.project.root)
         self.err.print(f"wrote {path.relative_to(self.project.root)} ({len(outputs)} outputs)", markup=False)
         if missing:
+            # One line with the count; the names with --verbose (they are in the file's NotReturned too).
             who = "the emulator" if self.aws.target.local else "CloudFormation"
-            absent = ", ".join(missing)
-            self.err.print(
-                f"{who} returned {len(outputs)} of {len(declared)} declared outputs; not: {absent}", markup=False
-            )
+            names = f": {', '.join(missing)}" if request.verbose else " (--verbose names them)"
+            returned = f"{who} returned {len(outputs)} of {len(declared)} declared outputs"
+            self.err.print(f"{returned}; {len(missing)} not returned{names}", markup=False)
 
 
 def _subscribes_email(template: Mapping[str, Any]) -> bool:
