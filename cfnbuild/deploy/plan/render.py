@@ -190,7 +190,7 @@ def _resource_table(resources: Iterable[ResourceChange]) -> Table:
         columns.append("Replacement")
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for column in columns:
-        table.add_column(column, overflow="fold", no_wrap=column in ("Action", "Type"))
+        table.add_column(column, overflow="fold", no_wrap=column in ("Type", "Replacement"))
     for change in changes:
         cells = [
             Text(("DANGER " if change.danger else "") + _action_label(change)),
