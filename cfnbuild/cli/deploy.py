@@ -41,6 +41,7 @@ from cfnbuild.deploy.aws import (
 from cfnbuild.deploy.ending import last_line, target_flags
 from cfnbuild.deploy.engine import FollowUpFailed, Interrupted, Refused, Request
 from cfnbuild.deploy.events import make_reporter, root_cause, stack_events_since, watch
+from cfnbuild.deploy.followups import live_outputs
 from cfnbuild.deploy.plan.render import render_markdown, render_text
 from cfnbuild.deploy.plan.saved import render_json, save_plan
 from cfnbuild.errors import CfnbuildError, UsageError
@@ -380,7 +381,7 @@ def outputs(ctx: click.Context, /, **kwargs: Any) -> None:
             raise CfnbuildError(
                 f"{name} is {deployed.status}: {why}; nothing was written (see 'cfnbuild status --env {env}')"
             )
-        template = engine.deployed_template(name) or {}
+        template = live_outputs(engine.deployed_template(name) or {}, deployed.parameters, deployed.stack_id, name)
         engine._write_outputs(Request(env, stack), name, deployed.stack_id, deployed.outputs, template)
     _print_outputs(ctx.obj["out"], deployed.outputs)
 

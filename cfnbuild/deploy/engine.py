@@ -30,7 +30,7 @@ from cfnbuild.deploy.base import CACHE_DIR, EngineBase
 from cfnbuild.deploy.checks import FAILED_CREATE_STATES, StackChecks
 from cfnbuild.deploy.ending import Ending
 from cfnbuild.deploy.events import AFTER_REVIEW, Outcome, known_fix, watch
-from cfnbuild.deploy.followups import EMAIL_PROTOCOLS, FollowUps, outputs_path
+from cfnbuild.deploy.followups import EMAIL_PROTOCOLS, FollowUps, live_outputs, outputs_path
 from cfnbuild.deploy.model import (
     DeployedStack,
     DeployFailed,
@@ -441,7 +441,13 @@ class Engine(FollowUps, ParameterSteps, StackChecks):
             (
                 "the outputs file",
                 f"run 'cfnbuild outputs --env {request.environment}'",
-                lambda: self._write_outputs(request, stack_name, created.stack_id, outputs, prepared.template),
+                lambda: self._write_outputs(
+                    request,
+                    stack_name,
+                    created.stack_id,
+                    outputs,
+                    live_outputs(prepared.template, after.parameters if after else {}, created.stack_id, stack_name),
+                ),
             )
         )
         self._follow_ups(stack_name, outputs, steps, stack_id=created.stack_id, template=prepared.template)

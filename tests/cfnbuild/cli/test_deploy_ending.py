@@ -75,15 +75,19 @@ def test_deploy_local_ends_in_one_line_per_gap_and_a_last_line_saying_what_next(
 def test_deploys_that_create_update_and_change_nothing_each_end_in_their_own_line(project_dir, emulator):
     root = _flagship(project_dir, "ending")
     where = ["--env", "dev", "--endpoint-url", emulator.endpoint_url]
+    no_budget = ["--param", "MonthlyBudgetUsd=0"]  # HasBudget false: no budget, so no BudgetName output
 
-    created = _run(root, "deploy", *where, "--yes", "--verbose")
+    created = _run(root, "deploy", *where, "--yes", "--verbose", *no_budget)
     assert created.returncode == 0, created.stderr[-3000:]
     names = sorted(json.loads((root / "output/dev/webapp.json").read_text())["Outputs"])
-    assert f"declared outputs; {len(names)} not returned: {', '.join(names)}" in created.stderr
+    names.remove("BudgetName")
+    declared = f"the endpoint returned 0 of {len(names)} declared outputs"
+    assert f"{declared}; {len(names)} not returned: {', '.join(names)}" in created.stderr
+    assert json.loads((root / "output/dev/webapp.outputs.json").read_text())["NotReturned"] == names
     assert created.stdout.splitlines()[-1].startswith("webapp-dev-ending created: ")
     assert created.stdout.splitlines()[-1].endswith(f"; next: cfnbuild status {' '.join(where)}")
 
-    unchanged = _run(root, "deploy", *where, "--yes")
+    unchanged = _run(root, "deploy", *where, "--yes", *no_budget)
     assert unchanged.returncode == 0, unchanged.stderr[-3000:]
     assert unchanged.stdout.splitlines()[-1] == (
         "webapp-dev-ending: no changes, as deployed; outputs in output/dev/webapp.outputs.json; "
@@ -93,7 +97,7 @@ def test_deploys_that_create_update_and_change_nothing_each_end_in_their_own_lin
     config = root / "config/dev.toml"
     config.write_text(config.read_text().replace('instance_type = "t3.small"', 'instance_type = "t3.medium"'))
     assert _run(root, "build", "--env", "dev").returncode == 0
-    updated = _run(root, "deploy", *where, "--yes")
+    updated = _run(root, "deploy", *where, "--yes", *no_budget)
     assert updated.returncode == 0, updated.stderr[-3000:]
     assert re.fullmatch(
         r"webapp-dev-ending updated: 1 modified in \d+\.\d s; outputs in output/dev/webapp\.outputs\.json; "
