@@ -60,7 +60,8 @@ def as_aws_lists(
     not_created: list[NotCreated] = []
     for raw in raw_changes:
         logical_id = str(raw.get("LogicalResourceId", ""))
-        makes = _exists(new_resources, logical_id, new_truths)
+        # Not in the new template (a listing cfnbuild cannot place): left as the change set has it.
+        makes = _exists(new_resources, logical_id, new_truths) if logical_id in new_resources else None
         had = _exists(old_resources, logical_id, old_truths)
         action = str(raw.get("Action", ""))
         modify = action in ("Modify", "Dynamic")
