@@ -8,6 +8,7 @@ started in this process for this command — and runs the very same code path ag
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -39,8 +40,10 @@ from cfnbuild.deploy.aws import (
     error_message,
     is_not_implemented,
 )
+from cfnbuild.deploy.ending import last_line, target_flags
 from cfnbuild.deploy.engine import FollowUpFailed, Refused, Request
 from cfnbuild.deploy.events import make_reporter, root_cause, stack_events_since, watch
+from cfnbuild.deploy.followups import live_outputs
 from cfnbuild.deploy.plan.render import render_markdown, render_text
 from cfnbuild.deploy.plan.saved import render_json, save_plan
 from cfnbuild.errors import CfnbuildError, UsageError
@@ -153,6 +156,7 @@ def plan(
     help="With --regions: regions deploying at once (default 2).",
 )
 @click.option("--continue-on-error", is_flag=True, help="With --regions: go on with the other regions when one fails.")
+@click.option("--verbose", is_flag=True, help="Name what a short line only counts (the outputs not returned).")
 @click.pass_context
 def deploy(
     ctx: click.Context,
@@ -168,6 +172,7 @@ def deploy(
     regions: str | None,
     max_parallel: int | None,
     continue_on_error: bool,
+    verbose: bool,
     **kwargs: Any,
 ) -> None:
     """Deploy the template build wrote, through a change set, and watch it to the end.
@@ -218,6 +223,7 @@ def deploy(
             recreate_failed=recreate_failed,
             allow_orphans=allow_orphans,
             plan_file=plan_file,
+            verbose=verbose,
         )
         if where.local and not yes:
             ctx.obj["err"].print("--local: the emulator is throwaway, so no confirmation is asked", markup=False)
@@ -227,6 +233,14 @@ def deploy(
             _print_outputs(ctx.obj["out"], exc.outputs)
             raise
     _print_outputs(ctx.obj["out"], outputs)
+    if engine.ended is not None:  # the last line: what happened, where the outputs are, what next
+        config_file = f"{resolved.project.config_dir.name}/{engines.environment}.toml"
+        flags = target_flags(**dataclasses.asdict(where))
+        one_shot = where.local and not engines.session  # the emulator ends with this command
+        line = last_line(
+            engine.ended, flags, outputs_file=engine.outputs_written, config_file=config_file, one_shot=one_shot
+        )
+        ctx.obj["out"].print(line, markup=False, soft_wrap=True)
 
 
 def _check_allow_replace(resolved: Resolved, allow_replace: Sequence[str]) -> None:
@@ -368,7 +382,7 @@ def outputs(ctx: click.Context, /, **kwargs: Any) -> None:
             raise CfnbuildError(
                 f"{name} is {deployed.status}: {why}; nothing was written (see 'cfnbuild status --env {env}')"
             )
-        template = engine.deployed_template(name) or {}
+        template = live_outputs(engine.deployed_template(name) or {}, deployed.parameters, deployed.stack_id, name)
         engine._write_outputs(Request(env, stack), name, deployed.stack_id, deployed.outputs, template)
     _print_outputs(ctx.obj["out"], deployed.outputs)
 

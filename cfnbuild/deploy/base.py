@@ -10,12 +10,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 from rich.console import Console
 
 from cfnbuild.deploy.aws import Aws, error_code, error_message
+from cfnbuild.deploy.ending import Ending
 from cfnbuild.deploy.events import PollSettings, Reporter, Since, make_reporter
 from cfnbuild.deploy.model import (
     DeployedStack,
@@ -43,6 +45,9 @@ class EngineBase:
     # GetTemplate answers within one stage/plan (the no-op check, the plan and a saved plan's
     # check all read it); emptied at the start of each, so a later one reads afresh.
     _templates: dict[str, dict[str, Any] | None] = field(default_factory=dict, repr=False)
+    # How the last deploy ended and the outputs file it wrote, for the command's last line.
+    ended: Ending | None = field(default=None, repr=False)
+    outputs_written: Path | None = field(default=None, repr=False)
 
     @property
     def cloudformation(self) -> Any:

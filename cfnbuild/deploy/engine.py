@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -27,8 +28,9 @@ from cfnbuild.deploy import artifacts, changeset
 from cfnbuild.deploy.aws import error_code, error_message, refused
 from cfnbuild.deploy.base import CACHE_DIR, EngineBase
 from cfnbuild.deploy.checks import FAILED_CREATE_STATES, StackChecks
+from cfnbuild.deploy.ending import Ending
 from cfnbuild.deploy.events import AFTER_REVIEW, Outcome, known_fix, watch
-from cfnbuild.deploy.followups import EMAIL_PROTOCOLS, FollowUps, outputs_path
+from cfnbuild.deploy.followups import EMAIL_PROTOCOLS, FollowUps, live_outputs, outputs_path
 from cfnbuild.deploy.model import (
     DeployedStack,
     DeployFailed,
@@ -224,11 +226,13 @@ class Engine(FollowUps, ParameterSteps, StackChecks):
         :meth:`abandon`); a refusal deletes it before raising.
         """
         self._templates.clear()
+        self.ended, self.outputs_written = None, None
         stack_name = self.stack_name(request)
         deployed = self._usable_stack(request, stack_name)
         prepared = self.prepare(request, deployed)
         if deployed is not None and request.plan_file is None and self._unchanged(stack_name, deployed, prepared):
             self.out.print(f"{stack_name}: no changes (template, parameters, tags and policies as deployed)")
+            self.ended = Ending(stack_name, "unchanged", {})
             return Staged(request, stack_name, deployed, prepared, None, None, deployed.outputs)
         if request.plan_file is not None:
             plan, created = self._saved_plan(request.plan_file, stack_name, deployed, prepared)
@@ -238,6 +242,7 @@ class Engine(FollowUps, ParameterSteps, StackChecks):
         if created is None:
             self._settle_protection(stack_name, deployed, prepared)
             self.out.print(f"{stack_name}: no changes")
+            self.ended = Ending(stack_name, "unchanged", {})
             return Staged(request, stack_name, deployed, prepared, plan, None, deployed.outputs if deployed else {})
         staged = Staged(request, stack_name, deployed, prepared, plan, created, {})
         try:
@@ -336,6 +341,7 @@ class Engine(FollowUps, ParameterSteps, StackChecks):
     ) -> dict[str, str]:
         relaxed = deployed is not None and prepared.policy is not None and bool(request.allow_replace)
         executing = executed = False  # ExecuteChangeSet sent; and accepted
+        started = time.monotonic()
         try:
             if relaxed:
                 allowed = stack_policy(prepared.template, allow=request.allow_replace)
@@ -384,7 +390,7 @@ class Engine(FollowUps, ParameterSteps, StackChecks):
                 self.cloudformation.set_stack_policy(
                     StackName=created.stack_id, StackPolicyBody=policy_body(prepared.policy)
                 )
-        return self._finish_execute(
+        outputs = self._finish_execute(
             request=request,
             stack_name=stack_name,
             deployed=deployed,
@@ -393,6 +399,9 @@ class Engine(FollowUps, ParameterSteps, StackChecks):
             outcome=outcome,
             reporter=reporter,
         )
+        seconds = time.monotonic() - started
+        self.ended = Ending(stack_name, "created" if deployed is None else "updated", plan.counts(), seconds)
+        return outputs
 
     def _finish_execute(
         self,
@@ -432,7 +441,13 @@ class Engine(FollowUps, ParameterSteps, StackChecks):
             (
                 "the outputs file",
                 f"run 'cfnbuild outputs --env {request.environment}'",
-                lambda: self._write_outputs(request, stack_name, created.stack_id, outputs, prepared.template),
+                lambda: self._write_outputs(
+                    request,
+                    stack_name,
+                    created.stack_id,
+                    outputs,
+                    live_outputs(prepared.template, after.parameters if after else {}, created.stack_id, stack_name),
+                ),
             )
         )
         self._follow_ups(stack_name, outputs, steps, stack_id=created.stack_id, template=prepared.template)

@@ -301,8 +301,9 @@ class LiveReporter:
         """The live part: stack status, elapsed time and the resources in progress."""
         now = datetime.now(UTC)
         table = Table(title=f"{self._status} · {format_seconds(self._elapsed)}", title_justify="left", expand=False)
+        # A type or status name is never split mid-word at 80 columns: the logical IDs fold instead.
         for column in ("in progress", "type", "status"):
-            table.add_column(column)
+            table.add_column(column, overflow="fold", no_wrap=column != "in progress")
         table.add_column("for", justify="right")
         room = max(self.console.height - 8, 3)
         running = sorted(self._running.items(), key=lambda item: item[1][2])

@@ -23,6 +23,7 @@ from cfnbuild.deploy.model import (
     Request,
     Staged,
 )
+from cfnbuild.deploy.plan.evaluate import condition_truths, pseudo_parameters, resource_exists
 from cfnbuild.deploy.policy import policy_body, same_policy
 from cfnbuild.errors import CfnbuildError
 from cfnbuild.files import write_atomic
@@ -165,7 +166,8 @@ class FollowUps(EngineBase):
             return staged.outputs
 
         def write() -> None:
-            self._write_outputs(request, staged.stack_name, deployed.stack_id, staged.outputs, staged.prepared.template)
+            template = live_outputs(staged.prepared.template, deployed.parameters, deployed.stack_id, staged.stack_name)
+            self._write_outputs(request, staged.stack_name, deployed.stack_id, staged.outputs, template)
 
         fix = f"run 'cfnbuild outputs --env {request.environment}'"
         self._follow_ups(
@@ -193,13 +195,33 @@ class FollowUps(EngineBase):
         if missing:
             document["NotReturned"] = missing
         write_atomic(path, json.dumps(document, indent=2, sort_keys=True) + "\n")
+        self.outputs_written = path.relative_to(self.project.root)
         self.err.print(f"wrote {path.relative_to(self.project.root)} ({len(outputs)} outputs)", markup=False)
         if missing:
-            who = "the emulator" if self.aws.target.local else "CloudFormation"
-            absent = ", ".join(missing)
-            self.err.print(
-                f"{who} returned {len(outputs)} of {len(declared)} declared outputs; not: {absent}", markup=False
-            )
+            # One line with the count; the names with --verbose (they are in the file's NotReturned too).
+            target = self.aws.target
+            who = "the emulator" if target.local else "the endpoint" if target.endpoint_url else "CloudFormation"
+            names = f": {', '.join(missing)}" if request.verbose else " (--verbose names them)"
+            returned = f"{who} returned {len(outputs)} of {len(declared)} declared outputs"
+            self.err.print(f"{returned}; {len(missing)} not returned{names}", markup=False, soft_wrap=True)
+
+
+def live_outputs(
+    template: Mapping[str, Any], parameters: Mapping[str, str], stack_id: str, stack_name: str
+) -> dict[str, Any]:
+    """``template`` less the outputs whose Condition the stack's ``parameters`` make false.
+
+    CloudFormation returns such an output nowhere (the budget's name outside the budget's
+    region), so it is not one the stack failed to return; an undecided condition keeps it.
+    """
+    declared = template.get("Parameters") or {}
+    defaults = {name: str(spec["Default"]) for name, spec in declared.items() if "Default" in spec}
+    truths = condition_truths(template, {**defaults, **parameters, **pseudo_parameters(stack_id, stack_name)})
+    outputs = template.get("Outputs") or {}
+    return {
+        **template,
+        "Outputs": {name: output for name, output in outputs.items() if resource_exists(output, truths) is not False},
+    }
 
 
 def _subscribes_email(template: Mapping[str, Any]) -> bool:

@@ -80,6 +80,8 @@ class LookupResult:
     value: str
     source: Source
     message: str
+    subject: str = ""  # what was looked up: "the newest Aurora MySQL 3 version in eu-west-1"
+    no_api: bool = False  # a fallback because the endpoint lacks the API (an emulator), not a failure of AWS
 
     def __str__(self) -> str:
         return f"{self.parameter}: {self.message}"
@@ -171,6 +173,8 @@ def resolve_lookups(
                     "",
                     "fallback",
                     f"could not look up {subject} ({_reason(exc)}); using the region's default",
+                    subject=subject,
+                    no_api=_lacks_api(exc),
                 )
             )
             continue
@@ -208,6 +212,13 @@ def _unreachable_errors() -> tuple[type[Exception], ...]:
     # ResponseParserError is not a BotoCoreError: it is what an endpoint that does not speak
     # the API (an emulator answering HTTP 500 with HTML) gives.
     return (BotoCoreError, ClientError, ResponseParserError, LookupUnavailable)
+
+
+def _lacks_api(exc: Exception) -> bool:
+    """Whether the endpoint answered that it has no such API (an emulator), rather than AWS failing."""
+    from cfnbuild.deploy.aws import is_not_implemented  # noqa: PLC0415  (boto3 loads only when a lookup runs)
+
+    return type(exc).__name__ == "ResponseParserError" or is_not_implemented(exc)
 
 
 def _reason(exc: Exception) -> str:

@@ -91,6 +91,7 @@ class Request:
     recreate_failed: bool = False
     allow_orphans: bool = False  # with recreate_failed: delete a failed stack that left resources in no stack
     plan_file: Path | None = None
+    verbose: bool = False  # name what a short line only counts (the outputs not returned)
 
 
 @dataclass(frozen=True)

@@ -51,8 +51,13 @@ class ParameterSteps(EngineBase):
             overrides={name: value for name, (value, _) in given.items()},
             deployed=deployed.parameters if deployed is not None else None,
         )
-        for message in lookups.messages():
-            self.err.print(f"parameter {message}", markup=False)
+        for result in lookups.values():
+            if self.aws.target.local and result.no_api:
+                # One short line: the emulator has no such API; AWS would answer it.
+                line = f"{result.parameter}: the emulator cannot look up {result.subject}; the region's default is used"
+            else:
+                line = str(result)
+            self.err.print(f"parameter {line}", markup=False)
         values: dict[str, str] = {}
         previous: set[str] = set()
         kept = deployed.parameters if deployed is not None else {}

@@ -9,6 +9,10 @@ One concern per module, each importing only those above it in this list:
   was not granted before (policies, trust, managed policies, security-group rules);
 - ``template_diff`` — property changes from the deployed and new templates when the change set
   gives none, and whether each recreates the resource (create-only properties);
+- ``evaluate`` — the template as parameters alone decide it: parameter Refs, the truth of each
+  condition (:func:`~.evaluate.condition_truths`), ``Fn::If``/``Fn::Split``/``Fn::Select``;
+- ``conditions`` — the change set as AWS lists it: a resource whose condition is false is no Add
+  (``Plan.not_created``), one whose condition turns false is a Remove;
 - ``read`` — reading a ``DescribeChangeSet`` response into a plan (:func:`build_plan`): parameter
   and tag changes, stateful DANGER reasons, retention notes, renames;
 - ``render`` — the plan as text for a terminal (:func:`render_text`) and as a pull-request
@@ -23,6 +27,7 @@ The names below are re-exported so ``from cfnbuild.deploy.plan import Plan, buil
 from cfnbuild.deploy.plan.model import (
     FORMAT,
     MASK,
+    NotCreated,
     ParameterChange,
     Plan,
     PropertyChange,
@@ -36,6 +41,7 @@ from cfnbuild.deploy.plan.saved import load_plan, render_json, save_plan
 __all__ = [
     "FORMAT",
     "MASK",
+    "NotCreated",
     "ParameterChange",
     "Plan",
     "PropertyChange",

@@ -82,3 +82,40 @@ def _decided(node: Any, values: Mapping[str, Any], conditions: Mapping[str, Any]
     if key == "Fn::Not":
         return not truths[0]
     return all(truths) if key == "Fn::And" else any(truths)
+
+
+def condition_truths(template: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, bool | None]:
+    """Every condition of ``template`` as the parameter ``values`` decide it: True, False, or None (undecided).
+
+    ``values`` are the parameters' effective values (defaults, given, looked up and kept ones) and
+    any pseudo parameters known (``AWS::Region``…); a condition that needs anything else (a
+    missing value, a function other than ``Fn::Equals``/``Not``/``And``/``Or``) is None.
+    Conditions: https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/conditions-section-structure.html
+    """
+    conditions = template.get("Conditions") or {}
+    return {name: _decided(name, values, conditions, frozenset()) for name in conditions}
+
+
+def resource_exists(resource: Mapping[str, Any], truths: Mapping[str, bool | None]) -> bool | None:
+    """Whether CloudFormation makes ``resource``: True without a Condition, else its condition's truth.
+
+    None when the parameters do not decide the condition (or the template does not declare it).
+    """
+    condition = resource.get("Condition")
+    if condition is None:
+        return True
+    return truths.get(str(condition))
+
+
+def pseudo_parameters(stack_id: str, stack_name: str) -> dict[str, str]:
+    """``AWS::Region``, ``AWS::AccountId``, ``AWS::Partition`` and ``AWS::StackName``, read from a stack's ARN.
+
+    The ARN is ``arn:PARTITION:cloudformation:REGION:ACCOUNT:stack/NAME/ID``; a value it does not
+    give is left out (a condition on it stays undecided). Pseudo parameters:
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/pseudo-parameter-reference.html
+    """
+    parts = stack_id.split(":")
+    values = {"AWS::StackName": stack_name} if stack_name else {}
+    if len(parts) >= 6 and parts[0] == "arn" and parts[2] == "cloudformation":
+        values.update({"AWS::Partition": parts[1], "AWS::Region": parts[3], "AWS::AccountId": parts[4]})
+    return {name: value for name, value in values.items() if value}

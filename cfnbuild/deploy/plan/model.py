@@ -2,7 +2,8 @@
 
 A :class:`Plan` holds one :class:`ResourceChange` per resource the change set adds, modifies,
 replaces, removes or imports (each with its :class:`PropertyChange` details), the stack's
-:class:`ParameterChange` and :class:`TagChange` entries, and what the saved plan is checked
+:class:`ParameterChange` and :class:`TagChange` entries, the resources a change set listed that
+will not be made (:class:`NotCreated`: their condition is false), and what the saved plan is checked
 against before ``deploy`` executes it. Nothing here reads AWS or renders; :func:`mask` is here
 because a plan never holds a NoEcho value: every module that puts a value into one masks it.
 """
@@ -82,6 +83,19 @@ class TagChange:
 
 
 @dataclass(frozen=True)
+class NotCreated:
+    """A resource the change set listed but CloudFormation will not make: its condition is false.
+
+    An emulator lists every resource of the template; AWS evaluates each resource's Condition and
+    lists only those it makes. The plan keeps these apart so its counts are what will be made.
+    """
+
+    logical_id: str
+    resource_type: str
+    condition: str  # the resource's Condition, false for the given parameters
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything a change set will do to one stack, ready to review, save and execute."""
 
@@ -97,6 +111,8 @@ class Plan:
     # sha256 of the deployed template, parameters and tags when the plan was made: a saved plan
     # is stale when this differs, even where LastUpdatedTime is not kept (the emulator).
     stack_fingerprint: str | None = None
+    # Resources the change set listed whose condition the parameters make false (not made).
+    not_created: tuple[NotCreated, ...] = ()
 
     def counts(self) -> dict[str, int]:
         """Resources to add, modify, replace, remove and import (a replacing Modify counts as replace)."""

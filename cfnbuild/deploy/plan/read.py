@@ -8,6 +8,9 @@ will add, modify, replace or remove and how their properties change. :func:`buil
   sentence saying what happens to its data (from the change set's ``PolicyAction`` or the
   deployed template's ``DeletionPolicy``/``UpdateReplacePolicy``), and weaker notes when a
   retention policy or the mark is dropped, or a removal looks like half of a rename;
+- the listing as AWS would give it (:mod:`.conditions`): resources whose Condition the parameter
+  values make false are not made, so they are no Add (kept apart in ``Plan.not_created``), and a
+  condition that turns false or true is a Remove or an Add;
 - the property changes from the two templates (:mod:`.template_diff`) when the change set gives
   none (an emulator may not);
 - access that the change widens (:mod:`.widening`), from the old and new resource definitions
@@ -27,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cfnbuild.build.stateful import is_stateful
+from cfnbuild.deploy.plan.conditions import as_aws_lists, truths_for
 from cfnbuild.deploy.plan.evaluate import static_properties
 from cfnbuild.deploy.plan.model import (
     MASK,
@@ -82,6 +86,14 @@ def build_plan(
     }
     old_effective = _effective_parameters(old_template, old_parameters) if old_template is not None else {}
     new_effective = _effective_parameters(new_template, new_parameters, change_set, old_effective)
+    # What AWS lists: resources whose condition is false for these parameters are not made.
+    raw_changes, not_created = as_aws_lists(
+        raw_changes,
+        new_resources=new_template.get("Resources", {}),
+        old_resources=old.get("Resources", {}) if old_template is not None else None,
+        new_truths=truths_for(new_template, new_effective, change_set, stack_name),
+        old_truths=truths_for(old, old_effective, change_set, stack_name),
+    )
     context = _Context(
         new_resources=new_template.get("Resources", {}),
         old_resources=old.get("Resources", {}),
@@ -105,6 +117,7 @@ def build_plan(
         stack_last_updated=stack_last_updated,
         stack_fingerprint=stack_fingerprint,
         parameter_values={name: MASK if name in no_echo else value for name, value in sorted(parameter_values.items())},
+        not_created=not_created,
     )
 
 

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from cfnbuild.deploy.plan.model import MASK, Plan, PropertyChange, ResourceChange, review_order
+from cfnbuild.deploy.plan.model import MASK, NotCreated, Plan, PropertyChange, ResourceChange, review_order
 
 _VALUE_WIDTH = 60
 _MAX_DETAILS_SHOWN = 25
@@ -145,6 +145,8 @@ def render_text(plan: Plan, console: Console) -> None:
     resources = _ordered(plan)
     if resources:
         console.print(_resource_table(resources))
+    if plan.not_created:
+        console.print(Text(_not_created_line(plan.not_created), style="dim"))
     _print_section(console, "Access this change widens:", [f"! {s}" for s in plan.widening], "yellow")
     notes = [f"{change.logical_id}: {note}" for change in resources for note in change.notes]
     _print_section(console, "Notes:", notes, "yellow")
@@ -165,18 +167,39 @@ def render_text(plan: Plan, console: Console) -> None:
     _print_section(console, "Stack tags:", tags, None)
 
 
+def _not_created_line(not_created: Iterable[NotCreated]) -> str:
+    """One line: the resources a change set listed that are not made, by the condition that is false."""
+    by_condition: dict[str, list[str]] = {}
+    for item in not_created:
+        by_condition.setdefault(item.condition, []).append(item.logical_id)
+    groups = "; ".join(f"{condition}: {', '.join(sorted(ids))}" for condition, ids in sorted(by_condition.items()))
+    count = sum(len(ids) for ids in by_condition.values())
+    return f"not created ({count}, their condition is false): {groups}"
+
+
 def _resource_table(resources: Iterable[ResourceChange]) -> Table:
+    """Action, logical ID, type and (when any change has one) replacement, one row per resource.
+
+    A type name is never split (``AWS::EC2::SecurityGroupEgre`` / ``ss``): at 80 columns the
+    logical IDs fold instead, and a plan where nothing can be replaced (a create) leaves out the
+    Replacement column, whose cells would all be ``-``.
+    """
+    changes = list(resources)
+    columns = ["Action", "Logical ID", "Type"]
+    if any(change.replacement for change in changes):
+        columns.append("Replacement")
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for column in ("Action", "Logical ID", "Type", "Replacement"):
-        table.add_column(column, overflow="fold")
-    for change in resources:
-        table.add_row(
+    for column in columns:
+        table.add_column(column, overflow="fold", no_wrap=column in ("Type", "Replacement"))
+    for change in changes:
+        cells = [
             Text(("DANGER " if change.danger else "") + _action_label(change)),
             Text(change.logical_id),
             Text(change.resource_type),
             Text(change.replacement or "-"),
-            style="bold red" if change.danger else ("yellow" if change.widening else None),
-        )
+        ]
+        style = "bold red" if change.danger else ("yellow" if change.widening else None)
+        table.add_row(*cells[: len(columns)], style=style)
     return table
 
 
@@ -232,6 +255,8 @@ def render_markdown(plan: Plan) -> str:
                 f"| {_md(change.replacement or '-')} |"
             )
         lines.append("")
+    if plan.not_created:
+        lines += [_md(_not_created_line(plan.not_created)), ""]
     if plan.widening:
         lines += ["#### Access this change widens", ""]
         lines += [f"- {_md(sentence)}" for sentence in plan.widening]

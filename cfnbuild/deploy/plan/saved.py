@@ -14,6 +14,7 @@ from typing import Any
 
 from cfnbuild.deploy.plan.model import (
     FORMAT,
+    NotCreated,
     ParameterChange,
     Plan,
     PropertyChange,
@@ -60,6 +61,7 @@ def _to_document(plan: Plan) -> dict[str, Any]:
         ],
         "parameters": [parameter.__dict__ for parameter in plan.parameters],
         "tags": [tag.__dict__ for tag in plan.tags],
+        "not_created": [item.__dict__ for item in plan.not_created],
     }
 
 
@@ -150,6 +152,14 @@ def _from_document(document: Mapping[str, Any]) -> Plan:
         stack_last_updated=_optional_text(document["stack_last_updated"], "stack_last_updated"),
         stack_fingerprint=_optional_text(document.get("stack_fingerprint"), "stack_fingerprint"),
         parameter_values=dict(values),
+        not_created=tuple(
+            NotCreated(
+                _text(n["logical_id"], "not_created.logical_id"),
+                _text(n["resource_type"], "not_created.resource_type"),
+                _text(n["condition"], "not_created.condition"),
+            )
+            for n in _list(document.get("not_created", []), "not_created")
+        ),
     )
 
 

@@ -1,0 +1,123 @@
+"""A quiet, useful ending: short lines for what the emulator lacks, and a last line saying what next.
+
+The deploys run the CLI as a user does, on a copy of the flagship (dev), against the embedded
+emulator: ``--local`` in one process, and the shared test emulator through ``--endpoint-url``
+for the updated and unchanged variants, which need a stack that outlives one command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from cfnbuild.deploy.ending import Ending, last_line, target_flags
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _flagship(project_dir: Path, suffix: str | None = None) -> Path:
+    shutil.copy(ROOT / "pyproject.toml", project_dir / "pyproject.toml")  # the artifact is built from it
+    shutil.copytree(ROOT / "flask_app", project_dir / "flask_app")
+    if suffix:
+        config = project_dir / "config/dev.toml"
+        config.write_text(config.read_text() + f'\n[deploy]\nstack_name_suffix = "{suffix}"\n')
+    command = [sys.executable, "-m", "cfnbuild", "--project", str(project_dir), "build", "--env", "dev"]
+    subprocess.run(command, check=True, capture_output=True)
+    return project_dir
+
+
+def _run(root: Path, *args: str, columns: int = 200) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "emulator", "AWS_SECRET_ACCESS_KEY": "emulator", "COLUMNS": str(columns)}
+    command = [sys.executable, "-m", "cfnbuild", "--project", str(root), *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+
+
+def test_deploy_local_ends_in_one_line_per_gap_and_a_last_line_saying_what_next(project_dir):
+    root = _flagship(project_dir)
+    template = json.loads((root / "output/dev/webapp.json").read_text())
+    # dev has no domain and one NAT gateway (config/dev.toml): those resources are not made.
+    made = [lid for lid, r in template["Resources"].items() if r.get("Condition") not in ("HasDomain", "PerAzNat")]
+
+    result = _run(root, "deploy", "--local", columns=80)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    engine_version = [line for line in result.stderr.splitlines() if "DbEngineVersion" in line]
+    assert engine_version == [
+        "parameter DbEngineVersion: the emulator cannot look up the newest Aurora MySQL 3 version in eu-west-1; "
+        "the region's default is used"
+    ]
+    declared = len(template["Outputs"])
+    outputs = [line for line in result.stderr.splitlines() if "declared outputs" in line]
+    assert outputs == [
+        f"the emulator returned 0 of {declared} declared outputs; {declared} not returned (--verbose names them)"
+    ]
+    last = result.stdout.rstrip("\n").splitlines()[-1]
+    assert re.fullmatch(
+        rf"webapp-dev created: {len(made)} resources in \d+\.\d s; outputs in output/dev/webapp\.outputs\.json; "
+        # a one-shot emulator (no local session runs) ends with the command: status would find nothing
+        r"next: cfnbuild local start, to keep the stack for the commands after this one",
+        last,
+    ), last
+    # At 80 columns the plan's table folds logical IDs, never a type name.
+    lines = result.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("Action "))
+    table = lines[header : next(i for i, line in enumerate(lines) if line.startswith("not created"))]
+    assert max(len(line.rstrip()) for line in table) <= 80
+    types = {template["Resources"][lid]["Type"] for lid in made}
+    split = sorted(t for t in types if not any(re.search(rf"\s{re.escape(t)}(\s|$)", line) for line in table))
+    assert split == []
+
+
+def test_deploys_that_create_update_and_change_nothing_each_end_in_their_own_line(project_dir, emulator):
+    root = _flagship(project_dir, "ending")
+    where = ["--env", "dev", "--endpoint-url", emulator.endpoint_url]
+    no_budget = ["--param", "MonthlyBudgetUsd=0"]  # HasBudget false: no budget, so no BudgetName output
+
+    created = _run(root, "deploy", *where, "--yes", "--verbose", *no_budget)
+    assert created.returncode == 0, created.stderr[-3000:]
+    names = sorted(json.loads((root / "output/dev/webapp.json").read_text())["Outputs"])
+    names.remove("BudgetName")
+    declared = f"the endpoint returned 0 of {len(names)} declared outputs"
+    assert f"{declared}; {len(names)} not returned: {', '.join(names)}" in created.stderr
+    assert json.loads((root / "output/dev/webapp.outputs.json").read_text())["NotReturned"] == names
+    assert created.stdout.splitlines()[-1].startswith("webapp-dev-ending created: ")
+    assert created.stdout.splitlines()[-1].endswith(f"; next: cfnbuild status {' '.join(where)}")
+
+    unchanged = _run(root, "deploy", *where, "--yes", *no_budget)
+    assert unchanged.returncode == 0, unchanged.stderr[-3000:]
+    assert unchanged.stdout.splitlines()[-1] == (
+        "webapp-dev-ending: no changes, as deployed; outputs in output/dev/webapp.outputs.json; "
+        f"next: change config/dev.toml, then cfnbuild plan {' '.join(where)}"
+    )
+
+    config = root / "config/dev.toml"
+    config.write_text(config.read_text().replace('instance_type = "t3.small"', 'instance_type = "t3.medium"'))
+    assert _run(root, "build", "--env", "dev").returncode == 0
+    updated = _run(root, "deploy", *where, "--yes", *no_budget)
+    assert updated.returncode == 0, updated.stderr[-3000:]
+    assert re.fullmatch(
+        r"webapp-dev-ending updated: 1 modified in \d+\.\d s; outputs in output/dev/webapp\.outputs\.json; "
+        rf"next: cfnbuild status {re.escape(' '.join(where))}",
+        updated.stdout.splitlines()[-1],
+    ), updated.stdout[-2000:]
+
+
+def test_the_last_line_counts_an_update_by_kind_and_names_the_next_command_against_aws():
+    flags = target_flags(env="prod", stack=None, region="eu-central-1", profile="ops", endpoint_url=None, local=False)
+    ending = Ending("webapp-prod", "updated", {"add": 2, "modify": 1, "replace": 0, "remove": 1, "import": 0}, 93.04)
+
+    line = last_line(
+        ending, flags, outputs_file=Path("output/prod/webapp.outputs.json"), config_file="config/prod.toml"
+    )
+
+    assert line == (
+        "webapp-prod updated: 2 added, 1 modified, 1 removed in 93.0 s; outputs in output/prod/webapp.outputs.json; "
+        "next: cfnbuild status --env prod --region eu-central-1 --profile ops"
+    )
+    tags_only = last_line(Ending("webapp-prod", "updated", {}, 4.0), [], outputs_file=None, config_file="c")
+    assert tags_only == "webapp-prod updated: parameters or tags only in 4.0 s; next: cfnbuild status"
