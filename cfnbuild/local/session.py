@@ -34,6 +34,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from cfnbuild.errors import CfnbuildError
 from cfnbuild.files import os_reason, shape_problem, shown, write_atomic
 from cfnbuild.local.emulator import Emulator
@@ -227,13 +229,36 @@ def _port_in_use(port: int) -> SessionError:
     )
 
 
+@contextlib.contextmanager
+def _exclusive(root: Path, what: str) -> Any:
+    """Hold the project's session lock while ``what`` (start or stop) runs: two at once would race."""
+    lock_file = record_path(root).with_suffix(".lock")
+    try:
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(lock_file, timeout=START_SECONDS + STOP_SECONDS):
+            yield
+    except Timeout:
+        raise SessionError(
+            f"cannot {what} the local session: another 'cfnbuild local start' or 'stop' of this project "
+            f"still holds {shown(lock_file)}; wait for it, then run this again"
+        ) from None
+    except OSError as exc:
+        raise SessionError(f"cannot {what} the local session: {shown(lock_file)}: {os_reason(exc)}") from None
+
+
 def start(root: Path, *, port: int | None = None, region: str | None = None) -> tuple[Session, bool, str | None]:
     """Start the project's session, or find the one running: (session, started now, stale line or None).
 
     Raises :class:`SessionError` when ``port`` is taken, when one runs on another port than the
     ``port`` asked for, or when the server does not come up within :data:`START_SECONDS` (with
-    the last line it wrote on stderr).
+    the last line it wrote on stderr). Two starts at once are one start: the second waits for the
+    first and finds its session.
     """
+    with _exclusive(root, "start"):
+        return _start(root, port=port, region=region)
+
+
+def _start(root: Path, *, port: int | None, region: str | None) -> tuple[Session, bool, str | None]:
     found = current(root)
     if found.session is not None:
         if port is not None and port != found.session.port:
@@ -382,6 +407,11 @@ def _gone_within(pid: int, seconds: float) -> bool:
 
 def stop(root: Path) -> tuple[Session | None, bool, str | None]:
     """Stop the project's session: (the session stopped or None, whether it had to be killed, stale line or None)."""
+    with _exclusive(root, "stop"):
+        return _stop(root)
+
+
+def _stop(root: Path) -> tuple[Session | None, bool, str | None]:
     found = current(root)
     if found.session is None:
         return None, False, found.stale

@@ -115,6 +115,35 @@ def test_a_second_start_says_one_runs_where_and_exits_0(mini_local: LocalProject
     ]
 
 
+def test_two_starts_at_once_make_one_session(mini_local: LocalProject):
+    # Two `local start` of one project at the same moment: the session lock makes the second wait
+    # and find the first's session, instead of a second server that nobody records.
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "cfnbuild", "--project", str(mini_local.root), "local", "start"]
+    env = mini_local.env()
+    both = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            for _ in range(2)]  # fmt: skip
+    results = [process.communicate(timeout=120) for process in both]
+    mini_local.note_pid()
+    assert [process.returncode for process in both] == [0, 0], results
+    record = mini_local.session()
+    said = sorted(out.splitlines()[0].split(" at ")[0] for out, _ in results)
+    assert said == ["a local session already runs", "local session started"], results
+    servers = subprocess.run(["pgrep", "-f", "cfnbuild.local.server"], capture_output=True, text=True, check=False)
+    mine = [pid for pid in servers.stdout.split() if _cwd(pid) == mini_local.root.resolve()]  # run in the project
+    mini_local.pids.update(int(pid) for pid in mine)  # whatever this test started ends with it
+    assert mine == [str(record["pid"])], "one server, the recorded one"
+
+
+def _cwd(pid: str) -> Path | None:
+    try:
+        return Path(f"/proc/{pid}/cwd").resolve(strict=True)
+    except OSError:
+        return None
+
+
 def test_a_record_whose_process_ended_is_said_removed_and_not_used(mini_local: LocalProject):
     assert mini_local.cli("local", "start").returncode == 0
     record = mini_local.session()
