@@ -18,6 +18,7 @@ from cfnbuild.deploy.model import (
     DeployedStack,
     Request,
 )
+from cfnbuild.deploy.standins import stand_in_zones
 from cfnbuild.errors import UsageError
 
 
@@ -77,7 +78,28 @@ class ParameterSteps(EngineBase):
                     f"parameter {name} has no default and no value; set it in config/{request.environment}.toml "
                     f"[deploy.parameters] or pass --param {name}=VALUE"
                 )
+        if self.aws.target.local:
+            self._stand_in_zones(template, values, previous, kept)
         return values, frozenset(previous)
+
+    def _stand_in_zones(
+        self, template: Mapping[str, Any], values: dict[str, str], previous: set[str], kept: Mapping[str, str]
+    ) -> None:
+        """On the emulator, send a zone made there for each hosted zone it lacks (:mod:`.standins`)."""
+        declared = template.get("Parameters", {})
+
+        def value_of(name: str) -> str | None:
+            if name in values:
+                return values[name]
+            if name in previous:
+                return kept.get(name)
+            default = declared.get(name, {}).get("Default")
+            return None if default is None else str(default)
+
+        for stand_in in stand_in_zones(template, value_of, self.aws.client("route53")):
+            values[stand_in.parameter] = stand_in.zone_id
+            previous.discard(stand_in.parameter)
+            self.err.print(stand_in.line(), markup=False)
 
     def _given_parameters(self, request: Request, declared: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
         """Values from the config and ``--param``, each with where it came from, checked by name."""
