@@ -141,6 +141,30 @@ def _stack_set_instances_named_the_aws_way() -> None:
     models.CloudFormationBackend.create_stack = create_stack  # type: ignore[method-assign]  # a patch
 
 
+def _stack_instances_name_their_stack() -> None:
+    """Let ListStackInstances give each instance the ID of its stack, as on AWS.
+
+    moto 5 answers each instance's StackId with a new random ID made from the stack's name, so it
+    names no stack (DescribeStacks of it: "does not exist") and changes with every call. This
+    answers the ID of the stack the instance made. Idempotent.
+    """
+    from moto.cloudformation import models  # noqa: PLC0415  (optional dependency)
+
+    original = models.StackInstance.to_dict
+    if getattr(original, "_cfnbuild_fixed", False):
+        return
+
+    def to_dict(self: Any) -> dict[str, Any]:
+        answer: dict[str, Any] = original(self)
+        stack = getattr(self, "stack", None)
+        if stack is not None:
+            answer["StackId"] = stack.stack_id
+        return answer
+
+    to_dict._cfnbuild_fixed = True  # type: ignore[attr-defined]
+    models.StackInstance.to_dict = to_dict  # type: ignore[method-assign]  # a patch
+
+
 def _aurora_clusters_have_identifiers() -> None:
     """Let ``Ref`` of a placeholder Aurora cluster give an identifier, as on AWS.
 
@@ -425,6 +449,7 @@ _FIXES = (
     _getazs_lists_the_stacks_region,
     _cluster_members_are_placeholders,
     _stack_set_instances_named_the_aws_way,
+    _stack_instances_name_their_stack,
     _aurora_clusters_have_identifiers,
     _certificates_come_from_the_emulators_acm,
     _executed_change_sets_give_their_outputs,
