@@ -234,6 +234,25 @@ def _request_certificate(properties: dict[str, Any], account_id: str, region_nam
     return arn
 
 
+def _update_certificate(original: Any, properties: dict[str, Any], account_id: str, region_name: str) -> str:
+    """The ARN of a stack's certificate after an update: the same one with new tags, or its replacement.
+
+    A change of anything but Tags replaces an AWS::CertificateManager::Certificate (the old one is
+    deleted once the new one exists).
+    """
+    from moto.acm import models as acm  # noqa: PLC0415  (optional dependency)
+
+    backend = acm.acm_backends[account_id][region_name]
+    if {**original.properties, "Tags": None} == {**properties, "Tags": None}:
+        bundle = backend.get_certificate(original.arn)
+        bundle.tags.clear()
+        bundle.tags.add(properties.get("Tags") or [])
+        return str(original.arn)
+    replacement = _request_certificate(properties, account_id, region_name)
+    backend.delete_certificate(original.arn)
+    return replacement
+
+
 def _certificates_come_from_the_emulators_acm() -> None:
     """Let an AWS::CertificateManager::Certificate be a certificate in the emulator's ACM, validated as on AWS.
 
@@ -295,15 +314,7 @@ def _certificates_come_from_the_emulators_acm() -> None:
             region_name: str,
         ) -> Certificate:
             properties = cloudformation_json["Properties"]
-            backend = acm.acm_backends[account_id][region_name]
-            if {**original_resource.properties, "Tags": None} == {**properties, "Tags": None}:
-                bundle = backend.get_certificate(original_resource.arn)
-                bundle.tags.clear()
-                bundle.tags.add(properties.get("Tags") or [])
-                return cls(original_resource.arn, properties)
-            replacement = cls(_request_certificate(properties, account_id, region_name), properties)
-            backend.delete_certificate(original_resource.arn)
-            return replacement
+            return cls(_update_certificate(original_resource, properties, account_id, region_name), properties)
 
         def delete(self, account_id: str, region_name: str) -> None:
             backend = acm.acm_backends[account_id][region_name]

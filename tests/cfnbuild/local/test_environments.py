@@ -134,7 +134,9 @@ def test_prod_deploys_on_the_emulator_with_its_certificate_validated_its_alias_r
     assert "DbClusterEndpoint" in written["NotReturned"], "an Aurora cluster is a placeholder in the emulator"
 
 
-def test_a_second_prod_deploy_reuses_the_zone_it_made_and_changes_nothing(tmp_path, emulator):
+def test_a_second_prod_deploy_reuses_the_zone_it_made_and_changes_nothing_and_a_delete_removes_the_certificate(
+    tmp_path, emulator
+):
     root = _flagship(tmp_path, "prod", "again")
     _engine(root, emulator, "prod")[0].deploy(Request("prod", "webapp", param_overrides=ARTIFACT, yes=True))
     engine, err = _engine(root, emulator, "prod")
@@ -145,6 +147,17 @@ def test_a_second_prod_deploy_reuses_the_zone_it_made_and_changes_nothing(tmp_pa
     assert stack["StackStatus"] == "CREATE_COMPLETE", "nothing changed, so no change set was executed"
     zones = _client(emulator, "route53").list_hosted_zones_by_name(DNSName=DOMAIN)["HostedZones"]
     assert [z["Name"] for z in zones].count(f"{DOMAIN}.") == 1
+    certificate = _resources(emulator, "webapp-prod-again")["Certificate"]
+    cloudformation = _client(emulator, "cloudformation")
+    try:
+        cloudformation.delete_stack(StackName="webapp-prod-again")
+    except cloudformation.exceptions.ClientError as error:
+        # moto cannot delete routes and gateway attachments, so it answers DependencyViolation for
+        # the VPC while it removes the stack (tests/test_deploy_emulator.py says the same).
+        if error.response["Error"]["Code"] != "DependencyViolation":
+            raise
+    left = [c["CertificateArn"] for c in _client(emulator, "acm").list_certificates()["CertificateSummaryList"]]
+    assert certificate not in left
 
 
 def test_staging_deploys_on_the_emulator_serving_plain_http_with_no_certificate(tmp_path, emulator):
