@@ -75,7 +75,8 @@ class FollowUps(EngineBase):
             lacking = isinstance(exc, ClientError) and is_not_implemented(exc)
             if not (self.aws.target.local or lacking):
                 raise
-            who = "the emulator" if self.aws.target.local else f"the endpoint ({error_code(exc)})"  # type: ignore[arg-type]
+            code = error_code(exc) if isinstance(exc, ClientError) else "an error page"
+            who = "the emulator" if self.aws.target.local else f"the endpoint ({code})"
             self.err.print(
                 f"termination protection: {who} has no UpdateTerminationProtection; on AWS it is turned "
                 f"{'on' if prepared.termination_protection else 'off'}",
