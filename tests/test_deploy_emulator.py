@@ -1,9 +1,9 @@
 """The committed templates deploy on the emulator (moto in server mode, over HTTP).
 
 The emulator leaves placeholders for resource types it does not model (Aurora clusters, secrets,
-certificates, budgets) and answers CreateStack with HTTP 500 when an Output takes Fn::GetAtt of
-one, while the change-set path accepts the same template; so these tests deploy through change
-sets, as cfnbuild does.
+budgets); unpatched, moto answers CreateStack with HTTP 500 when an Output takes Fn::GetAtt of
+one (cfnbuild.local.emulator corrects that); these tests deploy through change sets, as cfnbuild
+does.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
+from botocore.parsers import ResponseParserError
 
 from cfnbuild.build.stateful import stateful_resources
 from cfnbuild.deploy.aws import error_code, explain, is_not_implemented
@@ -69,12 +70,16 @@ class FollowUps(EngineBase):
             self.cloudformation.update_termination_protection(
                 StackName=deployed.stack_id, EnableTerminationProtection=prepared.termination_protection
             )
-        except ClientError as exc:
-            if not (self.aws.target.local or is_not_implemented(exc)):
+        except (ClientError, ResponseParserError) as exc:
+            # moto lacks UpdateTerminationProtection and answers it with an HTML error page, which
+            # botocore cannot parse (ResponseParserError); another emulator may say NotImplemented.
+            lacking = isinstance(exc, ClientError) and is_not_implemented(exc)
+            if not (self.aws.target.local or lacking):
                 raise
-            who = "the emulator" if self.aws.target.local else "the endpoint"
+            code = error_code(exc) if isinstance(exc, ClientError) else "an error page"
+            who = "the emulator" if self.aws.target.local else f"the endpoint ({code})"
             self.err.print(
-                f"{who} has no termination-protection API ({error_code(exc) or exc}); on AWS it would be "
+                f"termination protection: {who} has no UpdateTerminationProtection; on AWS it is turned "
                 f"{'on' if prepared.termination_protection else 'off'}",
                 markup=False,
             )

@@ -13,11 +13,12 @@ from typing import Any
 
 from cfnbuild.deploy.base import CACHE_DIR, EngineBase
 from cfnbuild.deploy.examples import reserved_examples
-from cfnbuild.deploy.lookups import resolve_lookups
+from cfnbuild.deploy.lookups import LookupResults, resolve_lookups
 from cfnbuild.deploy.model import (
     DeployedStack,
     Request,
 )
+from cfnbuild.deploy.standins import stand_in_zones
 from cfnbuild.errors import UsageError
 
 
@@ -51,13 +52,7 @@ class ParameterSteps(EngineBase):
             overrides={name: value for name, (value, _) in given.items()},
             deployed=deployed.parameters if deployed is not None else None,
         )
-        for result in lookups.values():
-            if self.aws.target.local and result.no_api:
-                # One short line: the emulator has no such API; AWS would answer it.
-                line = f"{result.parameter}: the emulator cannot look up {result.subject}; the region's default is used"
-            else:
-                line = str(result)
-            self.err.print(f"parameter {line}", markup=False)
+        self._say_lookups(lookups)
         values: dict[str, str] = {}
         previous: set[str] = set()
         kept = deployed.parameters if deployed is not None else {}
@@ -82,7 +77,38 @@ class ParameterSteps(EngineBase):
                     f"parameter {name} has no default and no value; set it in config/{request.environment}.toml "
                     f"[deploy.parameters] or pass --param {name}=VALUE"
                 )
+        if self.aws.target.local:
+            self._stand_in_zones(template, values, previous, kept)
         return values, frozenset(previous)
+
+    def _say_lookups(self, lookups: LookupResults) -> None:
+        """One line per looked-up parameter: its value and where it came from, or why there is none."""
+        for result in lookups.values():
+            if self.aws.target.local and result.no_api:
+                # One short line: the emulator has no such API; AWS would answer it.
+                line = f"{result.parameter}: the emulator cannot look up {result.subject}; the region's default is used"
+            else:
+                line = str(result)
+            self.err.print(f"parameter {line}", markup=False)
+
+    def _stand_in_zones(
+        self, template: Mapping[str, Any], values: dict[str, str], previous: set[str], kept: Mapping[str, str]
+    ) -> None:
+        """On the emulator, send a zone made there for each hosted zone it lacks (:mod:`.standins`)."""
+        declared = template.get("Parameters", {})
+
+        def value_of(name: str) -> str | None:
+            if name in values:
+                return values[name]
+            if name in previous:
+                return kept.get(name)
+            default = declared.get(name, {}).get("Default")
+            return None if default is None else str(default)
+
+        for stand_in in stand_in_zones(template, value_of, self.aws.client("route53")):
+            values[stand_in.parameter] = stand_in.zone_id
+            previous.discard(stand_in.parameter)
+            self.err.print(stand_in.line(), markup=False)
 
     def _given_parameters(self, request: Request, declared: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
         """Values from the config and ``--param``, each with where it came from, checked by name."""

@@ -44,8 +44,8 @@ Emulator (moto 5.2) limits: every operation ends SUCCEEDED at once (no RUNNING, 
 STOPPED operation, no failed instance, so no failure tolerance to exceed), an operation's results
 carry the operation's status, ``OperationId`` on CreateStackInstances is ignored (the answer's id
 is the one to follow, as here), and instance stacks are not updated by an update. It names each
-instance's stack ``StackSet:<name>``, which no real stack can be called; :mod:`cfnbuild.local.emulator`
-corrects that.
+instance's stack ``StackSet:<name>``, which no real stack can be called, and lists each instance
+with a random StackId; :mod:`cfnbuild.local.emulator` corrects both.
 """
 
 from cfnbuild.deliver.stacksets.operation import (

@@ -881,7 +881,8 @@ def test_upload_creates_the_portfolio_stack_on_the_emulator(mini, emulator):
     assert [p["PolicyArn"] for p in attached] == [real_ones["LaunchRoleProvisioning1"]]
     outputs = json.loads((_catalog_dir(root) / "portfolio.eu-west-1.outputs.json").read_text())
     assert outputs["StackName"] == stack_name
-    assert outputs["NotReturned"] == ["LaunchRoleArn", "PortfolioId", "ProductId"], "moto returns no outputs"
+    assert outputs["Outputs"]["LaunchRoleArn"].endswith(f":role/{real_ones['LaunchRole']}"), outputs
+    assert outputs["NotReturned"] == ["PortfolioId", "ProductId"], "moto's ServiceCatalog placeholders have no ids"
 
 
 @placeholders
