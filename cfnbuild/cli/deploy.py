@@ -24,6 +24,7 @@ from rich.table import Table
 
 from cfnbuild.build.stateful import stateful_resources
 from cfnbuild.cli.targets import (
+    Engines,
     Resolved,
     Where,
     check_regions,
@@ -41,7 +42,7 @@ from cfnbuild.deploy.aws import (
     is_not_implemented,
 )
 from cfnbuild.deploy.ending import last_line, target_flags
-from cfnbuild.deploy.engine import FollowUpFailed, Refused, Request
+from cfnbuild.deploy.engine import Engine, FollowUpFailed, Refused, Request
 from cfnbuild.deploy.events import make_reporter, root_cause, stack_events_since, watch
 from cfnbuild.deploy.followups import live_outputs
 from cfnbuild.deploy.plan.render import render_markdown, render_text
@@ -226,21 +227,28 @@ def deploy(
             verbose=verbose,
         )
         if where.local and not yes:
-            ctx.obj["err"].print("--local: the emulator is throwaway, so no confirmation is asked", markup=False)
+            what = "the local session's stacks are" if engines.session else "the emulator is"
+            ctx.obj["err"].print(f"--local: {what} throwaway, so no confirmation is asked", markup=False)
         try:
             outputs = engine.deploy(request)
         except FollowUpFailed as exc:  # deployed: show what it has, then say what was not done
             _print_outputs(ctx.obj["out"], exc.outputs)
             raise
     _print_outputs(ctx.obj["out"], outputs)
-    if engine.ended is not None:  # the last line: what happened, where the outputs are, what next
-        config_file = f"{resolved.project.config_dir.name}/{engines.environment}.toml"
-        flags = target_flags(**dataclasses.asdict(where))
-        one_shot = where.local and not engines.session  # the emulator ends with this command
-        line = last_line(
-            engine.ended, flags, outputs_file=engine.outputs_written, config_file=config_file, one_shot=one_shot
-        )
-        ctx.obj["out"].print(line, markup=False, soft_wrap=True)
+    _print_last_line(ctx, engine, engines, resolved, where)
+
+
+def _print_last_line(ctx: click.Context, engine: Engine, engines: Engines, resolved: Resolved, where: Where) -> None:
+    """The deploy's last line: what happened, where the outputs are, what to run next."""
+    if engine.ended is None:
+        return
+    config_file = f"{resolved.project.config_dir.name}/{engines.environment}.toml"
+    flags = target_flags(**dataclasses.asdict(where))
+    one_shot = where.local and not engines.session  # the emulator ends with this command
+    line = last_line(
+        engine.ended, flags, outputs_file=engine.outputs_written, config_file=config_file, one_shot=one_shot
+    )
+    ctx.obj["out"].print(line, markup=False, soft_wrap=True)
 
 
 def _check_allow_replace(resolved: Resolved, allow_replace: Sequence[str]) -> None:

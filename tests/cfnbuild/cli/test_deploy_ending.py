@@ -52,9 +52,14 @@ def test_deploy_local_ends_in_one_line_per_gap_and_a_last_line_saying_what_next(
         "the region's default is used"
     ]
     declared = len(template["Outputs"])
+    # The emulator returns what it can (not the outputs of its placeholders, e.g. the Aurora cluster's):
+    # the line counts what the outputs file lists as not returned.
+    missing = json.loads((root / "output/dev/webapp.outputs.json").read_text())["NotReturned"]
+    assert 0 < len(missing) < declared
     outputs = [line for line in result.stderr.splitlines() if "declared outputs" in line]
     assert outputs == [
-        f"the emulator returned 0 of {declared} declared outputs; {declared} not returned (--verbose names them)"
+        f"the emulator returned {declared - len(missing)} of {declared} declared outputs; "
+        f"{len(missing)} not returned (--verbose names them)"
     ]
     last = result.stdout.rstrip("\n").splitlines()[-1]
     assert re.fullmatch(
@@ -82,9 +87,11 @@ def test_deploys_that_create_update_and_change_nothing_each_end_in_their_own_lin
     assert created.returncode == 0, created.stderr[-3000:]
     names = sorted(json.loads((root / "output/dev/webapp.json").read_text())["Outputs"])
     names.remove("BudgetName")
-    declared = f"the endpoint returned 0 of {len(names)} declared outputs"
-    assert f"{declared}; {len(names)} not returned: {', '.join(names)}" in created.stderr
-    assert json.loads((root / "output/dev/webapp.outputs.json").read_text())["NotReturned"] == names
+    missing = json.loads((root / "output/dev/webapp.outputs.json").read_text())["NotReturned"]
+    assert missing
+    assert set(missing) <= set(names)  # --verbose names each one the endpoint did not return
+    declared = f"the endpoint returned {len(names) - len(missing)} of {len(names)} declared outputs"
+    assert f"{declared}; {len(missing)} not returned: {', '.join(missing)}" in created.stderr
     assert created.stdout.splitlines()[-1].startswith("webapp-dev-ending created: ")
     assert created.stdout.splitlines()[-1].endswith(f"; next: cfnbuild status {' '.join(where)}")
 
