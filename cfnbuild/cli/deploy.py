@@ -30,6 +30,7 @@ from cfnbuild.cli.targets import (
     check_regions,
     engine_for,
     engines_for,
+    parse_params,
     prompt,
     resolve,
     target_options,
@@ -54,16 +55,6 @@ EXIT_NO_CHANGES, EXIT_CHANGES = 0, 2
 WORKING_STATES = frozenset(
     {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE", "IMPORT_ROLLBACK_COMPLETE"}
 )
-
-
-def _params(values: tuple[str, ...]) -> dict[str, str]:
-    parsed = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--param {item!r}: write it as KEY=VALUE")
-        parsed[key] = value
-    return parsed
 
 
 @click.command()
@@ -99,7 +90,9 @@ def plan(
     where = where_of(kwargs)
     try:
         with engine_for(ctx, where, lock="plan") as (engine, env, stack):
-            result, _ = engine.plan(Request(env, stack, param_overrides=_params(params)), keep=out_file is not None)
+            result, _ = engine.plan(
+                Request(env, stack, param_overrides=parse_params(params)), keep=out_file is not None
+            )
     except CfnbuildError as exc:
         exc.exit_code = 1  # plan: 2 means "changes"; every error is 1
         raise
@@ -217,7 +210,7 @@ def deploy(
         request = Request(
             engines.environment,
             engines.stack,
-            param_overrides=_params(params),
+            param_overrides=parse_params(params),
             allow_replace=allow_replace,
             yes=yes or where.local,
             wait=wait,
@@ -296,7 +289,7 @@ def _deploy_regions(
         request = Request(
             engines.environment,
             engines.stack,
-            param_overrides=_params(params),
+            param_overrides=parse_params(params),
             allow_replace=allow_replace,
             yes=yes or where.local,
             wait=wait,

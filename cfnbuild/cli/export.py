@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from cfnbuild.build.tags import standard_tags
-from cfnbuild.cli.targets import Where, engine_for, only_stack, target_options, where_of
+from cfnbuild.cli.targets import Where, engine_for, only_stack, parse_params, target_options, where_of
 from cfnbuild.deliver import catalog
 from cfnbuild.deliver.catalog.layout import project_path
 from cfnbuild.deploy.engine import Request
@@ -159,23 +159,12 @@ def _upload(
         request = Request(
             env,
             stack,
-            param_overrides=_params(params),
+            param_overrides=parse_params(params),
             yes=yes or where.local,
             wait=wait,
             recreate_failed=recreate_failed,
         )
         return catalog.upload(catalog_engine, export, request)
-
-
-def _params(values: Sequence[str]) -> dict[str, str]:
-    """``--param KEY=VALUE`` options as a mapping; refused when one is not written so."""
-    parsed = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--param {item!r}: write it as KEY=VALUE")
-        parsed[key] = value
-    return parsed
 
 
 def _upload_only(

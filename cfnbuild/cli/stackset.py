@@ -13,14 +13,13 @@ from typing import Any
 
 import click
 
-from cfnbuild.cli.targets import Where, engine_for, target_options
+from cfnbuild.cli.targets import Where, engine_for, parse_params, target_options
 from cfnbuild.deliver.stacksets import (
     DEFAULT_ADMINISTRATION_ROLE,
     DEFAULT_EXECUTION_ROLE,
     Delivery,
     StackSetDelivery,
     parse_delivery,
-    parse_params,
     render_plan,
 )
 from cfnbuild.deploy.engine import Request

@@ -242,3 +242,14 @@ def only_stack(names: list[str]) -> str:
 def prompt(question: str) -> str:
     """Ask on the terminal; the answer as typed (empty by default)."""
     return str(click.prompt(question, default="", show_default=False))
+
+
+def parse_params(values: Sequence[str]) -> dict[str, str]:
+    """``--param KEY=VALUE`` options as a mapping; refused, naming the option, when one is not written so."""
+    parsed: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--param {item}: write it as KEY=VALUE")
+        parsed[key] = value
+    return parsed

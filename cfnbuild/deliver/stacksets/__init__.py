@@ -5,7 +5,7 @@
 
 * :mod:`.options` - what is asked for: :class:`Delivery` (accounts, regions, roles) and its
   :class:`Preferences` (concurrency, failure tolerance, region order), checked by
-  :func:`parse_delivery` and :func:`parse_params`;
+  :func:`parse_delivery`;
 * :mod:`.plan` - what is deployed (:class:`DeployedStackSet`, :class:`Instance`) compared with
   what is asked: :func:`build_plan` makes a :class:`StackSetPlan` of :class:`Row` and
   :class:`Step`, the account x region grid cut into exact :func:`rectangles`;
@@ -64,7 +64,6 @@ from cfnbuild.deliver.stacksets.options import (
     Preferences,
     RegionOrder,
     parse_delivery,
-    parse_params,
 )
 from cfnbuild.deliver.stacksets.plan import (
     Api,
@@ -101,7 +100,6 @@ __all__ = [
     "Step",
     "build_plan",
     "parse_delivery",
-    "parse_params",
     "rectangles",
     "render_plan",
 ]

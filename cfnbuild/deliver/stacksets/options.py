@@ -1,7 +1,7 @@
 """What a StackSets delivery is asked for: target accounts and regions, operation preferences, roles.
 
 :func:`parse_delivery` checks the command's options before anything is called, each problem one
-line naming the option and the fix; :func:`parse_params` checks ``--param KEY=VALUE``. The
+line naming the option and the fix (``--param KEY=VALUE`` is the CLI's, as for every command). The
 result is a :class:`Delivery` holding :class:`Preferences`, sent as each operation's
 ``OperationPreferences`` -
 https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_StackSetOperationPreferences.html
@@ -181,14 +181,3 @@ def parse_delivery(
         administration_role_arn=administration_role_arn,
         execution_role_name=execution_role_name,
     )
-
-
-def parse_params(values: Sequence[str]) -> dict[str, str]:
-    """``--param K=V`` values, checked for shape."""
-    parsed: dict[str, str] = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--param {item}: write it as KEY=VALUE")
-        parsed[key] = value
-    return parsed
