@@ -196,9 +196,15 @@ class Project:
 
     @cached_property
     def app(self) -> App[Any]:
-        """The project's :class:`App`, imported on first use (a deploy of a built template never needs it)."""
+        """The project's :class:`App`, imported on first use (a deploy of a built template never needs it).
+
+        The app is project code, imported from the project directory, not installed: the root goes
+        first on ``sys.path``, so the project's package wins over one of the same name installed
+        or elsewhere on the path. cfnbuild itself is imported by then, its submodules found
+        through its own ``__path__``, so a ``cfnbuild/`` in the project directory changes nothing.
+        """
         module_name, _, attribute = self.app_reference.partition(":")
-        if str(self.root) not in sys.path:
+        if not sys.path or sys.path[0] != str(self.root):
             sys.path.insert(0, str(self.root))
         try:
             with recording():  # what importing the app reads is an input of its renders
