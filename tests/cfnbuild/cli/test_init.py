@@ -10,6 +10,7 @@ import configparser
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -197,3 +198,26 @@ def test_the_project_directory_wins_over_a_package_of_the_same_name_on_the_path(
     environment["PYTHONPATH"] = os.pathsep.join([str(decoy.parent), str(project), environment["PYTHONPATH"]])
     result = cfnbuild("--project", str(project), "build", cwd=tmp_path, environment=environment)
     assert "built 2 template(s) for dev" in ok(result)
+
+
+@pytest.mark.server
+def test_the_flagship_builds_and_deploys_with_its_code_imported_from_the_project_directory(tmp_path):
+    # cfnbuild from the checkout; on the path before the project (and before anything installed)
+    # a blueprints package that fails when imported: the app and the artifact builder must come
+    # from the project directory all the same, as with an installed wheel, which carries neither.
+    engine = tmp_path / "engine"
+    (engine / "blueprints").mkdir(parents=True)
+    (engine / "cfnbuild").symlink_to(ROOT / "cfnbuild")
+    (engine / "blueprints/__init__.py").write_text(
+        "raise ImportError('blueprints imported from outside the project')\n"
+    )
+    project = tmp_path / "webapp"
+    project.mkdir()
+    shutil.copy(ROOT / "pyproject.toml", project / "pyproject.toml")
+    for folder in ("config", "blueprints", "flask_app"):
+        shutil.copytree(ROOT / folder, project / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    environment = {**env(), "PYTHONPATH": str(engine)}
+    ok(cfnbuild("--project", str(project), "build", "--env", "dev", cwd=tmp_path, environment=environment))
+    # A second process, which the build record spares the app's import: the artifact builder's is its own.
+    result = cfnbuild("--project", str(project), "deploy", "--local", "--yes", cwd=tmp_path, environment=environment)
+    assert "webapp-dev created: " in ok(result)
