@@ -106,7 +106,7 @@ def test_the_generated_project_builds_passes_the_gates_and_its_tests_and_deploys
         cwd=project, env=env(), capture_output=True, text=True, check=False, timeout=300,
     )  # fmt: skip
     assert tests.returncode == 0, tests.stdout + tests.stderr
-    assert "\n4 passed" in tests.stdout
+    assert "\n5 passed" in tests.stdout
     for command in (["check"], ["format", "--check"]):  # the project's own ruff settings
         lint = subprocess.run(
             [sys.executable, "-m", "ruff", *command, "--no-cache", "."],
@@ -123,7 +123,7 @@ def test_the_generated_project_builds_passes_the_gates_and_its_tests_and_deploys
         ok(cfnbuild("local", "start", cwd=project))
         pid = json.loads(session.read_text())["pid"]
         queue = ok(cfnbuild("deploy", "--local", "--stack", "orders-queue", "--yes", cwd=project))
-        assert "orders-queue-dev created: 1 resource" in queue
+        assert "orders-queue-dev created: 3 resources" in queue
         monitoring = ok(cfnbuild("deploy", "--local", "--stack", "orders-monitoring", "--yes", cwd=project))
         assert "orders-monitoring-dev created: 4 resources" in monitoring
         outputs = json.loads((project / "output/dev/orders-queue.outputs.json").read_text())
