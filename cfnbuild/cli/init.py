@@ -10,7 +10,7 @@ from cfnbuild.project.skeleton import write_project
 
 
 @click.command(name="init")
-@click.argument("directory", type=click.Path(path_type=Path))
+@click.argument("directory", metavar="DIR", type=click.Path(path_type=Path))
 @click.option("--name", "name", metavar="NAME", help="The project's name (default: the directory's name).")
 @click.pass_context
 def init_command(ctx: click.Context, directory: Path, name: str | None) -> None:

@@ -76,8 +76,9 @@ def _substitute(text: str, values: dict[str, str]) -> str:
 
 def check_target(directory: Path) -> None:
     """Refuse a ``directory`` that is a file or holds anything, naming it and the fix."""
-    if directory.is_file() or directory.is_symlink():
-        raise UsageError(f"{directory}: is a file, not a directory; give a new or empty directory to cfnbuild init")
+    if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
+        what = "a symbolic link" if directory.is_symlink() else "a file"
+        raise UsageError(f"{directory}: is {what}, not a directory; give a new or empty directory to cfnbuild init")
     if directory.is_dir() and any(directory.iterdir()):
         raise UsageError(
             f"{directory}: not empty; cfnbuild init writes a new project only into a new or empty directory "

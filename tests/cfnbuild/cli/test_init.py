@@ -152,6 +152,16 @@ def test_init_refuses_a_directory_that_is_not_empty_and_leaves_it_as_it_was(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
 
 
+def test_init_refuses_a_file_in_one_line(tmp_path):
+    (tmp_path / "orders").write_text("a file\n")
+    result = cfnbuild("init", "orders", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: orders: is a file, not a directory; give a new or empty directory to cfnbuild init\n"
+    )
+    assert (tmp_path / "orders").read_text() == "a file\n"
+
+
 def test_init_writes_into_an_empty_directory(tmp_path):
     (tmp_path / "orders").mkdir()
     ok(cfnbuild("init", "orders", cwd=tmp_path))
