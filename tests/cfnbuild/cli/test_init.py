@@ -6,7 +6,6 @@ this checkout first on ``PYTHONPATH``: the generated project imports nothing of 
 
 from __future__ import annotations
 
-import configparser
 import contextlib
 import json
 import os
@@ -80,24 +79,24 @@ def test_init_writes_every_part_of_a_project_with_its_name(tmp_path):
     assert not [p.name for p in tmp_path.joinpath("tmp").iterdir() if p.name != "orders"]  # no staging left
 
 
-def _tox_commands(project: Path) -> list[str]:
-    tox = configparser.ConfigParser(interpolation=None)
-    tox.read(project / "tox.ini")
-    return [
-        line for section in ("testenv:lint", "testenv:unit") for line in tox[section]["commands"].split("\n") if line
-    ]
+def _tox_config(project: Path) -> str:
+    """What tox reads of the project's tox.ini: each env's commands and whether it installs the project."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tox", "config", "-e", "lint,unit", "-k", "commands", "skip_install"],
+        cwd=project, env=env(), capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    return result.stdout
 
 
 @pytest.mark.server
 def test_the_generated_project_builds_passes_the_gates_and_its_tests_and_deploys_to_the_emulator(tmp_path):
     ok(cfnbuild("init", "orders", cwd=tmp_path))
     project = tmp_path / "orders"
-    # What its tox.ini runs, each run here as it is written there (tox itself would install from an index).
-    assert _tox_commands(project) == [
-        "cfnbuild build --all --check",
-        "cfnbuild lint --all",
-        "pytest {posargs}",
-    ]
+    # What its tox.ini runs, each run below as tox would run it (tox itself would install from an index).
+    assert _tox_config(project) == (
+        "[testenv:lint]\ncommands =\n  cfnbuild build --all --check\n  cfnbuild lint --all\nskip_install = True\n\n"
+        "[testenv:unit]\ncommands = pytest\nskip_install = True\n"
+    )
     assert "built 2 template(s) for dev: 2 written" in ok(cfnbuild("build", cwd=project))
     assert "output/ is up to date: 2 template(s)" in ok(cfnbuild("build", "--all", "--check", cwd=project))
     assert "2 template(s) pass cfn-lint and checkov" in ok(cfnbuild("lint", "--all", cwd=project))
