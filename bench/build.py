@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def _project(directory: Path) -> Path:
     (directory / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
     shutil.copytree(ROOT / "config", directory / "config")
+    # The CLI imports the app from the project directory: blueprints/ is project code, not installed.
+    shutil.copytree(ROOT / "blueprints", directory / "blueprints", ignore=shutil.ignore_patterns("__pycache__"))
     return directory
 
 

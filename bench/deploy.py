@@ -77,8 +77,10 @@ def _project(directory: Path) -> Path:
     shutil.copytree(ROOT / "config", directory / "config")
     (directory / "output/dev").mkdir(parents=True)
     shutil.copy(ROOT / "output/dev/webapp.json", directory / "output/dev/webapp.json")
-    # The template records the app artifact, which deploy builds from the project's flask_app/.
-    shutil.copytree(ROOT / "flask_app", directory / "flask_app", ignore=shutil.ignore_patterns("__pycache__"))
+    # The template records the app artifact, which deploy builds from the project's flask_app/;
+    # the CLI imports the app from the project's blueprints/ (project code, not installed).
+    for package in ("blueprints", "flask_app"):
+        shutil.copytree(ROOT / package, directory / package, ignore=shutil.ignore_patterns("__pycache__"))
     return directory
 
 

@@ -12,10 +12,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def project_dir(tmp_path: Path) -> Path:
-    """A copy of this project's cfnbuild settings and configs, with an empty output/."""
+    """A copy of this project's cfnbuild settings, configs and blueprints, with an empty output/.
+
+    The blueprints are copied because the CLI imports a project's app from the project
+    directory: they are project code, not part of the installed cfnbuild.
+    """
     settings = ['app = "blueprints.app:app"', 'config_dir = "config"', 'output_dir = "output"', 'default_env = "dev"']
     (tmp_path / "pyproject.toml").write_text("[tool.cfnbuild]\n" + "\n".join(settings) + "\n")
     shutil.copytree(ROOT / "config", tmp_path / "config")
+    shutil.copytree(ROOT / "blueprints", tmp_path / "blueprints", ignore=shutil.ignore_patterns("__pycache__"))
     return tmp_path
 
 

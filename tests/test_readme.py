@@ -37,6 +37,37 @@ def test_write_your_own_blueprint_example_runs_and_builds_a_stateful_queue(tmp_p
     assert template["Outputs"]["QueueUrl"]["Export"] == {"Name": {"Fn::Sub": "${AWS::StackName}-QueueUrl"}}
 
 
+def test_write_your_own_blueprint_example_passes_cfn_lint_and_checkov_as_printed(tmp_path):
+    from cfnbuild.build.lint import cfn_lint, checkov, skip_problems
+
+    (code,) = re.findall(r"```python\n(.*?)```", _section("Write your own blueprint"), re.S)
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
+    template = tmp_path / "jobs.json"
+    template.write_text(result.stdout)
+    findings = cfn_lint(result.stdout, ["eu-west-1"], file="jobs.json")
+    findings += skip_problems(result.stdout, file="jobs.json")
+    findings += checkov([template], root=tmp_path)
+    assert [str(f) for f in findings] == []
+    assert json.loads(result.stdout)["Resources"]["Queue"]["Properties"]["KmsMasterKeyId"] == "alias/aws/sqs"
+
+
+def test_the_stack_function_example_builds_the_blueprint_examples_stack_from_a_config(tmp_path):
+    (blueprint,) = re.findall(r"```python\n(.*?)```", _section("Write your own blueprint"), re.S)
+    (function,) = re.findall(r"```python\n(.*?)```", _section("Stacks and projects"), re.S)
+    script = tmp_path / "project.py"
+    script.write_text(
+        blueprint.split("\nstack = Stack(")[0]
+        + function
+        + "config = JobsConfig(project='jobs', regions=['eu-west-1'], environment='dev', retention_days=9)\n"
+        + "print(app.stack('jobs').build(config).to_json())\n"
+    )
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
+    queue = json.loads(result.stdout)["Resources"]["Queue"]
+    assert queue["Properties"]["MessageRetentionPeriod"] == 9 * 86400
+
+
 def test_ci_runs_exactly_the_readme_test_command():
     commands = re.findall(r"```sh\n(.*?)\n```", _section("Quickstart"), re.S)
     assert len(commands) == 2, "the Quickstart has exactly two commands"

@@ -29,6 +29,7 @@ import awacs.logs
 import awacs.s3
 import awacs.secretsmanager
 import awacs.sns
+import awacs.sqs
 import awacs.ssm
 import awacs.sts
 from awacs import cloudwatch
@@ -515,6 +516,22 @@ class ResourcePolicy:
             Principal=Principal("*"),
             Action=[awacs.sns.Publish],
             Resource=[Ref(topic)],
+            Condition=Condition(Bool("aws:SecureTransport", False)),
+        )
+
+    def deny_insecure_queue_access(self, queues: Sequence[AWSObject]) -> None:
+        """Deny every request to the queues over a connection without TLS.
+
+        SQS's guide: "Enforce encryption of data in transit" with ``aws:SecureTransport``
+        (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-security-best-practices.html).
+        Attach with ``sqs.QueuePolicy(Queues=[Ref(q) ...], PolicyDocument=policy.document())``.
+        """
+        self._add(
+            logical_id("DenyInsecureAccess", *(queue.title for queue in queues)),
+            Effect=Deny,
+            Principal=Principal("*"),
+            Action=[awacs.sqs.Action("*")],
+            Resource=[GetAtt(queue, "Arn") for queue in queues],
             Condition=Condition(Bool("aws:SecureTransport", False)),
         )
 

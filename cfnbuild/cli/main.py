@@ -45,6 +45,7 @@ LAZY_COMMANDS = {
     "stackset": "cfnbuild.cli.stackset:stackset",
     "export": "cfnbuild.cli.export:export_command",
     "local": "cfnbuild.cli.local:local",
+    "init": "cfnbuild.cli.init:init_command",
 }
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -34,6 +34,7 @@ from cfnbuild.deploy.aws import error_code
 from cfnbuild.deploy.events import Reporter
 from cfnbuild.errors import UsageError
 from cfnbuild.files import read_cache_entry, shape_problem, write_cache_entry
+from cfnbuild.project.app import put_first_on_path
 from cfnbuild.project.record import FORMAT, file_sha256, fingerprint_inputs, inputs_hold, inputs_problem, recording
 
 ARTIFACTS_KEY = "artifacts"
@@ -91,6 +92,7 @@ def build(template: Mapping[str, Any], *, project_root: Path, cache_dir: Path, s
 
 def _run_builder(parameter: str, spec: Mapping[str, str], project_root: Path, out_dir: Path) -> Any:
     module_name, _, function = spec["builder"].partition(":")
+    put_first_on_path(project_root)  # the builder is project code, like the app
     try:
         builder = getattr(importlib.import_module(module_name), function)
     except (ImportError, AttributeError) as exc:

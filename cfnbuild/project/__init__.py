@@ -2,7 +2,8 @@
 
 ``app`` (the project's stacks and environments, and :class:`~cfnbuild.project.app.DeployView`,
 what a deploy reads), ``config`` (the typed config model of ``config/<env>.toml``), ``names``
-(deployed stack names), ``record`` (build records: fingerprints of every input of a render) and
-``writer`` (renders an environment into ``output/``, atomically, and records it). Project may
+(deployed stack names), ``record`` (build records: fingerprints of every input of a render),
+``writer`` (renders an environment into ``output/``, atomically, and records it) and ``skeleton``
+(the new project ``cfnbuild init`` writes, from the files in ``skeleton/files/``). Project may
 render through build; it never reaches AWS.
 """

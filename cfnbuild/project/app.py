@@ -196,10 +196,13 @@ class Project:
 
     @cached_property
     def app(self) -> App[Any]:
-        """The project's :class:`App`, imported on first use (a deploy of a built template never needs it)."""
+        """The project's :class:`App`, imported on first use (a deploy of a built template never needs it).
+
+        The app is project code, imported from the project directory, not installed (see
+        :func:`put_first_on_path`).
+        """
         module_name, _, attribute = self.app_reference.partition(":")
-        if str(self.root) not in sys.path:
-            sys.path.insert(0, str(self.root))
+        put_first_on_path(self.root)
         try:
             with recording():  # what importing the app reads is an input of its renders
                 app = getattr(importlib.import_module(module_name), attribute or "app")
@@ -266,6 +269,18 @@ class Project:
     def template_path(self, environment: str, stack: str) -> Path:
         """Where the template of ``stack`` in ``environment`` is written."""
         return self.output_dir / environment / f"{stack}.json"
+
+
+def put_first_on_path(root: Path) -> None:
+    """Put the project directory ``root`` first on ``sys.path``, to import project code from it.
+
+    A project's code (its app, an artifact builder the template names) is imported from the
+    project directory, not installed, so that its package wins over one of the same name that is
+    installed or elsewhere on the path. cfnbuild itself is imported by then and finds its
+    submodules through its own ``__path__``: a ``cfnbuild/`` in the project directory changes nothing.
+    """
+    if not sys.path or sys.path[0] != str(root):
+        sys.path.insert(0, str(root))
 
 
 def load_project(start: Path | None = None) -> Project:

@@ -32,6 +32,9 @@ from blueprints.instance_files import DEFAULT_MAX_BODY_BYTES, render_user_data, 
 START_TIMEOUT_SECONDS = 20
 STOP_TIMEOUT_SECONDS = 10
 VENV_BIN = Path(sys.executable).parent
+# The checkout, whose flask_app/ the servers run: on an instance it is installed from the release
+# artifact's wheel (blueprints/artifact.py), here it is imported from the sources (PYTHONPATH).
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -287,6 +290,7 @@ def _app_environment(
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_EC2_METADATA_DISABLED": "true",
         "GUNICORN_WORKERS": str(workers),
+        "PYTHONPATH": str(ROOT),
         **environment,
         **(extra or {}),
     }

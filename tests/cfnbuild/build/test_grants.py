@@ -133,3 +133,23 @@ def test_key_policy_gives_budgets_its_documented_statement_and_the_other_service
 def test_key_policy_without_services_has_no_service_statement():
     statements = encode_to_dict(key_policy())["Statement"]
     assert [s["Sid"] for s in statements] == ["GrantAccountAdministersKey"]
+
+
+def test_queue_policy_denies_every_sqs_request_without_tls_on_each_queue():
+    from troposphere import sqs
+
+    from cfnbuild.build.grants import ResourcePolicy
+
+    queues = [sqs.Queue("Work"), sqs.Queue("DeadLetters")]
+    policy = ResourcePolicy()
+    policy.deny_insecure_queue_access(queues)
+    policy.deny_insecure_queue_access(queues)  # the same statement once
+    (statement,) = encode_to_dict(policy.document())["Statement"]
+    assert statement == {
+        "Sid": "GrantDenyInsecureAccessWorkDeadLetters",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": ["sqs:*"],
+        "Resource": [{"Fn::GetAtt": ["Work", "Arn"]}, {"Fn::GetAtt": ["DeadLetters", "Arn"]}],
+        "Condition": {"Bool": {"aws:SecureTransport": False}},
+    }
