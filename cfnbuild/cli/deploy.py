@@ -40,6 +40,7 @@ from cfnbuild.deploy.aws import (
     error_message,
     is_not_implemented,
 )
+from cfnbuild.deploy.checks import failed_rollback_resources, last_update_start
 from cfnbuild.deploy.ending import last_line, target_flags
 from cfnbuild.deploy.engine import FollowUpFailed, Refused, Request
 from cfnbuild.deploy.events import make_reporter, root_cause, stack_events_since, watch
@@ -189,11 +190,8 @@ def deploy(
       cfnbuild deploy --env prod --regions eu-west-1,eu-central-1 --max-parallel 2
     """
     where = where_of(kwargs)
-    if allow_orphans and not recreate_failed:
-        raise UsageError("--allow-orphans applies with --recreate-failed; add it or leave --allow-orphans out")
-    if regions is None and (max_parallel is not None or continue_on_error):
-        flag = "--max-parallel" if max_parallel is not None else "--continue-on-error"
-        raise UsageError(f"{flag} applies to a deploy to several regions; give --regions R1,R2 with it")
+    _check_flags(allow_orphans=allow_orphans, recreate_failed=recreate_failed, regions=regions,
+                 max_parallel=max_parallel, continue_on_error=continue_on_error)  # fmt: skip
     resolved = resolve(ctx, where)
     _check_allow_replace(resolved, allow_replace)
     if regions is not None:
@@ -241,6 +239,22 @@ def deploy(
             engine.ended, flags, outputs_file=engine.outputs_written, config_file=config_file, one_shot=one_shot
         )
         ctx.obj["out"].print(line, markup=False, soft_wrap=True)
+
+
+def _check_flags(
+    *,
+    allow_orphans: bool,
+    recreate_failed: bool,
+    regions: str | None,
+    max_parallel: int | None,
+    continue_on_error: bool,
+) -> None:
+    """Refuse a flag that applies only with another one not given."""
+    if allow_orphans and not recreate_failed:
+        raise UsageError("--allow-orphans applies with --recreate-failed; add it or leave --allow-orphans out")
+    if regions is None and (max_parallel is not None or continue_on_error):
+        flag = "--max-parallel" if max_parallel is not None else "--continue-on-error"
+        raise UsageError(f"{flag} applies to a deploy to several regions; give --regions R1,R2 with it")
 
 
 def _check_allow_replace(resolved: Resolved, allow_replace: Sequence[str]) -> None:
@@ -533,7 +547,7 @@ def recover(ctx: click.Context, /, skip: tuple[str, ...], yes: bool, **kwargs: A
         cause = root_cause(
             cfn,
             deployed.stack_id,
-            stack_events_since(cfn, deployed.stack_id, _last_update_start(cfn, deployed.stack_id)),
+            stack_events_since(cfn, deployed.stack_id, last_update_start(cfn, deployed.stack_id)),
         )
         if cause:
             ctx.obj["out"].print(f"the rollback failed at {cause.logical_id}: {cause.reason}", markup=False)
@@ -562,29 +576,3 @@ def recover(ctx: click.Context, /, skip: tuple[str, ...], yes: bool, **kwargs: A
         if outcome.status != "UPDATE_ROLLBACK_COMPLETE":
             raise CfnbuildError(f"{name} ended {outcome.status}; the rollback is still stuck")
         ctx.obj["out"].print(f"{name}: UPDATE_ROLLBACK_COMPLETE; deploy again when ready")
-
-
-def failed_rollback_resources(cloudformation: Any, stack_id: str) -> list[str]:
-    """The resources whose update failed during the last rollback (the ones to skip)."""
-    events = stack_events_since(cloudformation, stack_id, _last_update_start(cloudformation, stack_id))
-    rolling_back = False
-    failed: list[str] = []
-    for event in events:
-        status = event.get("ResourceStatus", "")
-        if event.get("PhysicalResourceId") == stack_id and status == "UPDATE_ROLLBACK_IN_PROGRESS":
-            rolling_back = True
-        elif rolling_back and status == "UPDATE_FAILED" and event["LogicalResourceId"] not in failed:
-            failed.append(event["LogicalResourceId"])
-    return failed
-
-
-def _last_update_start(cloudformation: Any, stack_id: str) -> str | datetime:
-    """The event just before the last update began (so its whole story is read)."""
-    paginator = cloudformation.get_paginator("describe_stack_events")
-    found = False
-    for page in paginator.paginate(StackName=stack_id):  # newest first
-        for event in page["StackEvents"]:
-            if found:
-                return str(event["EventId"])
-            found = event.get("PhysicalResourceId") == stack_id and event.get("ResourceStatus") == "UPDATE_IN_PROGRESS"
-    return datetime.fromtimestamp(0, UTC)
