@@ -2,7 +2,9 @@
 
 ``graph_project(root, {"a": [], "b": [("a", "TopicArn")]})`` writes a project whose stack ``a``
 makes a topic and outputs ``TopicArn``, and whose stack ``b`` takes it (``stack.use``) and
-returns it again as its output ``Seen``; every stack outputs ``TopicArn`` of its own topic.
+returns it again as its output ``Seen``; every stack outputs ``TopicArn`` of its own topic. A
+stack named in ``broken`` also makes a queue whose dead-letter queue does not exist: the
+emulator refuses its execution (``NonExistentQueue``), a real failure after its plan.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 APP = """
-from troposphere import Ref, sns
+from troposphere import Ref, sns, sqs
 
 from cfnbuild import App, EnvironmentConfig, Stack, StackSpec
 
 USES = {uses}
+BROKEN = {broken}
+MISSING = "arn:aws:sqs:eu-west-1:123456789012:missing"
 
 
 def make(name):
@@ -26,6 +30,10 @@ def make(name):
         stack = Stack(name, description=name, project=config.project, environment=config.environment)
         topic = stack.add_resource(sns.Topic("Topic"), owner="test")
         stack.add_output("TopicArn", Ref(topic), "The topic.", owner="test", export=False)
+        if name in BROKEN:
+            redrive = sqs.RedrivePolicy(deadLetterTargetArn=MISSING, maxReceiveCount=3)
+            queue = sqs.Queue("Queue", RedrivePolicy=redrive, MessageRetentionPeriod=345600)
+            stack.add_resource(queue, owner="test", stateful=True)
         for upstream, output in USES[name]:
             value = stack.use(upstream, output)
             seen = f"Seen{{upstream}}{{output}}"
@@ -38,11 +46,15 @@ app = App(config_model=EnvironmentConfig, stacks=[StackSpec(name, make(name)) fo
 """
 
 
-def write_graph_project(root: Path, uses: Mapping[str, Sequence[tuple[str, str]]], suffix: str) -> Path:
+def write_graph_project(
+    root: Path, uses: Mapping[str, Sequence[tuple[str, str]]], suffix: str, broken: Sequence[str] = ()
+) -> Path:
     """Write the project (not built); stacks deploy as ``<name>-dev-<suffix>``."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "pyproject.toml").write_text('[tool.cfnbuild]\napp = "graph_app:app"\ndefault_env = "dev"\n')
-    (root / "graph_app.py").write_text(APP.format(uses=json.dumps({k: [list(u) for u in v] for k, v in uses.items()})))
+    (root / "graph_app.py").write_text(
+        APP.format(uses=json.dumps({k: [list(u) for u in v] for k, v in uses.items()}), broken=list(broken))
+    )
     (root / "config").mkdir(exist_ok=True)
     (root / "config/dev.toml").write_text(
         f'project = "graph"\nregions = ["eu-west-1"]\n[deploy]\nstack_name_suffix = "{suffix}"\n'
@@ -57,9 +69,11 @@ def cfnbuild(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def graph_project(root: Path, uses: Mapping[str, Sequence[tuple[str, str]]], suffix: str) -> Path:
+def graph_project(
+    root: Path, uses: Mapping[str, Sequence[tuple[str, str]]], suffix: str, broken: Sequence[str] = ()
+) -> Path:
     """Write the project and build it (the build must pass)."""
-    write_graph_project(root, uses, suffix)
+    write_graph_project(root, uses, suffix, broken)
     result = cfnbuild(root, "build")
     assert result.returncode == 0, result.stderr
     return root

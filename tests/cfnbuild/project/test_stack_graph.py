@@ -97,3 +97,13 @@ def test_build_writes_the_reference_into_the_consumer_template(tmp_path):
     template = json.loads((tmp_path / "output/dev/b.json").read_text())
     assert template["Metadata"]["cfnbuild"]["inputs"] == {"ATopicArn": {"output": "TopicArn", "stack": "a"}}
     assert template["Outputs"]["SeenaTopicArn"]["Value"] == {"Ref": "ATopicArn"}
+
+
+def test_list_shows_what_each_stack_takes_outputs_of_and_the_deploy_order(tmp_path):
+    graph_project(tmp_path, {"a": [], "b": [("a", "TopicArn")], "c": [("a", "TopicArn"), ("b", "TopicArn")]}, "list")
+    result = cfnbuild(tmp_path, "list")
+    assert result.returncode == 0, result.stderr
+    cells = [[c.strip() for c in line.split("│")] for line in result.stdout.splitlines() if line.count("│") > 3]
+    rows = {row[2]: row[3] for row in cells if row[1] == "dev"}
+    assert rows == {"a": "-", "b": "a", "c": "a, b"}
+    assert "dev: a → b → c" in result.stdout.splitlines()
