@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from cfnbuild.build.graph import references
 from cfnbuild.deliver.multiregion import RegionReporter
 from cfnbuild.deploy.aws import explain
 from cfnbuild.deploy.engine import Engine, FollowUpFailed, Refused, Request
@@ -62,14 +63,37 @@ def environment_graph(project: Project, environment: str, stacks: Sequence[str])
 
 
 def plan_graph(make_engine: Callable[[str], Engine], graph: StackGraph, request: Request, out: Console) -> list[Plan]:
-    """Every stack's plan, in order; no change set is left behind."""
-    plans = []
+    """Every stack's plan, in order, then what each upstream's plan does downstream; no change set is left."""
+    plans: dict[str, Plan] = {}
     for stack in graph.order():
         out.rule(f"plan for {stack}")
         plan, _ = make_engine(stack).plan(replace(request, stack=stack), keep=False)
         render_text(plan, out)
-        plans.append(plan)
-    return plans
+        plans[stack] = plan
+    for line in downstream_effects(graph, plans):
+        out.print(line, markup=False)
+    return list(plans.values())
+
+
+def downstream_effects(graph: StackGraph, plans: Mapping[str, Plan]) -> list[str]:
+    """One line per used output that an upstream's plan replaces, modifies or removes the source of."""
+    lines = []
+    for stack in graph.order():
+        changes = {r.logical_id: r.kind for r in plans[stack].resources if r.kind in ("modify", "replace", "remove")}
+        for downstream in graph.downstreams(stack):
+            for used in (i for i in graph.inputs[downstream] if i.stack == stack):
+                value = graph.output_values.get(stack, {}).get(used.output)
+                hit = sorted((lid, changes[lid]) for lid in references(value) if lid in changes)
+                if not hit:
+                    continue
+                # A replaced or removed resource has new identifiers; a modified one may (a GetAtt).
+                verb = "changes" if any(kind != "modify" for _, kind in hit) else "may change"
+                causes = ", ".join(f"{lid} {kind}" for lid, kind in hit)
+                lines.append(
+                    f"{stack}: output {used.output} {verb} ({causes}); {downstream} takes it as {used.parameter} "
+                    f"and is updated after {stack}"
+                )
+    return lines
 
 
 def deploy_graph(

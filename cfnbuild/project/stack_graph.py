@@ -14,7 +14,7 @@ errors naming them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cfnbuild.build.references import StackInput, template_inputs
@@ -32,6 +32,8 @@ class StackGraph:
     stacks: tuple[str, ...]
     upstreams: Mapping[str, tuple[str, ...]]
     inputs: Mapping[str, tuple[StackInput, ...]]
+    # stack → output → its Value in the template, for what an upstream's plan does downstream
+    output_values: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def downstreams(self, stack: str) -> tuple[str, ...]:
         """The stacks that take outputs of ``stack`` directly, in the app's order."""
@@ -77,7 +79,11 @@ def stack_graph(templates: Mapping[str, Mapping[str, Any]], *, environment: str)
         problems += _reference_problems(stack, used, templates)
     if problems:
         raise GraphError("\n".join(f"{environment}: {problem}" for problem in problems))
-    graph = StackGraph(tuple(templates), upstreams, inputs)
+    values = {
+        stack: {name: output.get("Value") for name, output in (template.get("Outputs") or {}).items()}
+        for stack, template in templates.items()
+    }
+    graph = StackGraph(tuple(templates), upstreams, inputs, values)
     circle = _circle(graph)
     if circle:
         raise GraphError(

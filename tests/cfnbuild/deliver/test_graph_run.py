@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from cfnbuild.deliver.graph_run import deploy_graph, environment_graph
+from cfnbuild.deliver.graph_run import deploy_graph, downstream_effects, environment_graph
 from cfnbuild.deploy.aws import Aws, Target
 from cfnbuild.deploy.engine import Engine, Request
 from cfnbuild.deploy.events import PollSettings
+from cfnbuild.deploy.plan.model import Plan, ResourceChange
 from cfnbuild.local.emulator import THROWAWAY_CREDENTIALS
 from cfnbuild.project.app import load_project
 from tests.graph_projects import graph_project
@@ -170,3 +171,24 @@ def test_deploy_local_deploys_the_whole_graph_on_the_emulator_of_the_command(tmp
     summary = text[text.index("stacks of dev, in deploy order") :]
     cells = [[c.strip() for c in line.split("│")] for line in summary.splitlines() if line.count("│") == 5]
     assert {row[1]: row[2] for row in cells if row[1] in FORK} == dict.fromkeys(FORK, "deployed")
+
+
+def _plan(stack_name: str, *changes: tuple[str, str, str]) -> Plan:
+    resources = tuple(
+        ResourceChange(lid, "AWS::SNS::Topic", action, replacement, None, False, False, (), ())
+        for lid, action, replacement in changes
+    )
+    return Plan(stack_name, "cs" if resources else None, "UPDATE", resources, (), (), "h", None)
+
+
+def test_the_graph_plan_says_which_used_outputs_an_upstream_change_reaches(tmp_path):
+    root = graph_project(tmp_path, FORK, "effects")
+    graph = environment_graph(load_project(root), "dev", list(FORK))
+    replaced = {"a": _plan("a-dev", ("Topic", "Modify", "True")), "b": _plan("b-dev"), "c": _plan("c-dev")}
+    assert downstream_effects(graph, replaced) == [
+        "a: output TopicArn changes (Topic replace); b takes it as ATopicArn and is updated after a",
+        "a: output TopicArn changes (Topic replace); c takes it as ATopicArn and is updated after a",
+    ]
+    modified = {**replaced, "a": _plan("a-dev", ("Topic", "Modify", "False"))}
+    assert downstream_effects(graph, modified)[0].startswith("a: output TopicArn may change (Topic modify); b ")
+    assert downstream_effects(graph, {**replaced, "a": _plan("a-dev")}) == []
