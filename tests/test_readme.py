@@ -68,6 +68,17 @@ def test_the_stack_function_example_builds_the_blueprint_examples_stack_from_a_c
     assert queue["Properties"]["MessageRetentionPeriod"] == 9 * 86400
 
 
+def test_cross_stack_reference_example_takes_the_output_as_a_parameter_and_records_it(tmp_path):
+    (code,) = re.findall(r"```python\n(.*?)```", _section("Stacks that use each other's outputs"), re.S)
+    script = tmp_path / "example.py"
+    script.write_text(code)
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
+    template = json.loads(result.stdout)
+    assert template["Parameters"]["NetworkVpcId"]["Type"] == "String"
+    assert template["Resources"]["AppSecurityGroup"]["Properties"]["VpcId"] == {"Ref": "NetworkVpcId"}
+    assert template["Metadata"]["cfnbuild"]["inputs"] == {"NetworkVpcId": {"output": "VpcId", "stack": "network"}}
+
+
 def test_ci_runs_exactly_the_readme_test_command():
     commands = re.findall(r"```sh\n(.*?)\n```", _section("Quickstart"), re.S)
     assert len(commands) == 2, "the Quickstart has exactly two commands"

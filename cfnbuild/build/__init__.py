@@ -2,9 +2,11 @@
 
 ``blueprint`` (the base class), ``inputs`` (typed, documented blueprint inputs), ``stack`` (the
 template being assembled: outputs, exports, checkov skips, accepted rule-pack findings, lookups,
-artifacts), ``naming`` (logical IDs, physical and export names), ``tags``, ``stateful`` (what
-keeps data and how it is kept), ``grants`` and ``managed_policies`` (IAM only through typed
-grants), ``lookups`` (the lookup kinds a template records), ``lint`` (cfn-lint and checkov over
-what was written) and ``graph`` (the order stacks depend on each other). Build knows nothing of
-AWS accounts: it imports no deploy, delivery or CLI module.
+artifacts, the outputs of other stacks it uses), ``naming`` (logical IDs, physical and export
+names), ``tags``, ``stateful`` (what keeps data and how it is kept), ``grants`` and
+``managed_policies`` (IAM only through typed grants), ``lookups`` (the lookup kinds a template
+records), ``references`` (what a stack takes of another stack's outputs, as its template records
+it), ``lint`` (cfn-lint and checkov over what was written) and ``graph`` (the critical path of
+the resources within one stack). Build knows nothing of AWS accounts: it imports no deploy,
+delivery or CLI module.
 """

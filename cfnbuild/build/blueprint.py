@@ -34,7 +34,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
-from troposphere import AWSHelperFn, AWSObject, Output, Parameter
+from troposphere import AWSHelperFn, AWSObject, Output, Parameter, Ref
 
 from cfnbuild.build.inputs import describe_inputs, input_problems
 from cfnbuild.build.naming import logical_id
@@ -119,6 +119,10 @@ class Blueprint(ABC, Generic[InputsT]):
     def lookup(self, parameter: str, *, kind: str, **arguments: str) -> None:
         """Have the deploy engine look up parameter ``parameter``'s value (see :mod:`cfnbuild.deploy.lookups`)."""
         self.stack.add_lookup(self.lid(parameter), kind=kind, **arguments)
+
+    def use(self, stack: str, output: str) -> Ref:
+        """A ``Ref`` to output ``output`` of the project's stack ``stack`` (see :meth:`cfnbuild.Stack.use`)."""
+        return self.stack.use(stack, output, owner=self.owner)
 
     def output(self, name: str, value: Any, description: str, *, condition: str | None = None) -> Output:
         """Add an exported output named ``name`` (with this blueprint's prefix)."""

@@ -92,6 +92,11 @@ def _references(node: Any) -> Iterator[str]:
             yield from _references(item)
 
 
+def references(node: Any) -> set[str]:
+    """Every logical ID ``node`` (an output's Value, a property) references through Ref, GetAtt or Sub."""
+    return set(_references(node))
+
+
 def dependencies(template: Mapping[str, Any]) -> dict[str, set[str]]:
     """Logical ID → the resources it must wait for (references and DependsOn)."""
     resources = template.get("Resources", {})

@@ -20,9 +20,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
-from troposphere import AWSHelperFn, AWSObject, BaseAWSObject, Export, Output, Parameter, Template
+from troposphere import AWSHelperFn, AWSObject, BaseAWSObject, Export, Output, Parameter, Ref, Template
 
-from cfnbuild.build.naming import export_name
+from cfnbuild.build.naming import export_name, logical_id
+from cfnbuild.build.references import INPUTS_KEY, StackInput
 from cfnbuild.build.stateful import METADATA_KEY, deletion_policy, update_replace_policy
 from cfnbuild.build.tags import apply_tags, standard_tags
 from cfnbuild.errors import CfnbuildError, ConfigError, InputError, LogicalIdClash, UsageError
@@ -136,6 +137,32 @@ class Stack:
         output = Output(name, **kwargs)
         self.template.add_output(output)
         return output
+
+    def use(self, stack: str, output: str, *, owner: str = "the stack function") -> Ref:
+        """A ``Ref`` to output ``output`` of the project's stack ``stack``, taken as a parameter of this one.
+
+        The parameter is ``<Stack><Output>`` (``use("network", "VpcId")`` → ``NetworkVpcId``), of
+        Type String, recorded as ``Metadata.cfnbuild.inputs`` (:mod:`cfnbuild.build.references`):
+        ``cfnbuild deploy`` fills it from ``stack``'s deployed outputs, and the build refuses an
+        output ``stack`` does not declare and stacks that use each other in a circle. Using the
+        same output twice gives the same parameter. No ``Fn::ImportValue``: removing this stack
+        never locks ``stack``'s outputs.
+        """
+        if stack == self.name:
+            raise InputError(f"{owner} uses output {output!r} of its own stack {stack!r}; reference it directly")
+        name = logical_id(stack, output)
+        wanted = StackInput(name, stack, output)
+        metadata = self.template.metadata.setdefault(METADATA_KEY, {})
+        inputs = dict(metadata.get(INPUTS_KEY) or {})
+        if name in inputs:
+            if inputs[name] != wanted.to_json():
+                raise InputError(f"{owner}: parameter {name} already takes {inputs[name]}; not {wanted.to_json()}")
+            return Ref(name)
+        description = f"Output {output} of stack {stack}; cfnbuild deploy fills it from the deployed {stack} stack."
+        self.add_parameter(Parameter(name, Type="String", Description=description), owner=owner)
+        inputs[name] = wanted.to_json()
+        metadata[INPUTS_KEY] = dict(sorted(inputs.items()))
+        return Ref(name)
 
     def skip_check(self, resource: AWSObject, check_id: str, reason: str) -> None:
         """Record in ``resource``'s Metadata that checkov's ``check_id`` does not apply, and why."""

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cfnbuild.build.stateful import stateful_resources
+from cfnbuild.cli.graph_commands import delete_all, deploy_all, plan_all, say_dependents, stacks_in_order
 from cfnbuild.cli.targets import (
     Engines,
     Resolved,
@@ -42,12 +43,14 @@ from cfnbuild.deploy.aws import (
     error_message,
     is_not_implemented,
 )
+from cfnbuild.deploy.checks import failed_rollback_resources, last_update_start
 from cfnbuild.deploy.ending import last_line, target_flags
 from cfnbuild.deploy.engine import Engine, FollowUpFailed, Refused, Request
 from cfnbuild.deploy.events import make_reporter, root_cause, stack_events_since, watch
 from cfnbuild.deploy.followups import live_outputs
 from cfnbuild.deploy.plan.render import render_markdown, render_text
 from cfnbuild.deploy.plan.saved import render_json, save_plan
+from cfnbuild.deploy.removal import delete_stack, prepare_delete
 from cfnbuild.errors import CfnbuildError, UsageError
 
 EXIT_NO_CHANGES, EXIT_CHANGES = 0, 2
@@ -89,7 +92,12 @@ def plan(
         raise UsageError("give --json or --markdown, not both")
     where = where_of(kwargs)
     try:
-        with engine_for(ctx, where, lock="plan") as (engine, env, stack):
+        resolved = resolve(ctx, where, several=not (as_json or markdown or out_file))
+        if resolved.several:  # every stack of the environment, in graph order
+            request = Request(resolved.environment, resolved.stack, param_overrides=parse_params(params))
+            ctx.exit(EXIT_CHANGES if plan_all(ctx, where, resolved, request) else EXIT_NO_CHANGES)
+        say_dependents(ctx, resolved, "plan")
+        with engine_for(ctx, where, lock="plan", resolved=resolved) as (engine, env, stack):
             result, _ = engine.plan(
                 Request(env, stack, param_overrides=parse_params(params)), keep=out_file is not None
             )
@@ -147,7 +155,7 @@ def plan(
     "--max-parallel",
     type=click.IntRange(1, 20),
     default=None,
-    help="With --regions: regions deploying at once (default 2).",
+    help="With --regions: regions deploying at once (default 2); for every stack: stacks at once (default 4).",
 )
 @click.option("--continue-on-error", is_flag=True, help="With --regions: go on with the other regions when one fails.")
 @click.option("--verbose", is_flag=True, help="Name what a short line only counts (the outputs not returned).")
@@ -183,13 +191,27 @@ def deploy(
       cfnbuild deploy --env prod --regions eu-west-1,eu-central-1 --max-parallel 2
     """
     where = where_of(kwargs)
-    if allow_orphans and not recreate_failed:
-        raise UsageError("--allow-orphans applies with --recreate-failed; add it or leave --allow-orphans out")
-    if regions is None and (max_parallel is not None or continue_on_error):
-        flag = "--max-parallel" if max_parallel is not None else "--continue-on-error"
-        raise UsageError(f"{flag} applies to a deploy to several regions; give --regions R1,R2 with it")
-    resolved = resolve(ctx, where)
+    resolved = resolve(ctx, where, several=regions is None and plan_file is None)
+    single = None if resolved.several else max_parallel  # --max-parallel applies to stacks too
+    _check_flags(allow_orphans=allow_orphans, recreate_failed=recreate_failed, regions=regions,
+                 max_parallel=single, continue_on_error=continue_on_error)  # fmt: skip
     _check_allow_replace(resolved, allow_replace)
+    request = Request(
+        resolved.environment,
+        resolved.stack,
+        param_overrides=parse_params(params),
+        allow_replace=allow_replace,
+        yes=yes or where.local,
+        wait=wait,
+        recreate_failed=recreate_failed,
+        allow_orphans=allow_orphans,
+        plan_file=plan_file,
+        verbose=verbose,
+    )
+    if resolved.several:  # every stack of the environment: plans, one confirmation, graph order
+        deploy_all(ctx, where, resolved, request, wait=wait, max_parallel=max_parallel)
+        return
+    say_dependents(ctx, resolved, "deploy")
     if regions is not None:
         _deploy_regions(
             ctx,
@@ -205,20 +227,13 @@ def deploy(
             plan_file=plan_file,
         )
         return
-    with engines_for(ctx, where, lock="deploy", wait=wait, resolved=resolved) as engines:
+    _deploy_stack(ctx, where, resolved, request, yes=yes)
+
+
+def _deploy_stack(ctx: click.Context, where: Where, resolved: Resolved, request: Request, *, yes: bool) -> None:
+    """Deploy one stack; print its outputs and the last line (what happened, what next)."""
+    with engines_for(ctx, where, lock="deploy", wait=request.wait, resolved=resolved) as engines:
         engine = engines()
-        request = Request(
-            engines.environment,
-            engines.stack,
-            param_overrides=parse_params(params),
-            allow_replace=allow_replace,
-            yes=yes or where.local,
-            wait=wait,
-            recreate_failed=recreate_failed,
-            allow_orphans=allow_orphans,
-            plan_file=plan_file,
-            verbose=verbose,
-        )
         if where.local and not yes:
             what = "the local session's stacks are" if engines.session else "the emulator is"
             ctx.obj["err"].print(f"--local: {what} throwaway, so no confirmation is asked", markup=False)
@@ -244,9 +259,28 @@ def _print_last_line(ctx: click.Context, engine: Engine, engines: Engines, resol
     ctx.obj["out"].print(line, markup=False, soft_wrap=True)
 
 
+def _check_flags(
+    *,
+    allow_orphans: bool,
+    recreate_failed: bool,
+    regions: str | None,
+    max_parallel: int | None,
+    continue_on_error: bool,
+) -> None:
+    """Refuse a flag that applies only with another one not given."""
+    if allow_orphans and not recreate_failed:
+        raise UsageError("--allow-orphans applies with --recreate-failed; add it or leave --allow-orphans out")
+    if regions is None and (max_parallel is not None or continue_on_error):
+        flag = "--max-parallel" if max_parallel is not None else "--continue-on-error"
+        raise UsageError(f"{flag} applies to a deploy to several regions; give --regions R1,R2 with it")
+
+
 def _check_allow_replace(resolved: Resolved, allow_replace: Sequence[str]) -> None:
-    """Refuse an --allow-replace that names no stateful resource of the written template."""
-    if not allow_replace:
+    """Refuse an --allow-replace that names no stateful resource of the written template.
+
+    For every stack at once the graph deploy refuses a danger no --allow-replace names.
+    """
+    if not allow_replace or resolved.several:
         return
     path = resolved.project.template_path(resolved.environment, resolved.stack)
     try:
@@ -334,31 +368,38 @@ def status(ctx: click.Context, /, follow: bool, **kwargs: Any) -> None:
       cfnbuild status --env prod --follow
     """
     where = where_of(kwargs)
-    with engine_for(ctx, where) as (engine, env, stack):
-        name = engine.stack_name(Request(env, stack))
-        deployed = engine.describe(name)
-        if deployed is None:
-            ctx.obj["out"].print(f"{name}: not deployed")
-            return
-        ctx.obj["out"].print(f"{name}: {deployed.status} (last change {deployed.last_updated})")
-        if follow and deployed.status.endswith("_IN_PROGRESS"):
-            try:
-                outcome = watch(
-                    engine.cloudformation,
-                    deployed.stack_id,
-                    since=datetime.now(UTC),
-                    success=frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "DELETE_COMPLETE"}),
-                    reporter=make_reporter(ctx.obj["out"]),
-                )
-            except KeyboardInterrupt:
-                raise engine.interrupted("the operation", f"cfnbuild status --env {env} --follow") from None
-            ctx.obj["out"].print(f"{name}: {outcome.status}")
-            return
-        recent = engine.cloudformation.describe_stack_events(StackName=deployed.stack_id).get("StackEvents", [])[:10]
-        reporter = make_reporter(ctx.obj["out"], live=False)
-        for event in reversed(recent):
-            reporter.event(event, None)
-        reporter.close()
+    resolved = resolve(ctx, where, several=not follow)
+    with engines_for(ctx, where, resolved=resolved) as engines:
+        for stack in stacks_in_order(resolved):
+            _status_of(ctx, engines.for_stack(stack), resolved.environment, stack, follow=follow)
+
+
+def _status_of(ctx: click.Context, engine: Engine, env: str, stack: str, *, follow: bool) -> None:
+    """One stack's status and latest events, or its running operation followed."""
+    name = engine.stack_name(Request(env, stack))
+    deployed = engine.describe(name)
+    if deployed is None:
+        ctx.obj["out"].print(f"{name}: not deployed")
+        return
+    ctx.obj["out"].print(f"{name}: {deployed.status} (last change {deployed.last_updated})")
+    if follow and deployed.status.endswith("_IN_PROGRESS"):
+        try:
+            outcome = watch(
+                engine.cloudformation,
+                deployed.stack_id,
+                since=datetime.now(UTC),
+                success=frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "DELETE_COMPLETE"}),
+                reporter=make_reporter(ctx.obj["out"]),
+            )
+        except KeyboardInterrupt:
+            raise engine.interrupted("the operation", f"cfnbuild status --env {env} --follow") from None
+        ctx.obj["out"].print(f"{name}: {outcome.status}")
+        return
+    recent = engine.cloudformation.describe_stack_events(StackName=deployed.stack_id).get("StackEvents", [])[:10]
+    reporter = make_reporter(ctx.obj["out"], live=False)
+    for event in reversed(recent):
+        reporter.event(event, None)
+    reporter.close()
 
 
 @click.command()
@@ -372,19 +413,26 @@ def outputs(ctx: click.Context, /, **kwargs: Any) -> None:
       cfnbuild outputs --env staging
     """
     where = where_of(kwargs)
-    with engine_for(ctx, where) as (engine, env, stack):
-        name = engine.stack_name(Request(env, stack))
-        deployed = engine.describe(name)
-        if deployed is None:
-            raise UsageError(f"{name} is not deployed")
-        if deployed.status not in WORKING_STATES:
-            busy = deployed.status.endswith("_IN_PROGRESS")
-            why = "it is busy; run again when it settles" if busy else "its outputs are not a working stack's"
-            raise CfnbuildError(
-                f"{name} is {deployed.status}: {why}; nothing was written (see 'cfnbuild status --env {env}')"
-            )
-        template = live_outputs(engine.deployed_template(name) or {}, deployed.parameters, deployed.stack_id, name)
-        engine._write_outputs(Request(env, stack), name, deployed.stack_id, deployed.outputs, template)
+    resolved = resolve(ctx, where, several=True)
+    with engines_for(ctx, where, resolved=resolved) as engines:
+        for stack in stacks_in_order(resolved):
+            _outputs_of(ctx, engines.for_stack(stack), resolved.environment, stack)
+
+
+def _outputs_of(ctx: click.Context, engine: Engine, env: str, stack: str) -> None:
+    """Print one stack's outputs and write its outputs file; refused for a stack that is not working."""
+    name = engine.stack_name(Request(env, stack))
+    deployed = engine.describe(name)
+    if deployed is None:
+        raise UsageError(f"{name} is not deployed")
+    if deployed.status not in WORKING_STATES:
+        busy = deployed.status.endswith("_IN_PROGRESS")
+        why = "it is busy; run again when it settles" if busy else "its outputs are not a working stack's"
+        raise CfnbuildError(
+            f"{name} is {deployed.status}: {why}; nothing was written (see 'cfnbuild status --env {env}')"
+        )
+    template = live_outputs(engine.deployed_template(name) or {}, deployed.parameters, deployed.stack_id, name)
+    engine._write_outputs(Request(env, stack), name, deployed.stack_id, deployed.outputs, template)
     _print_outputs(ctx.obj["out"], deployed.outputs)
 
 
@@ -402,45 +450,23 @@ def delete(ctx: click.Context, /, yes: bool, **kwargs: Any) -> None:
       cfnbuild delete --env dev
     """
     where = where_of(kwargs)
-    with engine_for(ctx, where, lock="delete") as (engine, env, stack):
+    resolved = resolve(ctx, where, several=True)
+    if resolved.several:  # every stack, each after the stacks that take its outputs
+        delete_all(ctx, where, resolved, yes=yes)
+        return
+    say_dependents(ctx, resolved, "delete")
+    with engine_for(ctx, where, lock="delete", resolved=resolved) as (engine, env, stack):
         name = engine.stack_name(Request(env, stack))
-        deployed = engine.describe(name)
+        deployed = prepare_delete(engine, name, env, ctx.obj["out"])
         if deployed is None:
             ctx.obj["out"].print(f"{name}: not deployed; nothing to delete")
             return
-        if deployed.termination_protection:
-            raise Refused(
-                f"{name} has termination protection on; turn it off in config/{env}.toml [deploy] and deploy first"
-            )
-        template = engine.deployed_template(name) or {}
-        kept = {
-            logical_id: resource["DeletionPolicy"]
-            for logical_id, resource in sorted(template.get("Resources", {}).items())
-            if resource.get("DeletionPolicy") in ("Retain", "Snapshot", "RetainExceptOnCreate")
-        }
-        for logical_id, policy in kept.items():
-            verb = "keeps a final snapshot of" if policy == "Snapshot" else "keeps"
-            ctx.obj["out"].print(f"deleting {name} {verb} {logical_id}", markup=False)
         if not (yes or where.local):
             if not sys.stdin.isatty():
                 raise Refused("not a terminal, so nobody can confirm; pass --yes")
             if prompt(f"Type the stack name ({name}) to delete it").strip() != name:
                 raise Refused("not confirmed; nothing was deleted")
-        since = engine._last_event_id(deployed.stack_id)
-        engine.cloudformation.delete_stack(StackName=deployed.stack_id)
-        outcome = watch(
-            engine.cloudformation,
-            deployed.stack_id,
-            since=since,
-            success=frozenset({"DELETE_COMPLETE"}),
-            reporter=make_reporter(ctx.obj["out"]),
-        )
-        if not outcome.ok:
-            cause = outcome.root_cause
-            raise CfnbuildError(
-                f"{name} ended {outcome.status}: {cause.logical_id}: {cause.reason}" if cause else outcome.status
-            )
-        ctx.obj["out"].print(f"{name}: deleted")
+        delete_stack(engine, deployed, ctx.obj["out"])
 
 
 @click.command()
@@ -534,7 +560,7 @@ def recover(ctx: click.Context, /, skip: tuple[str, ...], yes: bool, **kwargs: A
         cause = root_cause(
             cfn,
             deployed.stack_id,
-            stack_events_since(cfn, deployed.stack_id, _last_update_start(cfn, deployed.stack_id)),
+            stack_events_since(cfn, deployed.stack_id, last_update_start(cfn, deployed.stack_id)),
         )
         if cause:
             ctx.obj["out"].print(f"the rollback failed at {cause.logical_id}: {cause.reason}", markup=False)
@@ -563,29 +589,3 @@ def recover(ctx: click.Context, /, skip: tuple[str, ...], yes: bool, **kwargs: A
         if outcome.status != "UPDATE_ROLLBACK_COMPLETE":
             raise CfnbuildError(f"{name} ended {outcome.status}; the rollback is still stuck")
         ctx.obj["out"].print(f"{name}: UPDATE_ROLLBACK_COMPLETE; deploy again when ready")
-
-
-def failed_rollback_resources(cloudformation: Any, stack_id: str) -> list[str]:
-    """The resources whose update failed during the last rollback (the ones to skip)."""
-    events = stack_events_since(cloudformation, stack_id, _last_update_start(cloudformation, stack_id))
-    rolling_back = False
-    failed: list[str] = []
-    for event in events:
-        status = event.get("ResourceStatus", "")
-        if event.get("PhysicalResourceId") == stack_id and status == "UPDATE_ROLLBACK_IN_PROGRESS":
-            rolling_back = True
-        elif rolling_back and status == "UPDATE_FAILED" and event["LogicalResourceId"] not in failed:
-            failed.append(event["LogicalResourceId"])
-    return failed
-
-
-def _last_update_start(cloudformation: Any, stack_id: str) -> str | datetime:
-    """The event just before the last update began (so its whole story is read)."""
-    paginator = cloudformation.get_paginator("describe_stack_events")
-    found = False
-    for page in paginator.paginate(StackName=stack_id):  # newest first
-        for event in page["StackEvents"]:
-            if found:
-                return str(event["EventId"])
-            found = event.get("PhysicalResourceId") == stack_id and event.get("ResourceStatus") == "UPDATE_IN_PROGRESS"
-    return datetime.fromtimestamp(0, UTC)

@@ -25,6 +25,7 @@ from cfnbuild.build.graph import critical_path, to_dot
 from cfnbuild.errors import CfnbuildError, CheckFailed, UsageError
 from cfnbuild.files import read_json, read_json_text
 from cfnbuild.project.app import Project, load_project
+from cfnbuild.project.stack_graph import stack_graph
 from cfnbuild.project.writer import Rendered, record_rendered, remove_orphans, render, stale_files, write_atomic
 
 if TYPE_CHECKING:
@@ -236,7 +237,10 @@ def lint_command(ctx: click.Context, env: str | None, all_envs: bool, no_checkov
 @cli.command(name="list")
 @click.pass_context
 def list_command(ctx: click.Context) -> None:
-    """List the project's environments and stacks, with each template's state.
+    """List the project's environments and stacks, with each template's state and the graph.
+
+    A stack's "takes outputs of" are the stacks it uses (``stack.use``); for a project of several
+    stacks a line per environment gives the deploy order, independent stacks joined by "+".
 
     \b
     Example:
@@ -247,14 +251,22 @@ def list_command(ctx: click.Context) -> None:
     rendered = render(project, environments)
     stale = {line.split(":", 1)[0] for line in stale_files(project, rendered)}
     table = Table(title=f"cfnbuild project {project.root.name}", show_lines=False)
-    for column in ("environment", "stack", "regions", "resources", "template", "state"):
+    for column in ("environment", "stack", "takes outputs of", "regions", "resources", "template", "state"):
         table.add_column(column)
+    graphs = {
+        env: stack_graph({i.stack: json.loads(i.text) for i in rendered if i.environment == env}, environment=env)
+        for env in environments
+    }
     for item in rendered:
         rel = _rel(project, item.path)
         count = len(json.loads(item.text).get("Resources", {}))
         state = "stale" if rel in stale else "up to date"
-        table.add_row(item.environment, item.stack, ", ".join(item.regions), str(count), rel, state)
+        uses = ", ".join(graphs[item.environment].upstreams[item.stack]) or "-"
+        table.add_row(item.environment, item.stack, uses, ", ".join(item.regions), str(count), rel, state)
     out.print(table)
+    for env, stacks in graphs.items():
+        if len(stacks.stacks) > 1:  # the deploy order: waves, each after the ones before it
+            out.print(f"{env}: {' → '.join(' + '.join(layer) for layer in stacks.layers())}", markup=False)
 
 
 @cli.command()

@@ -53,7 +53,9 @@ def target_options(command: F) -> F:
         click.option(
             "--env", "env", metavar="ENV", help="Environment (config/ENV.toml); default: [tool.cfnbuild] default_env."
         ),
-        click.option("--stack", "stack", metavar="NAME", help="Stack of the project (default: its only stack)."),
+        click.option(
+            "--stack", "stack", metavar="NAME", help="Stack of the project (default: every stack, in graph order)."
+        ),
         click.option("--region", metavar="REGION", help="AWS region (default: the config's first region)."),
         click.option("--profile", metavar="PROFILE", help="AWS profile from ~/.aws/config."),
         click.option("--endpoint-url", metavar="URL", help="Send every AWS call to this endpoint (an emulator)."),
@@ -89,6 +91,11 @@ class Engines:
     credentials: dict[str, str] | None
     session: bool = False  # the endpoint is the project's local session (see cfnbuild.local.session)
 
+    def for_stack(self, stack: str) -> Engine:
+        """An engine for another stack of the environment, in the target's region (its own boto3 client)."""
+        name = self.project.deploy_view(self.environment).settings.stack_name(stack)
+        return replace(self, stack=stack, stack_name=name)()
+
     def __call__(self, region: str | None = None) -> Engine:
         """An engine for ``region`` (default: the target's region)."""
         target = Target(
@@ -114,10 +121,22 @@ class Resolved:
     stack_name: str
     region: str
     regions: tuple[str, ...]  # the config's regions, the ones the template is linted for
+    # The stacks the command acts on: the one of --stack, else every stack of the environment.
+    stacks: tuple[str, ...] = ()
+    stack_names: tuple[str, ...] = ()  # their deployed names
+
+    @property
+    def several(self) -> bool:
+        """Whether the command acts on several stacks (no --stack, in a project of several)."""
+        return len(self.stacks) > 1
 
 
-def resolve(ctx: click.Context, where: Where) -> Resolved:
-    """Check the target options against the project before anything reaches AWS (exit 2 when wrong)."""
+def resolve(ctx: click.Context, where: Where, *, several: bool = False) -> Resolved:
+    """Check the target options against the project before anything reaches AWS (exit 2 when wrong).
+
+    Without ``--stack`` a project of several stacks is refused unless the command acts on
+    ``several`` (every stack of the environment, in graph order).
+    """
     check_endpoint_url(where.endpoint_url)
     if where.local and (where.endpoint_url or where.profile):
         raise UsageError("--local uses the embedded emulator; leave out --endpoint-url and --profile")
@@ -127,13 +146,17 @@ def resolve(ctx: click.Context, where: Where) -> Resolved:
         raise UsageError("give --env ENV (or set [tool.cfnbuild] default_env in pyproject.toml)")
     view = project.deploy_view(env)
     config = view.settings
-    stack = where.stack or only_stack(view.stacks)
+    stack = where.stack or (view.stacks[0] if several and view.stacks else only_stack(view.stacks))
     if stack not in view.stacks:
         raise UsageError(f"unknown stack {stack!r}; this project has: {', '.join(view.stacks)}")
+    stacks = (stack,) if where.stack else tuple(view.stacks)
     regions = tuple(config.regions)
     if where.region is not None:
         check_regions("--region", [where.region], regions, env)
-    return Resolved(project, env, stack, config.stack_name(stack), where.region or config.region, regions)
+    names = tuple(config.stack_name(s) for s in stacks)
+    return Resolved(
+        project, env, stack, config.stack_name(stack), where.region or config.region, regions, stacks, names
+    )
 
 
 def check_regions(option: str, names: Sequence[str], configured: Sequence[str], env: str) -> None:
@@ -187,8 +210,12 @@ def engines_for(
                 engines = _local(ctx, stack, engines)
             if lock is not None and (engines.session or not where.local):  # a one-shot emulator is this process's
                 for region in regions or [resolved.region]:
-                    target = Target(resolved.stack_name, region, where.profile, engines.endpoint_url)
-                    stack.enter_context(stack_lock(target, lock, wait=wait, say=lambda t: err.print(t, markup=False)))
+                    for name in sorted(
+                        resolved.stack_names or (resolved.stack_name,)
+                    ):  # sorted: no two wait on each other
+                        target = Target(name, region, where.profile, engines.endpoint_url)
+                        say = lambda t: err.print(t, markup=False)  # noqa: E731  (one line, used once)
+                        stack.enter_context(stack_lock(target, lock, wait=wait, say=say))
             yield engines
     except Exception as exc:
         mapped = explain(exc)
@@ -225,10 +252,10 @@ def _local(ctx: click.Context, stack: ExitStack, engines: Engines) -> Engines:
 
 @contextmanager
 def engine_for(
-    ctx: click.Context, where: Where, *, lock: str | None = None, wait: bool = False
+    ctx: click.Context, where: Where, *, lock: str | None = None, wait: bool = False, resolved: Resolved | None = None
 ) -> Iterator[tuple[Engine, str, str]]:
     """One engine pointed at the target; yields (engine, environment, stack)."""
-    with engines_for(ctx, where, lock=lock, wait=wait) as engines:
+    with engines_for(ctx, where, lock=lock, wait=wait, resolved=resolved) as engines:
         yield engines(), engines.environment, engines.stack
 
 

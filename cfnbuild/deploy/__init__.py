@@ -2,7 +2,8 @@
 
 ``engine`` (plan, stage, execute) on ``base`` (its settings and reads of the deployed stack),
 ``model`` (the request, the stack as deployed, what is sent, the errors), ``checks`` (is the stack
-usable and free, before any change set), ``parameters`` (what is sent with the template) and
+usable and free, before any change set), ``parameters`` (what is sent with the template, the
+outputs of the upstream stacks it takes included) and
 ``followups`` (stack policy, termination protection, subscriptions, outputs file, after an
 operation), ``ending`` (the deploy's last line: what happened and the command to run next); ``aws``
 (the boto3 client, its retries and its error model), ``changeset`` (creating and waiting for change
@@ -11,7 +12,8 @@ condition is false are no Add), ``template_diff`` and ``evaluate``, ``widening``
 and security-group check — ``render`` and ``saved``), ``events`` (stack events, live), ``policy``
 (stack policies), ``staging`` (the staging bucket for large templates), ``artifacts`` (the app
 artifact), ``lookups`` (resolving a template's lookups), ``lock`` (one operation per stack at a
-time) and ``examples`` (reserved example names refused against AWS).
+time), ``removal`` (a stack's delete: what it keeps, the watch) and ``examples`` (reserved
+example names refused against AWS).
 
 It never renders a template: it takes what ``cfnbuild build`` wrote (so what was linted is what
 ships) and uses the project's records and build's data types (stateful marks, tags, lookup

@@ -48,6 +48,8 @@ class EngineBase:
     # How the last deploy ended and the outputs file it wrote, for the command's last line.
     ended: Ending | None = field(default=None, repr=False)
     outputs_written: Path | None = field(default=None, repr=False)
+    # The last prepare's inputs whose upstream stack is not deployed yet: parameter → that stack.
+    waiting: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def cloudformation(self) -> Any:

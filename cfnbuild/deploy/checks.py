@@ -1,18 +1,19 @@
 """Whether a stack can be worked on, checked before any change set is made.
 
 Busy with another operation, a live change set of another client, a failed first create,
-resources left in no stack.
+resources left in no stack; and, for recover, the resources whose rollback failed.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 from cfnbuild.build.tags import MANAGED_BY
 from cfnbuild.deploy.base import EngineBase
 from cfnbuild.deploy.changeset import arn_name
-from cfnbuild.deploy.events import make_reporter, watch
+from cfnbuild.deploy.events import make_reporter, stack_events_since, watch
 from cfnbuild.deploy.model import (
     DeployedStack,
     DeployFailed,
@@ -168,3 +169,29 @@ class StackChecks(EngineBase):
                 f"{', '.join(orphans)}; recreating it leaves them there for good. Delete them yourself if they "
                 "hold nothing, or run again with --recreate-failed --allow-orphans"
             )
+
+
+def failed_rollback_resources(cloudformation: Any, stack_id: str) -> list[str]:
+    """The resources whose update failed during the last rollback (the ones to skip)."""
+    events = stack_events_since(cloudformation, stack_id, last_update_start(cloudformation, stack_id))
+    rolling_back = False
+    failed: list[str] = []
+    for event in events:
+        status = event.get("ResourceStatus", "")
+        if event.get("PhysicalResourceId") == stack_id and status == "UPDATE_ROLLBACK_IN_PROGRESS":
+            rolling_back = True
+        elif rolling_back and status == "UPDATE_FAILED" and event["LogicalResourceId"] not in failed:
+            failed.append(event["LogicalResourceId"])
+    return failed
+
+
+def last_update_start(cloudformation: Any, stack_id: str) -> str | datetime:
+    """The event just before the last update began (so its whole story is read)."""
+    paginator = cloudformation.get_paginator("describe_stack_events")
+    found = False
+    for page in paginator.paginate(StackName=stack_id):  # newest first
+        for event in page["StackEvents"]:
+            if found:
+                return str(event["EventId"])
+            found = event.get("PhysicalResourceId") == stack_id and event.get("ResourceStatus") == "UPDATE_IN_PROGRESS"
+    return datetime.fromtimestamp(0, UTC)

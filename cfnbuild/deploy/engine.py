@@ -230,6 +230,7 @@ class Engine(FollowUps, ParameterSteps, StackChecks):
         stack_name = self.stack_name(request)
         deployed = self._usable_stack(request, stack_name)
         prepared = self.prepare(request, deployed)
+        self._refuse_waiting(request, stack_name)
         if deployed is not None and request.plan_file is None and self._unchanged(stack_name, deployed, prepared):
             self.out.print(f"{stack_name}: no changes (template, parameters, tags and policies as deployed)")
             self.ended = Ending(stack_name, "unchanged", {})

@@ -1,7 +1,8 @@
 """What a deploy sends with its template, and the checks on it.
 
-Parameters from the config, ``--param``, lookups and the stack's previous values; reserved
-example names refused against AWS.
+Parameters from the config, ``--param``, the outputs of the upstream stacks a template takes
+(:mod:`cfnbuild.build.references`), lookups and the stack's previous values; reserved example
+names refused against AWS.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cfnbuild.build.references import StackInput, template_inputs, waiting_value
 from cfnbuild.deploy.base import CACHE_DIR, EngineBase
 from cfnbuild.deploy.examples import reserved_examples
 from cfnbuild.deploy.lookups import LookupResults, resolve_lookups
 from cfnbuild.deploy.model import (
     DeployedStack,
+    Refused,
     Request,
 )
 from cfnbuild.deploy.standins import stand_in_zones
@@ -53,6 +56,8 @@ class ParameterSteps(EngineBase):
             deployed=deployed.parameters if deployed is not None else None,
         )
         self._say_lookups(lookups)
+        inputs = template_inputs(template)
+        self.waiting = {}
         values: dict[str, str] = {}
         previous: set[str] = set()
         kept = deployed.parameters if deployed is not None else {}
@@ -60,6 +65,8 @@ class ParameterSteps(EngineBase):
             if name in given:
                 values[name] = given[name][0]
                 check_parameter(name, definition, values[name], given[name][1])
+            elif name in inputs:
+                values[name] = self._upstream_output(request, inputs[name])
             elif name in lookups and lookups[name].source == "deployed" and name in kept:
                 previous.add(name)  # a kept value: sent as UsePreviousValue, like any unchanged one
             elif name in lookups and lookups[name].source != "fallback":
@@ -80,6 +87,42 @@ class ParameterSteps(EngineBase):
         if self.aws.target.local:
             self._stand_in_zones(template, values, previous, kept)
         return values, frozenset(previous)
+
+    def _upstream_output(self, request: Request, reference: StackInput) -> str:
+        """The deployed value of the upstream output ``reference`` takes, in this region (DescribeStacks).
+
+        Not deployed yet: the plan shows where the value will come from (:attr:`waiting` says
+        so, and a deploy refuses); deployed without that output: refused, naming both.
+        """
+        name = self.project.deploy_view(request.environment).settings.stack_name(reference.stack)
+        upstream = self.describe(name)
+        if upstream is None or upstream.status == "REVIEW_IN_PROGRESS":  # only a change set of its own so far
+            self.waiting[reference.parameter] = reference.stack
+            value = waiting_value(reference.stack)
+            self.err.print(f"parameter {reference.parameter}: {value}; {name} comes first", markup=False)
+            return value
+        if reference.output not in upstream.outputs:
+            raise UsageError(
+                f"parameter {reference.parameter}: {name} ({upstream.status}) in {self.aws.target.region} returns no "
+                f"output {reference.output}; deploy it first: cfnbuild deploy --env {request.environment} "
+                f"--stack {reference.stack}"
+            )
+        value = upstream.outputs[reference.output]
+        self.err.print(f"parameter {reference.parameter}: {value} (output {reference.output} of {name})", markup=False)
+        return value
+
+    def _refuse_waiting(self, request: Request, stack_name: str) -> None:
+        """Refuse to deploy a stack whose upstream stacks are not deployed yet (their outputs are its inputs)."""
+        if not self.waiting:
+            return
+        settings = self.project.deploy_view(request.environment).settings
+        upstreams = sorted(set(self.waiting.values()))
+        names = ", ".join(f"{s} ({settings.stack_name(s)})" for s in upstreams)
+        raise Refused(
+            f"{stack_name} takes outputs of {names}, not deployed yet in {self.aws.target.region}; deploy "
+            f"{'it' if len(upstreams) == 1 else 'them'} first: cfnbuild deploy --env {request.environment} "
+            f"--stack {upstreams[0]} (or 'cfnbuild deploy --env {request.environment}' for every stack in order)"
+        )
 
     def _say_lookups(self, lookups: LookupResults) -> None:
         """One line per looked-up parameter: its value and where it came from, or why there is none."""

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cfnbuild.errors import UsageError, WriteFailed
 from cfnbuild.files import os_reason, shown, write_atomic
 from cfnbuild.project.app import DeploySettings, Project
 from cfnbuild.project.record import Built, record_path, recording, write_records
+from cfnbuild.project.stack_graph import stack_graph
 
 __all__ = ["Rendered", "check_current", "record_rendered", "remove_orphans", "render", "stale_files", "write_atomic"]
 
@@ -33,6 +36,7 @@ def render(project: Project, environments: list[str]) -> list[Rendered]:
     configs = {env: project.config(env) for env in environments}
     rendered = []
     for env, config in configs.items():
+        templates: dict[str, dict[str, Any]] = {}
         for spec in project.app.stacks:
             with recording():  # what the render reads, for the build record
                 stack = spec.build(config)
@@ -46,6 +50,8 @@ def render(project: Project, environments: list[str]) -> list[Rendered]:
                     tuple(config.regions),
                 )
             )
+            templates[spec.name] = json.loads(text)
+        stack_graph(templates, environment=env)  # a reference no order can deploy is a build error
     return rendered
 
 

@@ -36,7 +36,12 @@ ALLOWED = {
     "cli": {"build", "project", "deploy", "deliver", "local"},
 }
 # Build modules deploy may use: data types and their helpers, none of which renders a template.
-BUILD_DATA_FOR_DEPLOY = {"cfnbuild.build.stateful", "cfnbuild.build.tags", "cfnbuild.build.lookups"}
+BUILD_DATA_FOR_DEPLOY = {
+    "cfnbuild.build.stateful",
+    "cfnbuild.build.tags",
+    "cfnbuild.build.lookups",
+    "cfnbuild.build.references",
+}
 MAX_MODULE_LINES = 600
 # Modules past the line limit that still hold one concern, each with that concern.
 ONE_CONCERN_OVER_LIMIT = {
