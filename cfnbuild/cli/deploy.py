@@ -414,9 +414,21 @@ def outputs(ctx: click.Context, /, **kwargs: Any) -> None:
     """
     where = where_of(kwargs)
     resolved = resolve(ctx, where, several=True)
+    missing: list[str] = []
     with engines_for(ctx, where, resolved=resolved) as engines:
         for stack in stacks_in_order(resolved):
-            _outputs_of(ctx, engines.for_stack(stack), resolved.environment, stack)
+            try:
+                _outputs_of(ctx, engines.for_stack(stack), resolved.environment, stack)
+            except CfnbuildError as exc:
+                if not resolved.several:
+                    raise
+                ctx.obj["err"].print(f"{stack}: {exc}", markup=False)  # the other stacks' outputs still count
+                missing.append(stack)
+    if missing:
+        raise CfnbuildError(
+            f"{len(missing)} of {len(stacks_in_order(resolved))} stack(s) gave no outputs: {', '.join(missing)} "
+            "(the lines above say why)"
+        )
 
 
 def _outputs_of(ctx: click.Context, engine: Engine, env: str, stack: str) -> None:

@@ -192,3 +192,19 @@ def test_the_graph_plan_says_which_used_outputs_an_upstream_change_reaches(tmp_p
     modified = {**replaced, "a": _plan("a-dev", ("Topic", "Modify", "False"))}
     assert downstream_effects(graph, modified)[0].startswith("a: output TopicArn may change (Topic modify); b ")
     assert downstream_effects(graph, {**replaced, "a": _plan("a-dev")}) == []
+
+
+@pytest.mark.server
+def test_outputs_of_every_stack_go_on_past_a_stack_not_deployed_and_name_it(tmp_path, emulator, monkeypatch):
+    root = graph_project(tmp_path / "p", FORK, "part")
+    where = ["--endpoint-url", emulator.endpoint_url]
+    deployed = _cli(root, monkeypatch, tmp_path, "deploy", "--yes", "--stack", "a", *where)
+    assert deployed.returncode == 0, deployed.stderr
+
+    result = _cli(root, monkeypatch, tmp_path, "outputs", *where)
+
+    assert result.returncode == 1
+    assert json.loads((root / "output/dev/a.outputs.json").read_text())["Outputs"]["TopicArn"].startswith("arn:")
+    assert "b: b-dev-part is not deployed" in result.stderr
+    assert "c: c-dev-part is not deployed" in result.stderr
+    assert result.stderr.splitlines()[-1] == ("error: 2 of 3 stack(s) gave no outputs: b, c (the lines above say why)")
