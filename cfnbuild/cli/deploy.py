@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cfnbuild.build.stateful import stateful_resources
-from cfnbuild.cli.graph_commands import delete_all, deploy_all, plan_all, say_dependents, stacks_in_order
+from cfnbuild.cli import graph_commands as every_stack
 from cfnbuild.cli.targets import (
     Engines,
     Resolved,
@@ -95,8 +95,8 @@ def plan(
         resolved = resolve(ctx, where, several=not (as_json or markdown or out_file))
         if resolved.several:  # every stack of the environment, in graph order
             request = Request(resolved.environment, resolved.stack, param_overrides=parse_params(params))
-            ctx.exit(EXIT_CHANGES if plan_all(ctx, where, resolved, request) else EXIT_NO_CHANGES)
-        say_dependents(ctx, resolved, "plan")
+            ctx.exit(EXIT_CHANGES if every_stack.plan_all(ctx, where, resolved, request) else EXIT_NO_CHANGES)
+        every_stack.say_dependents(ctx, resolved, "plan")
         with engine_for(ctx, where, lock="plan", resolved=resolved) as (engine, env, stack):
             result, _ = engine.plan(
                 Request(env, stack, param_overrides=parse_params(params)), keep=out_file is not None
@@ -209,9 +209,9 @@ def deploy(
         verbose=verbose,
     )
     if resolved.several:  # every stack of the environment: plans, one confirmation, graph order
-        deploy_all(ctx, where, resolved, request, wait=wait, max_parallel=max_parallel)
+        every_stack.deploy_all(ctx, where, resolved, request, wait=wait, max_parallel=max_parallel)
         return
-    say_dependents(ctx, resolved, "deploy")
+    every_stack.say_dependents(ctx, resolved, "deploy")
     if regions is not None:
         _deploy_regions(
             ctx,
@@ -370,7 +370,7 @@ def status(ctx: click.Context, /, follow: bool, **kwargs: Any) -> None:
     where = where_of(kwargs)
     resolved = resolve(ctx, where, several=not follow)
     with engines_for(ctx, where, resolved=resolved) as engines:
-        for stack in stacks_in_order(resolved):
+        for stack in every_stack.stacks_in_order(resolved):
             _status_of(ctx, engines.for_stack(stack), resolved.environment, stack, follow=follow)
 
 
@@ -414,20 +414,12 @@ def outputs(ctx: click.Context, /, **kwargs: Any) -> None:
     """
     where = where_of(kwargs)
     resolved = resolve(ctx, where, several=True)
-    missing: list[str] = []
     with engines_for(ctx, where, resolved=resolved) as engines:
-        for stack in stacks_in_order(resolved):
-            try:
-                _outputs_of(ctx, engines.for_stack(stack), resolved.environment, stack)
-            except CfnbuildError as exc:
-                if not resolved.several:
-                    raise
-                ctx.obj["err"].print(f"{stack}: {exc}", markup=False)  # the other stacks' outputs still count
-                missing.append(stack)
-    if missing:
-        raise CfnbuildError(
-            f"{len(missing)} of {len(stacks_in_order(resolved))} stack(s) gave no outputs: {', '.join(missing)} "
-            "(the lines above say why)"
+        if not resolved.several:
+            _outputs_of(ctx, engines.for_stack(resolved.stack), resolved.environment, resolved.stack)
+            return
+        every_stack.outputs_all(
+            ctx, resolved, lambda stack: _outputs_of(ctx, engines.for_stack(stack), resolved.environment, stack)
         )
 
 
@@ -464,9 +456,9 @@ def delete(ctx: click.Context, /, yes: bool, **kwargs: Any) -> None:
     where = where_of(kwargs)
     resolved = resolve(ctx, where, several=True)
     if resolved.several:  # every stack, each after the stacks that take its outputs
-        delete_all(ctx, where, resolved, yes=yes)
+        every_stack.delete_all(ctx, where, resolved, yes=yes)
         return
-    say_dependents(ctx, resolved, "delete")
+    every_stack.say_dependents(ctx, resolved, "delete")
     with engine_for(ctx, where, lock="delete", resolved=resolved) as (engine, env, stack):
         name = engine.stack_name(Request(env, stack))
         deployed = prepare_delete(engine, name, env, ctx.obj["out"])

@@ -8,6 +8,7 @@ parallel deploys are :mod:`cfnbuild.deliver.graph_run`'s. With ``--stack X`` a c
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -127,3 +128,19 @@ def delete_all(ctx: click.Context, where: Where, resolved: Resolved, *, yes: boo
     if failed:
         details = "; ".join(f"{r.stack} {r.result}: {r.detail}" for r in failed)
         raise CfnbuildError(f"{len(failed)} of {len(results)} stack(s) not deleted: {details}")
+
+
+def outputs_all(ctx: click.Context, resolved: Resolved, one: Callable[[str], None]) -> None:
+    """``one`` for every stack in graph order; a stack that gives none is said, and the others still count."""
+    missing: list[str] = []
+    order = stacks_in_order(resolved)
+    for stack in order:
+        try:
+            one(stack)
+        except CfnbuildError as exc:
+            ctx.obj["err"].print(f"{stack}: {exc}", markup=False)
+            missing.append(stack)
+    if missing:
+        raise CfnbuildError(
+            f"{len(missing)} of {len(order)} stack(s) gave no outputs: {', '.join(missing)} (the lines above say why)"
+        )

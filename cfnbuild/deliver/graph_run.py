@@ -29,10 +29,9 @@ from rich.text import Text
 
 from cfnbuild.build.graph import references
 from cfnbuild.deliver.multiregion import RegionReporter
-from cfnbuild.deploy.aws import explain
+from cfnbuild.deploy.aws import expected_error
 from cfnbuild.deploy.engine import Engine, FollowUpFailed, Refused, Request
 from cfnbuild.deploy.plan import Plan, render_text
-from cfnbuild.errors import CfnbuildError
 from cfnbuild.files import read_json
 from cfnbuild.project.app import Project
 from cfnbuild.project.stack_graph import StackGraph, stack_graph
@@ -191,7 +190,7 @@ def _result(stack: str, future: Future[str], started: float) -> StackResult:
     except FollowUpFailed as exc:  # deployed; a step after it was not done
         return StackResult(stack, "incomplete", started, time.monotonic(), str(exc))
     except Exception as exc:
-        return StackResult(stack, "failed", started, time.monotonic(), str(_expected(exc)))
+        return StackResult(stack, "failed", started, time.monotonic(), str(expected_error(exc)))
 
 
 def _quiet(engine: Engine, out: Console, stack: str) -> Engine:
@@ -200,16 +199,6 @@ def _quiet(engine: Engine, out: Console, stack: str) -> Engine:
     engine.out, engine.err = quiet, quiet
     engine.reporter = lambda _console: RegionReporter(out, stack)
     return engine
-
-
-def _expected(exc: Exception) -> CfnbuildError:
-    """The one-line error of a stack's failure; anything that is neither ours nor AWS's is a bug."""
-    if isinstance(exc, CfnbuildError):
-        return exc
-    mapped = explain(exc)
-    if mapped is None:
-        raise exc
-    return mapped
 
 
 def delete_order(graph: StackGraph) -> tuple[tuple[str, ...], ...]:

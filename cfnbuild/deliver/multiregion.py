@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from cfnbuild.deploy.aws import explain
+from cfnbuild.deploy.aws import expected_error
 from cfnbuild.deploy.engine import Engine, FollowUpFailed, Refused, Request, Staged
 from cfnbuild.deploy.events import PlainReporter, format_event
 from cfnbuild.errors import CfnbuildError
@@ -84,7 +84,7 @@ def deploy_regions(
         try:
             staged[region] = engine.stage(request)
         except Exception as exc:
-            failure = _expected(exc)
+            failure = expected_error(exc)
             results[region] = RegionResult(region, "refused", 0.0, str(failure))
             if not continue_on_error:
                 _abandon(engines, staged)
@@ -163,20 +163,10 @@ def _execute(
                 except FollowUpFailed as exc:  # deployed; a step after it was not done
                     results[region] = RegionResult(region, "incomplete", seconds, str(exc))
                 except Exception as exc:
-                    results[region] = RegionResult(region, "failed", seconds, str(_expected(exc)))
+                    results[region] = RegionResult(region, "failed", seconds, str(expected_error(exc)))
                     if not continue_on_error:
                         stop.set()
     return results
-
-
-def _expected(exc: Exception) -> CfnbuildError:
-    """The one-line error of a region's failure; anything that is neither ours nor AWS's is a bug."""
-    if isinstance(exc, CfnbuildError):
-        return exc
-    mapped = explain(exc)
-    if mapped is None:
-        raise exc
-    return mapped
 
 
 def _abandon(engines: Mapping[str, Engine], staged: Mapping[str, Staged]) -> None:

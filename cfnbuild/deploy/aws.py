@@ -230,6 +230,19 @@ def explain(exc: BaseException) -> AwsError | None:
     return mapped
 
 
+def expected_error(exc: Exception) -> CfnbuildError:
+    """``exc`` as the one line a user sees: ours as it is, a botocore failure :func:`explain` ed.
+
+    Anything that is neither ours nor AWS's is a bug, and is raised again for its traceback.
+    """
+    if isinstance(exc, CfnbuildError):
+        return exc
+    mapped = explain(exc)
+    if mapped is None:
+        raise exc
+    return mapped
+
+
 def _explain(exc: BaseException) -> AwsError | None:
     if not isinstance(exc, BotoCoreError | ClientError | ResponseParserError):
         call = getattr(exc, "cfnbuild_call", None)
