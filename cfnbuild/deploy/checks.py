@@ -56,6 +56,9 @@ class StackChecks(EngineBase):
             )
             self.err.print(f"{stack_name} settled as {outcome.status}", markup=False)
             return self._usable_stack(request, stack_name)
+        if deployed.status == "REVIEW_IN_PROGRESS" and self._moved_on(stack_name, deployed):
+            # Another client executed its change set between our two reads: judge the stack afresh.
+            return self._usable_stack(request, stack_name)
         if deployed.status in FAILED_CREATE_STATES:
             self._failed_create(request, deployed)
             return None
@@ -69,6 +72,16 @@ class StackChecks(EngineBase):
                 f"{stack_name} is DELETE_FAILED; finish the delete with 'cfnbuild delete --env {request.environment}'"
             )
         return deployed
+
+    def _moved_on(self, stack_name: str, deployed: DeployedStack) -> bool:
+        """Whether a REVIEW_IN_PROGRESS stack with no live change set has left that state since it was read.
+
+        DescribeStacks and ListChangeSets are two reads: a change set listed as executed may belong
+        to another client that executed it after the stack was described. That stack is not an
+        abandoned create.
+        """
+        fresh = self.describe(stack_name)
+        return fresh is None or fresh.status != deployed.status or fresh.stack_id != deployed.stack_id
 
     def _busy(self, deployed: DeployedStack) -> str | None:
         """What keeps the stack busy, or ``None``: an operation in progress, or another client's fresh change set.

@@ -305,3 +305,26 @@ def test_a_live_change_set_is_judged_by_its_age(tmp_path):
         live = engine._live_change_set(stack["StackId"])
     assert live is not None
     assert live[:2] == ("c", "ready to execute")
+
+
+def test_a_create_another_client_executes_between_two_reads_is_busy_not_abandoned(tmp_path):
+    # DescribeStacks says REVIEW_IN_PROGRESS; by the time ListChangeSets answers, the other
+    # client has executed its change set. The stack is being created, not abandoned: busy, and
+    # never the advice to delete it with --recreate-failed.
+    root = _mini_project(tmp_path, "stub")
+    engine, stubber, _ = _stubbed_engine(root, "mini-dev-stub")
+    review = _stack("mini-dev-stub", "REVIEW_IN_PROGRESS")
+    stubber.add_response("describe_stacks", {"Stacks": [review]})
+    executed = {"StackId": review["StackId"], "ChangeSetName": "theirs", "Status": "CREATE_COMPLETE"}
+    stubber.add_response(
+        "list_change_sets",
+        {"Summaries": [{**executed, "ExecutionStatus": "EXECUTE_COMPLETE", "CreationTime": datetime.now(UTC)}]},
+    )
+    stubber.add_response("describe_stacks", {"Stacks": [_stack("mini-dev-stub", "CREATE_IN_PROGRESS")]})
+    stubber.add_response("describe_stacks", {"Stacks": [_stack("mini-dev-stub", "CREATE_IN_PROGRESS")]})
+    from cfnbuild.deploy.engine import StackBusy
+
+    with stubber, pytest.raises(StackBusy, match="is busy: CREATE_IN_PROGRESS") as raised:
+        engine.deploy(Request("dev", "mini", yes=True))
+    assert "--recreate-failed" not in str(raised.value)
+    stubber.assert_no_pending_responses()
