@@ -467,6 +467,10 @@ def test_a_failed_create_is_explained_and_refused_without_recreate_failed(tmp_pa
         stubber.add_response(
             "list_change_sets", {"Summaries": []}, {"StackName": _stack("mini-dev-stub", status)["StackId"]}
         )
+        # read again (another client may have executed its change set meanwhile): still in review
+        stubber.add_response(
+            "describe_stacks", {"Stacks": [_stack("mini-dev-stub", status)]}, {"StackName": "mini-dev-stub"}
+        )
     with stubber, pytest.raises(Refused, match=f"{status}: {explained}.*--recreate-failed"):
         engine.deploy(Request("dev", "mini", yes=True))
     stubber.assert_no_pending_responses()
@@ -515,6 +519,7 @@ def test_a_stack_in_review_whose_change_set_is_old_is_abandoned_and_may_be_recre
         "CreationTime": datetime(2026, 1, 1, tzinfo=UTC),
     }
     stubber.add_response("list_change_sets", {"Summaries": [old]}, {"StackName": stack["StackId"]})
+    stubber.add_response("describe_stacks", {"Stacks": [stack]}, {"StackName": "mini-dev-stub"})  # read again
     with stubber, pytest.raises(Refused, match=r"never executed.*Run again with --recreate-failed"):
         engine.deploy(Request("dev", "mini", yes=True))
 
