@@ -21,7 +21,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from cfnbuild.build.graph import critical_path, to_dot
+from cfnbuild.build.graph import PathStep, critical_path, stacks_critical_path, stacks_to_dot, to_dot
 from cfnbuild.errors import CfnbuildError, CheckFailed, UsageError
 from cfnbuild.files import read_json, read_json_text
 from cfnbuild.project.app import Project, load_project
@@ -274,11 +274,14 @@ def list_command(ctx: click.Context) -> None:
 @click.option("--dot", is_flag=True, help="Print the whole dependency graph in Graphviz dot format instead.")
 @click.pass_context
 def graph(ctx: click.Context, env: str, dot: bool) -> None:
-    """Show the critical path of each stack: the slowest chain of dependencies.
+    """Show the critical path of each stack, and across the stacks: the slowest chain of dependencies.
 
     Reads output/ENV/*.json (run build first). Each resource counts the typical creation time of
     its type (cfnbuild/build/graph.py cites where each figure comes from), so a change that makes the
-    deploy longer is visible in review.
+    deploy longer is visible in review. In a project of several stacks, each stack starts when the
+    stacks it takes outputs of (stack.use) are done and stacks side by side overlap, as the deploy
+    runs them: the last table is the chain of stacks and resources the whole deploy waits for.
+    --dot prints every stack as a cluster, dashed arrows where a stack takes another's output.
 
     \b
     Example:
@@ -287,22 +290,50 @@ def graph(ctx: click.Context, env: str, dot: bool) -> None:
     """
     project = _project(ctx)
     _environments(project, env)
-    for spec in project.app.stacks:
-        path = project.template_path(env, spec.name)
-        template = read_json(path, root=project.root, environment=env)
-        if dot:
-            out.print(to_dot(template, name=f"{env}_{spec.name}"), markup=False)
-            continue
+    templates = {
+        spec.name: read_json(project.template_path(env, spec.name), root=project.root, environment=env)
+        for spec in project.app.stacks
+    }
+    stacks = stack_graph(templates, environment=env)  # refuses references no order can deploy
+    if dot:
+        if len(templates) == 1:
+            ((name, template),) = templates.items()
+            out.print(to_dot(template, name=f"{env}_{name}"), markup=False)
+        else:
+            out.print(stacks_to_dot(templates, name=env), markup=False)
+        return
+    for name, template in templates.items():
         steps = critical_path(template)
-        table = Table(title=f"critical path of {_rel(project, path)}")
-        for column, justify in (("resource", "left"), ("type", "left"), ("typical", "right"), ("done at", "right")):
-            table.add_column(column, justify=justify)  # type: ignore[arg-type]  # rich's justify is a Literal
-        for step in steps:
-            table.add_row(step.logical_id, step.resource_type, f"{step.seconds}s", _minutes(step.finished_at))
-        out.print(table)
+        _print_path(f"critical path of {_rel(project, project.template_path(env, name))}", [(None, 0, steps)])
         total = steps[-1].finished_at if steps else 0
         count = len(template.get("Resources", {}))
         out.print(f"{count} resources; critical path {len(steps)} resources, about {_minutes(total)} to create")
+    if len(templates) > 1:
+        legs = stacks_critical_path(templates, stacks.upstreams)
+        parts = [(leg.stack, leg.starts_at, leg.steps) for leg in legs]
+        _print_path(f"critical path across the stacks of {env}", parts)
+        chain = " → ".join(f"{leg.stack} ({_minutes(leg.seconds)})" for leg in legs)
+        resources = sum(len(leg.steps) for leg in legs)
+        out.print(
+            f"critical path across {len(templates)} stacks: {chain}; {resources} resources, about "
+            f"{_minutes(legs[-1].finished_at if legs else 0)} to deploy (stacks side by side overlap)",
+            markup=False,
+        )
+
+
+def _print_path(title: str, parts: Sequence[tuple[str | None, int, Sequence[PathStep]]]) -> None:
+    """A table of critical-path steps: per part (stack or None, when it starts, its steps), times from the start."""
+    table = Table(title=title)
+    columns = [("resource", "left"), ("type", "left"), ("typical", "right"), ("done at", "right")]
+    if parts and parts[0][0] is not None:
+        columns.insert(0, ("stack", "left"))
+    for column, justify in columns:
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]  # rich's justify is a Literal
+    for stack, starts_at, steps in parts:
+        for step in steps:
+            cells = [step.logical_id, step.resource_type, f"{step.seconds}s", _minutes(starts_at + step.finished_at)]
+            table.add_row(*([stack] if stack is not None else []), *cells)
+    out.print(table)
 
 
 def _minutes(seconds: int) -> str:
