@@ -64,13 +64,13 @@ REQUIRED_OUTPUTS = {
 
 
 @pytest.mark.parametrize("environment", sorted(TEMPLATES))
-def test_seed_16_outputs_cover_ids_endpoints_and_arns_each_described_and_exported(environment):
+def test_seed_16_outputs_cover_ids_endpoints_and_arns_each_described_and_none_exported(environment):
     outputs = TEMPLATES[environment]["Outputs"]
     missing = REQUIRED_OUTPUTS - set(outputs)
     assert not missing, f"{environment}: missing outputs {sorted(missing)}"
     for name, output in outputs.items():
         assert output.get("Description"), f"{environment}: output {name} has no description"
-        assert output["Export"] == {"Name": {"Fn::Sub": "${AWS::StackName}-" + name}}
+        assert "Export" not in output, f"{environment}: output {name} is exported; stacks take it with stack.use"
         assert "resolve:secretsmanager" not in json.dumps(output), f"{environment}: output {name} leaks a secret"
 
 
