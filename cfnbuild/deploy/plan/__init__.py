@@ -31,6 +31,7 @@ from cfnbuild.deploy.plan.model import (
     ParameterChange,
     Plan,
     PropertyChange,
+    RemovedExport,
     ResourceChange,
     TagChange,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "ParameterChange",
     "Plan",
     "PropertyChange",
+    "RemovedExport",
     "ResourceChange",
     "TagChange",
     "build_plan",

@@ -18,6 +18,7 @@ from cfnbuild.deploy.plan.model import (
     ParameterChange,
     Plan,
     PropertyChange,
+    RemovedExport,
     ResourceChange,
     TagChange,
     review_order,
@@ -62,6 +63,7 @@ def _to_document(plan: Plan) -> dict[str, Any]:
         "parameters": [parameter.__dict__ for parameter in plan.parameters],
         "tags": [tag.__dict__ for tag in plan.tags],
         "not_created": [item.__dict__ for item in plan.not_created],
+        "removed_exports": [{**item.__dict__, "imported_by": list(item.imported_by)} for item in plan.removed_exports],
     }
 
 
@@ -160,6 +162,20 @@ def _from_document(document: Mapping[str, Any]) -> Plan:
             )
             for n in _list(document.get("not_created", []), "not_created")
         ),
+        removed_exports=_removed_exports(document),
+    )
+
+
+def _removed_exports(document: Mapping[str, Any]) -> tuple[RemovedExport, ...]:
+    """The saved plan's removed exports (none in a plan saved before they were recorded)."""
+    return tuple(
+        RemovedExport(
+            _text(e["name"], "removed_exports.name"),
+            _text(e["output"], "removed_exports.output"),
+            tuple(_text(s, "removed_exports.imported_by") for s in _list(e["imported_by"], "imported_by")),
+            _text(e.get("unchecked", ""), "removed_exports.unchecked"),
+        )
+        for e in _list(document.get("removed_exports", []), "removed_exports")
     )
 
 
