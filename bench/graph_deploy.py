@@ -128,7 +128,8 @@ def _deploy(project: Path, mode: str, suffix: str, endpoint_url: str, cloudforma
     children_after, own_after = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)
     if result.returncode != 0:
         print(f"{mode} {suffix} failed ({result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
-    stacks = cloudformation.describe_stacks()["Stacks"]
+    pages = cloudformation.get_paginator("describe_stacks").paginate()  # a page holds only some of the stacks
+    stacks = [stack for page in pages for stack in page["Stacks"]]
     complete = sum(1 for s in stacks if s["StackName"].endswith(f"-{suffix}") and s["StackStatus"] == "CREATE_COMPLETE")
     return Run(
         mode,
