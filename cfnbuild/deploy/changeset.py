@@ -1,7 +1,9 @@
 """Change sets: create one, wait for it with our own loop, read it whole, clean it up.
 
 "The submitted information didn't contain changes" is a normal outcome on AWS (and in the
-emulator): the change set is deleted and the answer is "nothing to do". Any other failure keeps
+emulator): the change set is deleted and the answer is "nothing to do". The emulator may say "No
+updates are to be performed" to CreateChangeSet itself (an unchanged stack with parameters): the
+same answer, with no change set to delete. Any other failure keeps
 the change set for inspection and raises :class:`ChangeSetFailed` with AWS's reason.
 """
 
@@ -70,17 +72,23 @@ def create(
 
     ``template`` is ``{"TemplateBody": ...}`` or ``{"TemplateURL": ...}``.
     """
-    response = cloudformation.create_change_set(
-        StackName=stack_name,
-        ChangeSetName=name,
-        ChangeSetType=change_set_type,
-        Parameters=parameters,
-        Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())],
-        Capabilities=capabilities,
-        ClientToken=client_token,
-        Description="cfnbuild",
-        **template,
-    )
+    try:
+        response = cloudformation.create_change_set(
+            StackName=stack_name,
+            ChangeSetName=name,
+            ChangeSetType=change_set_type,
+            Parameters=parameters,
+            Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())],
+            Capabilities=capabilities,
+            ClientToken=client_token,
+            Description="cfnbuild",
+            **template,
+        )
+    except ClientError as exc:
+        # The emulator answers an unchanged stack that has parameters at once, with no change set made.
+        if error_code(exc) == "ValidationError" and any(marker in error_message(exc) for marker in NO_CHANGES):
+            return None
+        raise
     change_set_id, stack_id = response["Id"], response["StackId"]
     made_stack = stack_id if change_set_type == "CREATE" else None
     try:

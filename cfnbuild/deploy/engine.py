@@ -24,6 +24,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from cfnbuild.build.references import template_inputs
 from cfnbuild.build.tags import standard_tags
 from cfnbuild.deploy import artifacts, changeset
 from cfnbuild.deploy.aws import error_code, error_message, refused
@@ -294,7 +295,7 @@ class Engine(FollowUps, ParameterSteps, StackChecks):
     def _saved_plan(
         self, plan_file: Path, stack_name: str, deployed: DeployedStack | None, prepared: Prepared
     ) -> tuple[Plan, changeset.ChangeSet | None]:
-        plan = load_plan(plan_file)
+        plan = load_plan(plan_file, stack_name)
         where = str(plan_file)
         if plan.stack_name != stack_name:
             raise Refused(f"{where} is a plan for {plan.stack_name}, not {stack_name}")
@@ -304,6 +305,13 @@ class Engine(FollowUps, ParameterSteps, StackChecks):
         fingerprint = _fingerprint(self.deployed_template(stack_name) if deployed else None, deployed)
         if plan.stack_last_updated != now or plan.stack_fingerprint != fingerprint:
             raise Refused(f"{where} is stale: {stack_name} changed since the plan was made; run 'cfnbuild plan' again")
+        for parameter, used in template_inputs(prepared.template).items():  # what its upstreams give now
+            planned, given = plan.parameter_values.get(parameter), prepared.parameters.get(parameter)
+            if planned != given:
+                raise Refused(
+                    f"{where} is stale: {stack_name} takes {parameter} from stack {used.stack}, which gives "
+                    f"{given!r} now, not {planned!r} as planned; run 'cfnbuild plan' again"
+                )
         if plan.change_set_id is None:
             return plan, None
         try:

@@ -37,10 +37,18 @@ from cfnbuild.deploy.plan.model import (
 )
 from cfnbuild.deploy.plan.read import build_plan
 from cfnbuild.deploy.plan.render import render_markdown, render_text
-from cfnbuild.deploy.plan.saved import load_plan, render_json, save_plan
+from cfnbuild.deploy.plan.saved import (
+    GRAPH_FORMAT,
+    load_plan,
+    render_graph_json,
+    render_json,
+    save_graph_plan,
+    save_plan,
+)
 
 __all__ = [
     "FORMAT",
+    "GRAPH_FORMAT",
     "MASK",
     "NotCreated",
     "ParameterChange",
@@ -51,8 +59,10 @@ __all__ = [
     "TagChange",
     "build_plan",
     "load_plan",
+    "render_graph_json",
     "render_json",
     "render_markdown",
     "render_text",
+    "save_graph_plan",
     "save_plan",
 ]
