@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from cfnbuild.deploy.plan import GRAPH_FORMAT, Plan, load_plan, save_graph_plan
+from cfnbuild.deploy.engine import Request
+from cfnbuild.deploy.plan import GRAPH_FORMAT, Plan, load_plan, save_graph_plan, save_plan
 from cfnbuild.errors import UsageError
 from tests.cfnbuild.deliver.test_graph_run import FORK, _cli, _status
+from tests.cfnbuild.deploy.test_engine import _engine, _mini_project
 from tests.graph_projects import cfnbuild, graph_project
 
 
@@ -85,7 +87,7 @@ def test_a_saved_plan_whose_upstream_output_changes_stops_before_the_stacks_that
 
 
 @pytest.mark.server
-def test_plan_out_before_the_upstream_exists_says_a_deploy_of_it_stops_before_the_stacks_that_wait(
+def test_a_plan_out_made_before_the_upstream_existed_stops_before_the_stacks_that_wait_for_it(
     tmp_path, emulator, monkeypatch
 ):
     root = graph_project(tmp_path / "p", FORK, "early")
@@ -95,7 +97,23 @@ def test_plan_out_before_the_upstream_exists_says_a_deploy_of_it_stops_before_th
     waiting = "b: its plan takes ATopicArn from stack a, not deployed yet, so a deploy of this saved plan stops"
     assert waiting in planned.stderr
     assert "c: its plan takes ATopicArn from stack a" in planned.stderr
-    assert saved.is_file()
+    deployed = _run(root, emulator, monkeypatch, tmp_path, "deploy", "--plan", str(saved), "--yes")
+    assert deployed.returncode == 1
+    assert _status(emulator, "a-dev-early") == "CREATE_COMPLETE"  # its saved create, executed
+    assert "b-dev-early takes ATopicArn from stack a, which gives 'arn:" in deployed.stderr
+    assert "not 'from stack a (not deployed yet)' as planned; run 'cfnbuild plan' again" in deployed.stderr
+
+
+def test_a_saved_plan_of_a_new_stack_is_executed_not_taken_for_another_clients_change_set(tmp_path, emulator):
+    root = _mini_project(tmp_path, "fresh")
+    engine, _ = _engine(root, emulator, "mini-dev-fresh")
+    plan, created = engine.plan(Request("dev", "mini"), keep=True)
+    assert created is not None
+    saved = tmp_path / "new.plan"
+    save_plan(plan, saved)
+    engine, _ = _engine(root, emulator, "mini-dev-fresh")
+    engine.deploy(Request("dev", "mini", yes=True, plan_file=saved))
+    assert _status(emulator, "mini-dev-fresh") == "CREATE_COMPLETE"
 
 
 def test_a_plan_of_every_stack_gives_each_stack_its_part_and_refuses_without_a_stack(tmp_path):
