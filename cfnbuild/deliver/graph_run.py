@@ -10,6 +10,10 @@ deployed a moment before. A failure stops what depends on it, and the summary sa
 started and why; stacks that do not depend on the failed one go on. A delete runs in the reverse
 order, one wave of independent stacks after another.
 
+``plan --out`` keeps every stack's change set (all of them deleted again if one plan fails) for
+one file of them all; a deploy of that file shows each stack's saved part and executes it at the
+stack's turn, where the engine refuses a part whose upstream now gives another value than planned.
+
 Why deliver: like :mod:`.multiregion`, it ships built templates beyond one stack, on the deploy
 engine; the CLI only parses options and prints.
 """
