@@ -1,0 +1,55 @@
+"""``cfnbuild refactor``: move deployed resources into the project's new stacks, keeping every one."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from cfnbuild.cli.targets import Where, engines_for, prompt, resolve
+from cfnbuild.deploy.aws import Aws, Target
+from cfnbuild.deploy.refactor.run import Refactor
+from cfnbuild.errors import UsageError
+
+
+@click.command("refactor")
+@click.option(
+    "--env", "env", metavar="ENV", help="Environment (config/ENV.toml); default: [tool.cfnbuild] default_env."
+)
+@click.option("--region", metavar="REGION", help="AWS region (default: the config's first region).")
+@click.option("--profile", metavar="PROFILE", help="AWS profile from ~/.aws/config.")
+@click.option("--endpoint-url", metavar="URL", help="Send every AWS call to this endpoint.")
+@click.option("--yes", is_flag=True, help="Do not ask: the plan is shown and carried out.")
+@click.pass_context
+def refactor(ctx: click.Context, /, yes: bool, **kwargs: Any) -> None:
+    """Upgrade the deployed stacks to the project's stacks with a CloudFormation stack refactor.
+
+    For a project whose templates moved resources between stacks (a single stack split in
+    several): reads the deployed stacks, makes the refactor's templates from the deployed
+    definitions (cross-stack references as exports and imports), has CloudFormation validate the
+    refactor, shows its plan, asks once (or --yes), moves the resources, then deploys the
+    project's templates, consumers first. Nothing is created, deleted or replaced by the move.
+    Run it again after an interruption: it picks up where it was. Needs boto3 1.36.15 or later.
+
+    \b
+    Example:
+      cfnbuild refactor --env dev
+    """
+    where = Where(kwargs["env"], None, kwargs["region"], kwargs["profile"], kwargs["endpoint_url"], local=False)
+    resolved = resolve(ctx, where, several=True)
+    if len(resolved.stacks) < 2:
+        raise UsageError(f"this project has one stack ({resolved.stack}); a refactor moves resources between stacks")
+    with engines_for(ctx, where, lock="deploy", resolved=resolved) as engines:
+        target = Target(resolved.stack_names[0], resolved.region, where.profile, where.endpoint_url)
+        aws = Aws(target, say=lambda text: ctx.obj["err"].print(text, markup=False))
+        Refactor(
+            project=resolved.project,
+            environment=resolved.environment,
+            aws=aws,
+            make_engine=engines.for_stack,
+            out=ctx.obj["out"],
+            err=ctx.obj["err"],
+            confirm=prompt if sys.stdin.isatty() else None,
+            yes=yes,
+        ).run()
