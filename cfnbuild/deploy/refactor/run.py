@@ -57,7 +57,8 @@ class Refactor:
     confirm: Callable[[str], str] | None = None
     yes: bool = False
     waiting: Waiting = field(default_factory=Waiting)
-    sleep: Callable[[float], None] | None = None
+    sleep: Callable[[float], None] | None = None  # None: time.sleep
+    clock: Callable[[], float] | None = None  # None: time.monotonic
 
     @property
     def command(self) -> str:
@@ -71,6 +72,8 @@ class Refactor:
         calls = RefactorCalls(client, self.err, self.waiting)
         if self.sleep is not None:
             calls.sleep = self.sleep
+        if self.clock is not None:
+            calls.clock = self.clock
         settings = self.project.deploy_view(self.environment).settings
         stacks = list(self.project.deploy_view(self.environment).stacks)
         names = {stack: settings.stack_name(stack) for stack in stacks}

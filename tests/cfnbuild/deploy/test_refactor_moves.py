@@ -30,9 +30,9 @@ SPLIT_DIR: Path | None = None  # output/dev once the split's templates are built
 ARN = "arn:aws:cloudformation:eu-west-1:123456789012:stack/{}/1"
 
 
-def _deployed(name: str, template: dict, parameters: dict | None = None, **extra: object) -> DeployedStack:
+def _deployed(name: str, template: dict, parameters: dict | None = None, policy: str | None = None) -> DeployedStack:
     live = {lid: r["Type"] for lid, r in template["Resources"].items() if r.get("Condition") != "Never"}
-    return DeployedStack(name, ARN.format(name), "UPDATE_COMPLETE", template, parameters or {}, live, **extra)  # type: ignore[arg-type]
+    return DeployedStack(name, ARN.format(name), "UPDATE_COMPLETE", template, parameters or {}, live, policy)
 
 
 OLD = {
@@ -164,7 +164,7 @@ def test_nothing_moves_when_every_resource_is_where_the_templates_put_it():
 )
 def test_what_a_refactor_cannot_do_is_refused_in_one_line(change, said):
     wanted = _split()
-    extra = {}
+    policy = None
     if change == "twice":
         wanted["data-dev"]["Resources"] = {**wanted["data-dev"]["Resources"], "Key": OLD["Resources"]["Key"]}
     elif change == "dropped":
@@ -172,11 +172,11 @@ def test_what_a_refactor_cannot_do_is_refused_in_one_line(change, said):
     elif change == "retyped":
         wanted["network-dev"] = {"Resources": {"Key": {"Type": "AWS::SNS::Topic"}}}
     else:
-        extra = {"policy": '{"Statement":[]}'}
+        policy = '{"Statement":[]}'
     deployed = {
         "network-dev": None,
         "data-dev": None,
-        "webapp-dev": _deployed("webapp-dev", OLD, {"Label": "x"}, **extra),
+        "webapp-dev": _deployed("webapp-dev", OLD, {"Label": "x"}, policy),
     }
     with pytest.raises(RefactorRefused) as info:
         compute_moves(deployed, wanted)
