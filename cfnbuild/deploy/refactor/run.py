@@ -36,8 +36,8 @@ from cfnbuild.deploy.refactor.aws_refactor import (
     validation_failed,
 )
 from cfnbuild.deploy.refactor.finish import finish
-from cfnbuild.deploy.refactor.moves import DeployedStack, Layout, compute_moves
-from cfnbuild.deploy.refactor.templates import refactor_templates
+from cfnbuild.deploy.refactor.moves import DeployedStack, Layout, RefactorRefused, compute_moves
+from cfnbuild.deploy.refactor.templates import missing_inputs, refactor_templates
 from cfnbuild.deploy.staging import INLINE_TEMPLATE_LIMIT, TEMPLATES, StagingBucket
 from cfnbuild.files import read_json
 from cfnbuild.project.app import Project
@@ -88,6 +88,13 @@ class Refactor:
             self._nothing_to_move(deployed, order, names)
             return
         templates = refactor_templates(layout, deployed, wanted)
+        missing = missing_inputs(templates, wanted, names)
+        if missing:
+            raise RefactorRefused(
+                f"{'; '.join(missing)}, which its refactor template cannot declare yet (the output's value uses more "
+                "than the resources that stack holds, or a condition), so the deploys after the move would fail; "
+                "make that output a Ref or GetAtt of its resource, build, and run again"
+            )
         mappings = [_mapping(m.source, m.destination, m.logical_id) for m in layout.moves]
         description = _description(settings.project, self.environment, templates, mappings)
         refactor_id = self._created(calls, description, templates, mappings, layout)

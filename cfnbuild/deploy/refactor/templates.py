@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cfnbuild.build.references import template_inputs
 from cfnbuild.deploy.refactor.moves import DeployedStack, Layout, RefactorRefused
 from cfnbuild.deploy.refactor.resolve import SHARED_PSEUDO, SUB_VARIABLE, Decided, resolve
 
@@ -187,15 +188,37 @@ def _rewrite_sub(argument: Any, stack: str, layout: Layout, exports: Exports) ->
 
 
 def _carried_outputs(project: Mapping[str, Any], held: set[str]) -> dict[str, Any]:
-    """The project template's outputs a new stack can declare already: those naming only resources it holds."""
+    """The project template's outputs a new stack can declare already, without their Export.
+
+    Those whose value names only resources it holds (and the pseudo parameters every stack
+    shares): they have their final value already, so a stack that takes one as its parameter
+    before this stack's own finishing deploy takes the right value. The Export comes with that
+    deploy (a refactor adds no more exports than it needs).
+    """
     carried = {}
     for name, output in (project.get("Outputs") or {}).items():
-        if "Condition" in output or "Export" in output:
+        if "Condition" in output:
             continue
         names = _names(output.get("Value"))
         if names and names <= held:
             carried[name] = {k: v for k, v in output.items() if k in ("Value", "Description")}
     return carried
+
+
+def missing_inputs(
+    templates: Mapping[str, Mapping[str, Any]], wanted: Mapping[str, Mapping[str, Any]], names: Mapping[str, str]
+) -> list[str]:
+    """What the finishing deploys would miss: each output a project stack takes of a refactor stack that will lack it.
+
+    ``names`` maps the project's stacks to their deployed names; ``templates`` are the refactor's.
+    """
+    missing = []
+    for stack, name in names.items():
+        for used in template_inputs(wanted[name]).values():
+            upstream = names.get(used.stack, "")
+            if upstream in templates and used.output not in (templates[upstream].get("Outputs") or {}):
+                missing.append(f"{stack} takes output {used.output} of {used.stack}")
+    return missing
 
 
 def _names(node: Any) -> set[str] | None:

@@ -22,7 +22,7 @@ import pytest
 from cfnbuild.build.stateful import SNAPSHOT_TYPES, is_stateful
 from cfnbuild.deploy.refactor.moves import MAX_STACKS, DeployedStack, RefactorRefused, compute_moves
 from cfnbuild.deploy.refactor.resolve import CannotResolve
-from cfnbuild.deploy.refactor.templates import refactor_templates
+from cfnbuild.deploy.refactor.templates import missing_inputs, refactor_templates
 
 ROOT = Path(__file__).resolve().parents[3]
 PREVIOUS = ROOT / "tests/data/previous-release/dev/webapp.json"
@@ -291,3 +291,23 @@ def test_the_flagship_refactor_templates_import_across_stacks_and_carry_no_stack
     }
     assert "data-dev-DbSecret" in exports
     assert "network-dev-Vpc" in exports
+
+
+def test_a_carried_output_leaves_its_export_to_the_finishing_deploy():
+    layout, deployed, wanted = _layout()
+    wanted["network-dev"]["Outputs"]["KeyArn"]["Export"] = {"Name": {"Fn::Sub": "${AWS::StackName}-KeyArn"}}
+    templates = refactor_templates(layout, deployed, wanted)
+    assert templates["network-dev"]["Outputs"]["KeyArn"] == {"Value": {"Fn::GetAtt": ["Key", "Arn"]}}
+
+
+def test_an_output_a_consumer_takes_that_its_new_stack_cannot_declare_yet_is_named():
+    layout, deployed, wanted = _layout()
+    inputs = {
+        "DataStoreName": {"stack": "data", "output": "StoreName"},
+        "NetworkLabel": {"stack": "network", "output": "Label"},
+    }
+    wanted["webapp-dev"]["Metadata"] = {"cfnbuild": {"inputs": inputs}}
+    wanted["network-dev"]["Outputs"]["Label"] = {"Value": {"Fn::Sub": "${AWS::StackName}-label"}}
+    templates = refactor_templates(layout, deployed, wanted)
+    names = {"network": "network-dev", "data": "data-dev", "webapp": "webapp-dev"}
+    assert missing_inputs(templates, wanted, names) == ["webapp takes output Label of network"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from cfnbuild.local.emulator import THROWAWAY_CREDENTIALS
 from cfnbuild.project.app import load_project
 
 MODELS = Path(__file__).resolve().parents[2] / "data" / "botocore-models"
+WHEN = datetime(2026, 1, 1, tzinfo=UTC)
 ARN = "arn:aws:cloudformation:eu-west-1:123456789012:stack/{}/1"
 REFACTOR_ID = "9c384f70-4e07-4ed7-a65d-fee5eb430841"
 APP = """
@@ -262,8 +264,66 @@ def _finished(run: Run, root: Path, stack: str, upstream: str | None) -> None:
     )
 
 
+def _updated(run: Run, root: Path) -> None:
+    """The finishing deploy of webapp: its stack holds the refactor's template, so a change set takes the import out."""
+    name, stack_id = "webapp-dev-t", ARN.format("webapp-dev-t")
+    tags = [
+        {"Key": k, "Value": v} for k, v in {"Project": "split", "Environment": "dev", "ManagedBy": "cfnbuild"}.items()
+    ]
+    run.stubber.add_response("describe_stacks", {"Stacks": [_stack(name, Tags=tags)]}, {"StackName": name})
+    outputs = [{"OutputKey": "StoreName", "OutputValue": "webapp-dev-t-Store-ABC"}]
+    run.stubber.add_response(
+        "describe_stacks", {"Stacks": [_stack("data-dev-t", Outputs=outputs)]}, {"StackName": "data-dev-t"}
+    )
+    after_refactor = {
+        "Resources": {
+            "AppTopic": {
+                "Type": "AWS::SNS::Topic",
+                "Properties": {"DisplayName": {"Fn::ImportValue": "data-dev-t-Store-QueueName"}},
+            }
+        }
+    }
+    run.stubber.add_response(
+        "get_template", {"TemplateBody": json.dumps(after_refactor)}, {"StackName": name, "TemplateStage": "Original"}
+    )
+    change_set = "arn:aws:cloudformation:eu-west-1:123456789012:changeSet/cfnbuild-x/1"
+    run.stubber.add_response("create_change_set", {"Id": change_set, "StackId": stack_id})
+    change = {
+        "Action": "Modify",
+        "LogicalResourceId": "AppTopic",
+        "ResourceType": "AWS::SNS::Topic",
+        "Replacement": "False",
+    }
+    description = {
+        "ChangeSetId": change_set,
+        "ChangeSetName": "cfnbuild-x",
+        "StackId": stack_id,
+        "StackName": name,
+        "ExecutionStatus": "AVAILABLE",
+        "Status": "CREATE_COMPLETE",
+        "Changes": [{"Type": "Resource", "ResourceChange": change}],
+    }
+    run.stubber.add_response("describe_change_set", description)
+    event = {
+        "EventId": "e-1",
+        "StackId": stack_id,
+        "StackName": name,
+        "LogicalResourceId": name,
+        "Timestamp": WHEN,
+        "ResourceType": "AWS::CloudFormation::Stack",
+        "ResourceStatus": "UPDATE_COMPLETE",
+    }
+    run.stubber.add_response("describe_stack_events", {"StackEvents": [event]}, {"StackName": stack_id})
+    run.stubber.add_response(
+        "execute_change_set", {}, {"ChangeSetName": change_set, "ClientRequestToken": ANY, "RetainExceptOnCreate": True}
+    )
+    run.stubber.add_response("describe_stacks", {"Stacks": [_stack(name, Tags=tags)]}, {"StackName": stack_id})
+    done = {**event, "EventId": "e-2", "Timestamp": WHEN.replace(minute=1)}
+    run.stubber.add_response("describe_stack_events", {"StackEvents": [done, event]}, {"StackName": stack_id})
+
+
 def _finishing(run: Run, root: Path) -> None:
-    _finished(run, root, "webapp", "data")
+    _updated(run, root)
     _finished(run, root, "data", "network")
     _finished(run, root, "network", None)
 
@@ -289,8 +349,14 @@ def test_the_whole_refactor_creates_validates_shows_the_plan_executes_and_finish
     # the finishing deploys, consumers first: webapp, then data, then network
     finishing = [params["StackName"] for name, params, _ in run.calls[13:] if name == "GetTemplate"]
     assert finishing == ["webapp-dev-t", "data-dev-t", "network-dev-t"]
+    assert operations.index("ExecuteChangeSet") > operations.index("ExecuteStackRefactor")
     out = run.out.export_text()
     assert "EXECUTE_COMPLETE; every resource is in its new stack" in out
+    # webapp's deploy replaced the import by its parameter, through a change set whose plan was shown
+    assert (
+        '/Properties/DisplayName: {"Fn::ImportValue": "data-dev-t-Store-QueueName"} → "webapp-dev-t-Store-ABC"' in out
+    )
+    assert "webapp-dev-t: UPDATE_COMPLETE" in out
     assert out.index("finishing: webapp") < out.index("finishing: data") < out.index("finishing: network")
 
 
