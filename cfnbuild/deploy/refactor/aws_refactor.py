@@ -38,8 +38,9 @@ OPERATIONS = (
     "ListStackRefactors",
 )
 CREATE_DONE = frozenset({"CREATE_COMPLETE", "CREATE_FAILED", "DELETE_COMPLETE", "DELETE_FAILED"})
-# The execution states of a refactor a later run picks up (one that failed or ran is not).
-PICKED_UP = frozenset({"UNAVAILABLE", "AVAILABLE", "EXECUTE_IN_PROGRESS", "ROLLBACK_IN_PROGRESS", None})
+# A refactor a later run waits for whatever it sent, and one it executes when it would send the same.
+EXECUTING = frozenset({"EXECUTE_IN_PROGRESS", "ROLLBACK_IN_PROGRESS"})
+VALIDATED = frozenset({"UNAVAILABLE", "AVAILABLE"})
 EXECUTE_DONE = frozenset({"EXECUTE_COMPLETE", "EXECUTE_FAILED", "ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "OBSOLETE"})
 
 
@@ -80,22 +81,18 @@ class RefactorCalls:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
 
-    def ours(self, description: str) -> dict[str, Any] | None:
-        """The newest refactor with ``description`` that is not failed or obsolete (a run to pick up)."""
+    def summaries(self, prefix: str) -> list[dict[str, Any]]:
+        """Every refactor ListStackRefactors lists whose Description starts with ``prefix``, oldest first."""
         found: list[dict[str, Any]] = []
         arguments: dict[str, Any] = {}
         while True:
             page = self.client.list_stack_refactors(**arguments)
-            found += [s for s in page.get("StackRefactorSummaries", []) if s.get("Description") == description]
+            found += [
+                s for s in page.get("StackRefactorSummaries", []) if str(s.get("Description", "")).startswith(prefix)
+            ]
             if not page.get("NextToken"):
-                break
+                return found
             arguments["NextToken"] = page["NextToken"]
-        live = [
-            s
-            for s in found
-            if s.get("Status") in ("CREATE_IN_PROGRESS", "CREATE_COMPLETE") and s.get("ExecutionStatus") in PICKED_UP
-        ]
-        return live[-1] if live else None
 
     def create(
         self,

@@ -28,7 +28,10 @@ from rich.table import Table
 from cfnbuild.deploy.aws import Aws, error_code, error_message
 from cfnbuild.deploy.engine import Engine, Refused
 from cfnbuild.deploy.refactor.aws_refactor import (
+    EXECUTING,
+    VALIDATED,
     RefactorCalls,
+    RefactorFailed,
     Waiting,
     execution_failed,
     not_confirmed,
@@ -67,13 +70,7 @@ class Refactor:
 
     def run(self) -> None:
         """Plan, confirm, refactor, finish; raises one-line errors."""
-        client = self.aws.cloudformation
-        require_api(client)
-        calls = RefactorCalls(client, self.err, self.waiting)
-        if self.sleep is not None:
-            calls.sleep = self.sleep
-        if self.clock is not None:
-            calls.clock = self.clock
+        calls = self._calls()
         settings = self.project.deploy_view(self.environment).settings
         stacks = list(self.project.deploy_view(self.environment).stacks)
         names = {stack: settings.stack_name(stack) for stack in stacks}
@@ -81,8 +78,13 @@ class Refactor:
             names[s]: read_json(self.project.template_path(self.environment, s), root=self.project.root) for s in stacks
         }
         order = stack_graph({s: wanted[names[s]] for s in stacks}, environment=self.environment).order()
+        prefix = f"cfnbuild refactor {settings.project}/{self.environment} "
+        earlier = calls.summaries(prefix)
+        executing = [s for s in earlier if s.get("ExecutionStatus") in EXECUTING]
+        if executing:  # an earlier run was interrupted while it executed: wait for that, then read afresh
+            self._wait_for(calls, str(executing[-1]["StackRefactorId"]), list(wanted), picked_up=True)
         self.err.print(f"reading the deployed stacks {', '.join(wanted)}…", markup=False)
-        deployed = {name: read_stack(client, name) for name in wanted}
+        deployed = {name: read_stack(calls.client, name) for name in wanted}
         layout = compute_moves(deployed, wanted)
         if not layout.moves:
             self._nothing_to_move(deployed, order, names)
@@ -96,33 +98,49 @@ class Refactor:
                 "make that output a Ref or GetAtt of its resource, build, and run again"
             )
         mappings = [_mapping(m.source, m.destination, m.logical_id) for m in layout.moves]
-        description = _description(settings.project, self.environment, templates, mappings)
-        refactor_id = self._created(calls, description, templates, mappings, layout)
-        self._execute(calls, refactor_id, layout, deployed)
-        self.out.print(f"stack refactor {refactor_id}: EXECUTE_COMPLETE; every resource is in its new stack")
+        description = prefix + _digest(templates, mappings)
+        same = [s for s in earlier if s.get("Description") == description and _validated(s)]
+        refactor_id = self._created(
+            calls,
+            same[-1] if same else None,
+            description=description,
+            templates=templates,
+            mappings=mappings,
+            layout=layout,
+        )
+        self._execute(calls, refactor_id, layout)
         involved = [s for s in reversed(order) if names[s] in layout.stacks]
         finish(self.make_engine, self.environment, involved, self.out, self.command)
-        self._rest(order, names, involved)
+        self._rest(order, involved)
+
+    def _calls(self) -> RefactorCalls:
+        client = self.aws.cloudformation
+        require_api(client)
+        calls = RefactorCalls(client, self.err, self.waiting)
+        if self.sleep is not None:
+            calls.sleep = self.sleep
+        if self.clock is not None:
+            calls.clock = self.clock
+        return calls
 
     def _created(
         self,
         calls: RefactorCalls,
+        found: Mapping[str, Any] | None,
+        *,
         description: str,
         templates: Mapping[str, Mapping[str, Any]],
         mappings: Sequence[Mapping[str, Any]],
         layout: Layout,
     ) -> str:
-        """The refactor to work on: ours from an earlier run, else a new one; validated."""
-        found = calls.ours(description)
+        """The refactor to execute, validated: the one an earlier run made of the same templates, else a new one."""
         if found is not None:
             refactor_id = str(found["StackRefactorId"])
             self.err.print(
-                f"picking up stack refactor {refactor_id} of an earlier run ({found.get('Status')}, "
-                f"{found.get('ExecutionStatus')})",
+                f"picking up stack refactor {refactor_id} of an earlier run ({found.get('Status')}): it sends what "
+                "this run would",
                 markup=False,
             )
-            if found.get("ExecutionStatus") in ("EXECUTE_IN_PROGRESS", "ROLLBACK_IN_PROGRESS"):
-                return refactor_id
         else:
             self.err.print(
                 f"creating the stack refactor of {', '.join(layout.stacks)} ({len(layout.moves)} resources move"
@@ -146,21 +164,29 @@ class Refactor:
         self.err.print(f"{name}: template is {len(body.encode())} bytes: staged as s3://{staging.name}/{key}")
         return {"StackName": name, "TemplateURL": staging.url(key)}
 
-    def _execute(
-        self, calls: RefactorCalls, refactor_id: str, layout: Layout, deployed: Mapping[str, DeployedStack | None]
-    ) -> None:
-        """Show the plan, confirm, execute (unless executing already) and wait for the end."""
+    def _execute(self, calls: RefactorCalls, refactor_id: str, layout: Layout) -> None:
+        """Show the plan, confirm, execute and wait for the end."""
         state = calls.client.describe_stack_refactor(StackRefactorId=refactor_id)
-        if state.get("ExecutionStatus") == "AVAILABLE":
-            show_plan(calls.actions(refactor_id), layout, self.out)
-            self._confirm(refactor_id, layout)
-            self.err.print(f"executing stack refactor {refactor_id}…", markup=False)
-            calls.execute(refactor_id)
+        if state.get("ExecutionStatus") != "AVAILABLE":
+            raise RefactorFailed(
+                f"stack refactor {refactor_id} is validated but {state.get('ExecutionStatus')}, not AVAILABLE: "
+                f"{state.get('ExecutionStatusReason') or 'the stacks changed since'}; run '{self.command}' again"
+            )
+        show_plan(calls.actions(refactor_id), layout, self.out)
+        self._confirm(refactor_id, layout)
+        self.err.print(f"executing stack refactor {refactor_id}…", markup=False)
+        calls.execute(refactor_id)
+        self._wait_for(calls, refactor_id, layout.stacks, picked_up=False)
+
+    def _wait_for(self, calls: RefactorCalls, refactor_id: str, stacks: Sequence[str], *, picked_up: bool) -> None:
+        """Wait until the execution ends; one line on failure, saying where the stacks are."""
+        if picked_up:
+            self.err.print(f"picking up stack refactor {refactor_id} of an earlier run, executing", markup=False)
         answer = calls.wait(refactor_id, execution=True)
         if answer.get("ExecutionStatus") != "EXECUTE_COMPLETE":
-            states = {name: _status(calls.client, name) for name in layout.stacks}
+            states = {name: _status(calls.client, name) for name in stacks}
             raise execution_failed({"StackRefactorId": refactor_id, **answer}, states, self.command)
-        del deployed
+        self.out.print(f"stack refactor {refactor_id}: EXECUTE_COMPLETE; every resource is in its new stack")
 
     def _confirm(self, refactor_id: str, layout: Layout) -> None:
         if self.yes:
@@ -185,9 +211,9 @@ class Refactor:
             "with the project's templates"
         )
         finish(self.make_engine, self.environment, live, self.out, self.command)
-        self._rest(order, names, live)
+        self._rest(order, live)
 
-    def _rest(self, order: Sequence[str], names: Mapping[str, str], done: Sequence[str]) -> None:
+    def _rest(self, order: Sequence[str], done: Sequence[str]) -> None:
         rest = [s for s in order if s not in done]
         if rest:
             self.out.print(
@@ -195,7 +221,6 @@ class Refactor:
                 f"{self.environment}",
                 markup=False,
             )
-        del names
 
 
 def show_plan(actions: Sequence[Mapping[str, Any]], layout: Layout, out: Console) -> None:
@@ -278,9 +303,14 @@ def _mapping(source: str, destination: str, logical_id: str) -> dict[str, Any]:
     }
 
 
-def _description(
-    project: str, environment: str, templates: Mapping[str, Any], mappings: Sequence[Mapping[str, Any]]
-) -> str:
-    """What names this refactor, so a later run finds it: project, environment, digest of what is sent."""
+def _digest(templates: Mapping[str, Any], mappings: Sequence[Mapping[str, Any]]) -> str:
+    """A digest of what the refactor sends; with project and environment its Description, for a later run to find."""
     sent = json.dumps({"templates": templates, "mappings": mappings}, sort_keys=True, default=str)
-    return f"cfnbuild refactor {project}/{environment} {hashlib.sha256(sent.encode()).hexdigest()[:16]}"
+    return hashlib.sha256(sent.encode()).hexdigest()[:16]
+
+
+def _validated(summary: Mapping[str, Any]) -> bool:
+    """Whether a refactor is being validated or validated and not executed: one to execute."""
+    return summary.get("Status") in ("CREATE_IN_PROGRESS", "CREATE_COMPLETE") and summary.get("ExecutionStatus") in (
+        VALIDATED
+    )

@@ -203,7 +203,9 @@ def _read_source(run: Run, template: dict[str, Any] = PREVIOUS, policy: str | No
     )
 
 
-def _reads(run: Run, **source: Any) -> None:
+def _reads(run: Run, summaries: tuple[dict[str, Any], ...] = (), **source: Any) -> None:
+    """ListStackRefactors (an earlier run's refactors), then the reads of the stacks before the move."""
+    run.stubber.add_response("list_stack_refactors", {"StackRefactorSummaries": list(summaries)})
     _absent(run, "network-dev-t")
     _absent(run, "data-dev-t")
     _read_source(run, **source)
@@ -226,7 +228,6 @@ ACTIONS = [
 
 
 def _create_and_validate(run: Run) -> None:
-    run.stubber.add_response("list_stack_refactors", {"StackRefactorSummaries": []})
     run.stubber.add_response("create_stack_refactor", {"StackRefactorId": REFACTOR_ID}, {
         "Description": ANY, "EnableStackCreation": True, "ResourceMappings": ANY, "StackDefinitions": ANY})  # fmt: skip
     run.stubber.add_response("describe_stack_refactor", _refactor_state("CREATE_IN_PROGRESS", "UNAVAILABLE"))
@@ -337,8 +338,8 @@ def test_the_whole_refactor_creates_validates_shows_the_plan_executes_and_finish
     run.go()
     operations = run.operations()
     assert operations[:13] == [
-        "DescribeStacks", "DescribeStacks", "DescribeStacks", "GetTemplate", "ListStackResources", "GetStackPolicy",
-        "ListStackRefactors", "CreateStackRefactor", "DescribeStackRefactor", "DescribeStackRefactor",
+        "ListStackRefactors", "DescribeStacks", "DescribeStacks", "DescribeStacks", "GetTemplate",
+        "ListStackResources", "GetStackPolicy", "CreateStackRefactor", "DescribeStackRefactor", "DescribeStackRefactor",
         "DescribeStackRefactor", "ListStackRefactorActions", "ExecuteStackRefactor",
     ]  # fmt: skip
     printed_before_execute = next(text for name, _, text in run.calls if name == "ExecuteStackRefactor")
@@ -409,7 +410,6 @@ def test_an_old_botocore_is_refused_in_one_line_naming_the_boto3_needed(built, m
 def test_a_validation_that_fails_says_why_and_executes_nothing(built, models):
     run = Run(built)
     _reads(run)
-    run.stubber.add_response("list_stack_refactors", {"StackRefactorSummaries": []})
     run.stubber.add_response("create_stack_refactor", {"StackRefactorId": REFACTOR_ID})
     reason = "Found an action type that is not permitted during refactor operations: Modify"
     run.stubber.add_response(
@@ -460,7 +460,6 @@ def test_an_execution_that_fails_says_where_the_stacks_are_and_the_next_command_
 def test_access_denied_names_the_iam_action_and_nothing_is_created(built, models):
     run = Run(built)
     _reads(run)
-    run.stubber.add_response("list_stack_refactors", {"StackRefactorSummaries": []})
     run.stubber.add_client_error(
         "create_stack_refactor", "AccessDenied",
         "User: arn:aws:iam::123456789012:user/ci is not authorized to perform: cloudformation:CreateStackRefactor", 403,
@@ -479,13 +478,12 @@ def test_a_stack_with_a_stack_policy_is_refused_before_any_refactor_call(built, 
     with pytest.raises(RefactorRefused) as info:
         run.go()
     assert "webapp-dev-t has a stack policy" in str(info.value)
-    assert not [op for op in run.operations() if "Refactor" in op]
+    assert run.operations()[-1] == "GetStackPolicy"  # nothing created, nothing executed
 
 
 def test_a_refactor_another_client_runs_is_answered_in_one_line(built, models):
     run = Run(built)
     _reads(run)
-    run.stubber.add_response("list_stack_refactors", {"StackRefactorSummaries": []})
     run.stubber.add_client_error(
         "create_stack_refactor", "ValidationError", "Stack [webapp-dev-t] already has a stack refactor in progress", 400
     )
@@ -529,7 +527,6 @@ def test_a_validation_that_never_ends_times_out_with_how_to_pick_it_up(built, mo
     run.refactor.waiting = Waiting(first=1, factor=1, longest=1, validation_timeout=3)
     run.refactor.clock = lambda: float(next(ticks))
     _reads(run)
-    run.stubber.add_response("list_stack_refactors", {"StackRefactorSummaries": []})
     run.stubber.add_response("create_stack_refactor", {"StackRefactorId": REFACTOR_ID})
     for _ in range(3):
         run.stubber.add_response("describe_stack_refactor", _refactor_state("CREATE_IN_PROGRESS", "UNAVAILABLE"))
@@ -545,7 +542,6 @@ def test_a_validation_that_never_ends_times_out_with_how_to_pick_it_up(built, mo
 def test_ctrl_c_while_waiting_says_the_refactor_goes_on_and_how_to_pick_it_up(built, models):
     run = Run(built)
     _reads(run)
-    run.stubber.add_response("list_stack_refactors", {"StackRefactorSummaries": []})
     run.stubber.add_response("create_stack_refactor", {"StackRefactorId": REFACTOR_ID})
     run.stubber.add_response("describe_stack_refactor", _refactor_state("CREATE_IN_PROGRESS", "UNAVAILABLE"))
 
@@ -564,44 +560,74 @@ def test_ctrl_c_while_waiting_says_the_refactor_goes_on_and_how_to_pick_it_up(bu
 # -- re-runs ----------------------------------------------------------------------------------------------
 
 
-def test_a_rerun_picks_up_its_refactor_still_executing_and_finishes(built, models):
+def _reads_after_the_move(run: Run, root: Path) -> None:
+    """The reads of the stacks once every resource is in the stack the project's templates put it in."""
+    for stack in ("network", "data", "webapp"):
+        template = json.loads((root / f"output/dev/{stack}.json").read_text())
+        name = NAMES[stack]
+        run.stubber.add_response("describe_stacks", {"Stacks": [_stack(name)]}, {"StackName": name})
+        run.stubber.add_response("get_template", {"TemplateBody": json.dumps(template)})
+        summaries = [
+            {"LogicalResourceId": lid, "ResourceType": r["Type"], "ResourceStatus": "UPDATE_COMPLETE",
+             "LastUpdatedTimestamp": WHEN}
+            for lid, r in template["Resources"].items()
+        ]  # fmt: skip
+        run.stubber.add_response("list_stack_resources", {"StackResourceSummaries": summaries})
+        run.stubber.add_response("get_stack_policy", {})
+
+
+def _description_of_a_first_run(built: Path) -> str:
+    """The Description a first run gave its refactor (it ran to the end here, to learn it)."""
     first = Run(built)
     _reads(first)
     _create_and_validate(first)
     _plan_and_execute(first)
     _finishing(first, built)
     first.go()
-    description = next(p for n, p, _ in first.calls if n == "CreateStackRefactor")["Description"]
+    return str(next(p for n, p, _ in first.calls if n == "CreateStackRefactor")["Description"])
+
+
+def test_a_rerun_waits_for_the_refactor_an_interrupted_run_left_executing_then_finishes(built, models):
+    description = _description_of_a_first_run(built)
     run = Run(built)
-    _reads(run)  # interrupted while executing: the stacks still read as before the move
     summary = {**_refactor_state("CREATE_COMPLETE", "EXECUTE_IN_PROGRESS"), "Description": description}
     run.stubber.add_response("list_stack_refactors", {"StackRefactorSummaries": [summary]})
     run.stubber.add_response("describe_stack_refactor", _refactor_state("CREATE_COMPLETE", "EXECUTE_IN_PROGRESS"))
     run.stubber.add_response("describe_stack_refactor", _refactor_state("CREATE_COMPLETE", "EXECUTE_COMPLETE"))
-    _finishing(run, built)
+    _reads_after_the_move(run, built)
+    _finished(run, built, "webapp", "data")
+    _finished(run, built, "data", "network")
+    _finished(run, built, "network", None)
     run.go()
     assert "CreateStackRefactor" not in run.operations()
     assert "ExecuteStackRefactor" not in run.operations()
-    assert f"picking up stack refactor {REFACTOR_ID} of an earlier run" in run.err.export_text()
+    assert f"picking up stack refactor {REFACTOR_ID} of an earlier run, executing" in run.err.export_text()
+    assert "nothing to move" in run.out.export_text()
+
+
+def test_a_rerun_after_a_declined_plan_executes_the_validated_refactor_without_creating_another(built, models):
+    description = _description_of_a_first_run(built)
+    run = Run(built)
+    summary = {**_refactor_state("CREATE_COMPLETE", "AVAILABLE"), "Description": description}
+    _reads(run, summaries=(summary,))
+    run.stubber.add_response("describe_stack_refactor", _refactor_state("CREATE_COMPLETE", "AVAILABLE"))
+    _plan_and_execute(run)
+    _finishing(run, built)
+    run.go()
+    assert "CreateStackRefactor" not in run.operations()
+    assert run.operations().count("ExecuteStackRefactor") == 1
+    assert f"picking up stack refactor {REFACTOR_ID} of an earlier run (CREATE_COMPLETE)" in run.err.export_text()
 
 
 def test_a_rerun_after_the_move_only_finishes(built, models):
     run = Run(built)
-    for stack in ("network", "data", "webapp"):
-        template = json.loads((built / f"output/dev/{stack}.json").read_text())
-        name = NAMES[stack]
-        run.stubber.add_response("describe_stacks", {"Stacks": [_stack(name)]}, {"StackName": name})
-        run.stubber.add_response("get_template", {"TemplateBody": json.dumps(template)})
-        summaries = [
-            {"LogicalResourceId": lid, "ResourceType": r["Type"], "ResourceStatus": "UPDATE_COMPLETE",
-             "LastUpdatedTimestamp": "2026-01-01T00:00:00Z"}
-            for lid, r in template["Resources"].items()
-        ]  # fmt: skip
-        run.stubber.add_response("list_stack_resources", {"StackResourceSummaries": summaries})
-        run.stubber.add_response("get_stack_policy", {})
-    _finishing(run, built)
+    run.stubber.add_response("list_stack_refactors", {"StackRefactorSummaries": []})
+    _reads_after_the_move(run, built)
+    _finished(run, built, "webapp", "data")
+    _finished(run, built, "data", "network")
+    _finished(run, built, "network", None)
     run.go()
-    assert not [op for op in run.operations() if "Refactor" in op]
+    assert [op for op in run.operations() if "Refactor" in op] == ["ListStackRefactors"]
     assert "nothing to move" in run.out.export_text()
 
 
