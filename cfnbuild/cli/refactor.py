@@ -41,7 +41,8 @@ def refactor(ctx: click.Context, /, yes: bool, **kwargs: Any) -> None:
     if len(resolved.stacks) < 2:
         raise UsageError(f"this project has one stack ({resolved.stack}); a refactor moves resources between stacks")
     with engines_for(ctx, where, lock="deploy", resolved=resolved) as engines:
-        target = Target(resolved.stack_names[0], resolved.region, where.profile, where.endpoint_url)
+        # No one stack: the refactor's calls span the environment's stacks (their names are in each line).
+        target = Target("", resolved.region, where.profile, where.endpoint_url)
         aws = Aws(target, say=lambda text: ctx.obj["err"].print(text, markup=False))
         Refactor(
             project=resolved.project,

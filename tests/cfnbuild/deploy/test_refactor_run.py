@@ -14,12 +14,14 @@ before with ``stack.use``) that were deployed before as one stack, ``webapp-dev-
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 import pytest
 from botocore.stub import ANY, Stubber
 from rich.console import Console
@@ -647,3 +649,34 @@ def test_a_finishing_deploy_that_fails_says_the_move_is_done_and_how_to_finish(b
     )
     assert "UPDATE_ROLLBACK_FAILED" in message
     assert message.endswith("run 'cfnbuild refactor --env dev' again (it finishes webapp, data, network)")
+
+
+# -- the command ------------------------------------------------------------------------------------------
+
+
+def _command(root: Path, *args: str, data_path: bool) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env |= {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "COLUMNS": "250"}
+    if data_path:
+        env["AWS_DATA_PATH"] = str(MODELS)
+    command = [sys.executable, "-m", "cfnbuild", "--project", str(root), "refactor", "--env", "dev", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+
+
+def test_the_command_refuses_an_old_botocore_in_one_line_before_any_call(built):
+    if "CreateStackRefactor" in botocore.session.Session().get_service_model("cloudformation").operation_names:
+        pytest.skip("the installed botocore has stack refactoring already")
+    result = _command(built, "--endpoint-url", "http://127.0.0.1:9", data_path=False)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "stack refactoring needs boto3 and botocore 1.36.15 or later" in lines[0]
+
+
+def test_the_command_words_an_unreachable_endpoint_in_one_line(built):
+    result = _command(built, "--endpoint-url", "http://127.0.0.1:9", "--yes", data_path=True)
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: CloudFormation ListStackRefactors in eu-west-1 at http://127.0.0.1:9: ")
+    assert "could not reach http://127.0.0.1:9" in last
+    assert "Traceback" not in result.stderr
