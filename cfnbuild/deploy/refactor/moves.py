@@ -78,10 +78,17 @@ def compute_moves(deployed: Mapping[str, DeployedStack | None], wanted: Mapping[
     for name, live in deployed.items():
         if live is None:
             continue
-        for logical_id, resource_type in sorted(live.resources.items()):
+        for logical_id, resource_type in sorted(_declared(live).items()):
             destination = _destination(live, logical_id, resource_type, placed, wanted)
             if destination != name:
                 moves.append(Move(logical_id, resource_type, name, destination))
+        transform = live.template.get("Transform")
+        if transform and any(m.source == name for m in moves):
+            raise RefactorRefused(
+                f"{name} is deployed with Transform {transform}, and the resources a transform makes are in no "
+                "template a refactor can be given; move nothing out of it: deploy a release without the transform "
+                "first, then run again"
+            )
     if not moves:
         return Layout((), {}, ())
     stacks = [s for s in wanted if any(s in (m.source, m.destination) for m in moves)]
@@ -89,7 +96,7 @@ def compute_moves(deployed: Mapping[str, DeployedStack | None], wanted: Mapping[
     holders: dict[str, tuple[str, ...]] = {}
     for stack in stacks:
         there = deployed.get(stack)
-        kept = [lid for lid in (there.resources if there else {}) if not any(m.logical_id == lid for m in moves)]
+        kept = [lid for lid in (_declared(there) if there else {}) if not any(m.logical_id == lid for m in moves)]
         arriving = [m.logical_id for m in moves if m.destination == stack]
         holders[stack] = tuple(sorted(kept + arriving))
     _check_collisions(moves, deployed)
@@ -101,6 +108,12 @@ def compute_moves(deployed: Mapping[str, DeployedStack | None], wanted: Mapping[
         )
     new = tuple(s for s in stacks if deployed.get(s) is None)
     return Layout(tuple(moves), holders, new)
+
+
+def _declared(stack: DeployedStack) -> dict[str, str]:
+    """The stack's resources its template declares (not those a transform made from them)."""
+    declared = stack.template.get("Resources") or {}
+    return {lid: kind for lid, kind in stack.resources.items() if lid in declared}
 
 
 def _placement(wanted: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[str, str]]:

@@ -46,15 +46,17 @@ class Decided:
     parameters: Mapping[str, Any]  # name → value as deployed (a list for list types)
     truths: Mapping[str, bool | None]
     mappings: Mapping[str, Any]
+    masked: frozenset[str] = frozenset()  # NoEcho parameters: DescribeStacks returns no value for them
 
     @classmethod
     def of(cls, template: Mapping[str, Any], values: Mapping[str, str], *, stack_name: str, stack_id: str) -> Decided:
         """What ``template``, deployed as ``stack_name`` with parameter ``values``, decided."""
         declared = template.get("Parameters") or {}
         parameters: dict[str, Any] = {}
+        masked = frozenset(n for n, d in declared.items() if str(d.get("NoEcho", "false")).lower() == "true")
         for name, definition in declared.items():
             value = values.get(name, definition.get("Default"))
-            if value is None:
+            if value is None or name in masked:
                 continue
             kind = str(definition.get("Type", "String"))
             is_list = kind.startswith("List<") or kind == "CommaDelimitedList" or "<List<" in kind
@@ -62,7 +64,16 @@ class Decided:
         pseudo = pseudo_parameters(stack_id, stack_name)
         flat = {k: ",".join(v) if isinstance(v, list) else v for k, v in parameters.items()}
         truths = condition_truths(template, {**flat, **pseudo})
-        return cls(stack_name, stack_id, parameters, truths, template.get("Mappings") or {})
+        return cls(stack_name, stack_id, parameters, truths, template.get("Mappings") or {}, masked)
+
+    def refuse_masked(self, name: str, where: str) -> None:
+        """Refuse a moved resource that uses a NoEcho parameter: its value cannot be written out."""
+        if name in self.masked:
+            raise CannotResolve(
+                f"{where}: uses NoEcho parameter {name}, whose deployed value CloudFormation does not return, so it "
+                "cannot be written into the resource's new stack; take the value from Secrets Manager or SSM (a "
+                "dynamic reference) in a deploy first, then run again"
+            )
 
     def pseudo(self, name: str) -> Any:
         """The source stack's value of a pseudo parameter that differs between stacks, or None."""
@@ -104,6 +115,7 @@ def _function(key: str, argument: Any, decided: Decided, where: str) -> Any:  # 
     if key == "Ref" and isinstance(argument, str):
         if argument == NO_VALUE:
             return _DROP
+        decided.refuse_masked(argument, where)
         if argument in decided.parameters:
             return decided.parameters[argument]
         pseudo = decided.pseudo(argument)
@@ -145,6 +157,7 @@ def _sub(argument: Any, decided: Decided, where: str) -> Any:
         name = match.group(1)
         if name in variables:
             return match.group(0)
+        decided.refuse_masked(name, where)
         value = decided.parameters.get(name, decided.pseudo(name))
         if value is None:
             if name.startswith("AWS::") and name not in SHARED_PSEUDO:

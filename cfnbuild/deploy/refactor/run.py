@@ -259,7 +259,13 @@ def read_stack(client: Any, name: str) -> DeployedStack | None:
             return None
         raise
     body = client.get_template(StackName=stack["StackId"], TemplateStage="Original")["TemplateBody"]
-    template = json.loads(body) if isinstance(body, str) else dict(body)
+    try:
+        template = json.loads(body) if isinstance(body, str) else dict(body)
+    except json.JSONDecodeError:
+        raise RefactorRefused(
+            f"{name} was deployed with a template that is not JSON (YAML?), which cfnbuild does not read; deploy it "
+            "once with a template cfnbuild built, then run again"
+        ) from None
     resources: dict[str, str] = {}
     arguments = {"StackName": stack["StackId"]}
     while True:

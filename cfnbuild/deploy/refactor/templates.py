@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cfnbuild.build.references import template_inputs
-from cfnbuild.deploy.refactor.moves import DeployedStack, Layout, RefactorRefused
+from cfnbuild.deploy.refactor.moves import DeployedStack, Layout
 from cfnbuild.deploy.refactor.resolve import SHARED_PSEUDO, SUB_VARIABLE, Decided, resolve
 
 OUTPUT_PREFIX = "Refactor"
@@ -64,7 +64,6 @@ def refactor_templates(
     layout: Layout, deployed: Mapping[str, DeployedStack | None], wanted: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, dict[str, Any]]:
     """Stack name → the template it is given in the refactor, for every stack of ``layout``."""
-    _refuse_transforms(layout, deployed)
     exports = Exports()
     built: dict[str, dict[str, Any]] = {}
     for stack in layout.stacks:
@@ -74,18 +73,6 @@ def refactor_templates(
         if added:
             template["Outputs"] = {**template.get("Outputs", {}), **added}
     return built
-
-
-def _refuse_transforms(layout: Layout, deployed: Mapping[str, DeployedStack | None]) -> None:
-    for move in layout.moves:
-        source = deployed[move.source]
-        transform = source.template.get("Transform") if source else None
-        if transform:
-            raise RefactorRefused(
-                f"{move.source} is deployed with Transform {transform}: the resources the transform makes are in "
-                "no template cfnbuild can give the refactor; deploy a release without the transform first, then run "
-                "again"
-            )
 
 
 def _template(

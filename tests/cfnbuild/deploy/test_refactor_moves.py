@@ -202,15 +202,24 @@ def test_a_moved_resource_using_a_condition_the_deployed_parameters_do_not_decid
         refactor_templates(layout, deployed, wanted)
 
 
-def test_a_source_deployed_with_a_transform_is_refused():
+def test_a_moved_resource_using_a_noecho_parameter_is_refused_for_its_value_is_not_returned():
     layout, deployed, wanted = _layout()
     stack = deployed["webapp-dev"]
-    template = {**stack.template, "Transform": "AWS::SecretsManager-2024-09-16"}
+    template = json.loads(json.dumps(stack.template))
+    template["Parameters"]["Label"]["NoEcho"] = True
     deployed["webapp-dev"] = DeployedStack(
-        stack.name, stack.stack_id, stack.status, template, stack.parameters, stack.resources
+        stack.name, stack.stack_id, stack.status, template, {"Label": "****"}, stack.resources
     )
-    with pytest.raises(RefactorRefused, match="deployed with Transform AWS::SecretsManager-2024-09-16"):
+    with pytest.raises(CannotResolve, match="Key of webapp-dev: uses NoEcho parameter Label, whose deployed value"):
         refactor_templates(layout, deployed, wanted)
+
+
+def test_moving_out_of_a_stack_deployed_with_a_transform_is_refused():
+    stack = _deployed("webapp-dev", {**OLD, "Transform": "AWS::SecretsManager-2024-09-16"}, {"Label": "x"})
+    made = {**stack.resources, "StoreRotationLambda": "AWS::Serverless::Application"}  # made by the transform
+    stack = DeployedStack(stack.name, stack.stack_id, stack.status, stack.template, stack.parameters, made)
+    with pytest.raises(RefactorRefused, match="webapp-dev is deployed with Transform AWS::SecretsManager-2024-09-16"):
+        compute_moves({"network-dev": None, "data-dev": None, "webapp-dev": stack}, _split())
 
 
 # -- the flagship: the previous release's single stack to network, data, webapp ------------------------
@@ -242,13 +251,28 @@ def _flagship_split(previous: dict) -> dict[str, dict]:
     return split
 
 
-def test_the_flagship_split_moves_every_stateful_resource_and_deletes_nothing():
+def _flagship_source(previous: dict) -> DeployedStack:
+    """webapp-dev as the previous release deployed it with FLAGSHIP_PARAMETERS (every Condition of it false)."""
+    live = {lid: r["Type"] for lid, r in previous["Resources"].items() if "Condition" not in r}
+    return DeployedStack("webapp-dev", ARN.format("webapp-dev"), "UPDATE_COMPLETE", previous, FLAGSHIP_PARAMETERS, live)
+
+
+def test_the_flagship_as_deployed_is_refused_for_its_transform_in_one_line():
     previous = json.loads(PREVIOUS.read_text())
+    assert previous["Transform"] == "AWS::SecretsManager-2024-09-16"  # DbSecretRotation's HostedRotationLambda
+    with pytest.raises(RefactorRefused) as info:
+        compute_moves(
+            {"network-dev": None, "data-dev": None, "webapp-dev": _flagship_source(previous)}, _flagship_split(previous)
+        )
+    assert str(info.value).startswith("webapp-dev is deployed with Transform AWS::SecretsManager-2024-09-16")
+
+
+def test_the_flagship_split_moves_every_stateful_resource_and_deletes_nothing():
+    # As a release without the rotation transform would have it deployed (see the test above).
+    previous = {k: v for k, v in json.loads(PREVIOUS.read_text()).items() if k != "Transform"}
     wanted = _flagship_split(previous)
-    source = _deployed("webapp-dev", previous, FLAGSHIP_PARAMETERS)
-    live = {lid: r["Type"] for lid, r in previous["Resources"].items() if "Condition" not in r or lid == "NatGateway2"}
-    source = DeployedStack(source.name, source.stack_id, source.status, previous, FLAGSHIP_PARAMETERS, live)
-    layout = compute_moves({"network-dev": None, "data-dev": None, "webapp-dev": source}, wanted)
+    live = dict(_flagship_source(previous).resources)
+    layout = compute_moves({"network-dev": None, "data-dev": None, "webapp-dev": _flagship_source(previous)}, wanted)
     assert layout.new_stacks == ("network-dev", "data-dev")
     moved = {m.logical_id: m.destination for m in layout.moves}
     held = {lid for ids in layout.holders.values() for lid in ids}
@@ -269,11 +293,7 @@ def test_the_flagship_split_moves_every_stateful_resource_and_deletes_nothing():
 def test_the_flagship_refactor_templates_import_across_stacks_and_carry_no_stack_name_into_new_stacks():
     previous = {k: v for k, v in json.loads(PREVIOUS.read_text()).items() if k != "Transform"}
     wanted = _flagship_split(previous)
-    live = {lid: r["Type"] for lid, r in previous["Resources"].items() if "Condition" not in r}
-    source = DeployedStack(
-        "webapp-dev", ARN.format("webapp-dev"), "UPDATE_COMPLETE", previous, FLAGSHIP_PARAMETERS, live
-    )
-    deployed = {"network-dev": None, "data-dev": None, "webapp-dev": source}
+    deployed = {"network-dev": None, "data-dev": None, "webapp-dev": _flagship_source(previous)}
     templates = refactor_templates(compute_moves(deployed, wanted), deployed, wanted)
     for name in ("network-dev", "data-dev"):
         text = json.dumps(templates[name])
