@@ -7,8 +7,8 @@ from CloudFormation's stack refactoring considerations
 The flagship test starts from the previous release's single-stack template
 (tests/data/previous-release/dev/webapp.json, a copy of output/dev/webapp.json before the split)
 and a three-stack layout made from it by partitioning its resources by blueprint as the shared
-design of the split says; once the split's templates are built, point SPLIT_DIR at
-output/dev (it holds network.json, data.json, webapp.json) to test the real ones.
+design of the split says; once the split's templates are built (output/dev holds network.json,
+data.json and webapp.json), SPLIT_DIR points at them and the same tests check the real ones.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from cfnbuild.deploy.refactor.templates import missing_inputs, refactor_template
 
 ROOT = Path(__file__).resolve().parents[3]
 PREVIOUS = ROOT / "tests/data/previous-release/dev/webapp.json"
-SPLIT_DIR: Path | None = None  # output/dev once the split's templates are built
+# The split's own templates once they are built (after the merge), else the partition below.
+SPLIT_DIR: Path | None = ROOT / "output/dev" if (ROOT / "output/dev/network.json").exists() else None
 ARN = "arn:aws:cloudformation:eu-west-1:123456789012:stack/{}/1"
 
 
