@@ -80,6 +80,7 @@ class RefactorCalls:
     waiting: Waiting = field(default_factory=Waiting)
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+    command: str = "cfnbuild refactor"  # the command that picks a refactor up again
 
     def summaries(self, prefix: str) -> list[dict[str, Any]]:
         """Every refactor ListStackRefactors lists whose Description starts with ``prefix``, oldest first."""
@@ -128,14 +129,14 @@ class RefactorCalls:
                     if elapsed >= limit:
                         raise RefactorFailed(
                             f"stack refactor {refactor_id} is still {state} after {int(elapsed)}s of {what}; it goes "
-                            "on in AWS: run 'cfnbuild refactor' again later to pick it up"
+                            f"on in AWS: run '{self.command}' again later to pick it up"
                         )
                     status.update(f"stack refactor {refactor_id}: {state} ({int(elapsed)}s)")
                     self.sleep(delay)
                     delay = min(delay * self.waiting.factor, self.waiting.longest)
         except KeyboardInterrupt:
             raise Interrupted(
-                f"stopped watching; stack refactor {refactor_id} goes on in AWS; run 'cfnbuild refactor' again to "
+                f"stopped watching; stack refactor {refactor_id} goes on in AWS; run '{self.command}' again to "
                 "pick it up where it is"
             ) from None
 

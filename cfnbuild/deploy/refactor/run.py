@@ -111,12 +111,17 @@ class Refactor:
         self._execute(calls, refactor_id, layout)
         involved = [s for s in reversed(order) if names[s] in layout.stacks]
         finish(self.make_engine, self.environment, involved, self.out, self.command)
+        self.out.print(
+            f"{self.environment}: {len(layout.moves)} resources moved, none created, replaced or deleted; "
+            f"{', '.join(involved)} deployed with the project's templates",
+            markup=False,
+        )
         self._rest(order, involved)
 
     def _calls(self) -> RefactorCalls:
         client = self.aws.cloudformation
         require_api(client)
-        calls = RefactorCalls(client, self.err, self.waiting)
+        calls = RefactorCalls(client, self.err, self.waiting, command=self.command)
         if self.sleep is not None:
             calls.sleep = self.sleep
         if self.clock is not None:
@@ -161,7 +166,9 @@ class Refactor:
             return {"StackName": name, "TemplateBody": body}
         staging = StagingBucket(self.aws)
         key = staging.put(TEMPLATES, body.encode(), suffix=".json")
-        self.err.print(f"{name}: template is {len(body.encode())} bytes: staged as s3://{staging.name}/{key}")
+        self.err.print(
+            f"{name}: template is {len(body.encode())} bytes: staged as s3://{staging.name}/{key}", markup=False
+        )
         return {"StackName": name, "TemplateURL": staging.url(key)}
 
     def _execute(self, calls: RefactorCalls, refactor_id: str, layout: Layout) -> None:

@@ -360,6 +360,7 @@ def test_the_whole_refactor_creates_validates_shows_the_plan_executes_and_finish
         '/Properties/DisplayName: {"Fn::ImportValue": "data-dev-t-Store-QueueName"} → "webapp-dev-t-Store-ABC"' in out
     )
     assert "webapp-dev-t: UPDATE_COMPLETE" in out
+    assert "dev: 2 resources moved, none created, replaced or deleted; webapp, data, network deployed" in out
     assert out.index("finishing: webapp") < out.index("finishing: data") < out.index("finishing: network")
 
 
@@ -536,7 +537,7 @@ def test_a_validation_that_never_ends_times_out_with_how_to_pick_it_up(built, mo
         run.go()
     assert str(info.value) == (
         f"stack refactor {REFACTOR_ID} is still CREATE_IN_PROGRESS after 3s of validating; it goes on in AWS: run "
-        "'cfnbuild refactor' again later to pick it up"
+        "'cfnbuild refactor --env dev' again later to pick it up"
     )
     assert "ExecuteStackRefactor" not in run.operations()
 
@@ -554,7 +555,8 @@ def test_ctrl_c_while_waiting_says_the_refactor_goes_on_and_how_to_pick_it_up(bu
     with pytest.raises(Interrupted) as info:
         run.go()
     assert str(info.value) == (
-        f"stopped watching; stack refactor {REFACTOR_ID} goes on in AWS; run 'cfnbuild refactor' again to pick it up "
+        f"stopped watching; stack refactor {REFACTOR_ID} goes on in AWS; run 'cfnbuild refactor --env dev' again to "
+        "pick it up "
         "where it is"
     )
 
