@@ -332,3 +332,27 @@ def test_an_output_a_consumer_takes_that_its_new_stack_cannot_declare_yet_is_nam
     templates = refactor_templates(layout, deployed, wanted)
     names = {"network": "network-dev", "data": "data-dev", "webapp": "webapp-dev"}
     assert missing_inputs(templates, wanted, names) == ["webapp takes output Label of network"]
+
+
+def test_a_busy_stack_is_refused_until_it_settles():
+    stack = _deployed("webapp-dev", OLD, {"Label": "x"})
+    busy = DeployedStack(stack.name, stack.stack_id, "UPDATE_IN_PROGRESS", stack.template, {}, stack.resources)
+    with pytest.raises(RefactorRefused, match=r"webapp-dev is busy \(UPDATE_IN_PROGRESS\); wait until it settles"):
+        compute_moves({"network-dev": None, "data-dev": None, "webapp-dev": busy}, _split())
+
+
+def test_a_source_the_moves_would_leave_empty_is_refused():
+    wanted = _split()
+    wanted["data-dev"]["Resources"] = {**wanted["data-dev"]["Resources"], **wanted["webapp-dev"]["Resources"]}
+    wanted["webapp-dev"] = {"Resources": {}}
+    stack = _deployed("webapp-dev", OLD, {"Label": "x"})
+    with pytest.raises(RefactorRefused, match="webapp-dev would hold no resource after the refactor"):
+        compute_moves({"network-dev": None, "data-dev": None, "webapp-dev": stack}, wanted)
+
+
+def test_a_logical_id_taken_in_the_destination_is_refused():
+    wanted = _split()
+    network = _deployed("network-dev", {"Resources": {"Key": {"Type": "AWS::KMS::Key"}}})
+    stack = _deployed("webapp-dev", {**OLD, "Resources": {**OLD["Resources"], "Key": OLD["Resources"]["Key"]}})
+    with pytest.raises(RefactorRefused, match="Key moves from webapp-dev to network-dev, which already holds"):
+        compute_moves({"network-dev": network, "data-dev": None, "webapp-dev": stack}, wanted)
