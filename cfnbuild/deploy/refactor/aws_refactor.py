@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import botocore
+from botocore.exceptions import ClientError
 from rich.console import Console
 
+from cfnbuild.deploy.aws import error_code, error_message
 from cfnbuild.deploy.model import Interrupted, Refused
 from cfnbuild.errors import CfnbuildError, UsageError
 
@@ -57,6 +59,11 @@ class Waiting:
     longest: float = 20.0
     validation_timeout: float = 15 * 60
     execution_timeout: float = 60 * 60
+
+
+def has_api(client: Any) -> bool:
+    """Whether the installed botocore has the stack refactoring operations."""
+    return set(OPERATIONS) <= set(client.meta.service_model.operation_names)
 
 
 def require_api(client: Any) -> None:
@@ -187,3 +194,13 @@ def not_confirmed(refactor_id: str) -> Refused:
         f"not confirmed; nothing was moved (stack refactor {refactor_id} is validated and left unexecuted; a later "
         "run picks it up)"
     )
+
+
+def read_status(client: Any, name: str) -> str | None:
+    """The stack's status, or None when there is none."""
+    try:
+        return str(client.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"])
+    except ClientError as exc:
+        if error_code(exc) == "ValidationError" and "does not exist" in error_message(exc):
+            return None
+        raise

@@ -68,10 +68,14 @@ class Layout:
         return next((stack for stack, ids in self.holders.items() if logical_id in ids), None)
 
 
-def compute_moves(deployed: Mapping[str, DeployedStack | None], wanted: Mapping[str, Mapping[str, Any]]) -> Layout:
+def compute_moves(
+    deployed: Mapping[str, DeployedStack | None], wanted: Mapping[str, Mapping[str, Any]], *, refactor: bool = True
+) -> Layout:
     """The moves from the ``deployed`` stacks (name → stack, None when not deployed) to the ``wanted`` templates.
 
     ``wanted`` maps each stack name of the project to its built template, in the project's order.
+    ``refactor``: also refuse what only a stack refactor cannot do (:func:`refactor_blockers`);
+    False for the retain-and-import path, which can.
     """
     placed = _placement(wanted)
     moves: list[Move] = []
@@ -82,16 +86,13 @@ def compute_moves(deployed: Mapping[str, DeployedStack | None], wanted: Mapping[
             destination = _destination(live, logical_id, resource_type, placed, wanted)
             if destination != name:
                 moves.append(Move(logical_id, resource_type, name, destination))
-        transform = live.template.get("Transform")
-        if transform and any(m.source == name for m in moves):
-            raise RefactorRefused(
-                f"{name} is deployed with Transform {transform}, and the resources a transform makes are in no "
-                "template a refactor can be given; move nothing out of it: deploy a release without the transform "
-                "first, then run again"
-            )
     if not moves:
         return Layout((), {}, ())
     stacks = [s for s in wanted if any(s in (m.source, m.destination) for m in moves)]
+    if refactor:
+        blockers = refactor_blockers(deployed, moves)
+        if blockers:
+            raise RefactorRefused(blockers[0])
     _check_stacks(stacks, deployed, moves)
     holders: dict[str, tuple[str, ...]] = {}
     for stack in stacks:
@@ -161,13 +162,6 @@ def _check_stacks(stacks: Sequence[str], deployed: Mapping[str, DeployedStack | 
         stack = deployed.get(name)
         if stack is None:
             continue
-        if stack.policy:
-            raise RefactorRefused(
-                f"{name} has a stack policy, and CloudFormation's stack refactoring does not support stacks with a "
-                "stack policy attached, whatever it allows (stack-refactoring.html), nor removes one; this stack's "
-                "resources can be moved only by resource import (Retain, remove, import: "
-                "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/refactor-stacks.html)"
-            )
         if stack.status.endswith("_IN_PROGRESS"):
             raise RefactorRefused(f"{name} is busy ({stack.status}); wait until it settles, then run again")
         if stack.status.endswith("_FAILED") or stack.status == "ROLLBACK_COMPLETE":
@@ -188,3 +182,36 @@ def _check_collisions(moves: Sequence[Move], deployed: Mapping[str, DeployedStac
                 f"{move.logical_id} moves from {move.source} to {move.destination}, which already holds a "
                 f"{there.resources[move.logical_id]} of that logical ID; rename one of them first"
             )
+
+
+def refactor_blockers(deployed: Mapping[str, DeployedStack | None], moves: Sequence[Move]) -> list[str]:
+    """Why a stack refactor cannot make these moves (empty when it can), one sentence each.
+
+    A stack a resource leaves that was deployed with a ``Transform`` (the resources a transform
+    makes are in no template a refactor can be given), and a stack taking part that has a stack
+    policy (refactoring does not support stacks with one attached, whatever it allows, and
+    CloudFormation has no call that removes one: stack-refactoring.html). Both can be done by
+    retain-and-import instead (refactor-stacks.html).
+    """
+    found: list[str] = []
+    for name, live in deployed.items():
+        if live is None:
+            continue
+        transform = live.template.get("Transform")
+        if transform and any(m.source == name for m in moves):
+            found.append(
+                f"{name} is deployed with Transform {transform}, and the resources a transform makes are in no "
+                "template a refactor can be given; move nothing out of it: deploy a release without the transform "
+                "first, then run again"
+            )
+    involved = {m.source for m in moves} | {m.destination for m in moves}
+    for name in sorted(involved):
+        live = deployed.get(name)
+        if live is not None and live.policy:
+            found.append(
+                f"{name} has a stack policy, and CloudFormation's stack refactoring does not support stacks with a "
+                "stack policy attached, whatever it allows (stack-refactoring.html), nor removes one; this stack's "
+                "resources can be moved only by resource import (Retain, remove, import: "
+                "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/refactor-stacks.html)"
+            )
+    return found

@@ -34,12 +34,16 @@ from cfnbuild.deploy.refactor.aws_refactor import (
     RefactorFailed,
     Waiting,
     execution_failed,
+    has_api,
     not_confirmed,
+    read_status,
     require_api,
     validation_failed,
 )
 from cfnbuild.deploy.refactor.finish import finish
-from cfnbuild.deploy.refactor.moves import DeployedStack, Layout, RefactorRefused, compute_moves
+from cfnbuild.deploy.refactor.import_run import RetainAndImport, recorded
+from cfnbuild.deploy.refactor.moves import DeployedStack, Layout, RefactorRefused, compute_moves, refactor_blockers
+from cfnbuild.deploy.refactor.retain import RECORD_KEY, ImportPlan, plan_import
 from cfnbuild.deploy.refactor.templates import missing_inputs, refactor_templates
 from cfnbuild.deploy.staging import INLINE_TEMPLATE_LIMIT, TEMPLATES, StagingBucket
 from cfnbuild.files import read_json
@@ -79,16 +83,37 @@ class Refactor:
         }
         order = stack_graph({s: wanted[names[s]] for s in stacks}, environment=self.environment).order()
         prefix = f"cfnbuild refactor {settings.project}/{self.environment} "
-        earlier = calls.summaries(prefix)
+        earlier = calls.summaries(prefix) if has_api(calls.client) else []
         executing = [s for s in earlier if s.get("ExecutionStatus") in EXECUTING]
         if executing:  # an earlier run was interrupted while it executed: wait for that, then read afresh
             self._wait_for(calls, str(executing[-1]["StackRefactorId"]), list(wanted), picked_up=True)
         self.err.print(f"reading the deployed stacks {', '.join(wanted)}…", markup=False)
         deployed = {name: read_stack(calls.client, name) for name in wanted}
-        layout = compute_moves(deployed, wanted)
+        pairs = [(s, names[s]) for s in order]
+        resumed = recorded(deployed)
+        if resumed is not None:  # an earlier run got past phase B: its record says the rest
+            plan = ImportPlan.from_record(resumed.name, resumed.template["Metadata"][RECORD_KEY])
+            self.out.print(
+                f"retain-and-import, resumed: {resumed.name} carries the record of an earlier run's phase B "
+                f"(its leaving resources are out of it); importing into {', '.join(plan.imports) or 'no stack'}",
+                markup=False,
+            )
+            self._importer().resume(plan, resumed.name, wanted, pairs)
+            return
+        layout = compute_moves(deployed, wanted, refactor=False)
         if not layout.moves:
             self._nothing_to_move(deployed, order, names)
             return
+        blockers = refactor_blockers(deployed, layout.moves)
+        if blockers:
+            self._retain_and_import(layout, deployed, wanted, pairs, blockers[0])
+            return
+        self.out.print(
+            "stack refactoring: every stack taking part allows it (no stack policy, no Transform that resources leave)",
+            markup=False,
+        )
+        require_api(calls.client)
+        layout = compute_moves(deployed, wanted)
         templates = refactor_templates(layout, deployed, wanted)
         missing = missing_inputs(templates, wanted, names)
         if missing:
@@ -118,9 +143,37 @@ class Refactor:
         )
         self._rest(order, involved)
 
+    def _importer(self) -> RetainAndImport:
+        importer = RetainAndImport(
+            self.aws, self.environment, self.make_engine, self.out, self.err, self.command, self.confirm, self.yes
+        )
+        if self.sleep is not None:
+            importer.sleep = self.sleep
+        return importer
+
+    def _retain_and_import(
+        self,
+        layout: Layout,
+        deployed: Mapping[str, DeployedStack | None],
+        wanted: Mapping[str, Mapping[str, Any]],
+        pairs: Sequence[tuple[str, str]],
+        why: str,
+    ) -> None:
+        """The moves a stack refactor cannot make, by retain and import (:mod:`.import_run`)."""
+        self.out.print(f"retain-and-import, not stack refactoring: {why}", markup=False)
+        source = deployed[layout.moves[0].source]
+        assert source is not None  # noqa: S101  (a move leaves a deployed stack)
+        for name in layout.stacks:
+            live = deployed.get(name)
+            if live is not None and live.status.endswith("_IN_PROGRESS"):
+                raise RefactorRefused(f"{name} is busy ({live.status}); wait until it settles, then run again")
+        importer = self._importer()
+        physical = importer.physical_ids(source.stack_id)
+        plan = plan_import(layout, source, physical, wanted, self.aws.target.region)
+        importer.run(plan, source, wanted, pairs)
+
     def _calls(self) -> RefactorCalls:
         client = self.aws.cloudformation
-        require_api(client)
         calls = RefactorCalls(client, self.err, self.waiting, command=self.command)
         if self.sleep is not None:
             calls.sleep = self.sleep
@@ -297,16 +350,6 @@ def read_stack(client: Any, name: str) -> DeployedStack | None:
 def _status(client: Any, name: str) -> str:
     stack = read_status(client, name)
     return stack or "not created"
-
-
-def read_status(client: Any, name: str) -> str | None:
-    """The stack's status, or None when there is none."""
-    try:
-        return str(client.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"])
-    except ClientError as exc:
-        if error_code(exc) == "ValidationError" and "does not exist" in error_message(exc):
-            return None
-        raise
 
 
 def _mapping(source: str, destination: str, logical_id: str) -> dict[str, Any]:
