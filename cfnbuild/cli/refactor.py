@@ -23,14 +23,17 @@ from cfnbuild.errors import UsageError
 @click.option("--yes", is_flag=True, help="Do not ask: the plan is shown and carried out.")
 @click.pass_context
 def refactor(ctx: click.Context, /, yes: bool, **kwargs: Any) -> None:
-    """Upgrade the deployed stacks to the project's stacks with a CloudFormation stack refactor.
+    """Upgrade the deployed stacks to the project's stacks, moving resources and keeping every stateful one.
 
     For a project whose templates moved resources between stacks (a single stack split in
-    several): reads the deployed stacks, makes the refactor's templates from the deployed
-    definitions (cross-stack references as exports and imports), has CloudFormation validate the
-    refactor, shows its plan, asks once (or --yes), moves the resources, then deploys the
-    project's templates, consumers first. Nothing is created, deleted or replaced by the move.
-    Run it again after an interruption: it picks up where it was. Needs boto3 1.36.15 or later.
+    several). It says first which way and why: a CloudFormation stack refactor when every stack
+    taking part allows one (templates from the deployed definitions, validated, the resources
+    moved, then the project's templates deployed, consumers first; needs boto3 1.36.15 or later),
+    else retain-and-import (a stack policy or a Transform in the source): Retain on what moves,
+    removed from the source under a temporary stack policy, imported into each new stack, then
+    every stack deployed with its project template; stateless resources that cannot be imported
+    are deleted and created again. The plan is shown before any change, asked once (or --yes).
+    Run it again after an interruption: it picks up where it was.
 
     \b
     Example:

@@ -38,7 +38,7 @@ from cfnbuild.deploy import changeset
 from cfnbuild.deploy.aws import Aws, expected_error
 from cfnbuild.deploy.engine import Engine
 from cfnbuild.deploy.events import PollSettings
-from cfnbuild.deploy.model import Refused, Request
+from cfnbuild.deploy.model import Interrupted, Refused, Request
 from cfnbuild.deploy.refactor.aws_refactor import read_status
 from cfnbuild.deploy.refactor.moves import DeployedStack, RefactorRefused
 from cfnbuild.deploy.refactor.retain import (
@@ -56,6 +56,8 @@ from cfnbuild.errors import CfnbuildError
 
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
 DONE = frozenset({"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"})
+# A new stack whose import rolled back holds none of its resources (they are Retain): it may be deleted.
+NOT_IMPORTED = frozenset({"IMPORT_ROLLBACK_COMPLETE", "IMPORT_ROLLBACK_FAILED", "ROLLBACK_COMPLETE", "DELETE_FAILED"})
 
 
 class ImportFailed(CfnbuildError):
@@ -144,6 +146,12 @@ class RetainAndImport:
             if relaxed is not None:
                 self.client.set_stack_policy(StackName=source.stack_id, StackPolicyBody=relaxed)
             self._change_set(source.name, "UPDATE", removed, self._previous(removed, source), phase="b")
+        except KeyboardInterrupt:
+            state = self._restore(source.stack_id, deployed_policy)
+            raise Interrupted(
+                f"stopped in phase B ({source.name}): its update goes on in AWS, {state}; run '{self.command}' again "
+                "once it settles to resume"
+            ) from None
         except Exception as exc:
             state = self._restore(source.stack_id, deployed_policy)
             raise self._failed("B", source.name, exc, state) from exc
@@ -162,8 +170,8 @@ class RetainAndImport:
     def _phase_c(self, plan: ImportPlan, stack: str, name: str, project_template: Mapping[str, Any]) -> None:
         status = self._status(name)
         if status is not None and status != "REVIEW_IN_PROGRESS":
-            if status in DONE:
-                return  # imported by an earlier run
+            if status not in NOT_IMPORTED:
+                return  # imported by an earlier run (a failed deploy after it is phase D's to say)
             raise ImportFailed(
                 f"phase C ({name}): the stack is {status}; its resources to import are Retain and out of any stack, "
                 f"so delete that stack (nothing of theirs is in it) and run '{self.command}' again"

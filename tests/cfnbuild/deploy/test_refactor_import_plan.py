@@ -1,0 +1,191 @@
+"""The retain-and-import plan and templates for the flagship's real upgrade: the previous release to the split.
+
+The previous release (tests/data/previous-release/dev/webapp.json, deployed as ``webapp-dev``
+with a stack policy and ``Transform: AWS::SecretsManager-2024-09-16``) goes to the split's
+templates (tests/data/split/dev/{network,data,webapp}.json, as the split branch builds them).
+Which types can be imported comes from the registry schemas cfn-lint ships.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cfnbuild.build.stateful import is_stateful
+from cfnbuild.deploy.policy import policy_body, stack_policy
+from cfnbuild.deploy.refactor.moves import DeployedStack, RefactorRefused, compute_moves, refactor_blockers
+from cfnbuild.deploy.refactor.retain import (
+    ImportPlan,
+    import_template,
+    not_retained,
+    phase_a_done,
+    plan_import,
+    reads,
+    references,
+    removal_template,
+    retain_template,
+    temporary_policy,
+)
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+PREVIOUS = json.loads((DATA / "previous-release/dev/webapp.json").read_text())
+SPLIT = {f"{s}-dev": json.loads((DATA / f"split/dev/{s}.json").read_text()) for s in ("network", "data", "webapp")}
+ARN = "arn:aws:cloudformation:eu-west-1:123456789012:stack/webapp-dev/1"
+VALUES = {
+    "NatMode": "single", "AvailabilityZones": "eu-west-1a,eu-west-1b", "DomainName": "", "HostedZoneId": "",
+    "MonthlyBudgetUsd": "0", "DbEngineVersion": "", "AppArtifactBucket": "", "AppArtifactKey": "",
+    "BudgetRegion": "us-east-1", "ImageId": "ami-0123456789abcdef0",
+}  # fmt: skip
+
+
+def _source() -> DeployedStack:
+    live = {lid: r["Type"] for lid, r in PREVIOUS["Resources"].items() if "Condition" not in r}  # dev: no domain
+    return DeployedStack(
+        "webapp-dev", ARN, "UPDATE_COMPLETE", PREVIOUS, VALUES, live, policy_body(stack_policy(PREVIOUS))
+    )
+
+
+def _physical(source: DeployedStack) -> dict[str, str]:
+    ids = {lid: f"phys-{lid}" for lid in source.resources}
+    ids["InternetGatewayAttachment"] = "IGW|phys-Vpc"  # a gateway attachment's Ref
+    return ids
+
+
+@pytest.fixture(scope="module")
+def planned() -> tuple[DeployedStack, ImportPlan]:
+    source = _source()
+    layout = compute_moves({"network-dev": None, "data-dev": None, "webapp-dev": source}, SPLIT, refactor=False)
+    return source, plan_import(layout, source, _physical(source), SPLIT, "eu-west-1")
+
+
+def test_the_flagship_cannot_be_refactored_for_its_stack_policy_and_its_transform():
+    source = _source()
+    layout = compute_moves({"network-dev": None, "data-dev": None, "webapp-dev": source}, SPLIT, refactor=False)
+    said = refactor_blockers({"webapp-dev": source}, layout.moves)
+    assert said[0].startswith("webapp-dev is deployed with Transform AWS::SecretsManager-2024-09-16")
+    assert said[1].startswith("webapp-dev has a stack policy")
+
+
+def test_every_stateful_resource_of_the_flagship_is_imported_and_only_stateless_ones_are_created_again(planned):
+    source, plan = planned
+    stateful = {lid for lid, r in PREVIOUS["Resources"].items() if is_stateful(r) and lid in source.resources}
+    assert stateful  # the database, the buckets, the key, the secret, the log groups
+    assert stateful <= set(plan.imported)
+    assert not stateful & set(plan.recreated)
+    assert plan.recreated == {
+        "AlarmTopicPolicy": "AWS::SNS::TopicPolicy cannot be imported (its registry schema has no read handler)",
+        "DbSecretRotation": "Transform AWS::SecretsManager-2024-09-16 makes what it needs, and an import takes no "
+        "transform",
+        "NatAddress1": "its identifier (PublicIp, AllocationId) is not in its deployed definition",
+        "NatGateway1": "its definition uses NatAddress1, which is created again",
+        "PrivateDefaultRoute1": "its definition uses NatGateway1, which is created again",
+        "PrivateDefaultRoute2": "its definition uses NatGateway1, which is created again",
+    }
+    assert "DbWriter" in plan.imports["data-dev"]  # the database instance (DeletionPolicy Delete as deployed)
+    assert set(plan.imports) == {"network-dev", "data-dev"}
+
+
+def test_composite_identifiers_come_from_the_deployed_definition_or_the_physical_id(planned):
+    _, plan = planned
+    network = plan.imports["network-dev"]
+    assert network["PublicDefaultRoute"]["Identifier"] == {
+        "RouteTableId": "phys-PublicRouteTable",
+        "CidrBlock": "0.0.0.0/0",
+    }
+    assert network["InternetGatewayAttachment"]["Identifier"] == {"AttachmentType": "IGW", "VpcId": "phys-Vpc"}
+    assert plan.imports["data-dev"]["DbCluster"]["Identifier"] == {"DBClusterIdentifier": "phys-DbCluster"}
+
+
+def test_phase_a_retains_every_imported_resource_and_outputs_every_value_the_staying_ones_take(planned):
+    _, plan = planned
+    retained = retain_template(PREVIOUS, plan)
+    for lid in plan.imported:
+        assert retained["Resources"][lid]["DeletionPolicy"] == "Retain", lid
+        assert retained["Resources"][lid]["UpdateReplacePolicy"] == "Retain", lid
+    assert PREVIOUS["Resources"]["DbCluster"]["DeletionPolicy"] == "Snapshot"  # would delete it after a snapshot
+    assert retained["Transform"] == PREVIOUS["Transform"]
+    assert phase_a_done(retained, plan)
+    assert not not_retained(retained, plan)
+    assert not phase_a_done(PREVIOUS, plan)
+    read = reads(PREVIOUS, plan.leaving)
+    assert read["CfnbuildReadDbClusterAttrEndpointAddress"] == ("DbCluster", "Endpoint.Address")
+    assert set(read) <= set(retained["Outputs"])
+    assert len(retained["Outputs"]) <= 200  # CloudFormation's outputs per template
+
+
+def test_phase_b_leaves_no_reference_to_a_leaving_resource_and_records_the_imports(planned):
+    _, plan = planned
+    retained = retain_template(PREVIOUS, plan)
+    values = {key: f"value-of-{key}" for key in reads(PREVIOUS, plan.leaving)}
+    removed = removal_template(retained, plan, values)
+    assert not set(plan.leaving) & set(removed["Resources"])
+    used = set()
+    for resource in removed["Resources"].values():
+        used |= {lid for lid, _ in references(resource)} | set(_depends(resource))
+    assert not used & set(plan.leaving)
+    for output in removed["Outputs"].values():
+        assert not {lid for lid, _ in references(output)} & set(plan.leaving)
+    endpoint = removed["Outputs"]["DbClusterEndpoint"]["Value"]
+    assert endpoint == "value-of-CfnbuildReadDbClusterAttrEndpointAddress"  # as deployed, its export kept
+    assert not [k for k in removed["Outputs"] if k.startswith("CfnbuildRead")]  # phase A's reads are gone
+    assert set(removed["Resources"]) == set(PREVIOUS["Resources"]) - set(plan.leaving)  # undeployed ones too
+    record = removed["Metadata"]["CfnbuildRetainAndImport"]
+    assert ImportPlan.from_record("webapp-dev", record) == plan
+
+
+def test_phase_b_without_phase_a_outputs_is_refused_naming_what_is_missing(planned):
+    _, plan = planned
+    with pytest.raises(RefactorRefused, match=r"webapp-dev returns no output for .*DbCluster.Endpoint.Address"):
+        removal_template(retain_template(PREVIOUS, plan), plan, {})
+
+
+def test_each_import_template_holds_only_its_imported_resources_each_with_a_deletion_policy(planned):
+    _, plan = planned
+    for stack, ids in plan.imports.items():
+        template = import_template(SPLIT[stack], ids)
+        assert set(template["Resources"]) == set(ids)
+        assert all("DeletionPolicy" in r for r in template["Resources"].values())
+        assert "Outputs" not in template
+        assert "Transform" not in template
+        declared = set(template["Resources"]) | set(template.get("Parameters") or {})
+        for resource in template["Resources"].values():
+            named = {lid for lid, _ in references(resource)} | set(_depends(resource))
+            assert named <= declared, named - declared  # nothing it names is missing from the import
+
+
+def test_the_temporary_policy_takes_the_leaving_resources_out_of_the_deny_and_allows_their_delete(planned):
+    _, plan = planned
+    deployed = policy_body(stack_policy(PREVIOUS))
+    relaxed = json.loads(temporary_policy(deployed, plan.imported) or "")
+    denied = [r for s in relaxed["Statement"] if s["Effect"] == "Deny" for r in s["Resource"]]
+    assert not {f"LogicalResourceId/{lid}" for lid in plan.imported} & set(denied)
+    assert relaxed["Statement"][-1]["Action"] == "Update:Delete"
+    assert relaxed["Statement"][-1]["Resource"] == sorted(f"LogicalResourceId/{lid}" for lid in plan.imported)
+    assert temporary_policy(None, plan.imported) is None
+
+
+def test_a_stateful_resource_that_cannot_be_imported_is_refused_naming_it_and_why():
+    template = {"Resources": {
+        "Policy": {"Type": "AWS::SNS::TopicPolicy", "Metadata": {"cfnbuild": {"stateful": True}},
+                   "Properties": {"Topics": ["t"], "PolicyDocument": {}}},
+        "Stay": {"Type": "AWS::SNS::Topic"},
+    }}  # fmt: skip
+    source = DeployedStack("app-dev", ARN, "UPDATE_COMPLETE", template, {}, {"Policy": "AWS::SNS::TopicPolicy",
+                           "Stay": "AWS::SNS::Topic"}, "{}")  # fmt: skip
+    wanted = {"base-dev": {"Resources": {"Policy": template["Resources"]["Policy"]}},
+              "app-dev": {"Resources": {"Stay": template["Resources"]["Stay"]}}}  # fmt: skip
+    layout = compute_moves({"base-dev": None, "app-dev": source}, wanted, refactor=False)
+    with pytest.raises(RefactorRefused) as info:
+        plan_import(layout, source, {"Policy": "p", "Stay": "s"}, wanted, "eu-west-1")
+    assert str(info.value).startswith(
+        "stateful Policy (AWS::SNS::TopicPolicy cannot be imported (its registry schema has no read handler)) would "
+        "have to be deleted and created again"
+    )
+
+
+def _depends(resource: dict[str, Any]) -> list[str]:
+    depends = resource.get("DependsOn") or []
+    return [depends] if isinstance(depends, str) else list(depends)
