@@ -21,8 +21,10 @@ from typing import Any
 import pytest
 from botocore.stub import ANY
 
+from cfnbuild.deploy.model import Refused
 from cfnbuild.deploy.policy import policy_body, stack_policy
 from cfnbuild.deploy.refactor.import_run import ImportFailed
+from cfnbuild.deploy.refactor.moves import RefactorRefused
 from tests.cfnbuild.deploy.test_refactor_run import APP, ARN, Run, _absent, _finished, _stack
 
 SOURCE = "webapp-dev-t"
@@ -328,3 +330,46 @@ def test_an_import_that_fails_is_one_line_keeping_the_resources_and_saying_how_t
     assert "network-dev-t is REVIEW_IN_PROGRESS, the resources to import are Retain and out of any stack" in message
     assert message.endswith(f"run '{COMMAND}' again to resume")
     assert "\n" not in message
+
+
+def test_a_plan_not_confirmed_changes_nothing(project):
+    run = Run(project, yes=False, confirm=lambda _question: "no")
+    _reads(run)
+    _physical(run, PREVIOUS)
+    with pytest.raises(Refused, match="not confirmed; nothing was changed"):
+        run.go()
+    assert "retain and import: what each phase does" in run.out.export_text()
+    assert not {"CreateChangeSet", "SetStackPolicy"} & set(run.operations())
+
+
+def test_a_phase_a_that_fails_is_one_line_saying_nothing_was_removed(project):
+    run = Run(project)
+    _reads(run)
+    _physical(run, PREVIOUS)
+    run.stubber.add_client_error(
+        "create_change_set", "InsufficientCapabilitiesException", "Requires capabilities : [CAPABILITY_IAM]", 400
+    )
+    run.stubber.add_response("describe_stacks", {"Stacks": [_stack(SOURCE)]})
+    with pytest.raises(ImportFailed) as info:
+        run.go()
+    message = str(info.value)
+    assert message.startswith("phase A (webapp-dev-t): CloudFormation CreateChangeSet")
+    assert "InsufficientCapabilitiesException" in message
+    assert message.endswith(f"webapp-dev-t is UPDATE_COMPLETE, nothing was removed; run '{COMMAND}' again to resume")
+    assert "\n" not in message
+
+
+def test_phase_b_refuses_to_remove_a_resource_the_deployed_template_does_not_retain(project):
+    run = Run(project)
+    _reads(run, AFTER_A)
+    _physical(run, AFTER_A)
+    run.stubber.add_response(  # someone deployed the old template again in between
+        "get_template", {"TemplateBody": json.dumps(PREVIOUS)}, {"StackName": SOURCE_ID, "TemplateStage": "Original"}
+    )
+    with pytest.raises(RefactorRefused) as info:
+        run.go()
+    assert str(info.value).startswith(
+        "phase B (webapp-dev-t): KeyTopic, Store is not DeletionPolicy Retain in the deployed template, so removing it "
+        "would delete it; nothing was removed"
+    )
+    assert not {"CreateChangeSet", "SetStackPolicy"} & set(run.operations())
