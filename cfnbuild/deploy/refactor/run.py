@@ -92,6 +92,11 @@ class Refactor:
         pairs = [(s, names[s]) for s in order]
         resumed = recorded(deployed)
         if resumed is not None:  # an earlier run got past phase B: its record says the rest
+            if resumed.status.endswith("_IN_PROGRESS"):
+                raise RefactorRefused(
+                    f"{resumed.name} is busy ({resumed.status}) with phase B of an earlier run; wait until it settles, "
+                    f"then run '{self.command}' again"
+                )
             plan = ImportPlan.from_record(resumed.name, resumed.template["Metadata"][RECORD_KEY])
             self.out.print(
                 f"retain-and-import, resumed: {resumed.name} carries the record of an earlier run's phase B "

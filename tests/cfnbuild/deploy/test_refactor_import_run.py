@@ -373,3 +373,21 @@ def test_phase_b_refuses_to_remove_a_resource_the_deployed_template_does_not_ret
         "would delete it; nothing was removed"
     )
     assert not {"CreateChangeSet", "SetStackPolicy"} & set(run.operations())
+
+
+def test_a_rerun_while_phase_b_still_runs_waits_for_it_instead_of_importing(project):
+    first = Run(project)
+    _whole(first, project)
+    first.go()
+    after_b = _body(_sent(first, "CreateChangeSet")[1])
+    run = Run(project)
+    _absent(run, "network-dev-t")
+    _absent(run, "data-dev-t")
+    described = _stack(SOURCE, "UPDATE_IN_PROGRESS")
+    run.stubber.add_response("describe_stacks", {"Stacks": [described]}, {"StackName": SOURCE})
+    run.stubber.add_response("get_template", {"TemplateBody": json.dumps(after_b)})
+    run.stubber.add_response("list_stack_resources", {"StackResourceSummaries": []})
+    run.stubber.add_response("get_stack_policy", {"StackPolicyBody": POLICY})
+    with pytest.raises(RefactorRefused, match="webapp-dev-t is busy \\(UPDATE_IN_PROGRESS\\) with phase B"):
+        run.go()
+    assert "CreateChangeSet" not in run.operations()
