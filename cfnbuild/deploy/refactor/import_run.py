@@ -85,9 +85,21 @@ class RetainAndImport:
         return self.aws.cloudformation
 
     def physical_ids(self, stack_id: str) -> dict[str, str]:
-        """Logical ID → physical ID of the stack's resources (DescribeStackResources)."""
-        answer = self.client.describe_stack_resources(StackName=stack_id)
-        return {r["LogicalResourceId"]: str(r.get("PhysicalResourceId", "")) for r in answer["StackResources"]}
+        """Logical ID → physical ID of the stack's resources, every page of ListStackResources.
+
+        Not DescribeStackResources, which returns the first 100 resources only
+        (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DescribeStackResources.html):
+        a resource past them would look unimportable and be deleted and created again.
+        """
+        found: dict[str, str] = {}
+        arguments = {"StackName": stack_id}
+        while True:
+            page = self.client.list_stack_resources(**arguments)
+            for summary in page.get("StackResourceSummaries", []):
+                found[summary["LogicalResourceId"]] = str(summary.get("PhysicalResourceId", ""))
+            if not page.get("NextToken"):
+                return found
+            arguments["NextToken"] = page["NextToken"]
 
     def run(
         self, plan: ImportPlan, source: DeployedStack, wanted: Mapping[str, Any], order: Sequence[tuple[str, str]]

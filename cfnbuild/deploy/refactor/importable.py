@@ -10,7 +10,7 @@ https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/resource-import-s
 CloudFormation refuses any other in one answer when the import change set is created).
 
 The values: for a one-property identifier, the resource's physical ID (what
-DescribeStackResources returns is that identifier); for a composite one, each property from the
+ListStackResources returns is that identifier); for a composite one, each property from the
 resource's deployed definition, with the stack's parameters and conditions written out and a
 ``Ref`` to another resource of the stack replaced by that resource's physical ID. A property
 the definition does not give (a read-only one such as a route's ``CidrBlock``) cannot be
@@ -71,7 +71,7 @@ def identifier(
 ) -> dict[str, str] | None:
     """The ``ResourceIdentifier`` of a deployed resource, or None when it cannot be resolved.
 
-    ``physical`` maps the stack's logical IDs to their physical IDs (DescribeStackResources).
+    ``physical`` maps the stack's logical IDs to their physical IDs (ListStackResources).
     """
     resource_type = str(definition.get("Type", ""))
     given = definition.get("Properties") or {}

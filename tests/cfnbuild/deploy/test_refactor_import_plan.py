@@ -2,7 +2,8 @@
 
 The previous release (tests/data/previous-release/dev/webapp.json, deployed as ``webapp-dev``
 with a stack policy and ``Transform: AWS::SecretsManager-2024-09-16``) goes to the split's
-templates (tests/data/split/dev/{network,data,webapp}.json, as the split branch builds them).
+templates: output/dev/{network,data,webapp}.json once the checkout builds the split, until then
+the copy of them in tests/data/split/dev (as the split branch built them).
 Which types can be imported comes from the registry schemas cfn-lint ships.
 """
 
@@ -30,9 +31,11 @@ from cfnbuild.deploy.refactor.retain import (
     temporary_policy,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "data"
+ROOT = Path(__file__).resolve().parents[3]
+DATA = ROOT / "tests/data"
 PREVIOUS = json.loads((DATA / "previous-release/dev/webapp.json").read_text())
-SPLIT = {f"{s}-dev": json.loads((DATA / f"split/dev/{s}.json").read_text()) for s in ("network", "data", "webapp")}
+SPLIT_DIR = ROOT / "output/dev" if (ROOT / "output/dev/network.json").exists() else DATA / "split/dev"
+SPLIT = {f"{s}-dev": json.loads((SPLIT_DIR / f"{s}.json").read_text()) for s in ("network", "data", "webapp")}
 ARN = "arn:aws:cloudformation:eu-west-1:123456789012:stack/webapp-dev/1"
 VALUES = {
     "NatMode": "single", "AvailabilityZones": "eu-west-1a,eu-west-1b", "DomainName": "", "HostedZoneId": "",

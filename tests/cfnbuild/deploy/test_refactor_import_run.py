@@ -110,12 +110,18 @@ def _reads(run: Run, template: dict[str, Any] = PREVIOUS) -> None:
 
 
 def _physical(run: Run, template: dict[str, Any]) -> None:
-    resources = [
+    """The physical IDs, read on two pages of ListStackResources."""
+    summaries = [
         {"LogicalResourceId": lid, "PhysicalResourceId": PHYSICAL[lid], "ResourceType": r["Type"],
-         "ResourceStatus": "UPDATE_COMPLETE", "Timestamp": "2026-01-01T00:00:00Z", "StackName": SOURCE}
+         "ResourceStatus": "UPDATE_COMPLETE", "LastUpdatedTimestamp": "2026-01-01T00:00:00Z"}
         for lid, r in template["Resources"].items()
     ]  # fmt: skip
-    run.stubber.add_response("describe_stack_resources", {"StackResources": resources}, {"StackName": SOURCE_ID})
+    run.stubber.add_response(
+        "list_stack_resources", {"StackResourceSummaries": summaries[:1], "NextToken": "2"}, {"StackName": SOURCE_ID}
+    )
+    run.stubber.add_response(
+        "list_stack_resources", {"StackResourceSummaries": summaries[1:]}, {"StackName": SOURCE_ID, "NextToken": "2"}
+    )
 
 
 def _change_set(run: Run, name: str, *, kind: str, end: str, reason: str = "") -> None:
