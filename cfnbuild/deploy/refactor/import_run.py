@@ -350,7 +350,7 @@ def show_import_plan(
     if plan.recreated:
         out.print(
             f"interruption: {', '.join(sorted(plan.recreated))} are missing between phase B and their stack's phase D "
-            "(minutes: what depends on them — routes through a NAT gateway, a topic policy, the secret's rotation — "
-            "does not work meanwhile)",
+            "(minutes; what depends on them does not work meanwhile), and come back with new physical IDs (an Elastic "
+            "IP with a new address)",
             markup=False,
         )
