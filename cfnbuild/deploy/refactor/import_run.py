@@ -180,7 +180,11 @@ class RetainAndImport:
         return "its stack policy is restored"
 
     def _phase_c(self, plan: ImportPlan, stack: str, name: str, project_template: Mapping[str, Any]) -> None:
-        status = self._status(name)
+        kept = "the resources to import are Retain and out of any stack, recorded in the source"
+        try:
+            status = self._status(name)
+        except Exception as exc:
+            raise self._failed("C", name, exc, kept) from exc
         if status is not None and status != "REVIEW_IN_PROGRESS":
             if status not in NOT_IMPORTED:
                 return  # imported by an earlier run (a failed deploy after it is phase D's to say)
@@ -200,9 +204,7 @@ class RetainAndImport:
             parameters = [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(prepared.parameters.items())]
             self._change_set(name, "IMPORT", template, parameters, phase="c", to_import=to_import, tags=prepared.tags)
         except Exception as exc:
-            raise self._failed(
-                "C", name, exc, "the resources to import are Retain and out of any stack, recorded in the source"
-            ) from exc
+            raise self._failed("C", name, exc, kept) from exc
 
     def _phase_d(self, stack: str, name: str, state: str) -> None:
         self.out.rule(f"phase D: {name} with the project's template")
@@ -282,7 +284,10 @@ class RetainAndImport:
 
     def _failed(self, phase: str, name: str, exc: Exception, state: str) -> ImportFailed:
         said = str(expected_error(exc)).rstrip(".")
-        now = self._status(name) or "not created"
+        try:
+            now = self._status(name) or "not created"
+        except Exception:  # the phase's own failure is the one to say; the state could not be read besides
+            now = "in a state that could not be read"
         return ImportFailed(
             f"phase {phase} ({name}): {said}; {name} is {now}, {state}; run '{self.command}' again to resume"
         )

@@ -14,9 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.stub import Stubber
+from rich.console import Console
 
 from cfnbuild.build.stateful import is_stateful
+from cfnbuild.deploy.aws import Aws, Target
 from cfnbuild.deploy.policy import policy_body, stack_policy
+from cfnbuild.deploy.refactor.import_run import ImportFailed, RetainAndImport
 from cfnbuild.deploy.refactor.moves import DeployedStack, RefactorRefused, compute_moves, refactor_blockers
 from cfnbuild.deploy.refactor.retain import (
     ImportPlan,
@@ -30,6 +34,7 @@ from cfnbuild.deploy.refactor.retain import (
     retain_template,
     temporary_policy,
 )
+from cfnbuild.local.emulator import THROWAWAY_CREDENTIALS
 
 ROOT = Path(__file__).resolve().parents[3]
 DATA = ROOT / "tests/data"
@@ -192,3 +197,107 @@ def test_a_stateful_resource_that_cannot_be_imported_is_refused_naming_it_and_wh
 def _depends(resource: dict[str, Any]) -> list[str]:
     depends = resource.get("DependsOn") or []
     return [depends] if isinstance(depends, str) else list(depends)
+
+
+# -- the flagship's phases A and B against CloudFormation's answers ---------------------------------------
+
+
+class _Recorded:
+    """Every call the stubbed clients make, in order: (service, operation, parameters)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+
+    def watch(self, client: Any, service: str) -> None:
+        def record(model: Any, params: dict[str, Any], **_: Any) -> None:
+            self.calls.append((service, model.name, params))
+
+        client.meta.events.register(f"before-parameter-build.{service}", record)
+
+    def sent(self, operation: str) -> list[dict[str, Any]]:
+        return [params for _, name, params in self.calls if name == operation]
+
+
+def _staged(s3: Stubber, sts: Stubber) -> None:
+    """A template staged in the account's staging bucket: not there yet, then put."""
+    sts.add_response("get_caller_identity", {"Account": "123456789012", "Arn": "arn:aws:iam::123456789012:root",
+                                             "UserId": "AIDA"})  # fmt: skip
+    s3.add_client_error("head_object", "404", "Not Found", 404)
+    s3.add_response("put_object", {})
+
+
+def _executed(cf: Stubber, end: str = "UPDATE_COMPLETE") -> None:
+    change_set = "arn:aws:cloudformation:eu-west-1:123456789012:changeSet/cfnbuild-refactor/1"
+    cf.add_response("create_change_set", {"Id": change_set, "StackId": ARN})
+    cf.add_response("describe_change_set", {"ChangeSetId": change_set, "Status": "CREATE_COMPLETE", "Changes": [
+        {"Type": "Resource", "ResourceChange": {"Action": "Modify", "LogicalResourceId": "Vpc"}}]})  # fmt: skip
+    cf.add_response("execute_change_set", {}, {"ChangeSetName": change_set})
+    cf.add_response("describe_stacks", {"Stacks": [{"StackName": "webapp-dev", "StackId": ARN,
+                    "StackStatus": end, "CreationTime": "2026-01-01T00:00:00Z"}]})  # fmt: skip
+
+
+def test_the_flagship_phases_a_and_b_retain_then_remove_under_a_temporary_policy_restored_after(planned):
+    """Stubber (the emulator has no resource import): phases A and B on the flagship; phase C's first answer fails."""
+    source, plan = planned
+    aws = Aws(Target("", "eu-west-1", credentials=dict(THROWAWAY_CREDENTIALS)))  # as the command: no one stack
+    recorded = _Recorded()
+    stubs = {}
+    for service in ("cloudformation", "s3", "sts"):
+        recorded.watch(aws.client(service), service)
+        stubs[service] = Stubber(aws.client(service))
+    cf, s3, sts = stubs["cloudformation"], stubs["s3"], stubs["sts"]
+    after_a = retain_template(PREVIOUS, plan)
+    values = {key: f"value-of-{key}" for key in reads(PREVIOUS, plan.leaving)}
+    _staged(s3, sts)
+    _executed(cf)  # phase A
+    cf.add_response(
+        "get_template", {"TemplateBody": json.dumps(after_a)}, {"StackName": ARN, "TemplateStage": "Original"}
+    )
+    outputs = [{"OutputKey": k, "OutputValue": v} for k, v in values.items()]
+    cf.add_response("describe_stacks", {"Stacks": [{"StackName": "webapp-dev", "StackId": ARN, "Outputs": outputs,
+                    "StackStatus": "UPDATE_COMPLETE", "CreationTime": "2026-01-01T00:00:00Z"}]})  # fmt: skip
+    cf.add_response("get_stack_policy", {"StackPolicyBody": source.policy})
+    cf.add_response("set_stack_policy", {})
+    _staged(s3, sts)
+    _executed(cf)  # phase B
+    cf.add_response("set_stack_policy", {}, {"StackName": ARN, "StackPolicyBody": source.policy})
+    cf.add_client_error("describe_stacks", "Throttling", "Rate exceeded", 400)  # phase C: is network-dev there?
+    cf.add_client_error("describe_stacks", "Throttling", "Rate exceeded", 400)
+    order = [("network", "network-dev"), ("data", "data-dev"), ("webapp", "webapp-dev")]
+    out, err = Console(record=True, width=200), Console(record=True)
+    importer = RetainAndImport(aws, "dev", _no_engine, out, err, "cfnbuild refactor --env dev", yes=True)
+    importer.sleep = lambda _: None
+    for stub in stubs.values():
+        stub.activate()
+    with pytest.raises(ImportFailed) as info:
+        importer.run(plan, source, SPLIT, order)
+    phase_a, phase_b = (json.loads(_bytes(p["Body"])) for p in recorded.sent("PutObject"))
+    assert phase_a == after_a
+    stateful = {lid for lid, r in PREVIOUS["Resources"].items() if is_stateful(r) and lid in source.resources}
+    for lid in stateful:  # Retain before it leaves
+        assert phase_a["Resources"][lid]["DeletionPolicy"] == "Retain", lid
+    assert not stateful & set(phase_b["Resources"])
+    assert set(phase_b["Metadata"]["CfnbuildRetainAndImport"]["Imports"]["data-dev"]) >= {"DbCluster", "DbSecret"}
+    relaxed, restored = (p["StackPolicyBody"] for p in recorded.sent("SetStackPolicy"))
+    assert restored == source.policy
+    assert "Deny" not in relaxed  # every stateful resource of the flagship leaves the source
+    assert [p["ChangeSetType"] for p in recorded.sent("CreateChangeSet")] == ["UPDATE", "UPDATE"]
+    assert all("TemplateURL" in p for p in recorded.sent("CreateChangeSet"))  # 111 KB: staged
+    assert set(recorded.sent("CreateChangeSet")[0]["Capabilities"]) >= {"CAPABILITY_AUTO_EXPAND"}  # the Transform
+    message = str(info.value)
+    assert message.startswith("phase C (network-dev): CloudFormation DescribeStacks in eu-west-1: Throttling")
+    assert message.endswith(
+        "network-dev is in a state that could not be read, the resources to import are Retain and out of any stack, "
+        "recorded in the source; run 'cfnbuild refactor --env dev' again to resume"
+    )
+    assert "\n" not in message
+    assert "DeleteStack" not in [name for _, name, _ in recorded.calls]
+
+
+def _no_engine(stack: str) -> Any:
+    raise AssertionError(f"no deploy engine is needed before phase C ({stack})")
+
+
+def _bytes(body: Any) -> bytes:
+    """A PutObject body as sent (botocore may have wrapped the bytes in a stream)."""
+    return bytes(body.getvalue()) if hasattr(body, "getvalue") else bytes(body)
