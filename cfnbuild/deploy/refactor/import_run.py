@@ -269,7 +269,10 @@ class RetainAndImport:
                 if time.monotonic() > deadline:
                     raise ImportFailed(f"{name} is still {state} after {self.poll.timeout_seconds:.0f}s")
                 status.update(f"{name}: {state}")
-                self.sleep(self.poll.min_seconds)
+                try:
+                    self.sleep(self.poll.min_seconds)
+                except KeyboardInterrupt:
+                    raise Interrupted(f"stopped watching {name} ({state}): its operation goes on in AWS") from None
         if state not in DONE:
             reason = stack.get("StackStatusReason") or "no reason given"
             raise ImportFailed(f"{name} ended {state}: {reason}")

@@ -124,7 +124,7 @@ def _physical(run: Run, template: dict[str, Any]) -> None:
     )
 
 
-def _change_set(run: Run, name: str, *, kind: str, end: str, reason: str = "") -> None:
+def _change_set(run: Run, name: str, *, kind: str, end: str | None, reason: str = "") -> None:
     """One change set of a phase: created, described ready, executed, the stack waited for until ``end``."""
     stack_id = ARN.format(name)
     change_set = f"arn:aws:cloudformation:eu-west-1:123456789012:changeSet/cfnbuild-refactor/{kind}"
@@ -137,10 +137,11 @@ def _change_set(run: Run, name: str, *, kind: str, end: str, reason: str = "") -
     )  # fmt: skip
     run.stubber.add_response("execute_change_set", {}, {"ChangeSetName": change_set})
     run.stubber.add_response("describe_stacks", {"Stacks": [_stack(name, f"{kind}_IN_PROGRESS")]})
-    run.stubber.add_response("describe_stacks", {"Stacks": [_stack(name, end, StackStatusReason=reason)]})
+    if end is not None:  # None: the wait is stopped before the stack settles
+        run.stubber.add_response("describe_stacks", {"Stacks": [_stack(name, end, StackStatusReason=reason)]})
 
 
-def _phase_b(run: Run, *, end: str = "UPDATE_COMPLETE", reason: str = "") -> None:
+def _phase_b(run: Run, *, end: str | None = "UPDATE_COMPLETE", reason: str = "") -> None:
     run.stubber.add_response(
         "get_template", {"TemplateBody": json.dumps(AFTER_A)}, {"StackName": SOURCE_ID, "TemplateStage": "Original"}
     )
@@ -397,3 +398,29 @@ def test_a_rerun_while_phase_b_still_runs_waits_for_it_instead_of_importing(proj
     with pytest.raises(RefactorRefused, match="webapp-dev-t is busy \\(UPDATE_IN_PROGRESS\\) with phase B"):
         run.go()
     assert "CreateChangeSet" not in run.operations()
+
+
+def test_ctrl_c_while_phase_b_runs_restores_the_policy_and_says_how_to_resume(project):
+    run = Run(project)
+    _reads(run)
+    _physical(run, PREVIOUS)
+    _change_set(run, SOURCE, kind="UPDATE", end="UPDATE_COMPLETE")
+    _phase_b(run, end=None)
+    sleeps = iter([None])  # phase A's one wait passes; the next (phase B's) is Ctrl-C
+
+    def sleep(_seconds: float) -> None:
+        if next(sleeps, KeyboardInterrupt) is KeyboardInterrupt:
+            raise KeyboardInterrupt
+
+    run.refactor.sleep = sleep
+    run.stubber.add_response("describe_stacks", {"Stacks": [_stack(SOURCE, "UPDATE_IN_PROGRESS")]})
+    with pytest.raises(ImportFailed) as info:
+        run.go()
+    message = str(info.value)
+    assert message.startswith(
+        "phase B (webapp-dev-t): stopped watching webapp-dev-t (UPDATE_IN_PROGRESS): its operation"
+    )
+    assert (
+        "webapp-dev-t is UPDATE_IN_PROGRESS, its stack policy is restored; run 'cfnbuild refactor --env dev'" in message
+    )
+    assert json.loads(_sent(run, "SetStackPolicy")[-1]["StackPolicyBody"]) == json.loads(POLICY)
