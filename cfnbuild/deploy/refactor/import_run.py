@@ -109,8 +109,8 @@ class RetainAndImport:
         self._confirm(plan)
         if not phase_a_done(source.template, plan):
             self._phase_a(plan, source)
-        self._phase_b(plan, source)
-        self.resume(plan, source.name, wanted, order)
+        read_back = self._phase_b(plan, source)
+        self.resume(read_back, source.name, wanted, order)
 
     def resume(
         self, plan: ImportPlan, source: str, wanted: Mapping[str, Any], order: Sequence[tuple[str, str]]
@@ -139,7 +139,8 @@ class RetainAndImport:
         except Exception as exc:
             raise self._failed("A", source.name, exc, "nothing was removed") from exc
 
-    def _phase_b(self, plan: ImportPlan, source: DeployedStack) -> None:
+    def _phase_b(self, plan: ImportPlan, source: DeployedStack) -> ImportPlan:
+        """Phase B; the plan with the identifier values phase A read back."""
         self.out.rule(f"phase B: {len(plan.leaving)} resources leave {source.name}")
         body = self.client.get_template(StackName=source.stack_id, TemplateStage="Original")["TemplateBody"]
         template = json.loads(body) if isinstance(body, str) else dict(body)
@@ -169,6 +170,7 @@ class RetainAndImport:
             raise self._failed("B", source.name, exc, state) from exc
         restored = self._restore(source.stack_id, deployed_policy)
         self.out.print(f"{source.name}: {restored}", markup=False)
+        return plan.with_identifiers(outputs)
 
     def _restore(self, stack_id: str, policy: str | None) -> str:
         if policy is None:

@@ -12,16 +12,15 @@ CloudFormation refuses any other in one answer when the import change set is cre
 The values: for a one-property identifier, the resource's physical ID (what
 ListStackResources returns is that identifier); for a composite one, each property from the
 resource's deployed definition, with the stack's parameters and conditions written out and a
-``Ref`` to another resource of the stack replaced by that resource's physical ID. A property
-the definition does not give (a read-only one such as a route's ``CidrBlock``) cannot be
-resolved from the definition is taken from a property that holds the same value (a route's
-read-only ``CidrBlock`` is its ``DestinationCidrBlock``), else from the physical ID when that is
-the identifier's values joined by ``|`` (a gateway attachment's ``Ref`` is ``IGW|vpc-…``:
-https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-ec2-vpcgatewayattachment.html);
-one that cannot be resolved either way is not imported: it is deleted and created again when
-stateless, and refused when stateful. A resource a transform processes (a rotation schedule's
-``HostedRotationLambda``, which ``AWS::SecretsManager-2024-09-16`` turns into a rotation
-function) cannot be imported: an import template takes no transform.
+``Ref`` to another resource of the stack replaced by that resource's physical ID. A property the
+definition does not give — a read-only one, such as an Elastic IP's ``AllocationId``, a route's
+``CidrBlock`` or a gateway attachment's ``AttachmentType`` — is read back with ``Fn::GetAtt``
+when the type returns it as an attribute: phase A adds that output and phase B writes the value
+into the identifier (:func:`deferred` marks it until then). One that cannot be resolved either
+way is not imported: it is deleted and created again when stateless, and refused when stateful.
+A resource a transform processes (a rotation schedule's ``HostedRotationLambda``, which
+``AWS::SecretsManager-2024-09-16`` turns into a rotation function) cannot be imported: an import
+template takes no transform.
 """
 
 from __future__ import annotations
@@ -33,8 +32,6 @@ from typing import Any
 
 from cfnbuild.deploy.refactor.resolve import CannotResolve, Decided, resolve
 
-# Read-only identifier properties and the property of the definition that holds the same value.
-SAME_VALUE = {("AWS::EC2::Route", "CidrBlock"): "DestinationCidrBlock"}
 # Properties only a transform understands: the resource is the transform's to make.
 TRANSFORMED = {("AWS::SecretsManager::RotationSchedule", "HostedRotationLambda")}
 
@@ -45,6 +42,7 @@ class TypeSupport:
 
     readable: bool
     identifier: tuple[str, ...]  # property names of the primary identifier
+    attributes: frozenset[str] = frozenset()  # what Fn::GetAtt returns for the type
 
 
 @cache
@@ -59,7 +57,8 @@ def type_support(resource_type: str, region: str) -> TypeSupport:
         return TypeSupport(False, ())
     paths = schema.get("primaryIdentifier") or []
     names = tuple(str(path).rsplit("/", 1)[-1] for path in paths)
-    return TypeSupport("read" in (schema.get("handlers") or {}), names)
+    attributes = frozenset(PROVIDER_SCHEMA_MANAGER.get_type_getatts(resource_type, region))
+    return TypeSupport("read" in (schema.get("handlers") or {}), names, attributes)
 
 
 def identifier(
@@ -68,34 +67,35 @@ def identifier(
     support: TypeSupport,
     physical: Mapping[str, str],
     decided: Decided,
-) -> dict[str, str] | None:
+) -> dict[str, Any] | None:
     """The ``ResourceIdentifier`` of a deployed resource, or None when it cannot be resolved.
 
-    ``physical`` maps the stack's logical IDs to their physical IDs (ListStackResources).
+    ``physical`` maps the stack's logical IDs to their physical IDs (ListStackResources). A
+    value phase A must read back is ``{"Fn::GetAtt": [logical_id, property]}`` (:func:`deferred`).
     """
-    resource_type = str(definition.get("Type", ""))
     given = definition.get("Properties") or {}
-    if any((resource_type, name) in TRANSFORMED for name in given):
-        return None
-    if not support.readable or not support.identifier or not physical.get(logical_id):
+    if transformed(definition) or not support.readable or not support.identifier or not physical.get(logical_id):
         return None
     if len(support.identifier) == 1:
         return {support.identifier[0]: physical[logical_id]}
-    parts = physical[logical_id].split("|")
     try:
         properties = resolve(given, decided, logical_id)
     except CannotResolve:
         return None
-    found: dict[str, str] = {}
-    for index, name in enumerate(support.identifier):
-        source = SAME_VALUE.get((resource_type, name), name) if name not in properties else name
-        value = _literal(properties.get(source) if isinstance(properties, Mapping) else None, physical)
-        if value is None and len(parts) == len(support.identifier):
-            value = parts[index]
+    found: dict[str, Any] = {}
+    for name in support.identifier:
+        value: Any = _literal(properties.get(name) if isinstance(properties, Mapping) else None, physical)
+        if value is None and name not in given and name in support.attributes:
+            value = {"Fn::GetAtt": [logical_id, name]}
         if value is None:
             return None
         found[name] = value
     return found
+
+
+def deferred(ident: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The (logical ID, attribute) pairs of an identifier still to be read back from phase A's outputs."""
+    return [tuple(v["Fn::GetAtt"]) for v in ident.values() if isinstance(v, Mapping) and "Fn::GetAtt" in v]
 
 
 def transformed(definition: Mapping[str, Any]) -> bool:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cfnbuild.build.stateful import is_stateful
-from cfnbuild.deploy.refactor.importable import identifier, transformed, type_support
+from cfnbuild.deploy.refactor.importable import deferred, identifier, transformed, type_support
 from cfnbuild.deploy.refactor.moves import DeployedStack, Layout, RefactorRefused
 from cfnbuild.deploy.refactor.resolve import SHARED_PSEUDO, SUB_VARIABLE, Decided
 from cfnbuild.deploy.refactor.templates import _target
@@ -62,6 +62,28 @@ class ImportPlan:
     def leaving(self) -> list[str]:
         """Every logical ID that leaves the source."""
         return sorted(self.destinations)
+
+    def identifier_reads(self) -> dict[str, tuple[str, str]]:
+        """Output key → (logical ID, attribute) of each identifier value phase A must read back."""
+        pairs = {pair for ids in self.imports.values() for v in ids.values() for pair in deferred(v["Identifier"])}
+        return {read_key(lid, attr): (lid, attr) for lid, attr in sorted(pairs)}
+
+    def with_identifiers(self, outputs: Mapping[str, str]) -> ImportPlan:
+        """The plan with every identifier value read back from phase A's ``outputs`` written in."""
+        missing = [f"{lid}.{attr}" for key, (lid, attr) in self.identifier_reads().items() if key not in outputs]
+        if missing:
+            raise RefactorRefused(
+                f"{self.source} returns no output for {', '.join(missing)}, part of an identifier to import by; "
+                "phase A did not finish: run again (it updates the stack with those outputs first)"
+            )
+        imports = {
+            stack: {
+                lid: {**v, "Identifier": {k: _read(x, outputs) for k, x in v["Identifier"].items()}}
+                for lid, v in ids.items()
+            }
+            for stack, ids in self.imports.items()
+        }
+        return ImportPlan(self.source, imports, self.recreated, self.destinations)
 
     def record(self) -> dict[str, Any]:
         """What phase B writes into the source's Metadata."""
@@ -200,6 +222,12 @@ def reads(template: Mapping[str, Any], leaving: Iterable[str]) -> dict[str, tupl
     return {read_key(lid, attr): (lid, attr) for lid, attr in sorted(used) if lid in gone}
 
 
+def _read(value: Any, outputs: Mapping[str, str]) -> Any:
+    """An identifier value, or the output phase A returned for it when it was to be read back."""
+    pairs = deferred({"value": value})
+    return outputs[read_key(*pairs[0])] if pairs else value
+
+
 def retain_template(template: Mapping[str, Any], plan: ImportPlan) -> dict[str, Any]:
     """Phase A: the deployed template, the imported resources Retain, the values the staying ones use as outputs."""
     written = copy.deepcopy(dict(template))
@@ -207,7 +235,7 @@ def retain_template(template: Mapping[str, Any], plan: ImportPlan) -> dict[str, 
         written["Resources"][lid]["DeletionPolicy"] = RETAIN
         written["Resources"][lid]["UpdateReplacePolicy"] = RETAIN
     outputs = dict(written.get("Outputs") or {})
-    for key, (lid, attr) in reads(template, plan.leaving).items():
+    for key, (lid, attr) in {**reads(template, plan.leaving), **plan.identifier_reads()}.items():
         outputs[key] = {"Value": {"Fn::GetAtt": [lid, attr]} if attr else {"Ref": lid}}
     if outputs:
         written["Outputs"] = outputs
@@ -222,7 +250,8 @@ def phase_a_done(template: Mapping[str, Any], plan: ImportPlan) -> bool:
         and (resources.get(lid) or {}).get("UpdateReplacePolicy") == RETAIN
         for lid in plan.imported
     )
-    return retained and set(reads(template, plan.leaving)) <= set(template.get("Outputs") or {})
+    wanted = set(reads(template, plan.leaving)) | set(plan.identifier_reads())
+    return retained and wanted <= set(template.get("Outputs") or {})
 
 
 def not_retained(template: Mapping[str, Any], plan: ImportPlan) -> list[str]:
@@ -261,7 +290,7 @@ def removal_template(template: Mapping[str, Any], plan: ImportPlan, outputs: Map
     if kept_outputs:
         written["Outputs"] = kept_outputs
     metadata = dict(written.get("Metadata") or {})
-    metadata[RECORD_KEY] = plan.record()
+    metadata[RECORD_KEY] = plan.with_identifiers(outputs).record()
     written["Metadata"] = metadata
     return written
 
@@ -301,7 +330,8 @@ def import_template(project: Mapping[str, Any], imported: Iterable[str]) -> dict
     for lid, resource in (project.get("Resources") or {}).items():
         if lid not in ids:
             continue
-        kept = copy.deepcopy(dict(resource))
+        present = ids | set(project.get("Parameters") or {})
+        kept = {k: _untaken(v, present) for k, v in copy.deepcopy(dict(resource)).items()}
         kept.setdefault("DeletionPolicy", RETAIN)
         depends = kept.pop("DependsOn", None)
         if depends is not None:
@@ -311,6 +341,27 @@ def import_template(project: Mapping[str, Any], imported: Iterable[str]) -> dict
         resources[lid] = kept
     written["Resources"] = resources
     return written
+
+
+def _untaken(node: Any, present: set[str]) -> Any:
+    """``node`` with each ``Fn::If`` branch that names a resource the import template lacks made AWS::NoValue.
+
+    Such a branch names a resource that is not deployed (its condition is false), so the branch
+    is not the one taken; CloudFormation would still refuse the reference. The import reads the
+    resource as it is, and phase D puts the project's definition back.
+    """
+    if isinstance(node, list):
+        return [_untaken(item, present) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if list(node) == ["Fn::If"] and isinstance(node["Fn::If"], list) and len(node["Fn::If"]) == 3:
+        condition, *branches = node["Fn::If"]
+        kept = [
+            {"Ref": "AWS::NoValue"} if {lid for lid, _ in references(b)} - present else _untaken(b, present)
+            for b in branches
+        ]
+        return {"Fn::If": [condition, *kept]}
+    return {key: _untaken(value, present) for key, value in node.items()}
 
 
 def temporary_policy(body: str | None, leaving: Iterable[str]) -> str | None:
