@@ -204,7 +204,8 @@ class RetainAndImport:
         try:
             prepared = self.make_engine(stack).prepare(Request(self.environment, stack), None)
             parameters = [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(prepared.parameters.items())]
-            self._change_set(name, "IMPORT", template, parameters, phase="c", to_import=to_import, tags=prepared.tags)
+            # No stack tags: an import may change nothing but bring the resources in; phase D's deploy tags the stack.
+            self._change_set(name, "IMPORT", template, parameters, phase="c", to_import=to_import)
         except Exception as exc:
             raise self._failed("C", name, exc, kept) from exc
 
@@ -226,14 +227,11 @@ class RetainAndImport:
         *,
         phase: str,
         to_import: list[dict[str, Any]] | None = None,
-        tags: Mapping[str, str] | None = None,
     ) -> None:
         """Create the change set, wait for it, execute it, wait for the stack; nothing when it has no changes."""
         body = json.dumps(template, sort_keys=True, separators=(",", ":"))
         digest = hashlib.sha256(body.encode()).hexdigest()[:12]
         extra: dict[str, Any] = {"ResourcesToImport": to_import} if to_import is not None else {}
-        if tags:
-            extra["Tags"] = [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
         answer = self.client.create_change_set(
             StackName=name,
             ChangeSetName=f"cfnbuild-refactor-{phase}-{digest}",

@@ -236,6 +236,7 @@ def test_no_stateful_resource_is_ever_deleted_it_is_retain_before_it_leaves_and_
     assert all("DeletionPolicy" in r for r in [*imported["Resources"].values(), *_body(network)["Resources"].values()])
     assert "Outputs" not in imported
     assert {p["ParameterKey"]: p["ParameterValue"] for p in data["Parameters"]} == {"NetworkKeyArn": TOPIC_ARN}
+    assert "Tags" not in data  # an import changes nothing else; the deploy after it tags the stack
     assert "DeleteStack" not in run.operations()
 
 
