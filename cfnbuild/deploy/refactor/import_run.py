@@ -142,18 +142,17 @@ class RetainAndImport:
     def _phase_b(self, plan: ImportPlan, source: DeployedStack) -> ImportPlan:
         """Phase B; the plan with the identifier values phase A read back."""
         self.out.rule(f"phase B: {len(plan.leaving)} resources leave {source.name}")
-        body = self.client.get_template(StackName=source.stack_id, TemplateStage="Original")["TemplateBody"]
-        template = json.loads(body) if isinstance(body, str) else dict(body)
+        try:
+            template, outputs, deployed_policy = self._read_after_a(source)
+        except Exception as exc:
+            raise self._failed("B", source.name, exc, "nothing was removed") from exc
         loose = not_retained(template, plan)
         if loose:
             raise RefactorRefused(
                 f"phase B ({source.name}): {', '.join(loose)} is not DeletionPolicy Retain in the deployed template, "
                 f"so removing it would delete it; nothing was removed: run '{self.command}' again (phase A first)"
             )
-        stack = self.client.describe_stacks(StackName=source.stack_id)["Stacks"][0]
-        outputs = {o["OutputKey"]: str(o.get("OutputValue", "")) for o in stack.get("Outputs", [])}
         removed = removal_template(template, plan, outputs)
-        deployed_policy = self.client.get_stack_policy(StackName=source.stack_id).get("StackPolicyBody")
         relaxed = temporary_policy(deployed_policy, plan.imported)
         try:
             if relaxed is not None:
@@ -171,6 +170,15 @@ class RetainAndImport:
         restored = self._restore(source.stack_id, deployed_policy)
         self.out.print(f"{source.name}: {restored}", markup=False)
         return plan.with_identifiers(outputs)
+
+    def _read_after_a(self, source: DeployedStack) -> tuple[dict[str, Any], dict[str, str], str | None]:
+        """The source's deployed template, outputs and stack policy, as phase A left them."""
+        body = self.client.get_template(StackName=source.stack_id, TemplateStage="Original")["TemplateBody"]
+        template = json.loads(body) if isinstance(body, str) else dict(body)
+        stack = self.client.describe_stacks(StackName=source.stack_id)["Stacks"][0]
+        outputs = {o["OutputKey"]: str(o.get("OutputValue", "")) for o in stack.get("Outputs", [])}
+        policy = self.client.get_stack_policy(StackName=source.stack_id).get("StackPolicyBody")
+        return template, outputs, policy
 
     def _restore(self, stack_id: str, policy: str | None) -> str:
         if policy is None:

@@ -374,6 +374,8 @@ def test_phase_b_refuses_to_remove_a_resource_the_deployed_template_does_not_ret
     run.stubber.add_response(  # someone deployed the old template again in between
         "get_template", {"TemplateBody": json.dumps(PREVIOUS)}, {"StackName": SOURCE_ID, "TemplateStage": "Original"}
     )
+    run.stubber.add_response("describe_stacks", {"Stacks": [_stack(SOURCE)]}, {"StackName": SOURCE_ID})
+    run.stubber.add_response("get_stack_policy", {"StackPolicyBody": POLICY}, {"StackName": SOURCE_ID})
     with pytest.raises(RefactorRefused) as info:
         run.go()
     assert str(info.value).startswith(
