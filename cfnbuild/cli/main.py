@@ -43,6 +43,7 @@ LAZY_COMMANDS = {
     "delete": "cfnbuild.cli.deploy:delete",
     "drift": "cfnbuild.cli.deploy:drift",
     "recover": "cfnbuild.cli.deploy:recover",
+    "refactor": "cfnbuild.cli.refactor:refactor",
     "stackset": "cfnbuild.cli.stackset:stackset",
     "export": "cfnbuild.cli.export:export_command",
     "local": "cfnbuild.cli.local:local",

@@ -118,6 +118,7 @@ def test_list_shows_every_environment_and_its_state(project_dir):
     "command",
     [
         *("build", "lint", "list", "graph", "plan", "deploy", "status", "outputs", "delete", "drift", "recover"),
+        "refactor",
         *("local", "local start", "local status", "local stop"),
     ],
 )
