@@ -1,0 +1,9 @@
+"""Imported by the server that lint workers are forked from: cfn-lint, with its rules loaded.
+
+See :mod:`cfnbuild.build.gates`. Each worker forked from that server starts with cfn-lint
+imported and its rules in memory, shared with the server until written to.
+"""
+
+from cfnbuild.build.lint import warm_up
+
+warm_up()
