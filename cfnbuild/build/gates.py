@@ -92,7 +92,10 @@ def _serve(connection: Connection, work: Callable[[LintJob], list[Finding]]) -> 
     """A worker's loop: lint each job it is sent until it is sent ``None``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops us
     while True:
-        job = connection.recv()
+        try:
+            job = connection.recv()
+        except (EOFError, OSError):
+            return  # the parent has gone (or closed our pipe while it stopped): nothing more to do
         if job is None:
             return
         try:
