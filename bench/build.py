@@ -21,7 +21,7 @@ For each: the median wall time and CPU time (user + system of the whole process 
 peak memory of the process tree: the largest sum of the resident set sizes of every process in
 it at once, and the largest sum of their proportional set sizes (PSS: a page shared by forked
 processes counted once in all, where a sum of RSS counts it once per process), beside the largest
-single process's RSS; all from ``/proc``, sampled every 10 ms. This
+single process's RSS; all from ``/proc``, sampled every 50 ms. This
 process makes itself the tree's subreaper (``prctl(PR_SET_CHILD_SUBREAPER)``), so a descendant
 that outlives its parent (cfnbuild's lint server, the CDK's node) is still reaped here and its
 CPU time counted. Each ratio line names the baseline and the target.
@@ -128,7 +128,7 @@ def measure(command: list[str], *, env: dict[str, str] | None = None, cwd: Path 
         while not done.is_set():
             rss, pss, biggest = _tree_memory(me)
             peak, proportional, largest = max(peak, rss), max(proportional, pss), max(largest, biggest)
-            time.sleep(0.01)
+            time.sleep(0.05)
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     sampler = threading.Thread(target=sample, daemon=True)

@@ -90,8 +90,11 @@ def cfn_lint(text: str, regions: Sequence[str], *, file: str) -> list[Finding]:
                 "cfn-lint suppressions are not allowed; fix the template",
             )
         ]
-    from cfnlint.api import ManualArgs, lint  # noqa: PLC0415  (as in _rules)
+    from cfnlint.api import ManualArgs  # noqa: PLC0415  (as in _rules)
+    from cfnlint.config import ConfigMixIn  # noqa: PLC0415
+    from cfnlint.decode.decode import decode_str  # noqa: PLC0415
     from cfnlint.helpers import REGIONS  # noqa: PLC0415
+    from cfnlint.runner import run_template_by_data  # noqa: PLC0415
 
     unknown = sorted(set(regions) - set(REGIONS))
     if unknown:
@@ -105,7 +108,12 @@ def cfn_lint(text: str, regions: Sequence[str], *, file: str) -> list[Finding]:
                 "upgrade cfn-lint (pip install -U cfn-lint)",
             )
         ]
-    matches = lint(text, rules=_rules(), config=ManualArgs(regions=list(regions), include_checks=list(INCLUDE_CHECKS)))
+    # What cfnlint.api.lint does, with the rules this process loaded once (lint() takes only the
+    # older RulesCollection and otherwise loads every rule again, about half a second a call).
+    decoded, matches = decode_str(text)
+    if not matches:
+        config = ConfigMixIn(**ManualArgs(regions=list(regions), include_checks=list(INCLUDE_CHECKS)))
+        matches = list(run_template_by_data(decoded, config, _rules()))
     findings = {  # one finding per rule and place, whichever region found it
         Finding(file, "cfn-lint", match.rule.id, "/".join(str(p) for p in match.path), match.message)
         for match in matches
