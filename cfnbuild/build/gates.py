@@ -244,6 +244,7 @@ def run_gates(
         results: dict[int, list[Finding]] = {}
         failures: dict[int, str] = {}
         if pending:
+            warm_up()  # workers forked from a server with cfn-lint loaded (started already if the caller did)
             pool = LintPool(min(budget, len(pending)), work)
             results, failures = pool.run([jobs[i] for i in pending])
             run.workers = pool.started

@@ -275,9 +275,6 @@ def lint_command(ctx: click.Context, env: str | None, all_envs: bool, no_checkov
     started = time.perf_counter()
     project = _project(ctx)
     environments = _environments(project, env)
-    from cfnbuild.build.gates import warm_up  # noqa: PLC0415  (as in _gates)
-
-    warm_up()  # cfn-lint loads in the background while the configs are read
     configs = {e: project.config(e) for e in environments}
     rendered = []
     for environment, config in configs.items():
