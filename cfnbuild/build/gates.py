@@ -12,6 +12,11 @@ sorted). A worker that raises, crashes or is killed is one line naming the templ
 happened; its job has no findings and is not cached, the other jobs go on in a new worker. On
 any exception in the caller (Ctrl-C among them) every worker and checkov is stopped before it
 propagates; workers write no file (the caller writes the cache entries, atomically).
+
+As with any multiprocessing server start, each worker imports the caller's main module as
+``__mp_main__`` when it is a script file: a script that calls :func:`run_gates` keeps its work
+under ``if __name__ == "__main__":`` (``python -m cfnbuild``, the ``cfnbuild`` command and
+``python -c`` need nothing).
 """
 
 from __future__ import annotations
