@@ -24,7 +24,9 @@ processes counted once in all, where a sum of RSS counts it once per process), b
 single process's RSS; all from ``/proc``, sampled every 50 ms. This
 process makes itself the tree's subreaper (``prctl(PR_SET_CHILD_SUBREAPER)``), so a descendant
 that outlives its parent (cfnbuild's lint server, the CDK's node) is still reaped here and its
-CPU time counted. Each ratio line names the baseline and the target.
+CPU time counted. Each ratio line names the baseline and the target, with the median (min-max)
+of the ratios within each round beside the ratio of the medians: on a shared machine the load
+drifts over a minute, and a round's cases are seconds apart.
 
     python bench/build.py [--rounds 5] [--baseline DIR]
 """
@@ -249,7 +251,11 @@ def report(cdk: list[Sample], ours: dict[str, list[Sample]]) -> None:
         wall = _median(ours[key], "wall") / _median(cdk, "wall")
         cpu = _median(ours[key], "cpu") / _median(cdk, "cpu")
         verdict = "meets" if wall <= target else "MISSES"
-        print(f"  {name}: {wall:.3f}x wall of {base} ({verdict} target <= {target}x), {cpu:.3f}x CPU")
+        per_round = sorted(ours[key][n].wall / cdk[n].wall for n in range(rounds))
+        print(
+            f"  {name}: {wall:.3f}x wall of {base} ({verdict} target <= {target}x), {cpu:.3f}x CPU; "
+            f"per round {statistics.median(per_round):.3f}x ({per_round[0]:.3f}-{per_round[-1]:.3f})"
+        )
     for attribute, what in (("tree_mib", "summed RSS"), ("tree_pss_mib", "summed PSS")):
         ratio = max(_median(ours[key], attribute) for key in CASES) / _median(cdk, attribute)
         verdict = "meets" if ratio <= 0.3 else "MISSES"
