@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKERS_PER_CPU = 2
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: the floors env runs pytest without xdist
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """``-n auto``: :data:`WORKERS_PER_CPU` workers per usable CPU (``PYTEST_XDIST_AUTO_NUM_WORKERS`` still wins)."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
