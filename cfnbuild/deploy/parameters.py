@@ -96,8 +96,9 @@ class ParameterSteps(EngineBase):
         so, and a deploy refuses); deployed without that output: refused, naming both. Against the
         embedded emulator an output it does not return (moto leaves the types it has no model of,
         AWS::SecretsManager::Secret or AWS::RDS::DBCluster, placeholders without values) is sent as
-        a stand-in value that says so (:func:`emulator_stand_in`), in one line: the same template
-        deploys on AWS, where the output has its value.
+        a stand-in value that says so (:func:`emulator_stand_in`), in one line, when the upstream's
+        deployed template declares that output: the same template deploys on AWS, where the output
+        has its value. An output the upstream does not declare is refused there too.
         """
         name = self.project.deploy_view(request.environment).settings.stack_name(reference.stack)
         upstream = self.describe(name)
@@ -106,7 +107,7 @@ class ParameterSteps(EngineBase):
             value = waiting_value(reference.stack)
             self.err.print(f"parameter {reference.parameter}: {value}; {name} comes first", markup=False)
             return value
-        if reference.output not in upstream.outputs and self.aws.target.local:
+        if reference.output not in upstream.outputs and self.aws.target.local and self._declares(name, reference):
             value = emulator_stand_in(reference)
             self.err.print(
                 f"parameter {reference.parameter}: {value} (the emulator returns no output {reference.output} "
@@ -123,6 +124,11 @@ class ParameterSteps(EngineBase):
         value = upstream.outputs[reference.output]
         self.err.print(f"parameter {reference.parameter}: {value} (output {reference.output} of {name})", markup=False)
         return value
+
+    def _declares(self, stack_name: str, reference: StackInput) -> bool:
+        """Whether the deployed template of ``stack_name`` declares the output ``reference`` takes."""
+        template = self.deployed_template(stack_name) or {}
+        return reference.output in (template.get("Outputs") or {})
 
     def _refuse_waiting(self, request: Request, stack_name: str) -> None:
         """Refuse to deploy a stack whose upstream stacks are not deployed yet (their outputs are its inputs)."""

@@ -74,6 +74,24 @@ def test_an_upstream_deployed_without_the_output_is_refused_naming_both(tmp_path
         engine.deploy(Request("dev", "b", yes=True))
 
 
+def test_an_output_the_emulator_cannot_compute_but_the_upstream_declares_is_sent_as_a_named_stand_in(
+    tmp_path, emulator
+):
+    """moto keeps AWS::SecretsManager::Secret a placeholder: an output reading it is not returned, on AWS it is."""
+    root = graph_project(tmp_path, {"a": [], "b": [("a", "TopicArn")]}, "standin")
+    emulator.client("cloudformation").create_stack(
+        StackName="a-dev-standin",
+        TemplateBody=(
+            '{"Resources": {"Secret": {"Type": "AWS::SecretsManager::Secret"}},'
+            ' "Outputs": {"TopicArn": {"Value": {"Fn::GetAtt": ["Secret", "Id"]}}}}'
+        ),
+    )
+    engine, _, err = _engine(root, emulator, "b-dev-standin")
+    engine.deploy(Request("dev", "b", yes=True))
+    assert _parameters(emulator, "b-dev-standin") == {"ATopicArn": "emulator-stand-in-a-TopicArn"}
+    assert "the emulator returns no output TopicArn of a-dev-standin; AWS does" in err.export_text()
+
+
 def test_a_param_override_wins_over_the_upstream_output(tmp_path, emulator):
     root = graph_project(tmp_path, {"a": [], "b": [("a", "TopicArn")]}, "override")
     engine, _, _ = _engine(root, emulator, "b-dev-override")
