@@ -87,7 +87,8 @@ def export_command(
     environment = where.env or project.default_environment
     if environment is None:
         raise UsageError("give --env ENV (or set [tool.cfnbuild] default_env in pyproject.toml)")
-    stack = where.stack or only_stack([spec.name for spec in project.app.stacks])
+    catalog_spec = project.app.catalog  # a composition of every stack in one, when the project has one
+    stack = where.stack or (catalog_spec.name if catalog_spec else only_stack([s.name for s in project.app.stacks]))
     export = _export(ctx, project, environment, stack, keep=keep)
     if not do_upload:
         return
