@@ -7,6 +7,7 @@ stack through the deploy engine.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -141,7 +142,8 @@ def _upload(
     recreate_failed: bool,
 ) -> dict[str, str]:
     """Stage the export and deploy its portfolio stack with an engine pointed at the target; its outputs."""
-    with engine_for(ctx, where) as (engine, env, _):
+    # The exported stack (the catalog composition by default), not one the options must name.
+    with engine_for(ctx, dataclasses.replace(where, stack=stack)) as (engine, env, _):
         config = project.config(env)
         catalog_engine = catalog.CatalogEngine(
             project=engine.project,
