@@ -97,3 +97,14 @@ def test_a_param_override_wins_over_the_upstream_output(tmp_path, emulator):
     engine, _, _ = _engine(root, emulator, "b-dev-override")
     engine.deploy(Request("dev", "b", yes=True, param_overrides={"ATopicArn": "given"}))
     assert _parameters(emulator, "b-dev-override") == {"ATopicArn": "given"}
+
+
+def test_a_value_for_a_parameter_another_stack_declares_is_not_refused_and_one_no_stack_declares_is(tmp_path, emulator):
+    """One --param (or [deploy.parameters] value) serves a graph deploy: each stack takes the ones it declares."""
+    root = graph_project(tmp_path, {"a": [], "b": [("a", "TopicArn")]}, "elsewhere")
+    engine, _, _ = _engine(root, emulator, "a-dev-elsewhere")
+    engine.deploy(Request("dev", "a", yes=True, param_overrides={"ATopicArn": "for b"}))
+    assert _parameters(emulator, "a-dev-elsewhere") == {}
+    engine, _, _ = _engine(root, emulator, "a-dev-elsewhere")
+    with pytest.raises(UsageError, match=r"^--param Nope: the template has no parameter 'Nope'; it has: \(none\)$"):
+        engine.deploy(Request("dev", "a", yes=True, param_overrides={"Nope": "x"}))
