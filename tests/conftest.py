@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# How many xdist workers ``-n auto`` starts per CPU. Most of the suite's time is waiting, not
+# computing: botocore's retry backoff against the fault proxy, servers starting and stopping, and
+# the CLI's own processes. test_boundary's commands, for one, spend about 85% of their time asleep
+# (22 of them: 128 s elapsed, 22 s of CPU), so one worker per CPU leaves the CPUs idle most of the time.
+WORKERS_PER_CPU = 2
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto``: :data:`WORKERS_PER_CPU` workers per usable CPU (``PYTEST_XDIST_AUTO_NUM_WORKERS`` still wins)."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None  # xdist's own hook reads it
+    return WORKERS_PER_CPU * len(os.sched_getaffinity(0))
 
 
 @pytest.fixture

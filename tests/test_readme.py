@@ -34,7 +34,7 @@ def test_write_your_own_blueprint_example_runs_and_builds_a_stateful_queue(tmp_p
         "ManagedBy",
         "Project",
     }
-    assert template["Outputs"]["QueueUrl"]["Export"] == {"Name": {"Fn::Sub": "${AWS::StackName}-QueueUrl"}}
+    assert template["Outputs"]["QueueUrl"] == {"Description": "URL of the work queue.", "Value": {"Ref": "Queue"}}
 
 
 def test_write_your_own_blueprint_example_passes_cfn_lint_and_checkov_as_printed(tmp_path):

@@ -224,6 +224,10 @@ def test_prod_protects_every_stack_from_deletion_and_every_environment_keeps_sta
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_the_all_in_one_composition_is_the_previous_release_byte_for_byte(env):
-    """The catalog's one product: the same composition with every layer in one stack."""
-    assert build_all_in_one(_project().config(env)).to_dict() == _previous(env)
+def test_the_all_in_one_composition_is_the_previous_release_but_for_its_exports(env):
+    """The catalog's one product: the same composition with every layer in one stack. (Outputs are no longer
+    exported unless asked, since the previous release was built: the only difference.)"""
+    previous = _previous(env)
+    for output in previous["Outputs"].values():
+        output.pop("Export", None)
+    assert build_all_in_one(_project().config(env)).to_dict() == previous

@@ -4,8 +4,8 @@ A blueprint is one domain of a stack (the network, the database, ...). It takes 
 documented inputs dataclass (see :func:`cfnbuild.setting`), rejects incompatible inputs when it
 is made with a sentence that says what to change, adds its resources to the stack, and exposes
 what it made as typed attributes holding troposphere references, which the next blueprint takes
-as inputs. Outputs are registered where the resource is made, with ``Export`` names derived from
-the stack name. A blueprint never reads files or calls AWS.
+as inputs. Outputs are registered where the resource is made, with no ``Export`` unless asked
+(``export=True``: its name derived from the stack name). A blueprint never reads files or calls AWS.
 
 Example::
 
@@ -124,9 +124,17 @@ class Blueprint(ABC, Generic[InputsT]):
         """A ``Ref`` to output ``output`` of the project's stack ``stack`` (see :meth:`cfnbuild.Stack.use`)."""
         return self.stack.use(stack, output, owner=self.owner)
 
-    def output(self, name: str, value: Any, description: str, *, condition: str | None = None) -> Output:
-        """Add an exported output named ``name`` (with this blueprint's prefix)."""
-        return self.stack.add_output(self.lid(name), value, description, owner=self.owner, condition=condition)
+    def output(
+        self, name: str, value: Any, description: str, *, condition: str | None = None, export: bool = False
+    ) -> Output:
+        """Add an output named ``name`` (with this blueprint's prefix); exported only with ``export=True``.
+
+        See :meth:`cfnbuild.Stack.add_output`: the project's stacks take outputs as parameters
+        (:meth:`use`), an Export is for stacks outside the project and locks this one.
+        """
+        return self.stack.add_output(
+            self.lid(name), value, description, owner=self.owner, condition=condition, export=export
+        )
 
     def skip_check(self, resource: AWSObject, check_id: str, reason: str) -> None:
         """Record on ``resource`` that checkov's ``check_id`` does not apply, and why."""

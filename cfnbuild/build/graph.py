@@ -5,15 +5,22 @@ CloudFormation creates a resource as soon as everything it references (``Ref``, 
 the slowest chain of dependencies. :func:`critical_path` finds that chain, weighting each
 resource by the typical creation time of its type, so a change that lengthens the deploy shows
 in review (``cfnbuild graph``).
+
+Across the stacks of a project, :func:`stacks_critical_path` places each stack's own critical
+path after the stacks it takes outputs of: the deploy runs independent stacks side by side
+(:mod:`cfnbuild.deliver.graph_run`), so the slowest chain of stacks is what the deploy of the
+whole environment takes at least.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
+
+from cfnbuild.build.references import template_inputs
 
 # Typical time CloudFormation takes to create one resource of a type, in seconds. These are
 # estimates, not measurements: AWS publishes no table. Where the AWS documentation states a
@@ -157,5 +164,99 @@ def to_dot(template: Mapping[str, Any], *, name: str) -> str:
         label = f"{logical_id}\\n{resources[logical_id]['Type']}"
         lines.append(f'  "{logical_id}" [label="{label}"];')
         lines.extend(f'  "{logical_id}" -> "{dependency}";' for dependency in sorted(waits_for))
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class StackLeg:
+    """One stack on the critical path across stacks: its own critical path, placed in time.
+
+    ``starts_at`` is when the last stack it takes outputs of is done (a stack's deploy starts
+    when all of them are); ``finished_at`` adds the stack's own critical path. ``steps`` keep
+    their ``finished_at`` within the stack (from 0).
+    """
+
+    stack: str
+    steps: tuple[PathStep, ...]
+    starts_at: int
+    finished_at: int
+
+    @property
+    def seconds(self) -> int:
+        """The stack's own critical path: how long its resources take to create, at least."""
+        return self.finished_at - self.starts_at
+
+
+def stacks_critical_path(
+    templates: Mapping[str, Mapping[str, Any]], upstreams: Mapping[str, Sequence[str]]
+) -> list[StackLeg]:
+    """The chain of stacks that takes longest to deploy, first stack first.
+
+    ``templates`` maps stack → template, ``upstreams`` stack → the stacks it takes outputs of
+    (:class:`cfnbuild.project.stack_graph.StackGraph`, which refuses circles). A stack starts
+    when every stack it takes outputs of is done and lasts its own :func:`critical_path`, so
+    stacks that do not depend on each other overlap and only the slowest chain counts.
+    """
+    paths = {stack: critical_path(template) for stack, template in templates.items()}
+
+    @cache
+    def finish(stack: str) -> tuple[int, str | None]:
+        own = paths[stack][-1].finished_at if paths[stack] else 0
+        best: tuple[int, str | None] = (0, None)
+        for upstream in upstreams.get(stack, ()):
+            if (done := finish(upstream)[0]) > best[0] or best[1] is None:
+                best = (done, upstream)
+        return best[0] + own, best[1]
+
+    if not templates:
+        return []
+    last = max(templates, key=lambda stack: finish(stack)[0])  # the first of equals, in the given order
+    chain: list[str] = []
+    current: str | None = last
+    while current is not None:
+        chain.append(current)
+        current = finish(current)[1]
+    chain.reverse()
+    legs = []
+    for stack in chain:
+        done = finish(stack)[0]
+        own = paths[stack][-1].finished_at if paths[stack] else 0
+        legs.append(StackLeg(stack, tuple(paths[stack]), done - own, done))
+    return legs
+
+
+def stacks_to_dot(templates: Mapping[str, Mapping[str, Any]], *, name: str) -> str:
+    """Every stack's dependency graph in one Graphviz dot graph, a cluster (subgraph) per stack.
+
+    Nodes are ``<stack>.<logical ID>``. Each parameter taking another stack's output
+    (``stack.use``) is a node of its stack, with an arrow from each resource that refers to it and
+    a dashed arrow to the resources that output's Value refers to, so the dashed arrows across
+    clusters are the stacks' order.
+    """
+    lines = [f"digraph {name} {{", "  rankdir=LR;"]
+    across: list[str] = []
+    for stack, template in templates.items():
+        resources = template.get("Resources", {})
+        lines.append(f'  subgraph "cluster_{stack}" {{')
+        lines.append(f'    label="{stack}";')
+        for logical_id, waits_for in sorted(dependencies(template).items()):
+            label = f"{logical_id}\\n{resources[logical_id]['Type']}"
+            lines.append(f'    "{stack}.{logical_id}" [label="{label}"];')
+            lines.extend(f'    "{stack}.{logical_id}" -> "{stack}.{dependency}";' for dependency in sorted(waits_for))
+        for parameter, used in template_inputs(template).items():
+            label = f"{parameter}\\nfrom {used.stack}.{used.output}"
+            lines.append(f'    "{stack}.{parameter}" [label="{label}", shape=note];')
+            lines.extend(
+                f'    "{stack}.{logical_id}" -> "{stack}.{parameter}";'
+                for logical_id, resource in sorted(resources.items())
+                if parameter in references(resource.get("Properties", {}))
+            )
+            upstream = templates.get(used.stack, {})
+            value = (upstream.get("Outputs") or {}).get(used.output, {}).get("Value")
+            targets = sorted(references(value) & set(upstream.get("Resources", {})))
+            across.extend(f'  "{stack}.{parameter}" -> "{used.stack}.{target}" [style=dashed];' for target in targets)
+        lines.append("  }")
+    lines.extend(across)
     lines.append("}")
     return "\n".join(lines) + "\n"

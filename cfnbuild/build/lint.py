@@ -1,11 +1,14 @@
 """The gates every template passes: cfn-lint (E, W and I rules) and checkov.
 
-cfn-lint runs in-process through its Python API; its results are cached by a hash of the
-template, the regions and cfn-lint's version, so a rebuild with no change spends no time
-linting. checkov runs as its own process (it has no stable in-process API) over the written
-files, offline, with the ``cloudformation`` and ``secrets`` frameworks. Suppressions are honoured
-only from a resource's Metadata with a reason (:meth:`cfnbuild.Stack.skip_check`); cfn-lint
-suppressions are not honoured at all.
+cfn-lint runs through its Python API, in the worker processes of :mod:`cfnbuild.build.gates`
+(or in-process through :func:`cfn_lint`); each process loads cfn-lint's rules once and reuses
+them for every template it lints. Results are cached by a hash of the template, the regions,
+cfn-lint's version and the rule selection, so a rebuild with no change spends no time linting;
+this module imports cfn-lint only when a template is really linted. checkov runs as its own
+process (it has no stable in-process API) over the written files, offline, with the
+``cloudformation`` and ``secrets`` frameworks. Suppressions are honoured only from a resource's
+Metadata with a reason (:meth:`cfnbuild.Stack.skip_check`); cfn-lint suppressions are not
+honoured at all.
 """
 
 from __future__ import annotations
@@ -17,16 +20,17 @@ import subprocess
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
+from functools import cache
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from cfnlint.api import ManualArgs, lint
-from cfnlint.helpers import REGIONS
-
 from cfnbuild.files import json_kind, read_cache_entry, write_cache_entry
 
 MIN_REASON = 10
+# The rule selection: cfn-lint's E and W rules run by default, I rules only when included. Part
+# of the cache key, so that changing it re-lints every template.
+INCLUDE_CHECKS = ("I",)
 
 
 @dataclass(frozen=True)
@@ -43,12 +47,34 @@ class Finding:
         return f"{self.file}: {self.path}: {self.tool} {self.rule}: {self.message}"
 
 
+@cache
+def cfn_lint_version() -> str:
+    """The installed cfn-lint's version, read from its metadata (without importing cfn-lint)."""
+    return version("cfn-lint")
+
+
 def _cache_key(text: str, regions: Sequence[str]) -> str:
     digest = hashlib.sha256()
-    digest.update(version("cfn-lint").encode())
+    digest.update(cfn_lint_version().encode())
+    digest.update(b"\0" + ",".join(INCLUDE_CHECKS).encode())
     digest.update(b"\0" + ",".join(sorted(regions)).encode() + b"\0")
     digest.update(text.encode("utf-8"))
     return digest.hexdigest()
+
+
+@cache
+def _rules() -> Any:
+    """cfn-lint's rule collection, loaded once per process (loading it costs about half a second)."""
+    from cfnlint.api import ManualArgs  # noqa: PLC0415  (cfn-lint is imported only where a template is linted)
+    from cfnlint.config import ConfigMixIn  # noqa: PLC0415
+    from cfnlint.runner import Runner  # noqa: PLC0415
+
+    return Runner(ConfigMixIn(**ManualArgs(include_checks=list(INCLUDE_CHECKS)))).rules
+
+
+def warm_up() -> None:
+    """Import cfn-lint and load its rules now, so that the first template lints at full speed."""
+    _rules()
 
 
 def cfn_lint(text: str, regions: Sequence[str], *, file: str) -> list[Finding]:
@@ -64,6 +90,12 @@ def cfn_lint(text: str, regions: Sequence[str], *, file: str) -> list[Finding]:
                 "cfn-lint suppressions are not allowed; fix the template",
             )
         ]
+    from cfnlint.api import ManualArgs  # noqa: PLC0415  (as in _rules)
+    from cfnlint.config import ConfigMixIn  # noqa: PLC0415
+    from cfnlint.decode.decode import decode_str  # noqa: PLC0415
+    from cfnlint.helpers import REGIONS  # noqa: PLC0415
+    from cfnlint.runner import run_template_by_data  # noqa: PLC0415
+
     unknown = sorted(set(regions) - set(REGIONS))
     if unknown:
         return [
@@ -72,15 +104,21 @@ def cfn_lint(text: str, regions: Sequence[str], *, file: str) -> list[Finding]:
                 "cfn-lint",
                 "cfnbuild",
                 "regions",
-                f"the installed cfn-lint {version('cfn-lint')} cannot lint for {', '.join(unknown)}; "
+                f"the installed cfn-lint {cfn_lint_version()} cannot lint for {', '.join(unknown)}; "
                 "upgrade cfn-lint (pip install -U cfn-lint)",
             )
         ]
-    matches = lint(text, config=ManualArgs(regions=list(regions), include_checks=["I"]))
-    return [
+    # What cfnlint.api.lint does, with the rules this process loaded once (lint() takes only the
+    # older RulesCollection and otherwise loads every rule again, about half a second a call).
+    decoded, matches = decode_str(text)
+    if not matches:
+        config = ConfigMixIn(**ManualArgs(regions=list(regions), include_checks=list(INCLUDE_CHECKS)))
+        matches = list(run_template_by_data(decoded, config, _rules()))
+    findings = {  # one finding per rule and place, whichever region found it
         Finding(file, "cfn-lint", match.rule.id, "/".join(str(p) for p in match.path), match.message)
         for match in matches
-    ]
+    }
+    return sorted(findings, key=lambda f: (f.path, f.rule, f.message))
 
 
 def _has_cfn_lint_suppression(template: dict[str, Any]) -> bool:
@@ -104,15 +142,28 @@ class LintCache:
 
     def cfn_lint(self, text: str, regions: Sequence[str], *, file: str) -> list[Finding]:
         """:func:`cfn_lint`, answered from the cache when this exact template was linted before."""
-        entry = self.directory / f"{_cache_key(text, regions)}.json"
-        cached = self._read(entry, file)
+        cached = self.lookup(text, regions, file=file)
         if cached is not None:
-            self.hits += 1
             return cached
-        self.misses += 1
         findings = cfn_lint(text, regions, file=file)
-        write_cache_entry(entry, json.dumps([asdict(f) for f in findings], sort_keys=True))
+        self.store(text, regions, findings)
         return findings
+
+    def lookup(self, text: str, regions: Sequence[str], *, file: str) -> list[Finding] | None:
+        """The cached findings of this exact template and regions (counted as a hit), or ``None`` (a miss)."""
+        cached = self._read(self._entry(text, regions), file)
+        if cached is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return cached
+
+    def store(self, text: str, regions: Sequence[str], findings: Sequence[Finding]) -> None:
+        """Cache the findings cfn-lint gave for this template and regions."""
+        write_cache_entry(self._entry(text, regions), json.dumps([asdict(f) for f in findings], sort_keys=True))
+
+    def _entry(self, text: str, regions: Sequence[str]) -> Path:
+        return self.directory / f"{_cache_key(text, regions)}.json"
 
     @staticmethod
     def _read(entry: Path, file: str) -> list[Finding] | None:
@@ -156,11 +207,8 @@ def skip_problems(text: str, *, file: str) -> list[Finding]:
     return problems
 
 
-def checkov(files: Iterable[Path], *, root: Path) -> list[Finding]:
-    """Run checkov over ``files`` (offline) and return its failed checks."""
-    paths = [str(p) for p in files]
-    if not paths:
-        return []
+def checkov_command(files: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that run checkov over ``files``, offline."""
     command = [
         sys.executable,
         "-m",
@@ -174,14 +222,27 @@ def checkov(files: Iterable[Path], *, root: Path) -> list[Finding]:
         "--compact",
         "--skip-download",
     ]
-    for path in paths:
+    for path in files:
         command += ["--file", path]
-    env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}
+    return command, {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}
+
+
+def checkov(files: Iterable[Path], *, root: Path) -> list[Finding]:
+    """Run checkov over ``files`` (offline) and return its failed checks."""
+    paths = [str(p) for p in files]
+    if not paths:
+        return []
+    command, env = checkov_command(paths)
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=root, check=False)  # noqa: S603  (our own interpreter running checkov)
+    return checkov_findings(result.stdout, result.stderr, result.returncode, root)
+
+
+def checkov_findings(stdout: str, stderr: str, returncode: int, root: Path) -> list[Finding]:
+    """The failed checks in checkov's JSON report, sorted; a run that did not report is an error."""
     try:
-        reports = json.loads(result.stdout) if result.stdout.strip() else []
+        reports = json.loads(stdout) if stdout.strip() else []
     except json.JSONDecodeError:
-        raise RuntimeError(f"checkov failed (exit {result.returncode}): {result.stderr.strip()[-2000:]}") from None
+        raise RuntimeError(f"checkov failed (exit {returncode}): {stderr.strip()[-2000:]}") from None
     if isinstance(reports, dict):
         reports = [reports]
     findings = []
@@ -200,6 +261,6 @@ def checkov(files: Iterable[Path], *, root: Path) -> list[Finding]:
             )
         for error in results.get("parsing_errors", []):
             findings.append(Finding(str(error), "checkov", "parse", "", "checkov could not parse the file"))
-    if result.returncode not in (0, 1):
-        raise RuntimeError(f"checkov failed (exit {result.returncode}): {result.stderr.strip()[-2000:]}")
+    if returncode not in (0, 1):
+        raise RuntimeError(f"checkov failed (exit {returncode}): {stderr.strip()[-2000:]}")
     return sorted(findings, key=lambda f: (f.file, f.path, f.rule))

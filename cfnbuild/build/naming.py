@@ -50,7 +50,7 @@ def physical_name(*parts: str, separator: str = "-") -> Join:
 
 
 def export_name(output_name: str) -> Sub:
-    """The export name of an output: ``<stack name>-<output name>``."""
+    """The export name of an output exported with ``export=True``: ``<stack name>-<output name>``."""
     return Sub("${AWS::StackName}-" + output_name)
 
 

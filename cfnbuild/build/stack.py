@@ -124,9 +124,16 @@ class Stack:
         *,
         owner: str,
         condition: str | None = None,
-        export: bool = True,
+        export: bool = False,
     ) -> Output:
-        """Add an output, exported as ``<stack name>-<name>`` unless ``export`` is false."""
+        """Add an output; with ``export=True`` also an ``Export`` named ``<stack name>-<name>``.
+
+        No Export by default: the project's other stacks take an output as a parameter
+        (:meth:`use`), and an export locks its producer — CloudFormation refuses to change or
+        delete an output another stack imports, and to delete the stack
+        (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-stack-exports.html).
+        Export only what a stack outside the project must import with ``Fn::ImportValue``.
+        """
         if not description:
             raise InputError(f"output {name!r} of {owner} needs a description")
         self._claim("output", name, owner)

@@ -82,6 +82,8 @@ def plan(
     Exit code: 0 no changes, 2 changes, 1 error. Replacement or removal of a stateful resource is
     marked DANGER; IAM and security-group changes that widen access are called out; NoEcho
     values are masked. Without --out the change set is deleted again, so a plan leaves nothing.
+    In a project of several stacks, without --stack: every stack's plan in graph order; --json and
+    --out give one document holding them all, which 'deploy --plan FILE' executes stack by stack.
 
     \b
     Example:
@@ -92,10 +94,13 @@ def plan(
         raise UsageError("give --json or --markdown, not both")
     where = where_of(kwargs)
     try:
-        resolved = resolve(ctx, where, several=not (as_json or markdown or out_file))
+        resolved = resolve(ctx, where, several=True)
         if resolved.several:  # every stack of the environment, in graph order
             request = Request(resolved.environment, resolved.stack, param_overrides=parse_params(params))
-            ctx.exit(EXIT_CHANGES if every_stack.plan_all(ctx, where, resolved, request) else EXIT_NO_CHANGES)
+            changes = every_stack.plan_all(
+                ctx, where, resolved, request, as_json=as_json, markdown=markdown, out_file=out_file
+            )
+            ctx.exit(EXIT_CHANGES if changes else EXIT_NO_CHANGES)
         every_stack.say_dependents(ctx, resolved, "plan")
         with engine_for(ctx, where, lock="plan", resolved=resolved) as (engine, env, stack):
             result, _ = engine.plan(
@@ -191,7 +196,7 @@ def deploy(
       cfnbuild deploy --env prod --regions eu-west-1,eu-central-1 --max-parallel 2
     """
     where = where_of(kwargs)
-    resolved = resolve(ctx, where, several=regions is None and plan_file is None)
+    resolved = resolve(ctx, where, several=regions is None)
     single = None if resolved.several else max_parallel  # --max-parallel applies to stacks too
     _check_flags(allow_orphans=allow_orphans, recreate_failed=recreate_failed, regions=regions,
                  max_parallel=single, continue_on_error=continue_on_error)  # fmt: skip

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -19,13 +20,16 @@ from cfnbuild.deliver.graph_run import (
     USABLE,
     delete_order,
     deploy_graph,
+    downstream_effects,
     environment_graph,
     plan_graph,
     run_waves,
+    waiting_inputs,
 )
 from cfnbuild.deploy.engine import Refused, Request
 from cfnbuild.deploy.events import make_reporter
 from cfnbuild.deploy.model import DeployedStack
+from cfnbuild.deploy.plan import render_graph_json, render_markdown, save_graph_plan
 from cfnbuild.deploy.removal import delete_stack, prepare_delete
 from cfnbuild.errors import CfnbuildError
 from cfnbuild.project.stack_graph import StackGraph
@@ -64,11 +68,38 @@ def say_dependents(ctx: click.Context, resolved: Resolved, doing: str) -> None:
     ctx.obj["err"].print(f"{resolved.stack}: {names} depend on it; {what}", markup=False)
 
 
-def plan_all(ctx: click.Context, where: Where, resolved: Resolved, request: Request) -> bool:
-    """Every stack's plan, in graph order; whether any has changes."""
+def plan_all(
+    ctx: click.Context,
+    where: Where,
+    resolved: Resolved,
+    request: Request,
+    *,
+    as_json: bool = False,
+    markdown: bool = False,
+    out_file: Path | None = None,
+) -> bool:
+    """Every stack's plan, in graph order, as text or one JSON / Markdown document, or saved; whether any changes."""
     graph = graph_of(resolved)
+    out: Console = ctx.obj["out"]
+    text = not (as_json or markdown)
     with engines_for(ctx, where, lock="plan", resolved=resolved) as engines:
-        plans = plan_graph(engines.for_stack, graph, request, ctx.obj["out"])
+        plans = plan_graph(engines.for_stack, graph, request, out, keep=out_file is not None, show=text)
+    order, env = graph.order(), resolved.environment
+    effects = downstream_effects(graph, dict(zip(order, plans, strict=True)))
+    if as_json:
+        out.print(render_graph_json(env, order, plans, effects), markup=False, soft_wrap=True)
+    elif markdown:
+        parts = [render_markdown(p) for p in plans]
+        if effects:
+            parts.append("#### What the plans do downstream\n\n" + "".join(f"- {line}\n" for line in effects))
+        out.print("\n".join(parts), markup=False, soft_wrap=True)
+    if out_file is not None:
+        save_graph_plan(out_file, env, order, plans, effects)
+        for line in waiting_inputs(graph, dict(zip(order, plans, strict=True))):
+            ctx.obj["err"].print(line, markup=False)
+        ctx.obj["err"].print(
+            f"saved the plans of {len(plans)} stacks to {out_file}; deploy them with --plan {out_file}", markup=False
+        )
     return any(p.has_changes for p in plans)
 
 

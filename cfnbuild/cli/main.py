@@ -21,15 +21,26 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from cfnbuild.build.graph import critical_path, to_dot
+from cfnbuild.build.graph import PathStep, critical_path, stacks_critical_path, stacks_to_dot, to_dot
+from cfnbuild.build.lint import LintCache, skip_problems
 from cfnbuild.errors import CfnbuildError, CheckFailed, UsageError
 from cfnbuild.files import read_json, read_json_text
 from cfnbuild.project.app import Project, load_project
+from cfnbuild.project.record import RECORD_DIR, Record
 from cfnbuild.project.stack_graph import stack_graph
-from cfnbuild.project.writer import Rendered, record_rendered, remove_orphans, render, stale_files, write_atomic
+from cfnbuild.project.writer import (
+    Rendered,
+    record_rendered,
+    remove_orphans,
+    render,
+    stale_files,
+    unchanged,
+    write_atomic,
+)
 
 if TYPE_CHECKING:
-    from cfnbuild.build.lint import Finding, LintCache
+    from cfnbuild.build.gates import GateRun
+    from cfnbuild.build.lint import Finding
 
 CACHE_DIR = ".cfnbuild-cache"
 # Commands defined in other modules, imported only when they run (or --help lists them): the
@@ -43,6 +54,7 @@ LAZY_COMMANDS = {
     "delete": "cfnbuild.cli.deploy:delete",
     "drift": "cfnbuild.cli.deploy:drift",
     "recover": "cfnbuild.cli.deploy:recover",
+    "refactor": "cfnbuild.cli.refactor:refactor",
     "stackset": "cfnbuild.cli.stackset:stackset",
     "export": "cfnbuild.cli.export:export_command",
     "local": "cfnbuild.cli.local:local",
@@ -59,7 +71,7 @@ def _project(ctx: click.Context) -> Project:
 
 def _environments(project: Project, env: str | None) -> list[str]:
     if env is not None:
-        project.config(env)  # unknown environment → clear error
+        project.config_path(env)  # unknown environment → clear error (validating it is the render's job)
         return [env]
     environments = project.environments()
     if not environments:
@@ -71,22 +83,42 @@ def _rel(project: Project, path: Path) -> str:
     return str(path.relative_to(project.root))
 
 
-def _lint_rendered(project: Project, rendered: list[Rendered]) -> tuple[list[Finding], LintCache]:
-    from cfnbuild.build.lint import LintCache, skip_problems  # noqa: PLC0415  (imports cfn-lint: ~0.4 s deploy need not pay)
-
-    cache = LintCache(project.root / CACHE_DIR / "cfn-lint")
-    findings: list[Finding] = []
-    for item in rendered:
-        file = _rel(project, item.path)
-        findings += cache.cfn_lint(item.text, item.regions, file=file)
-        findings += skip_problems(item.text, file=file)
-    return findings, cache
+def _lint_cache(project: Project) -> LintCache:
+    return LintCache(project.root / CACHE_DIR / "cfn-lint")
 
 
-def _report(findings: list[Finding], what: str) -> None:
+def _gates(project: Project, rendered: list[Rendered], *, checkov: bool = False) -> GateRun:
+    """cfn-lint over ``rendered`` in the pool (checkov over their files beside it), then the skip reasons."""
+    from cfnbuild.build.gates import LintJob, run_gates  # noqa: PLC0415  (multiprocessing: only where it lints)
+
+    jobs = [LintJob(_rel(project, item.path), item.text, item.regions) for item in rendered]
+    files = [item.path for item in rendered] if checkov else []
+    run = run_gates(jobs, cache=_lint_cache(project), checkov_files=files, root=project.root)
+    checkov_findings = [f for f in run.findings if f.tool == "checkov"]
+    run.findings = [f for f in run.findings if f.tool != "checkov"]
+    for job in jobs:
+        run.findings += skip_problems(job.text, file=job.file)
+    run.findings += checkov_findings
+    return run
+
+
+def _report(findings: list[Finding], what: str, failures: Sequence[str] = ()) -> None:
     for finding in findings:
         err.print(str(finding), markup=False)
+    for failure in failures:
+        err.print(f"error: {failure}", markup=False)
+    if failures:
+        raise CheckFailed(
+            f"{len(failures)} template(s) could not be linted, {len(findings)} {what}; run the command again"
+        )
     raise CheckFailed(f"{len(findings)} {what}")
+
+
+def _unchanged(project: Project, environments: list[str], *, linted: bool) -> dict[str, Record]:
+    """The environments a build would change nothing in, with their records (see :func:`unchanged`)."""
+    cache = _lint_cache(project) if linted else None
+    found = {env: unchanged(project, env, lint_cache=cache) for env in environments}
+    return {env: record for env, record in found.items() if record is not None}
 
 
 class LazyGroup(click.Group):
@@ -147,7 +179,11 @@ def build(ctx: click.Context, env: str | None, all_envs: bool, check: bool) -> N
     Every environment's config is validated before anything is built; a template with any
     cfn-lint match is not written (nothing is written then). Templates are written atomically,
     with sorted keys, so the same inputs give the same bytes on every machine. A build record in
-    .cfnbuild-cache/build/ lets a later deploy prove the templates current without rendering.
+    .cfnbuild-cache/build/ lets a later deploy prove the templates current without rendering,
+    and a later build too: an environment whose record holds (no input changed) and whose
+    templates cfn-lint passed is not rendered again ("nothing changed since the last build").
+    cfn-lint runs in worker processes, one per CPU at most; a template linted before is answered
+    from the lint cache.
 
     \b
     Example:
@@ -159,26 +195,34 @@ def build(ctx: click.Context, env: str | None, all_envs: bool, check: bool) -> N
     started = time.perf_counter()
     project = _project(ctx)
     environments = _environments(project, env)
-    with err.status("rendering stacks…"):
-        rendered = render(project, environments)
-    if check:
-        stale = stale_files(project, rendered)
-        if stale:
-            for line in stale:
-                err.print(line, markup=False)
+    current = _unchanged(project, environments, linted=not check)
+    if len(current) == len(environments):
+        count = sum(len(record.templates) for record in current.values())
+        what = f"{count} template(s) for {', '.join(environments)}"
+        took = f"{time.perf_counter() - started:.2f}s"
+        if check:
             output = _rel(project, project.output_dir)
-            raise CheckFailed(f"{len(stale)} stale file(s) in {output}/; run 'cfnbuild build' and commit the result")
-        record_rendered(project, rendered)  # output/ is current: a deploy need not render again
-        took = time.perf_counter() - started
-        out.print(
-            f"{_rel(project, project.output_dir)}/ is up to date: {len(rendered)} template(s) "
-            f"for {', '.join(environments)} in {took:.2f}s"
-        )
+            out.print(f"{output}/ is up to date: {what} (nothing changed since the last build) in {took}")
+        else:
+            out.print(
+                f"nothing changed since the last build: {what} are as recorded in {RECORD_DIR}/; "
+                f"cfn-lint 0 matches (cached) in {took}"
+            )
+        return
+    stale = [e for e in environments if e not in current]
+    if not check:
+        from cfnbuild.build.gates import warm_up  # noqa: PLC0415  (as in _gates)
+
+        warm_up()  # cfn-lint loads in the background while the stacks render
+    with err.status("rendering stacks…"):
+        rendered = render(project, stale)
+    if check:
+        _check(project, rendered, started, len(environments) - len(stale))
         return
     with err.status(f"linting {len(rendered)} template(s) with cfn-lint…"):
-        findings, cache = _lint_rendered(project, rendered)
-    if findings:
-        _report(findings, "cfn-lint finding(s); nothing was written")
+        run = _gates(project, rendered)
+    if run.findings or run.failures:
+        _report(run.findings, "cfn-lint finding(s); nothing was written", run.failures)
     written = [item for item in rendered if write_atomic(item.path, item.text)]
     removed = remove_orphans(project, rendered)
     record_rendered(project, rendered)
@@ -186,10 +230,28 @@ def build(ctx: click.Context, env: str | None, all_envs: bool, check: bool) -> N
         err.print(f"wrote {_rel(project, item.path)}", markup=False)
     for path in removed:
         err.print(f"removed {_rel(project, path)} (its stack is gone)", markup=False)
+    kept = f"; {', '.join(current)} unchanged since the last build" if current else ""
     out.print(
-        f"built {len(rendered)} template(s) for {', '.join(environments)}: {len(written)} written, "
-        f"{len(rendered) - len(written)} unchanged; cfn-lint 0 matches ({cache.hits} cached) "
-        f"in {time.perf_counter() - started:.2f}s"
+        f"built {len(rendered)} template(s) for {', '.join(stale)}: {len(written)} written, "
+        f"{len(rendered) - len(written)} unchanged{kept}; cfn-lint 0 matches ({run.cached} cached, "
+        f"{run.linted} linted) in {time.perf_counter() - started:.2f}s"
+    )
+
+
+def _check(project: Project, rendered: list[Rendered], started: float, recorded: int) -> None:
+    """``build --check`` of what was rendered (the other environments' records hold)."""
+    stale = stale_files(project, rendered)
+    if stale:
+        for line in stale:
+            err.print(line, markup=False)
+        output = _rel(project, project.output_dir)
+        raise CheckFailed(f"{len(stale)} stale file(s) in {output}/; run 'cfnbuild build' and commit the result")
+    record_rendered(project, rendered)  # output/ is current: a deploy need not render again
+    environments = sorted({item.environment for item in rendered})
+    also = f" (and {recorded} environment(s) as recorded)" if recorded else ""
+    out.print(
+        f"{_rel(project, project.output_dir)}/ is up to date: {len(rendered)} template(s) "
+        f"for {', '.join(environments)}{also} in {time.perf_counter() - started:.2f}s"
     )
 
 
@@ -221,16 +283,11 @@ def lint_command(ctx: click.Context, env: str | None, all_envs: bool, no_checkov
             path = project.template_path(environment, spec.name)
             text, _ = read_json_text(path, root=project.root, environment=environment)
             rendered.append(Rendered(environment, spec.name, path, text, tuple(config.regions)))
-    with err.status(f"cfn-lint over {len(rendered)} template(s)…"):
-        findings, _ = _lint_rendered(project, rendered)
-    if not no_checkov:
-        with err.status(f"checkov over {len(rendered)} template(s)…"):
-            from cfnbuild.build.lint import checkov  # noqa: PLC0415  (as in _lint_rendered)
-
-            findings += checkov([item.path for item in rendered], root=project.root)
-    if findings:
-        _report(findings, "finding(s)")
     gates = "cfn-lint" if no_checkov else "cfn-lint and checkov"
+    with err.status(f"{gates} over {len(rendered)} template(s)…"):
+        run = _gates(project, rendered, checkov=not no_checkov)
+    if run.findings or run.failures:
+        _report(run.findings, "finding(s)", run.failures)
     out.print(f"{len(rendered)} template(s) pass {gates} in {time.perf_counter() - started:.2f}s")
 
 
@@ -274,11 +331,14 @@ def list_command(ctx: click.Context) -> None:
 @click.option("--dot", is_flag=True, help="Print the whole dependency graph in Graphviz dot format instead.")
 @click.pass_context
 def graph(ctx: click.Context, env: str, dot: bool) -> None:
-    """Show the critical path of each stack: the slowest chain of dependencies.
+    """Show the critical path of each stack, and across the stacks: the slowest chain of dependencies.
 
     Reads output/ENV/*.json (run build first). Each resource counts the typical creation time of
     its type (cfnbuild/build/graph.py cites where each figure comes from), so a change that makes the
-    deploy longer is visible in review.
+    deploy longer is visible in review. In a project of several stacks, each stack starts when the
+    stacks it takes outputs of (stack.use) are done and stacks side by side overlap, as the deploy
+    runs them: the last table is the chain of stacks and resources the whole deploy waits for.
+    --dot prints every stack as a cluster, dashed arrows where a stack takes another's output.
 
     \b
     Example:
@@ -287,22 +347,50 @@ def graph(ctx: click.Context, env: str, dot: bool) -> None:
     """
     project = _project(ctx)
     _environments(project, env)
-    for spec in project.app.stacks:
-        path = project.template_path(env, spec.name)
-        template = read_json(path, root=project.root, environment=env)
-        if dot:
-            out.print(to_dot(template, name=f"{env}_{spec.name}"), markup=False)
-            continue
+    templates = {
+        spec.name: read_json(project.template_path(env, spec.name), root=project.root, environment=env)
+        for spec in project.app.stacks
+    }
+    stacks = stack_graph(templates, environment=env)  # refuses references no order can deploy
+    if dot:
+        if len(templates) == 1:
+            ((name, template),) = templates.items()
+            out.print(to_dot(template, name=f"{env}_{name}"), markup=False)
+        else:
+            out.print(stacks_to_dot(templates, name=env), markup=False)
+        return
+    for name, template in templates.items():
         steps = critical_path(template)
-        table = Table(title=f"critical path of {_rel(project, path)}")
-        for column, justify in (("resource", "left"), ("type", "left"), ("typical", "right"), ("done at", "right")):
-            table.add_column(column, justify=justify)  # type: ignore[arg-type]  # rich's justify is a Literal
-        for step in steps:
-            table.add_row(step.logical_id, step.resource_type, f"{step.seconds}s", _minutes(step.finished_at))
-        out.print(table)
+        _print_path(f"critical path of {_rel(project, project.template_path(env, name))}", [(None, 0, steps)])
         total = steps[-1].finished_at if steps else 0
         count = len(template.get("Resources", {}))
         out.print(f"{count} resources; critical path {len(steps)} resources, about {_minutes(total)} to create")
+    if len(templates) > 1:
+        legs = stacks_critical_path(templates, stacks.upstreams)
+        parts = [(leg.stack, leg.starts_at, leg.steps) for leg in legs]
+        _print_path(f"critical path across the stacks of {env}", parts)
+        chain = " → ".join(f"{leg.stack} ({_minutes(leg.seconds)})" for leg in legs)
+        resources = sum(len(leg.steps) for leg in legs)
+        out.print(
+            f"critical path across {len(templates)} stacks: {chain}; {resources} resources, about "
+            f"{_minutes(legs[-1].finished_at if legs else 0)} to deploy (stacks side by side overlap)",
+            markup=False,
+        )
+
+
+def _print_path(title: str, parts: Sequence[tuple[str | None, int, Sequence[PathStep]]]) -> None:
+    """A table of critical-path steps: per part (stack or None, when it starts, its steps), times from the start."""
+    table = Table(title=title)
+    columns = [("resource", "left"), ("type", "left"), ("typical", "right"), ("done at", "right")]
+    if parts and parts[0][0] is not None:
+        columns.insert(0, ("stack", "left"))
+    for column, justify in columns:
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]  # rich's justify is a Literal
+    for stack, starts_at, steps in parts:
+        for step in steps:
+            cells = [step.logical_id, step.resource_type, f"{step.seconds}s", _minutes(starts_at + step.finished_at)]
+            table.add_row(*([stack] if stack is not None else []), *cells)
+    out.print(table)
 
 
 def _minutes(seconds: int) -> str:

@@ -10,6 +10,10 @@ deployed a moment before. A failure stops what depends on it, and the summary sa
 started and why; stacks that do not depend on the failed one go on. A delete runs in the reverse
 order, one wave of independent stacks after another.
 
+``plan --out`` keeps every stack's change set (all of them deleted again if one plan fails) for
+one file of them all; a deploy of that file shows each stack's saved part and executes it at the
+stack's turn, where the engine refuses a part whose upstream now gives another value than planned.
+
 Why deliver: like :mod:`.multiregion`, it ships built templates beyond one stack, on the deploy
 engine; the CLI only parses options and prints.
 """
@@ -21,6 +25,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -28,10 +33,11 @@ from rich.table import Table
 from rich.text import Text
 
 from cfnbuild.build.graph import references
+from cfnbuild.build.references import waiting_value
 from cfnbuild.deliver.multiregion import RegionReporter
 from cfnbuild.deploy.aws import expected_error
 from cfnbuild.deploy.engine import Engine, FollowUpFailed, Refused, Request
-from cfnbuild.deploy.plan import Plan, render_text
+from cfnbuild.deploy.plan import Plan, load_plan, render_text
 from cfnbuild.files import read_json
 from cfnbuild.project.app import Project
 from cfnbuild.project.stack_graph import StackGraph, stack_graph
@@ -61,17 +67,56 @@ def environment_graph(project: Project, environment: str, stacks: Sequence[str])
     return stack_graph(templates, environment=environment)
 
 
-def plan_graph(make_engine: Callable[[str], Engine], graph: StackGraph, request: Request, out: Console) -> list[Plan]:
-    """Every stack's plan, in order, then what each upstream's plan does downstream; no change set is left."""
+def plan_graph(
+    make_engine: Callable[[str], Engine],
+    graph: StackGraph,
+    request: Request,
+    out: Console,
+    *,
+    keep: bool = False,
+    show: bool = True,
+) -> list[Plan]:
+    """Every stack's plan, in order, then what each upstream's plan does downstream.
+
+    No change set is left unless ``keep`` (``plan --out``: ``deploy --plan`` executes them); if
+    one stack's plan fails, the change sets kept for the stacks before it are deleted again.
+    ``show=False`` prints nothing (the plans go out as one JSON or Markdown document).
+    """
     plans: dict[str, Plan] = {}
-    for stack in graph.order():
-        out.rule(f"plan for {stack}")
-        plan, _ = make_engine(stack).plan(replace(request, stack=stack), keep=False)
-        render_text(plan, out)
-        plans[stack] = plan
-    for line in downstream_effects(graph, plans):
-        out.print(line, markup=False)
+    kept: list[tuple[Engine, Any, bool]] = []
+    try:
+        for stack in graph.order():
+            if show:
+                out.rule(f"plan for {stack}")
+            engine = make_engine(stack)
+            plan, created = engine.plan(replace(request, stack=stack), keep=keep)
+            if created is not None and keep:
+                kept.append((engine, created, plan.change_set_type == "CREATE"))
+            if show:
+                render_text(plan, out)
+            plans[stack] = plan
+    except BaseException:
+        for engine, created, created_stack in kept:
+            engine.discard(created, created_stack=created_stack)
+        raise
+    if show:
+        for line in downstream_effects(graph, plans):
+            out.print(line, markup=False)
     return list(plans.values())
+
+
+def waiting_inputs(graph: StackGraph, plans: Mapping[str, Plan]) -> list[str]:
+    """One line per stack whose plan holds an input whose upstream is not deployed yet (a placeholder value)."""
+    lines = []
+    for stack in graph.order():
+        for used in graph.inputs[stack]:
+            if plans[stack].parameter_values.get(used.parameter) == waiting_value(used.stack):
+                lines.append(
+                    f"{stack}: its plan takes {used.parameter} from stack {used.stack}, not deployed yet, so a deploy "
+                    f"of this saved plan stops before {stack}; deploy without --plan, or plan again once "
+                    f"{used.stack} is deployed"
+                )
+    return lines
 
 
 def downstream_effects(graph: StackGraph, plans: Mapping[str, Plan]) -> list[str]:
@@ -105,7 +150,10 @@ def deploy_graph(
     confirm: Callable[[str], str] | None,
 ) -> list[StackResult]:
     """Plan every stack, confirm once, deploy in dependency order; the results in deploy order."""
-    plans = plan_graph(make_engine, graph, request, out)
+    if request.plan_file is not None:  # the plans saved by 'plan --out': each stack executes its own
+        plans = _saved_plans(make_engine, graph, request, request.plan_file, out)
+    else:
+        plans = plan_graph(make_engine, graph, request, out)
     blocked = [
         f"{p.stack_name}: {r.logical_id}" for p in plans for r in p.dangers if r.logical_id not in request.allow_replace
     ]
@@ -120,6 +168,19 @@ def deploy_graph(
     results = _run(make_engine, graph, request, max_parallel=max_parallel, out=out)
     _summary(out, results, f"stacks of {request.environment}, in deploy order")
     return results
+
+
+def _saved_plans(
+    make_engine: Callable[[str], Engine], graph: StackGraph, request: Request, plan_file: Path, out: Console
+) -> list[Plan]:
+    """Every stack's part of the saved plan of every stack, shown in order (each is checked again at its turn)."""
+    plans = []
+    for stack in graph.order():
+        out.rule(f"saved plan for {stack}")
+        plan = load_plan(plan_file, make_engine(stack).stack_name(replace(request, stack=stack)))
+        render_text(plan, out)
+        plans.append(plan)
+    return plans
 
 
 def _confirm(plans: Sequence[Plan], request: Request, confirm: Callable[[str], str] | None) -> None:

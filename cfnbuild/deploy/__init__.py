@@ -12,8 +12,9 @@ condition is false are no Add), ``template_diff`` and ``evaluate``, ``widening``
 and security-group check — ``render`` and ``saved``), ``events`` (stack events, live), ``policy``
 (stack policies), ``staging`` (the staging bucket for large templates), ``artifacts`` (the app
 artifact), ``lookups`` (resolving a template's lookups), ``lock`` (one operation per stack at a
-time), ``removal`` (a stack's delete: what it keeps, the watch) and ``examples`` (reserved
-example names refused against AWS).
+time), ``removal`` (a stack's delete: what it keeps, the watch), ``examples`` (reserved
+example names refused against AWS) and ``refactor/`` (deployed resources moved into the
+project's new stacks by a CloudFormation stack refactor, then the project's templates deployed).
 
 It never renders a template: it takes what ``cfnbuild build`` wrote (so what was linted is what
 ships) and uses the project's records and build's data types (stateful marks, tags, lookup

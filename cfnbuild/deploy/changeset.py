@@ -1,7 +1,9 @@
 """Change sets: create one, wait for it with our own loop, read it whole, clean it up.
 
 "The submitted information didn't contain changes" is a normal outcome on AWS (and in the
-emulator): the change set is deleted and the answer is "nothing to do". Any other failure keeps
+emulator): the change set is deleted and the answer is "nothing to do". The emulator may say "No
+updates are to be performed" to CreateChangeSet itself (an unchanged stack with parameters): the
+same answer, with no change set to delete. Any other failure keeps
 the change set for inspection and raises :class:`ChangeSetFailed` with AWS's reason.
 """
 
@@ -83,10 +85,8 @@ def create(
             **template,
         )
     except ClientError as exc:
-        # AWS makes the change set and fails it ("didn't contain changes", handled in wait); the
-        # emulator (moto 5) refuses an UPDATE whose inline body and parameters are the deployed ones
-        # at once, with UpdateStack's "No updates are to be performed.": the same answer, earlier.
-        if change_set_type == "UPDATE" and any(marker in str(exc) for marker in NO_CHANGES):
+        # The emulator answers an unchanged stack that has parameters at once, with no change set made.
+        if error_code(exc) == "ValidationError" and any(marker in error_message(exc) for marker in NO_CHANGES):
             return None
         raise
     change_set_id, stack_id = response["Id"], response["StackId"]

@@ -10,7 +10,10 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from cfnbuild.build.tags import MANAGED_BY
+from cfnbuild.deploy import changeset
 from cfnbuild.deploy.base import EngineBase
 from cfnbuild.deploy.changeset import arn_name
 from cfnbuild.deploy.events import make_reporter, stack_events_since, watch
@@ -21,6 +24,8 @@ from cfnbuild.deploy.model import (
     Request,
     StackBusy,
 )
+from cfnbuild.deploy.plan import load_plan
+from cfnbuild.errors import UsageError
 
 BUSY = re.compile(r"_IN_PROGRESS$")
 FAILED_CREATE_STATES = ("ROLLBACK_COMPLETE", "REVIEW_IN_PROGRESS", "ROLLBACK_FAILED")
@@ -35,7 +40,7 @@ class StackChecks(EngineBase):
     def _usable_stack(self, request: Request, stack_name: str) -> DeployedStack | None:
         """The deployed stack, after handling states a deploy cannot start from."""
         deployed = self.describe(stack_name)
-        if deployed is None:
+        if deployed is None or self._planned_create(request, stack_name, deployed):
             return None
         busy = self._busy(deployed)
         if busy:
@@ -72,6 +77,27 @@ class StackChecks(EngineBase):
                 f"{stack_name} is DELETE_FAILED; finish the delete with 'cfnbuild delete --env {request.environment}'"
             )
         return deployed
+
+    def _planned_create(self, request: Request, stack_name: str, deployed: DeployedStack) -> bool:
+        """Whether ``deployed`` is the stack a saved plan's CREATE change set made, waiting for ``deploy --plan``.
+
+        ``plan --out`` of a new stack leaves it in REVIEW_IN_PROGRESS with the change set the file
+        names: that change set is this deploy's own, not another client's, and the stack is not
+        deployed yet. A file that cannot be read is said by the saved plan's own check after this.
+        """
+        if request.plan_file is None or deployed.status != "REVIEW_IN_PROGRESS":
+            return False
+        try:
+            planned = load_plan(request.plan_file, stack_name).change_set_id
+        except UsageError:
+            return False
+        if planned is None:
+            return False
+        try:
+            description = changeset.describe(self.cloudformation, planned)
+        except ClientError:
+            return False  # gone: the saved plan's check says so
+        return description.get("StackId") == deployed.stack_id and description.get("ExecutionStatus") == "AVAILABLE"
 
     def _moved_on(self, stack_name: str, deployed: DeployedStack) -> bool:
         """Whether a REVIEW_IN_PROGRESS stack with no live change set has left that state since it was read.

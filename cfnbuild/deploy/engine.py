@@ -17,12 +17,14 @@ import json
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from cfnbuild.build.references import template_inputs
 from cfnbuild.build.tags import standard_tags
 from cfnbuild.deploy import artifacts, changeset
 from cfnbuild.deploy.aws import error_code, error_message, refused
@@ -30,6 +32,7 @@ from cfnbuild.deploy.base import CACHE_DIR, EngineBase
 from cfnbuild.deploy.checks import FAILED_CREATE_STATES, StackChecks
 from cfnbuild.deploy.ending import Ending
 from cfnbuild.deploy.events import AFTER_REVIEW, Outcome, known_fix, watch
+from cfnbuild.deploy.exports import refuse_imported, removed_exports, with_importers
 from cfnbuild.deploy.followups import EMAIL_PROTOCOLS, FollowUps, live_outputs, outputs_path
 from cfnbuild.deploy.model import (
     DeployedStack,
@@ -184,9 +187,16 @@ class Engine(FollowUps, ParameterSteps, StackChecks):
             stack_last_updated=deployed.last_updated if deployed else None,
             stack_fingerprint=_fingerprint(old_template, deployed),
         )
+        plan = self._with_removed_exports(plan, deployed, prepared)
         if created is not None and not keep:
             self.discard(created, created_stack=deployed is None)
         return plan, created
+
+    def _with_removed_exports(self, plan: Plan, deployed: DeployedStack | None, prepared: Prepared) -> Plan:
+        """``plan`` with the exports the update removes and who imports each (ListImports, asked now)."""
+        removed = removed_exports(deployed.exports, prepared.template, plan.stack_name) if deployed else []
+        found = with_importers(self.cloudformation, removed, local=self.aws.target.local) if removed else ()
+        return replace(plan, removed_exports=found)
 
     def discard(self, created: changeset.ChangeSet, *, created_stack: bool) -> None:
         """Delete a change set we made (and the empty stack a CREATE change set brought)."""
@@ -237,6 +247,7 @@ class Engine(FollowUps, ParameterSteps, StackChecks):
             return Staged(request, stack_name, deployed, prepared, None, None, deployed.outputs)
         if request.plan_file is not None:
             plan, created = self._saved_plan(request.plan_file, stack_name, deployed, prepared)
+            plan = self._with_removed_exports(plan, deployed, prepared)  # who imports them now, not then
         else:
             plan, created = self._plan(request, stack_name, deployed, prepared, keep=True)
             render_text(plan, self.out)
@@ -284,7 +295,7 @@ class Engine(FollowUps, ParameterSteps, StackChecks):
     def _saved_plan(
         self, plan_file: Path, stack_name: str, deployed: DeployedStack | None, prepared: Prepared
     ) -> tuple[Plan, changeset.ChangeSet | None]:
-        plan = load_plan(plan_file)
+        plan = load_plan(plan_file, stack_name)
         where = str(plan_file)
         if plan.stack_name != stack_name:
             raise Refused(f"{where} is a plan for {plan.stack_name}, not {stack_name}")
@@ -294,6 +305,13 @@ class Engine(FollowUps, ParameterSteps, StackChecks):
         fingerprint = _fingerprint(self.deployed_template(stack_name) if deployed else None, deployed)
         if plan.stack_last_updated != now or plan.stack_fingerprint != fingerprint:
             raise Refused(f"{where} is stale: {stack_name} changed since the plan was made; run 'cfnbuild plan' again")
+        for parameter, used in template_inputs(prepared.template).items():  # what its upstreams give now
+            planned, given = plan.parameter_values.get(parameter), prepared.parameters.get(parameter)
+            if planned != given:
+                raise Refused(
+                    f"{where} is stale: {stack_name} takes {parameter} from stack {used.stack}, which gives "
+                    f"{given!r} now, not {planned!r} as planned; run 'cfnbuild plan' again"
+                )
         if plan.change_set_id is None:
             return plan, None
         try:
@@ -308,6 +326,7 @@ class Engine(FollowUps, ParameterSteps, StackChecks):
         return plan, changeset.ChangeSet(plan.change_set_id, description["StackId"], description)
 
     def _check_allowed(self, plan: Plan, request: Request) -> None:
+        refuse_imported(plan)
         blocked = [r.logical_id for r in plan.dangers if r.logical_id not in request.allow_replace]
         if blocked:
             names = " ".join(f"--allow-replace {name}" for name in blocked)

@@ -60,6 +60,7 @@ class DeployedStack:
     last_updated: str
     termination_protection: bool
     change_set_id: str = ""  # the change set the stack last executed (or is executing)
+    exports: dict[str, str] = field(default_factory=dict)  # output → the name it is exported as
 
     @classmethod
     def from_api(cls, stack: Mapping[str, Any]) -> DeployedStack:
@@ -75,6 +76,7 @@ class DeployedStack:
             last_updated=when.isoformat() if isinstance(when, datetime) else str(when or ""),
             termination_protection=bool(stack.get("EnableTerminationProtection", False)),
             change_set_id=str(stack.get("ChangeSetId") or ""),
+            exports={o["OutputKey"]: o["ExportName"] for o in stack.get("Outputs", []) if o.get("ExportName")},
         )
 
 

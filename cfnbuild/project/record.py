@@ -17,9 +17,11 @@ itself. A build record proves it instead, the way a build system's dependency fi
   its environment's) by size and modification time, as Python's own bytecode cache does, so
   installing another version of a package invalidates the record. A listed directory is
   fingerprinted by its sorted names, so a file added where the render looks is seen.
-- :func:`verified` answers a deploy: the record when every input still has its fingerprint and
-  every template its hash (same project directory, same Python); ``None`` otherwise, and the
-  deploy renders and compares as without a record.
+- :func:`verified` answers a deploy, and a build with nothing to do
+  (:func:`cfnbuild.project.writer.unchanged`): the record when every input still has its
+  fingerprint and every template its hash (same project directory, same interpreter and
+  environment, same copy of cfnbuild); ``None`` otherwise, and the deploy renders and compares
+  as without a record.
 
 The same fingerprints (:func:`fingerprint_inputs`, :func:`inputs_hold`) let a deploy reuse an
 artifact built from unchanged inputs (:mod:`cfnbuild.deploy.artifacts`).
@@ -44,7 +46,7 @@ from typing import Any
 
 from cfnbuild.files import json_kind, read_cache_entry, shape_problem, write_cache_entry
 
-FORMAT = 1
+FORMAT = 2  # 2: the interpreter and the cfnbuild that wrote the record are part of it
 RECORD_DIR = Path(".cfnbuild-cache") / "build"
 _SKIPPED_SUFFIXES = (".pyc",)  # bytecode caches are derived from a source that is fingerprinted
 _SKIPPED_DIRECTORIES = frozenset({"__pycache__"})
@@ -165,6 +167,16 @@ def _tree(path: str) -> Fingerprint:
     return ["tree", digest.hexdigest()]
 
 
+def _interpreter() -> list[str]:
+    """The interpreter, its environment and the cfnbuild package this process runs.
+
+    Part of every record: a record written by another environment or another copy of cfnbuild
+    (whose files may all still be there, unchanged) does not hold for this one.
+    """
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # cfnbuild/, holding project/record.py
+    return [sys.version, os.path.abspath(sys.executable), os.path.abspath(sys.prefix), package]
+
+
 def _module_files() -> set[str]:
     files = set()
     for module in list(sys.modules.values()):
@@ -222,7 +234,7 @@ def fingerprint_inputs(root: Path, *, files: Iterable[Path] = (), trees: Iterabl
     return {
         "format": FORMAT,
         "root": paths.root,
-        "python": sys.version,
+        "python": _interpreter(),
         "files": {paths.key(p): paths.fingerprint(p) for p in sorted(everything)},
         "directories": {paths.key(d): _listing(d) for d in sorted(PROCESS_INPUTS.directories)},
         "trees": {paths.key(os.path.abspath(t)): _tree(os.path.abspath(t)) for t in trees},
@@ -233,7 +245,7 @@ def inputs_hold(data: Mapping[str, Any], root: Path) -> bool:
     """Whether every input :func:`fingerprint_inputs` wrote into ``data`` still has its fingerprint."""
     paths = _Root(root)
     try:
-        if (data.get("format"), data.get("root"), data.get("python")) != (FORMAT, paths.root, sys.version):
+        if (data.get("format"), data.get("root"), data.get("python")) != (FORMAT, paths.root, _interpreter()):
             return False
         if not all(_still(paths.path(key), expected) for key, expected in data["files"].items()):
             return False
@@ -244,7 +256,7 @@ def inputs_hold(data: Mapping[str, Any], root: Path) -> bool:
         return False  # not written by this version
 
 
-_INPUTS_SHAPE: dict[str, type] = {"root": str, "python": str, "files": dict, "directories": dict, "trees": dict}
+_INPUTS_SHAPE: dict[str, type] = {"root": str, "python": list, "files": dict, "directories": dict, "trees": dict}
 
 
 def inputs_problem(data: Any) -> str | None:

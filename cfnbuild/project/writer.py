@@ -1,4 +1,8 @@
-"""Render stacks and write them: deterministic bytes, atomic files, the staleness check and build records."""
+"""Render stacks and write them: deterministic bytes, atomic files, the staleness check and build records.
+
+:func:`unchanged` answers a build with nothing to do from the build records alone, without
+importing the app, troposphere, awacs, cfn-lint or pydantic.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cfnbuild.build.lint import LintCache, skip_problems
 from cfnbuild.errors import UsageError, WriteFailed
 from cfnbuild.files import os_reason, shown, write_atomic
 from cfnbuild.project.app import DeploySettings, Project
-from cfnbuild.project.record import Built, record_path, recording, write_records
+from cfnbuild.project.record import Built, Record, record_path, recording, verified, write_records
 from cfnbuild.project.stack_graph import stack_graph
 
-__all__ = ["Rendered", "check_current", "record_rendered", "remove_orphans", "render", "stale_files", "write_atomic"]
+__all__ = [
+    "Rendered",
+    "check_current",
+    "record_rendered",
+    "remove_orphans",
+    "render",
+    "stale_files",
+    "unchanged",
+    "write_atomic",
+]
 
 # Files in output/<env>/ that build does not write (deploy writes the outputs files).
 NOT_BUILT_SUFFIXES = (".outputs.json",)
@@ -53,6 +67,40 @@ def render(project: Project, environments: list[str]) -> list[Rendered]:
             templates[spec.name] = json.loads(text)
         stack_graph(templates, environment=env)  # a reference no order can deploy is a build error
     return rendered
+
+
+def _built_files(project: Project, environment: str) -> set[Path]:
+    """The templates in output/<environment>/: the JSON files there that deploy did not write."""
+    directory = project.output_dir / environment
+    return {p for p in directory.glob("*.json") if not p.name.endswith(NOT_BUILT_SUFFIXES)}
+
+
+def unchanged(project: Project, environment: str, *, lint_cache: LintCache | None) -> Record | None:
+    """The build record of ``environment`` when a build would change nothing there; ``None`` otherwise.
+
+    Nothing changed when the record holds (every input of the render and every template as
+    recorded, see :func:`cfnbuild.project.record.verified`, which a deploy trusts too), output/<env>/
+    holds no other template, and, with ``lint_cache``, cfn-lint's cached answer for each template is
+    "no match" (cfn-lint's version and the rule selection are part of its key) and no checkov skip
+    lacks its reason. What it reads: the record, the files it names, the templates and the cache.
+    """
+    record = verified(project.root, environment)
+    if record is None:
+        return None
+    if _built_files(project, environment) != {path for path, _ in record.templates.values()}:
+        return None  # a template no stack builds (a build removes it)
+    if lint_cache is None:
+        return record
+    regions = [str(region) for region in record.settings.get("regions", [])]
+    for path, _ in record.templates.values():
+        file = str(path.relative_to(project.root))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None  # changed under us since the record was checked: build, which names the problem
+        if lint_cache.lookup(text, regions, file=file) != [] or skip_problems(text, file=file):
+            return None
+    return record
 
 
 def stale_files(project: Project, rendered: list[Rendered]) -> list[str]:

@@ -236,10 +236,10 @@ def test_no_checkov_skip_is_needed_for_the_listeners():
         assert "checkov" not in (resource.get("Metadata") or {}), logical_id
 
 
-def test_outputs_are_exported_and_the_url_follows_the_domain():
+def test_outputs_have_no_export_and_the_url_follows_the_domain():
     t = _lb()
     for name in ("AlbDnsName", "AppUrl", "AlbArn", "TargetGroupArn"):
-        t.has_output(name, {"Export": {"Name": {"Fn::Sub": "${AWS::StackName}-" + name}}, "Description": Match.any()})
+        t.has_output(name, {"Export": Match.absent(), "Description": Match.any()})
     t.has_output("AlbDnsName", {"Value": {"Fn::GetAtt": ["LoadBalancer", "DNSName"]}})
     t.has_output("AlbArn", {"Value": {"Ref": "LoadBalancer"}})
     t.has_output("TargetGroupArn", {"Value": {"Ref": "TargetGroup"}})

@@ -31,26 +31,38 @@ from cfnbuild.deploy.plan.model import (
     ParameterChange,
     Plan,
     PropertyChange,
+    RemovedExport,
     ResourceChange,
     TagChange,
 )
 from cfnbuild.deploy.plan.read import build_plan
 from cfnbuild.deploy.plan.render import render_markdown, render_text
-from cfnbuild.deploy.plan.saved import load_plan, render_json, save_plan
+from cfnbuild.deploy.plan.saved import (
+    GRAPH_FORMAT,
+    load_plan,
+    render_graph_json,
+    render_json,
+    save_graph_plan,
+    save_plan,
+)
 
 __all__ = [
     "FORMAT",
+    "GRAPH_FORMAT",
     "MASK",
     "NotCreated",
     "ParameterChange",
     "Plan",
     "PropertyChange",
+    "RemovedExport",
     "ResourceChange",
     "TagChange",
     "build_plan",
     "load_plan",
+    "render_graph_json",
     "render_json",
     "render_markdown",
     "render_text",
+    "save_graph_plan",
     "save_plan",
 ]

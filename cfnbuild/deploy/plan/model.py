@@ -3,7 +3,8 @@
 A :class:`Plan` holds one :class:`ResourceChange` per resource the change set adds, modifies,
 replaces, removes or imports (each with its :class:`PropertyChange` details), the stack's
 :class:`ParameterChange` and :class:`TagChange` entries, the resources a change set listed that
-will not be made (:class:`NotCreated`: their condition is false), and what the saved plan is checked
+will not be made (:class:`NotCreated`: their condition is false), the exports the update removes
+(:class:`RemovedExport`, with the stacks that import them), and what the saved plan is checked
 against before ``deploy`` executes it. Nothing here reads AWS or renders; :func:`mask` is here
 because a plan never holds a NoEcho value: every module that puts a value into one masks it.
 """
@@ -96,6 +97,21 @@ class NotCreated:
 
 
 @dataclass(frozen=True)
+class RemovedExport:
+    """An export of the deployed stack that the update removes (its output goes, or loses its Export).
+
+    CloudFormation refuses to remove an export another stack imports: the update fails and rolls
+    back (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-stack-exports.html),
+    so the plan names the importers ListImports gives, and ``deploy`` refuses while there are any.
+    """
+
+    name: str  # the export's name, as deployed
+    output: str  # the output that carried it
+    imported_by: tuple[str, ...] = ()  # the stacks importing it, from ListImports
+    unchecked: str = ""  # why nobody could ask who imports it (an emulator without ListImports); "" when asked
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything a change set will do to one stack, ready to review, save and execute."""
 
@@ -113,6 +129,8 @@ class Plan:
     stack_fingerprint: str | None = None
     # Resources the change set listed whose condition the parameters make false (not made).
     not_created: tuple[NotCreated, ...] = ()
+    # Exports of the deployed stack this update removes (filled by the engine, which asks ListImports).
+    removed_exports: tuple[RemovedExport, ...] = ()
 
     def counts(self) -> dict[str, int]:
         """Resources to add, modify, replace, remove and import (a replacing Modify counts as replace)."""
@@ -123,8 +141,8 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        """Whether anything changes: a resource, a parameter or a tag."""
-        return bool(self.resources or self.parameters or self.tags)
+        """Whether anything changes: a resource, a parameter, a tag or an export removed."""
+        return bool(self.resources or self.parameters or self.tags or self.removed_exports)
 
     @property
     def dangers(self) -> tuple[ResourceChange, ...]:

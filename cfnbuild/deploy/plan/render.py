@@ -35,6 +35,8 @@ def _summary(plan: Plan) -> str:
         parts.append(f"{len(plan.parameters)} parameter change{'s' if len(plan.parameters) != 1 else ''}")
     if plan.tags:
         parts.append(f"{len(plan.tags)} tag change{'s' if len(plan.tags) != 1 else ''}")
+    if plan.removed_exports:
+        parts.append(f"{len(plan.removed_exports)} export{'s' if len(plan.removed_exports) != 1 else ''} removed")
     return ", ".join(parts)
 
 
@@ -165,6 +167,22 @@ def render_text(plan: Plan, console: Console) -> None:
     _print_section(console, "Parameters:", parameters, None)
     tags = [f"{t.key}: {_or_none(t.before)} → {_or_none(t.after)}" for t in plan.tags]
     _print_section(console, "Stack tags:", tags, None)
+    _print_section(console, "Exports removed:", removed_export_lines(plan), "yellow")
+
+
+def removed_export_lines(plan: Plan) -> list[str]:
+    """A line per export the update removes, naming the stacks that still import it."""
+    lines = []
+    for export in plan.removed_exports:
+        line = f"{export.name} (output {export.output})"
+        if export.imported_by:
+            line += f": imported by {', '.join(export.imported_by)}; CloudFormation refuses to remove it"
+        elif export.unchecked:
+            line += f": who imports it is unknown ({export.unchecked})"
+        else:
+            line += ": no stack imports it"
+        lines.append(line)
+    return lines
 
 
 def _not_created_line(not_created: Iterable[NotCreated]) -> str:
@@ -283,5 +301,7 @@ def render_markdown(plan: Plan) -> str:
         lines += ["#### Stack tags", "", "| Tag | Before | After |", "|---|---|---|"]
         lines += [f"| {_md_code(t.key)} | {_md(_or_none(t.before))} | {_md(_or_none(t.after))} |" for t in plan.tags]
         lines.append("")
+    if plan.removed_exports:
+        lines += ["#### Exports removed", "", *(f"- {_md(line)}" for line in removed_export_lines(plan)), ""]
     lines.append(f"<sub>template sha256 {_md_code(plan.template_hash)}</sub>")
     return "\n".join(lines) + "\n"

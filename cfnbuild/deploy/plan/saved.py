@@ -3,12 +3,17 @@
 ``cfnbuild plan --out FILE`` saves what was reviewed; ``deploy --plan FILE`` loads it and executes
 exactly that change set, refusing a missing, corrupt or other-version file with a one-line
 error. The JSON is stable (sorted keys) and carries derived counts for machines reading it.
+
+Every stack of an environment (``plan --json`` / ``--out`` without ``--stack`` in a project of
+several stacks) is one document, ``cfnbuild-graph-plan/1``: the environment, the stacks in graph
+order and each stack's plan document in that order, with what an upstream's plan does to the
+stacks after it. ``deploy --plan FILE`` reads each stack's part of it by the stack's name.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +23,15 @@ from cfnbuild.deploy.plan.model import (
     ParameterChange,
     Plan,
     PropertyChange,
+    RemovedExport,
     ResourceChange,
     TagChange,
     review_order,
 )
 from cfnbuild.errors import UsageError
 from cfnbuild.files import write_atomic
+
+GRAPH_FORMAT = "cfnbuild-graph-plan/1"
 
 
 def _to_document(plan: Plan) -> dict[str, Any]:
@@ -62,6 +70,7 @@ def _to_document(plan: Plan) -> dict[str, Any]:
         "parameters": [parameter.__dict__ for parameter in plan.parameters],
         "tags": [tag.__dict__ for tag in plan.tags],
         "not_created": [item.__dict__ for item in plan.not_created],
+        "removed_exports": [{**item.__dict__, "imported_by": list(item.imported_by)} for item in plan.removed_exports],
     }
 
 
@@ -73,6 +82,32 @@ def render_json(plan: Plan) -> str:
 def save_plan(plan: Plan, path: Path) -> None:
     """Write the plan's JSON to ``path`` atomically."""
     write_atomic(path, render_json(plan))
+
+
+def render_graph_json(
+    environment: str, stacks: Sequence[str], plans: Sequence[Plan], effects: Sequence[str] = ()
+) -> str:
+    """Every stack's plan as one JSON document (``cfnbuild-graph-plan/1``): ``plans[i]`` is ``stacks[i]``'s."""
+    document = {
+        "format": GRAPH_FORMAT,
+        "environment": environment,
+        "order": list(stacks),
+        "plans": [{"stack": stack, "plan": _to_document(plan)} for stack, plan in zip(stacks, plans, strict=True)],
+        "downstream_effects": list(effects),
+        "summary": {
+            "has_changes": any(plan.has_changes for plan in plans),
+            "destructive": any(plan.destructive for plan in plans),
+            "dangers": [f"{plan.stack_name}: {change.logical_id}" for plan in plans for change in plan.dangers],
+        },
+    }
+    return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def save_graph_plan(
+    path: Path, environment: str, stacks: Sequence[str], plans: Sequence[Plan], effects: Sequence[str] = ()
+) -> None:
+    """Write every stack's plan as one document to ``path`` atomically."""
+    write_atomic(path, render_graph_json(environment, stacks, plans, effects))
 
 
 def _text(value: Any, where: str) -> str:
@@ -160,11 +195,29 @@ def _from_document(document: Mapping[str, Any]) -> Plan:
             )
             for n in _list(document.get("not_created", []), "not_created")
         ),
+        removed_exports=_removed_exports(document),
     )
 
 
-def load_plan(path: Path) -> Plan:
-    """Read a plan :func:`save_plan` wrote; a missing, corrupt or other-version file is a UsageError."""
+def _removed_exports(document: Mapping[str, Any]) -> tuple[RemovedExport, ...]:
+    """The saved plan's removed exports (none in a plan saved before they were recorded)."""
+    return tuple(
+        RemovedExport(
+            _text(e["name"], "removed_exports.name"),
+            _text(e["output"], "removed_exports.output"),
+            tuple(_text(s, "removed_exports.imported_by") for s in _list(e["imported_by"], "imported_by")),
+            _text(e.get("unchecked", ""), "removed_exports.unchecked"),
+        )
+        for e in _list(document.get("removed_exports", []), "removed_exports")
+    )
+
+
+def load_plan(path: Path, stack_name: str | None = None) -> Plan:
+    """Read a plan :func:`save_plan` wrote; a missing, corrupt or other-version file is a UsageError.
+
+    From a plan of every stack (:func:`save_graph_plan`) it reads the part of the stack deployed
+    as ``stack_name``; without one, or for a stack the file has no plan of, a UsageError.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -177,6 +230,8 @@ def load_plan(path: Path) -> Plan:
         raise UsageError(f"{path}: not a cfnbuild plan (invalid JSON: {error}); create the plan again") from None
     if not isinstance(document, dict) or "format" not in document:
         raise UsageError(f"{path}: not a cfnbuild plan (no 'format' key); create the plan again")
+    if document["format"] == GRAPH_FORMAT:
+        document = _part_of(path, document, stack_name)
     if document["format"] != FORMAT:
         raise UsageError(
             f"{path}: plan format {document['format']!r} is not {FORMAT!r}; create the plan again with this cfnbuild"
@@ -186,3 +241,16 @@ def load_plan(path: Path) -> Plan:
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         problem = f"missing key {error}" if isinstance(error, KeyError) else str(error)
         raise UsageError(f"{path}: corrupt plan file ({problem}); create the plan again") from None
+
+
+def _part_of(path: Path, document: Mapping[str, Any], stack_name: str | None) -> Mapping[str, Any]:
+    """The plan document of the stack deployed as ``stack_name`` in a plan of every stack."""
+    environment = document.get("environment", "?")
+    if stack_name is None:
+        raise UsageError(f"{path}: a plan of every stack of {environment}; deploy it without --stack")
+    parts = [p.get("plan") for p in document.get("plans", []) if isinstance(p, Mapping)]
+    for part in parts:
+        if isinstance(part, Mapping) and part.get("stack_name") == stack_name:
+            return part
+    names = ", ".join(str(p.get("stack_name")) for p in parts if isinstance(p, Mapping)) or "none"
+    raise UsageError(f"{path}: a plan of the stacks of {environment} ({names}), none of {stack_name}; plan again")

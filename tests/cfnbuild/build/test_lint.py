@@ -236,3 +236,22 @@ def test_a_lint_cache_that_cannot_be_written_is_warned_about_once_and_linting_go
         "warning: cannot write to the cache cfn-lint/ (cfn-lint is a file, not a directory); "
         "carrying on without caching\n"
     )
+
+
+def test_one_process_lints_template_after_template_with_its_rules_loaded_once_and_the_same_answers():
+    from cfnbuild.build.lint import _rules
+
+    unused = json.dumps(
+        {
+            "AWSTemplateFormatVersion": "2010-09-09",
+            "Parameters": {"P": {"Type": "String"}},
+            "Resources": {"T": {"Type": "AWS::SNS::Topic"}},
+        }
+    )
+    clean = json.dumps({"AWSTemplateFormatVersion": "2010-09-09", "Resources": {"T": {"Type": "AWS::SNS::Topic"}}})
+    rules = _rules()
+    first = cfn_lint(unused, ["eu-west-1"], file="a.json")
+    assert cfn_lint(clean, ["eu-west-1"], file="b.json") == []
+    assert cfn_lint(unused, ["eu-west-1"], file="a.json") == first
+    assert [f.rule for f in first] == ["W2001"]
+    assert _rules() is rules  # loaded once for the process

@@ -49,14 +49,27 @@ def test_prefix_lets_one_blueprint_be_used_twice():
     assert sorted(stack.to_dict()["Outputs"]) == ["AssetsBucketName", "LogsBucketName"]
 
 
-def test_outputs_are_exported_under_the_stack_name():
+def test_outputs_have_no_export_unless_asked():
     stack = _stack()
     Buckets(stack, BucketInputs())
-    assert stack.to_dict()["Outputs"]["BucketName"] == {
-        "Description": "Name of the bucket.",
-        "Export": {"Name": {"Fn::Sub": "${AWS::StackName}-BucketName"}},
-        "Value": {"Ref": "Bucket"},
-    }
+    expected = {"Description": "Name of the bucket.", "Value": {"Ref": "Bucket"}}
+    assert stack.to_dict()["Outputs"]["BucketName"] == expected
+
+
+def test_an_output_asked_to_export_is_exported_under_the_stack_name():
+    stack = _stack()
+    stack.add_output("Plain", "v", "Not exported.", owner="test")
+    stack.add_output("Shared", "v", "Exported.", owner="test", export=True)
+    outputs = stack.to_dict()["Outputs"]
+    assert "Export" not in outputs["Plain"]
+    assert outputs["Shared"]["Export"] == {"Name": {"Fn::Sub": "${AWS::StackName}-Shared"}}
+
+
+def test_a_blueprint_output_asked_to_export_is_exported_with_its_prefix():
+    stack = _stack()
+    blueprint = Buckets(stack, BucketInputs(), prefix="Logs")
+    blueprint.output("Shared", "v", "Exported.", export=True)
+    assert stack.to_dict()["Outputs"]["LogsShared"]["Export"] == {"Name": {"Fn::Sub": "${AWS::StackName}-LogsShared"}}
 
 
 def test_output_without_description_is_rejected():

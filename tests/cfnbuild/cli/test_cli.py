@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,13 +35,24 @@ def test_build_writes_every_environment_and_says_what_it_did(project_dir):
             assert json.loads((project_dir / "output" / env / f"{stack}.json").read_text())["Resources"]
 
 
-def test_second_build_changes_nothing_and_answers_lint_from_the_cache(project_dir):
+def test_second_build_changes_nothing_and_answers_from_the_build_record(project_dir):
     run(project_dir, "build", "--env", "dev")
     before = (project_dir / "output/dev/webapp.json").stat().st_mtime_ns
     result = run(project_dir, "build", "--env", "dev")
     assert result.returncode == 0, result.stderr
-    assert "0 written, 3 unchanged; cfn-lint 0 matches (3 cached)" in result.stdout
+    assert result.stdout.startswith(
+        "nothing changed since the last build: 3 template(s) for dev are as recorded in .cfnbuild-cache/build/; "
+        "cfn-lint 0 matches (cached) in "
+    )
     assert (project_dir / "output/dev/webapp.json").stat().st_mtime_ns == before
+
+
+def test_a_build_whose_lint_cache_is_gone_renders_and_answers_lint_from_the_template_again(project_dir):
+    run(project_dir, "build", "--env", "dev")
+    shutil.rmtree(project_dir / ".cfnbuild-cache/cfn-lint")  # the record holds, the proof of the lint does not
+    result = run(project_dir, "build", "--env", "dev")
+    assert result.returncode == 0, result.stderr
+    assert "0 written, 3 unchanged; cfn-lint 0 matches (0 cached, 3 linted)" in result.stdout
 
 
 def test_build_check_fails_naming_every_stale_file(project_dir):
@@ -119,6 +131,7 @@ def test_list_shows_every_environment_and_its_state(project_dir):
     "command",
     [
         *("build", "lint", "list", "graph", "plan", "deploy", "status", "outputs", "delete", "drift", "recover"),
+        "refactor",
         *("local", "local start", "local status", "local stop"),
     ],
 )
@@ -151,7 +164,7 @@ def test_a_corrupt_lint_cache_entry_is_warned_about_once_and_the_build_heals_it(
         f"warning: .cfnbuild-cache/cfn-lint/{entry.name} is not a valid cache entry "
         "(Expecting value: line 1 column 1); recomputing it"
     ]
-    assert "0 written, 3 unchanged; cfn-lint 0 matches (2 cached)" in result.stdout
+    assert "0 written, 3 unchanged; cfn-lint 0 matches (2 cached, 1 linted)" in result.stdout
     assert json.loads(entry.read_text()) == []  # overwritten with a good entry
 
 

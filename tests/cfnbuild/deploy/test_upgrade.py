@@ -35,11 +35,15 @@ def _git(*args: str) -> str:
 
 
 def previous_template() -> tuple[str, str]:
-    """The newest committed version of the dev template that differs from the current file."""
-    current = (ROOT / TEMPLATE).read_text()
+    """The newest committed version of the dev template whose resources differ from the current file's.
+
+    (A version that differs only in its outputs, say their exports, deploys nothing else: it is not a release
+    to upgrade from.)
+    """
+    current = json.loads((ROOT / TEMPLATE).read_text())["Resources"]
     for commit in _git("log", "--format=%H", "--", TEMPLATE).split():
         text = _git("show", f"{commit}:{TEMPLATE}")
-        if text != current:
+        if json.loads(text)["Resources"] != current:
             return commit, text
     raise AssertionError(f"no earlier committed version of {TEMPLATE} differs from the current one")
 

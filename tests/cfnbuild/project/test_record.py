@@ -5,6 +5,7 @@ project's place) makes it render and compare again."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -186,7 +187,7 @@ DAMAGED_RECORDS = {
     "not JSON": ("{", "Expecting property name enclosed in double quotes: line 1 column 2"),
     "not an object": ("[]", "an array, not an object"),
     "no format": ("{}", "no 'format'"),
-    "no inputs": ('{"format": 1}', "no 'root'"),
+    "no inputs": ('{"format": 2}', "no 'root'"),
     "a stack that is not one": (None, "stacks item 0: no 'sha256'"),
 }
 
@@ -258,3 +259,101 @@ def test_a_search_for_installed_distributions_is_no_input_of_the_render(tmp_path
         os.listdir(listed)
     assert str(searched) not in PROCESS_INPUTS.directories
     assert str(listed) in PROCESS_INPUTS.directories  # a listing by the render's own code counts
+
+
+# ----------------------------------------------------------------------------- a build with nothing to do
+RENDERERS = ("troposphere", "awacs", "cfnlint", "pydantic")
+
+
+def _build_in_a_fresh_interpreter(root: Path, *args: str, pythonpath: Path | None = None) -> tuple[str, list[str]]:
+    """``cfnbuild build ARGS`` in a new interpreter: its output, and which renderers (and app) it imported."""
+    code = (
+        "import json, sys\n"
+        "from cfnbuild.cli.main import main\n"
+        "try:\n"
+        f"    main(['--project', {str(root)!r}, 'build', *{list(args)!r}])\n"
+        "finally:\n"
+        f"    loaded = sorted({{m.split('.')[0] for m in sys.modules}} & set({RENDERERS!r}))\n"
+        "    loaded += sorted(m for m in sys.modules if m.startswith('recapp_'))\n"
+        "    print('LOADED ' + json.dumps(loaded))\n"
+    )
+    env = {**os.environ}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(pythonpath), env.get("PYTHONPATH", "")])
+    # Run from the project's parent: ``-c`` puts the working directory first on sys.path.
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env, cwd=root.parent
+    )
+    assert result.returncode == 0, result.stderr
+    output, _, loaded = result.stdout.rpartition("LOADED ")
+    return output, json.loads(loaded)
+
+
+def test_a_build_with_nothing_changed_answers_from_the_record_without_importing_any_renderer(built):
+    root, _ = built
+    output, loaded = _build_in_a_fresh_interpreter(root, "--env", "dev")
+    assert output.startswith(
+        "nothing changed since the last build: 1 template(s) for dev are as recorded in .cfnbuild-cache/build/; "
+        "cfn-lint 0 matches (cached) in "
+    )
+    assert loaded == []  # neither troposphere, awacs, cfn-lint, pydantic nor the app's blueprints
+
+
+BUILD_INPUTS = {
+    **{name: CHANGES[name] for name in CHANGES if name not in ("the template", "the record itself")},
+    "the lint cache": lambda root, outside: shutil.rmtree(root / ".cfnbuild-cache/cfn-lint"),
+    "a template no stack builds": lambda root, outside: (root / "output/dev/old.json").write_text("{}\n"),
+}
+
+
+@pytest.mark.parametrize("change", BUILD_INPUTS, ids=list(BUILD_INPUTS))
+def test_any_changed_input_makes_the_next_build_render_again(built, change):
+    root, outside = built
+    BUILD_INPUTS[change](root, outside)
+    output, loaded = _build_in_a_fresh_interpreter(root, "--env", "dev")
+    assert output.startswith("built 1 template(s) for dev: ")
+    assert "troposphere" in loaded
+    assert _build_in_a_fresh_interpreter(root, "--env", "dev")[0].startswith("nothing changed since the last build")
+
+
+def test_a_changed_cfnbuild_makes_the_next_build_render_again(built, tmp_path):
+    """cfnbuild's own modules are inputs: a copy of it, first on the path, is edited between two builds."""
+    root, _ = built
+    import cfnbuild
+
+    lib = tmp_path / "lib"
+    shutil.copytree(Path(cfnbuild.__file__).parent, lib / "cfnbuild", ignore=shutil.ignore_patterns("__pycache__"))
+    output, _ = _build_in_a_fresh_interpreter(root, "--env", "dev", pythonpath=lib)
+    assert output.startswith("built 1 template(s) for dev: ")  # another copy of cfnbuild recorded the last build
+    assert _build_in_a_fresh_interpreter(root, "--env", "dev", pythonpath=lib)[0].startswith("nothing changed")
+    _append(lib / "cfnbuild/build/stack.py", "# another version\n")
+    output, _ = _build_in_a_fresh_interpreter(root, "--env", "dev", pythonpath=lib)
+    assert output.startswith("built 1 template(s) for dev: ")
+
+
+def test_an_edit_that_changes_one_environments_template_renders_the_changed_ones_and_lints_only_that_one(built):
+    root, _ = built
+    (root / "config/prod.toml").write_text((root / "config/dev.toml").read_text())
+    _build_in_a_fresh_interpreter(root, "--all")  # both environments built and recorded
+    app = next(root.glob("recapp_*/__init__.py"))
+    app.write_text(
+        app.read_text().replace(
+            "    return stack\n",
+            '    if config.environment == "prod":\n'
+            '        stack.template.add_resource(sns.Topic("Extra"))\n'
+            "    return stack\n",
+        )
+    )
+    output, _ = _build_in_a_fresh_interpreter(root, "--all")
+    # Both records fell with the app's source: both render; dev's template is the one it was, so
+    # the lint cache answers it, and only prod's is linted and written.
+    assert output.startswith(
+        "built 2 template(s) for dev, prod: 1 written, 1 unchanged; cfn-lint 0 matches (1 cached, 1 linted)"
+    )
+    config_only = root / "config/prod.toml"
+    _append(config_only, "# edited\n")
+    output, _ = _build_in_a_fresh_interpreter(root, "--all")
+    assert output.startswith(
+        "built 1 template(s) for prod: 0 written, 1 unchanged; dev unchanged since the last build; "
+        "cfn-lint 0 matches (1 cached, 0 linted)"
+    )

@@ -1,0 +1,205 @@
+"""Benchmark: deploying every stack of a project in graph order, one at a time against side by side.
+
+One run, one emulator (moto in server mode on loopback, started here): each round deploys the
+whole environment twice as a user runs it, ``python -m cfnbuild deploy --endpoint-url URL --env
+dev --yes``, once with ``--max-parallel 1`` (serial: one stack after the other, the baseline) and
+once with the default (independent stacks side by side, cfnbuild/cli/graph_commands.py), the
+order alternating from round to round. Each deploy makes new stacks (its own
+``stack_name_suffix``), built untimed first as the README's workflow builds before deploying, with
+the lookups' cache removed as on a new machine. Prints each run's wall time and CPU time (the
+deploy's process, user + system; and the emulator's, which runs in this process and serves
+both), the medians and the ratio default/serial.
+
+The project: the flagship (this checkout's blueprints/, config/) when it has two stacks or more,
+copied into a temporary directory; otherwise a generated project of one root stack and
+``--leaves`` leaf stacks that each take the root's output (``stack.use``), so the leaves can
+deploy side by side (tests/graph_projects.py writes it). ``--generated`` takes the generated one
+even when the flagship has several stacks.
+
+Caveat: the emulator creates resources at once, so a stack's deploy is mostly cfnbuild's own
+work and its watch (polls every 2-5 s), not resource creation; on AWS, where a stack takes
+minutes, the waves matter more and the ratio is closer to (critical path)/(sum of the stacks)
+(``cfnbuild graph`` estimates both). A warm-up deploy (untimed) runs first so neither mode pays
+the emulator's first-use imports or the app artifact's first build.
+
+Never run in CI. Run::
+
+    .venv/bin/python bench/graph_deploy.py [--repeat 3] [--leaves 2] [--generated]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # tests.graph_projects writes the generated project
+
+from tests.graph_projects import write_graph_project  # noqa: E402  (after the checkout is on the path)
+
+REGION = "eu-west-1"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "emulator", "AWS_SECRET_ACCESS_KEY": "emulator"}
+MODES = {"serial": ["--max-parallel", "1"], "default": []}
+
+
+# ------------------------------------------------------------------------------- the project
+def _flagship_stacks() -> list[str]:
+    """The flagship's stacks, as the CLI loads its app."""
+    from cfnbuild.project.app import load_project  # noqa: PLC0415  (imports the project's blueprints)
+
+    return [spec.name for spec in load_project(ROOT).app.stacks]
+
+
+def _flagship(directory: Path) -> Path:
+    """A throwaway copy of the flagship's settings, configs and project code (built per deploy)."""
+    (directory / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
+    shutil.copytree(ROOT / "config", directory / "config")
+    for package in ("blueprints", "flask_app"):  # project code: the CLI imports it from the project directory
+        shutil.copytree(ROOT / package, directory / package, ignore=shutil.ignore_patterns("__pycache__"))
+    return directory
+
+
+def _generated(directory: Path, leaves: int) -> Path:
+    """One root stack and ``leaves`` stacks that each take its output: the leaves are one wave."""
+    uses: dict[str, list[tuple[str, str]]] = {"root": []}
+    uses.update({f"leaf{n}": [("root", "TopicArn")] for n in range(1, leaves + 1)})
+    return write_graph_project(directory, uses, suffix="unset")
+
+
+def _set_suffix(project: Path, suffix: str) -> None:
+    """Give the next deploy new stacks (``stack_name_suffix``) and build them, untimed."""
+    config = project / "config/dev.toml"
+    lines = [line for line in config.read_text().splitlines() if not line.startswith("stack_name_suffix")]
+    text = "\n".join(lines) + "\n"
+    line = f'stack_name_suffix = "{suffix}"'
+    text = text.replace("[deploy]\n", f"[deploy]\n{line}\n") if "[deploy]\n" in text else f"{text}\n[deploy]\n{line}\n"
+    config.write_text(text)
+    built = subprocess.run(
+        [sys.executable, "-m", "cfnbuild", "--project", str(project), "build", "--env", "dev"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if built.returncode != 0:
+        raise SystemExit(f"cfnbuild build failed:\n{built.stderr}")
+    shutil.rmtree(project / ".cfnbuild-cache/lookups", ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------- one timed deploy
+@dataclass(frozen=True)
+class Run:
+    """One deploy of the whole environment."""
+
+    mode: str
+    suffix: str
+    seconds: float  # wall time of the deploy's process
+    cpu: float  # its CPU time (user + system)
+    emulator_cpu: float  # this process's CPU time meanwhile: the emulator serving it
+    complete: int  # stacks of this suffix in CREATE_COMPLETE afterwards
+    returncode: int
+
+
+def _deploy(project: Path, mode: str, suffix: str, endpoint_url: str, cloudformation: Any) -> Run:
+    _set_suffix(project, suffix)
+    command = [sys.executable, "-m", "cfnbuild", "--project", str(project), "deploy"]
+    command += ["--endpoint-url", endpoint_url, "--env", "dev", "--yes", *MODES[mode]]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(CREDENTIALS, AWS_DEFAULT_REGION=REGION, COLUMNS="200")
+    # The emulator keeps every earlier stack in this process's heap: collect and freeze it now so
+    # no run pays for a collection of an earlier one's objects.
+    gc.collect()
+    gc.freeze()
+    children, own = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)
+    started = time.monotonic()
+    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    seconds = time.monotonic() - started
+    children_after, own_after = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)
+    if result.returncode != 0:
+        print(f"{mode} {suffix} failed ({result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
+    pages = cloudformation.get_paginator("describe_stacks").paginate()  # a page holds only some of the stacks
+    stacks = [stack for page in pages for stack in page["Stacks"]]
+    complete = sum(1 for s in stacks if s["StackName"].endswith(f"-{suffix}") and s["StackStatus"] == "CREATE_COMPLETE")
+    return Run(
+        mode,
+        suffix,
+        seconds,
+        (children_after.ru_utime - children.ru_utime) + (children_after.ru_stime - children.ru_stime),
+        (own_after.ru_utime - own.ru_utime) + (own_after.ru_stime - own.ru_stime),
+        complete,
+        result.returncode,
+    )
+
+
+def main() -> None:
+    """Run the benchmark and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; the order of the modes alternates")
+    parser.add_argument("--leaves", type=int, default=2, help="leaf stacks of the generated project")
+    parser.add_argument(
+        "--generated", action="store_true", help="the generated project even if the flagship has several stacks"
+    )
+    args = parser.parse_args()
+
+    from cfnbuild.local.emulator import run_emulator  # noqa: PLC0415  (moto is an optional dependency)
+
+    flagship = [] if args.generated else _flagship_stacks()
+    runs: list[Run] = []
+    with tempfile.TemporaryDirectory() as tmp, run_emulator(REGION) as emulator:
+        if len(flagship) >= 2:
+            project, stacks = _flagship(Path(tmp) / "flagship"), len(flagship)
+            print(f"project: the flagship, stacks {', '.join(flagship)}")
+        else:
+            project, stacks = _generated(Path(tmp) / "generated", args.leaves), 1 + args.leaves
+            why = "" if args.generated else f" (the flagship has {len(flagship)} stack)"
+            print(f"project: generated{why}: root, then {args.leaves} leaves side by side; {stacks} stacks")
+        print(f"emulator {emulator.endpoint_url}; {os.cpu_count()} CPUs")
+        cloudformation = emulator.client("cloudformation")
+        warm = _deploy(project, "default", "warm", emulator.endpoint_url, cloudformation)
+        if warm.returncode != 0:
+            raise SystemExit("the warm-up deploy failed")
+        for round_ in range(1, args.repeat + 1):
+            order = ("serial", "default") if round_ % 2 else ("default", "serial")
+            for mode in order:
+                runs.append(_deploy(project, mode, f"{mode}-{round_}", emulator.endpoint_url, cloudformation))
+    _report(runs, stacks)
+
+
+def _report(runs: Sequence[Run], stacks: int) -> None:
+    print()
+    print(f"{'mode':<8} {'suffix':<10} {'wall s':>8} {'cpu s':>7} {'emulator cpu s':>15} {'complete':>9}  rc")
+    for run in runs:
+        print(
+            f"{run.mode:<8} {run.suffix:<10} {run.seconds:>8.2f} {run.cpu:>7.2f} {run.emulator_cpu:>15.2f} "
+            f"{run.complete:>5}/{stacks:<3}  {run.returncode}"
+        )
+    medians = {}
+    for mode in MODES:
+        mine = [r for r in runs if r.mode == mode]
+        fields = ("seconds", "cpu", "emulator_cpu")
+        medians[mode] = tuple(statistics.median(getattr(r, f) for r in mine) for f in fields)
+    print()
+    how = f"median of {len(runs) // len(MODES)}"
+    for mode, (wall, cpu, emulator_cpu) in medians.items():
+        flag = "--max-parallel 1" if mode == "serial" else "the default --max-parallel"
+        print(f"{mode} ({flag}): wall {wall:.2f}s, cpu {cpu:.2f}s, emulator cpu {emulator_cpu:.2f}s ({how})")
+    ratio = medians["default"][0] / medians["serial"][0]
+    cpu_ratio = medians["default"][1] / medians["serial"][1]
+    print(f"ratio default/serial: wall {ratio:.2f}, cpu {cpu_ratio:.2f}")
+    if not all(r.returncode == 0 and r.complete == stacks for r in runs):
+        raise SystemExit("a deploy failed; the figures above are not a comparison")
+
+
+if __name__ == "__main__":
+    main()
