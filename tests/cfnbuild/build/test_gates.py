@@ -41,6 +41,14 @@ def test_findings_come_in_the_order_of_the_jobs_whatever_order_the_workers_finis
     assert run.failures == []
 
 
+def test_the_longest_templates_are_linted_first_and_findings_still_come_in_job_order():
+    jobs = [LintJob(f"sleep-0-{n}", "x" * length, ("eu-west-1",)) for n, length in enumerate([10, 300, 20, 200])]
+    run = run_gates(jobs, size=1, work=work)
+    assert [f.file for f in run.findings] == [job.file for job in jobs]
+    taken = sorted(run.findings, key=lambda f: int(f.rule))
+    assert [f.file for f in taken] == ["sleep-0-1", "sleep-0-3", "sleep-0-2", "sleep-0-0"]
+
+
 def test_real_cfn_lint_findings_are_in_job_order_and_cached_for_the_next_run(tmp_path):
     jobs = [_job("a.json", UNUSED_PARAMETER), _job("b.json"), _job("c.json", UNUSED_PARAMETER)]
     first = run_gates(jobs, cache=LintCache(tmp_path), size=2)
