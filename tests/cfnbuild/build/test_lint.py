@@ -278,6 +278,20 @@ PROBLEMS = {
             "Properties": {"ImageId": "ami-12345678", "InstanceType": "t9.nothing", "SubnetId": {"Ref": "Subnet"}},
         },
         "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"MessageRetentionPeriod": 10}},
+        "Policy": {  # W3037 and I3510, the rules that share cfn-lint's decoded IAM reference
+            "Type": "AWS::IAM::Policy",
+            "Properties": {
+                "PolicyName": "p",
+                "Groups": ["g"],
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {"Effect": "Allow", "Action": ["s3:GetObjectt"], "Resource": "*"},
+                        {"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": "arn:aws:sns:us-east-1:1:t"},
+                    ],
+                },
+            },
+        },
     },
     "Outputs": {"Arn": {"Value": {"Fn::GetAtt": ["Bucket", "NoSuchAttribute"]}}},
 }
@@ -295,3 +309,14 @@ def test_findings_on_a_template_with_known_problems_are_plain_cfn_lint_apis_for_
     assert {(f.rule, f.path, f.message) for f in ours} == expected
     assert len(ours) == len(expected)  # one finding per rule, place and message
     assert {rule[0][0] for rule in expected} >= {"E", "W", "I"}  # the template does exercise every kind
+    assert {rule[0] for rule in expected} >= {"W3037", "I3510"}
+
+
+def test_the_rules_reading_cfn_lints_iam_reference_share_one_decoded_copy_and_cfn_lint_is_left_as_it_was():
+    import cfnlint.helpers
+
+    from cfnbuild.build.lint import _rules
+
+    rules = _rules()
+    assert rules.data["W3037"]._service_map is rules.data["I3510"].service_map
+    assert cfnlint.helpers.load_resource.__module__ == "cfnlint.helpers"
