@@ -2,10 +2,10 @@
 
 cfn-lint is CPU-bound Python, so templates are linted in worker processes, as many at once as
 the CPUs this process may run on (:func:`cpu_budget`) and never more than there are templates
-to lint. Each worker lints one template after another, reusing the rules it loaded; the workers
-are forked from a server process (multiprocessing's ``forkserver``) that imported cfn-lint and
-loaded its rules once, which :func:`warm_up` starts ahead of time so that it loads while the
-caller renders. checkov, its own process already, takes one of the CPUs while it runs.
+to lint. Each worker lints one template after another (the longest first), reusing the rules it
+loaded; the workers are forked from a server process (multiprocessing's ``forkserver``) that
+imported cfn-lint and loaded its rules once, which :func:`warm_up` starts ahead of time so that
+it loads while the caller renders. checkov, its own process already, takes one of the CPUs while it runs.
 
 Whatever order the workers finish in, findings come back in the order of the jobs (each job's
 sorted). A worker that raises, crashes or is killed is one line naming the template and what
@@ -248,12 +248,15 @@ def run_gates(
     try:
         results: dict[int, list[Finding]] = {}
         failures: dict[int, str] = {}
-        if pending:
+        # The longest templates first (cfn-lint's time grows with a template's size), so that no
+        # worker is left with a long one while the others are idle.
+        order = sorted(pending, key=lambda i: -len(jobs[i].text))
+        if order:
             warm_up()  # workers forked from a server with cfn-lint loaded (started already if the caller did)
-            pool = LintPool(min(budget, len(pending)), work)
-            results, failures = pool.run([jobs[i] for i in pending])
+            pool = LintPool(min(budget, len(order)), work)
+            results, failures = pool.run([jobs[i] for i in order])
             run.workers = pool.started
-        for position, index in enumerate(pending):
+        for position, index in sorted(enumerate(order), key=lambda item: item[1]):
             if position in results:
                 cached[index] = results[position]
                 if cache is not None:

@@ -39,6 +39,7 @@ from awacs.aws import (
 )
 from troposphere import Sub, encode_to_dict, iam
 
+from cfnbuild.build.cfn_data import iam_policies, resource_schema
 from cfnbuild.build.naming import logical_id, partition_arn
 
 if TYPE_CHECKING:
@@ -92,12 +93,8 @@ class ProvisioningActions:
 @cache
 def _iam_actions() -> dict[str, frozenset[str]]:
     """Every IAM action cfn-lint knows (its W3037 reference), lower case, by service prefix."""
-    # cfn-lint is imported here, not with the module: loading a project (which imports its
-    # blueprints, and so this module) should not cost every command the ~0.4 s cfn-lint takes.
-    from cfnlint.data import AdditionalSpecs  # noqa: PLC0415
-    from cfnlint.helpers import load_resource  # noqa: PLC0415
-
-    services = load_resource(AdditionalSpecs, "Policies.json")
+    # Read from cfn-lint's data without importing cfn-lint (about half a second), when first needed.
+    services = iam_policies()
     return {prefix: frozenset(spec.get("Actions", {})) for prefix, spec in services.items()}
 
 
@@ -127,18 +124,12 @@ def provisioning_actions(
     left out before the wildcard check, so that a withheld wildcard (``ssm:Get*``) does not take
     the exact actions it covers (``ssm:GetCalendarState``) with it.
     """
-    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER  # noqa: PLC0415  (see _iam_actions)
-    from cfnlint.schema.manager import ResourceNotFoundError  # noqa: PLC0415
-
     wanted: dict[str, str] = {}
     for resource_type in sorted(set(resource_types)):
         for region in regions:
-            try:
-                schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema(region, resource_type).schema
-            except ResourceNotFoundError:
-                raise ValueError(
-                    f"{resource_type} has no resource schema in {region}; cannot derive its permissions"
-                ) from None
+            schema = resource_schema(region, resource_type)
+            if schema is None:
+                raise ValueError(f"{resource_type} has no resource schema in {region}; cannot derive its permissions")
             handlers = schema.get("handlers") or {}
             if not any(op in handlers for op in PROVISIONING_HANDLERS):
                 raise ValueError(f"the {resource_type} schema lists no handler permissions; cannot derive them")
@@ -185,10 +176,7 @@ def _action_resource_types() -> dict[str, dict[str, tuple[str, ...]]]:
     one AWS documents as taking only ``"*"`` ("If there is no value for this column, you must
     specify all resources", https://docs.aws.amazon.com/service-authorization/latest/reference/reference_policies_actions-resources-contextkeys.html).
     """
-    from cfnlint.data import AdditionalSpecs  # noqa: PLC0415  (see _iam_actions)
-    from cfnlint.helpers import load_resource  # noqa: PLC0415
-
-    services = load_resource(AdditionalSpecs, "Policies.json")
+    services = iam_policies()
     return {
         prefix: {name: tuple(spec.get("Resources", [])) for name, spec in spec_.get("Actions", {}).items()}
         for prefix, spec_ in services.items()

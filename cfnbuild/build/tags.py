@@ -4,8 +4,8 @@ Every taggable resource in a rendered template carries the standard tags (Projec
 ManagedBy) plus the user's tags. Which property holds a type's tags, and in which shape (a list
 of Key/Value pairs, a list that also needs ``PropagateAtLaunch``, or a plain map), is read from
 the CloudFormation resource schemas that cfn-lint ships, so a new resource type is tagged
-correctly without a table of our own. cfn-lint is imported when the first schema is read, not
-with this module: the deploy commands use :func:`standard_tags` and should not pay for it.
+correctly without a table of our own. The schemas are read from cfn-lint's data files without
+importing cfn-lint (:mod:`cfnbuild.build.cfn_data`), when the first one is needed.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import cache
 from typing import Any, Literal
+
+from cfnbuild.build.cfn_data import resource_schema
 
 MANAGED_BY = "cfnbuild"
 TagShape = Literal["list", "list-propagate", "map"]
@@ -30,12 +32,8 @@ def standard_tags(project: str, environment: str, extra: Mapping[str, str] | Non
 @cache
 def tag_property(resource_type: str) -> tuple[str, TagShape] | None:
     """Where ``resource_type`` keeps its tags and in which shape; ``None`` if it has no tags."""
-    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER  # noqa: PLC0415  (see the module docstring)
-    from cfnlint.schema.manager import ResourceNotFoundError  # noqa: PLC0415
-
-    try:
-        schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema(_SCHEMA_REGION, resource_type).schema
-    except ResourceNotFoundError:
+    schema = resource_schema(_SCHEMA_REGION, resource_type)
+    if schema is None:
         return None
     tagging = schema.get("tagging", {})
     pointer = tagging.get("tagProperty")

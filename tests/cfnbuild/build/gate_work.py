@@ -2,7 +2,8 @@
 
 Each job's file says what the worker does: ``sleep-<seconds>-<name>`` sleeps that long first,
 ``raise-<name>`` raises, ``kill-<name>`` kills its own process with SIGKILL (as the kernel's
-out-of-memory killer would). Every job that finishes answers one finding naming the worker's pid.
+out-of-memory killer would). Every job that finishes answers one finding naming the worker's pid
+(and, in its rule, the monotonic clock when the worker took the job).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from cfnbuild.build.lint import Finding
 
 
 def work(job: LintJob) -> list[Finding]:
+    taken = str(time.monotonic_ns())
     kind = job.file.split("-", 1)[0]
     if kind == "sleep":
         time.sleep(float(job.file.split("-")[1]))
@@ -23,4 +25,4 @@ def work(job: LintJob) -> list[Finding]:
         raise RuntimeError(f"no rule for {job.file}")
     elif kind == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
-    return [Finding(job.file, "test", "pid", str(os.getpid()), ",".join(job.regions))]
+    return [Finding(job.file, "test", taken, str(os.getpid()), ",".join(job.regions))]

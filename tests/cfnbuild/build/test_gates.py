@@ -16,6 +16,7 @@ import pytest
 from cfnbuild.build.gates import LintJob, LintPool, cpu_budget, run_gates
 from cfnbuild.build.lint import LintCache
 from tests.cfnbuild.build.gate_work import work
+from tests.cfnbuild.build.test_lint import PROBLEMS
 
 UNUSED_PARAMETER = {
     "AWSTemplateFormatVersion": "2010-09-09",
@@ -39,6 +40,28 @@ def test_findings_come_in_the_order_of_the_jobs_whatever_order_the_workers_finis
     run = run_gates(jobs, size=2, work=work)
     assert [f.file for f in run.findings] == [job.file for job in jobs]
     assert run.failures == []
+
+
+def test_the_longest_templates_are_linted_first_and_findings_still_come_in_job_order():
+    jobs = [LintJob(f"sleep-0-{n}", "x" * length, ("eu-west-1",)) for n, length in enumerate([10, 300, 20, 200])]
+    run = run_gates(jobs, size=1, work=work)
+    assert [f.file for f in run.findings] == [job.file for job in jobs]
+    taken = sorted(run.findings, key=lambda f: int(f.rule))
+    assert [f.file for f in taken] == ["sleep-0-1", "sleep-0-3", "sleep-0-2", "sleep-0-0"]
+
+
+def test_the_workers_find_on_a_template_with_known_problems_what_plain_cfn_lint_api_finds():
+    """Linted in workers forked from the server that loaded the rules: the same findings as ``cfnlint.api.lint``."""
+    from cfnlint.api import ManualArgs, lint
+
+    text = json.dumps(PROBLEMS)
+    regions = ("eu-west-1", "eu-central-1")
+    plain = lint(text, config=ManualArgs(regions=list(regions), include_checks=["I"]))
+    run = run_gates([LintJob("problems.json", text, regions)], size=1)
+    assert run.failures == []
+    assert sorted((f.rule, f.path, f.message) for f in run.findings) == sorted(
+        {(m.rule.id, "/".join(str(p) for p in m.path), m.message) for m in plain}
+    )
 
 
 def test_real_cfn_lint_findings_are_in_job_order_and_cached_for_the_next_run(tmp_path):

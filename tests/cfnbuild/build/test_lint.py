@@ -255,3 +255,68 @@ def test_one_process_lints_template_after_template_with_its_rules_loaded_once_an
     assert cfn_lint(unused, ["eu-west-1"], file="a.json") == first
     assert [f.rule for f in first] == ["W2001"]
     assert _rules() is rules  # loaded once for the process
+
+
+PROBLEMS = {
+    "Parameters": {"Unused": {"Type": "String"}},
+    "Resources": {
+        "Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"NoSuchProperty": "x"}},
+        "Table": {
+            "Type": "AWS::DynamoDB::Table",
+            "Properties": {
+                "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+                "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+                "BillingMode": "PAY_PER_REQUEST",
+            },
+        },
+        "Subnet": {
+            "Type": "AWS::EC2::Subnet",
+            "Properties": {"VpcId": "vpc-123", "CidrBlock": "10.0.0.0/33", "AvailabilityZone": "eu-west-1a"},
+        },
+        "Instance": {
+            "Type": "AWS::EC2::Instance",
+            "Properties": {"ImageId": "ami-12345678", "InstanceType": "t9.nothing", "SubnetId": {"Ref": "Subnet"}},
+        },
+        "Queue": {"Type": "AWS::SQS::Queue", "Properties": {"MessageRetentionPeriod": 10}},
+        "Policy": {  # W3037 and I3510, the rules that share cfn-lint's decoded IAM reference
+            "Type": "AWS::IAM::Policy",
+            "Properties": {
+                "PolicyName": "p",
+                "Groups": ["g"],
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {"Effect": "Allow", "Action": ["s3:GetObjectt"], "Resource": "*"},
+                        {"Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": "arn:aws:sns:us-east-1:1:t"},
+                    ],
+                },
+            },
+        },
+    },
+    "Outputs": {"Arn": {"Value": {"Fn::GetAtt": ["Bucket", "NoSuchAttribute"]}}},
+}
+
+
+@pytest.mark.parametrize("regions", [("eu-west-1",), ("eu-west-1", "eu-central-1"), ("us-east-1", "cn-north-1")])
+def test_findings_on_a_template_with_known_problems_are_plain_cfn_lint_apis_for_every_region(regions):
+    """The same E, W and I findings as ``cfnlint.api.lint`` with the rule selection and every region."""
+    from cfnlint.api import ManualArgs, lint
+
+    text = json.dumps(PROBLEMS, indent=2)
+    plain = lint(text, config=ManualArgs(regions=list(regions), include_checks=["I"]))
+    expected = {(m.rule.id, "/".join(str(p) for p in m.path), m.message) for m in plain}
+    ours = cfn_lint(text, regions, file="problems.json")
+    assert {(f.rule, f.path, f.message) for f in ours} == expected
+    assert len(ours) == len(expected)  # one finding per rule, place and message
+    assert {rule[0][0] for rule in expected} >= {"E", "W", "I"}  # the template does exercise every kind
+    assert {rule[0] for rule in expected} >= {"W3037", "I3510"}
+
+
+def test_the_rules_reading_cfn_lints_iam_reference_share_one_decoded_copy_and_cfn_lint_is_left_as_it_was():
+    import cfnlint.helpers
+
+    from cfnbuild.build.lint import _rules
+
+    rules = _rules()
+    assert rules.data["W3037"]._service_map is rules.data["I3510"].service_map
+    assert cfnlint.helpers.load_resource.__module__ == "cfnlint.helpers"
