@@ -1,14 +1,17 @@
-"""Benchmark: deploying the dev template with cfnbuild against ``aws cloudformation deploy``.
+"""Benchmark: deploying the dev network stack with cfnbuild against ``aws cloudformation deploy``.
 
-Both tools deploy the same template (``output/dev/webapp.json``, rebuilt in a throwaway copy of
+Both tools deploy the same template (``output/dev/network.json``, the largest of the flagship's
+three stacks and the one that takes no other stack's outputs, so both tools deploy it alone as
+it is; rebuilt in a throwaway copy of
 the project first so it is never stale) with the same parameter values and stack tags to ONE
 emulator (moto in server mode on loopback, started here), in this one run, each as a subprocess
 the way a user runs it:
 
-- ``python -m cfnbuild deploy --endpoint-url URL --env dev --yes`` (stack ``webapp-dev-bench-N``);
-- ``aws cloudformation deploy --template-file ... --stack-name webapp-awscli-N --capabilities
-  CAPABILITY_IAM --endpoint-url URL --s3-bucket ...`` (the baseline; the template is over the
-  51,200 bytes CloudFormation takes inline, so it goes through a bucket made in the emulator;
+- ``python -m cfnbuild deploy --endpoint-url URL --env dev --stack network --yes`` (stack
+  ``network-dev-bench-N``);
+- ``aws cloudformation deploy --template-file ... --stack-name network-awscli-N --capabilities
+  CAPABILITY_IAM --endpoint-url URL --s3-bucket ...`` (the baseline; the template goes through a
+  bucket made in the emulator, as a template over the 51,200 bytes CloudFormation takes inline must;
   awscli v1 makes its S3 client without ``--endpoint-url``, so ``AWS_ENDPOINT_URL_S3`` points it
   at the emulator too).
 
@@ -22,9 +25,8 @@ less than wall time.
 
 What cfnbuild may lean on is what a user's checkout has: before each cfnbuild run the project is
 built (untimed), as the README's workflow builds before deploying, so the deploy finds a build
-record and need not render; the app artifact was built once (untimed, while reading the
-parameters) and its record is reused, since the app's code does not change between rounds; the
-Aurora version lookup's cache is removed before each run, as on a new machine. ``--cold`` adds a
+record and need not render; the zone lookup's cache is removed before each run, as on a new
+machine (the app artifact and the Aurora version lookup belong to the webapp and data stacks). ``--cold`` adds a
 third deploy per round with the build and artifact records removed too, and prints its time.
 awscli's waiter polls every 30 s; cfnbuild's watch every 2-5 s. Prints a table, the ratio
 cfnbuild/awscli and the targets: cfnbuild total <= awscli's; cfnbuild exits within 3 s of the
@@ -68,24 +70,26 @@ REGION = "eu-west-1"
 BUCKET = "bench-awscli-templates"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "emulator", "AWS_SECRET_ACCESS_KEY": "emulator"}
 EXIT_TARGET_SECONDS = 3.0
+STACK = "network"  # the flagship's stack that takes no other stack's outputs
 
 
 # ------------------------------------------------------------------------------- the project copy
 def _project(directory: Path) -> Path:
-    """A throwaway copy of the project's settings, configs, dev template and app sources."""
+    """A throwaway copy of the project's settings, configs, dev templates and app sources."""
     (directory / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
     shutil.copytree(ROOT / "config", directory / "config")
     (directory / "output/dev").mkdir(parents=True)
-    shutil.copy(ROOT / "output/dev/webapp.json", directory / "output/dev/webapp.json")
-    # The template records the app artifact, which deploy builds from the project's flask_app/;
-    # the CLI imports the app from the project's blueprints/ (project code, not installed).
+    for stack in ("network", "data", "webapp"):
+        shutil.copy(ROOT / f"output/dev/{stack}.json", directory / f"output/dev/{stack}.json")
+    # The CLI imports the app from the project's blueprints/ (project code, not installed); the webapp
+    # stack's template records the app artifact, built from the project's flask_app/.
     for package in ("blueprints", "flask_app"):
         shutil.copytree(ROOT / package, directory / package, ignore=shutil.ignore_patterns("__pycache__"))
     return directory
 
 
 def _set_suffix(project: Path, suffix: str) -> str:
-    """Name cfnbuild's stack ``webapp-dev-<suffix>`` and rebuild (untimed); the template's path."""
+    """Name cfnbuild's stacks ``<stack>-dev-<suffix>`` and rebuild (untimed); the network template's path."""
     config = project / "config/dev.toml"
     text = (ROOT / "config/dev.toml").read_text()
     line = f'stack_name_suffix = "{suffix}"'
@@ -99,7 +103,7 @@ def _set_suffix(project: Path, suffix: str) -> str:
     )
     if result.returncode != 0:
         raise SystemExit(f"cfnbuild build failed:\n{result.stderr}")
-    return str(project / "output/dev/webapp.json")
+    return str(project / f"output/dev/{STACK}.json")
 
 
 # ------------------------------------------------------------------------------- the final-state clock
@@ -177,7 +181,7 @@ def _parameters_and_tags(project: Path, endpoint_url: str) -> tuple[dict[str, st
     target = Target("unused", REGION, endpoint_url=endpoint_url, credentials=dict(THROWAWAY_CREDENTIALS))
     quiet = Console(quiet=True)
     engine = Engine(load_project(project), Aws(target), quiet, quiet)
-    prepared = engine.prepare(Request("dev", "webapp"), None)
+    prepared = engine.prepare(Request("dev", STACK), None)
     return prepared.parameters, prepared.tags
 
 
@@ -186,7 +190,7 @@ def _warm_up(emulator: Any, template: str, parameters: Mapping[str, str], tags: 
     s3, cloudformation = emulator.client("s3"), emulator.client("cloudformation")
     s3.put_object(Bucket=BUCKET, Key="warm-up.json", Body=Path(template).read_bytes())
     created = cloudformation.create_change_set(
-        StackName="webapp-warm-up",
+        StackName=f"{STACK}-warm-up",
         ChangeSetName="warm-up",
         ChangeSetType="CREATE",
         TemplateURL=f"{emulator.endpoint_url}/{BUCKET}/warm-up.json",
@@ -196,7 +200,7 @@ def _warm_up(emulator: Any, template: str, parameters: Mapping[str, str], tags: 
     )
     cloudformation.get_waiter("change_set_create_complete").wait(ChangeSetName=created["Id"], WaiterConfig={"Delay": 1})
     cloudformation.execute_change_set(ChangeSetName=created["Id"])
-    cloudformation.get_waiter("stack_create_complete").wait(StackName="webapp-warm-up", WaiterConfig={"Delay": 1})
+    cloudformation.get_waiter("stack_create_complete").wait(StackName=f"{STACK}-warm-up", WaiterConfig={"Delay": 1})
 
 
 def _awscli() -> str:
@@ -225,9 +229,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, run_emulator(REGION) as emulator:
         project = _project(Path(tmp))
         template = _set_suffix(project, "bench-0")
-        committed = (ROOT / "output/dev/webapp.json").read_text() == Path(template).read_text()
+        committed = (ROOT / f"output/dev/{STACK}.json").read_text() == Path(template).read_text()
         print(
-            f"template: output/dev/webapp.json ({Path(template).stat().st_size} bytes"
+            f"template: output/dev/{STACK}.json ({Path(template).stat().st_size} bytes"
             f"{'' if committed else '; rebuilt here: the one in output/ is stale'}); emulator {emulator.endpoint_url}"
         )
         emulator.client("s3").create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
@@ -240,7 +244,7 @@ def main() -> None:
             shutil.rmtree(project / ".cfnbuild-cache/lookups", ignore_errors=True)
             cfnbuild = (
                 "cfnbuild",
-                f"webapp-dev-bench-{round_}",
+                f"{STACK}-dev-bench-{round_}",
                 [
                     sys.executable,
                     "-m",
@@ -252,13 +256,15 @@ def main() -> None:
                     emulator.endpoint_url,
                     "--env",
                     "dev",
+                    "--stack",
+                    STACK,
                     "--yes",
                 ],
                 _environment(),
             )
             awscli = (
                 "awscli",
-                f"webapp-awscli-{round_}",
+                f"{STACK}-awscli-{round_}",
                 [
                     aws,
                     "cloudformation",
@@ -266,7 +272,7 @@ def main() -> None:
                     "--template-file",
                     template,
                     "--stack-name",
-                    f"webapp-awscli-{round_}",
+                    f"{STACK}-awscli-{round_}",
                     "--capabilities",
                     "CAPABILITY_IAM",
                     "--endpoint-url",
@@ -287,11 +293,11 @@ def main() -> None:
                 runs.append(_timed(tool, stack, command, env, clock))
             if args.cold:
                 # The same deploy with no record to lean on: it renders to prove the template
-                # current, and builds the app artifact.
+                # current.
                 _set_suffix(project, f"bench-{round_}-cold")
                 for cache in ("lookups", "build", "artifacts"):
                     shutil.rmtree(project / ".cfnbuild-cache" / cache, ignore_errors=True)
-                runs.append(_timed("cold", f"webapp-dev-bench-{round_}-cold", cfnbuild[2], cfnbuild[3], clock))
+                runs.append(_timed("cold", f"{STACK}-dev-bench-{round_}-cold", cfnbuild[2], cfnbuild[3], clock))
     _report(runs, args.repeat)
 
 

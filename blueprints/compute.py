@@ -58,7 +58,6 @@ from typing import Any
 import awacs.ec2
 from troposphere import (
     AWSHelperFn,
-    AWSObject,
     Base64,
     Equals,
     GetAtt,
@@ -95,6 +94,7 @@ from blueprints.instance_files import (
     user_data_size_bound,
 )
 from cfnbuild import Blueprint, ServiceRole, logical_id, setting
+from cfnbuild.build.external import Resource, ref_of, type_of
 from cfnbuild.build.grants import grant_bucket_prefixes, grant_lifecycle_actions_complete, grant_parameter_bucket_read
 
 AL2023_X86_64 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
@@ -150,9 +150,13 @@ class ComputeInputs:
     subnet_ids: Sequence[AWSHelperFn] = setting(doc="Private app subnets the instances run in, one per zone.")
     security_group_id: AWSHelperFn = setting(doc="Security group of the instances (the target port from the ALB).")
     target_group_arn: AWSHelperFn = setting(doc="ARN of the ALB target group the instances register with.")
-    assets_bucket: AWSObject = setting(doc="The s3.Bucket holding the release artifacts and the uploads.")
-    db_secret: AWSObject = setting(doc="The secretsmanager.Secret holding the database credentials.")
-    log_groups: Mapping[str, AWSObject] = setting(
+    assets_bucket: Resource = setting(
+        doc="The s3.Bucket holding the release artifacts and the uploads (or a handle on one of another stack)."
+    )
+    db_secret: Resource = setting(
+        doc="The secretsmanager.Secret holding the database credentials (or a handle on one of another stack)."
+    )
+    log_groups: Mapping[str, Resource] = setting(
         doc="Log groups the instances write to, by short name (app, nginx-access, nginx-error, bootstrap)."
     )
     instance_type: str = setting("t3.small", "EC2 instance type; must match the AMI's architecture.")
@@ -174,7 +178,7 @@ class ComputeInputs:
         DEFAULT_MAX_BODY_BYTES,
         "Largest request body in bytes: nginx's client_max_body_size and the app's APP_MAX_CONTENT_LENGTH alike.",
     )
-    kms_key: AWSObject | None = setting(
+    kms_key: Resource | None = setting(
         None, "Customer managed KMS key encrypting the DB secret or the bucket; None: AWS managed keys."
     )
     metrics_namespace: str = setting("WebApp", "The only CloudWatch namespace the instances may put metrics into.")
@@ -256,19 +260,19 @@ class Compute(Blueprint[ComputeInputs]):
         i = self.inputs
         expected = {"assets_bucket": "AWS::S3::Bucket", "db_secret": "AWS::SecretsManager::Secret"}
         for field, resource_type in expected.items():
-            got = getattr(getattr(i, field), "resource_type", None)
+            got = type_of(getattr(i, field))
             if got != resource_type:
                 raise self.invalid(
                     field, f"is {got or type(getattr(i, field)).__name__}; give the {resource_type} resource"
                 )
-        if i.kms_key is not None and getattr(i.kms_key, "resource_type", None) != "AWS::KMS::Key":
+        if i.kms_key is not None and type_of(i.kms_key) != "AWS::KMS::Key":
             raise self.invalid("kms_key", "give the AWS::KMS::Key resource, or None")
         if not i.log_groups:
             raise self.invalid("log_groups", "is empty; give the groups the instances write to, by short name")
         for name, group in i.log_groups.items():
             if not re.fullmatch(r"[a-z][a-z0-9-]*", name):
                 raise self.invalid("log_groups", f"name {name!r}: use lower-case words joined by '-' (nginx-access)")
-            if getattr(group, "resource_type", None) != "AWS::Logs::LogGroup":
+            if type_of(group) != "AWS::Logs::LogGroup":
                 raise self.invalid("log_groups", f"{name!r} is not an AWS::Logs::LogGroup resource")
 
     def _validate_prefixes(self) -> None:
@@ -364,10 +368,10 @@ class Compute(Blueprint[ComputeInputs]):
         """Every value the script may reference, by ``Fn::Sub`` name (only the referenced ones are passed)."""
         i = self.inputs
         builtin: dict[str, AWSHelperFn | str] = {
-            "AssetsBucket": Ref(i.assets_bucket),
+            "AssetsBucket": ref_of(i.assets_bucket),
             "ArtifactPrefix": i.artifact_prefix,
             "UploadsPrefix": i.uploads_prefix,
-            "DbSecretArn": Ref(i.db_secret),
+            "DbSecretArn": ref_of(i.db_secret),
             "MetricsNamespace": i.metrics_namespace,
             # cfn-signal names the group by logical ID; a Ref would make the group depend on itself.
             "SignalResource": self.lid("AutoScalingGroup"),
@@ -387,7 +391,7 @@ class Compute(Blueprint[ComputeInputs]):
         for wait in instance_files.BOOTSTRAP_WAITS:  # read at build time: one place to change (or patch) them
             builtin.update(wait.variables())
         for name, group in sorted(i.log_groups.items()):
-            builtin[logical_id(name, "LogGroup")] = Ref(group)
+            builtin[logical_id(name, "LogGroup")] = ref_of(group)
         builtin["InstanceFilesDigest"] = ""  # a placeholder that claims the name; set below
         clash = sorted(set(builtin) & set(i.extra_environment))
         if clash:
@@ -401,7 +405,7 @@ class Compute(Blueprint[ComputeInputs]):
         return If(
             self.lid(ARTIFACT_BUCKET_CONDITION),
             Ref(self.lid(ARTIFACT_BUCKET_PARAMETER)),
-            Ref(self.inputs.assets_bucket),
+            ref_of(self.inputs.assets_bucket),
         )
 
     def _instance_files_digest(self, values: Mapping[str, AWSHelperFn | str]) -> str:

@@ -71,7 +71,7 @@ from troposphere import AWSHelperFn, Equals, GetAtt, If, Join, Not, Ref, Sub, Ta
 
 from blueprints.config import LOG_RETENTION_DAYS, ROTATION_DAYS_MAX, ROTATION_DAYS_MIN
 from cfnbuild import Blueprint, ServiceRole, setting
-from cfnbuild.build.naming import partition_arn
+from cfnbuild.build.naming import partition_arn, stack_named
 
 ENGINE = "aurora-mysql"
 ENGINE_MAJOR = "3"  # Aurora MySQL 3 is MySQL 8.0 compatible
@@ -153,6 +153,11 @@ class DatabaseInputs:
         "through which the rotation function reaches the Secrets Manager API.",
     )
     log_retention_days: int = setting(30, "Days the exported logs' groups keep events (a CloudWatch Logs value).")
+    named_after: str = setting(
+        "",
+        "The deployed stack name its Name tags and descriptions carry; empty: its own (AWS::StackName). "
+        "A stack split off another keeps the other's, so no create-only value changes.",
+    )
 
 
 class Database(Blueprint[DatabaseInputs]):
@@ -244,7 +249,9 @@ class Database(Blueprint[DatabaseInputs]):
     def master_secret(self) -> secretsmanager.Secret:
         """The master credentials: a generated password under the master username; no literal name."""
         props: dict[str, object] = {
-            "Description": Sub("Master credentials of the ${AWS::StackName} Aurora MySQL cluster"),
+            "Description": stack_named(
+                "Master credentials of the ${StackName} Aurora MySQL cluster", self.inputs.named_after
+            ),
             "GenerateSecretString": secretsmanager.GenerateSecretString(
                 SecretStringTemplate=json.dumps({"username": self.inputs.master_username}, sort_keys=True),
                 GenerateStringKey="password",
@@ -275,7 +282,9 @@ class Database(Blueprint[DatabaseInputs]):
         return self.add(
             rds.DBClusterParameterGroup(
                 self.lid("DbClusterParameterGroup"),
-                Description=Sub("Aurora MySQL 3 parameters of ${AWS::StackName}: TLS required"),
+                Description=stack_named(
+                    "Aurora MySQL 3 parameters of ${StackName}: TLS required", self.inputs.named_after
+                ),
                 Family=PARAMETER_GROUP_FAMILY,
                 Parameters=dict(sorted(parameters.items())),
             )
@@ -286,7 +295,7 @@ class Database(Blueprint[DatabaseInputs]):
         return self.add(
             rds.DBSubnetGroup(
                 self.lid("DbSubnetGroup"),
-                DBSubnetGroupDescription=Sub("Private data subnets of ${AWS::StackName}"),
+                DBSubnetGroupDescription=stack_named("Private data subnets of ${StackName}", self.inputs.named_after),
                 SubnetIds=list(self.inputs.subnet_ids),
             )
         )
@@ -581,7 +590,7 @@ class Database(Blueprint[DatabaseInputs]):
                         Description="HTTPS to the Secrets Manager API through NAT",
                     )
                 ],
-                Tags=Tags(Name=Sub("${AWS::StackName}-dbrotation")),
+                Tags=Tags(Name=stack_named("${StackName}-dbrotation", self.inputs.named_after)),
             )
         )
         group_id = GetAtt(group, "GroupId")

@@ -50,7 +50,7 @@ from troposphere import (
 )
 
 from cfnbuild import Blueprint, Invalid, ServiceRole, setting
-from cfnbuild.build.naming import partition_arn
+from cfnbuild.build.naming import partition_arn, stack_named
 
 TIERS = ("public", "app", "data")
 # Each tier takes a block of four subnets (room for a fourth zone); each subnet is 1/16 of the VPC.
@@ -137,6 +137,11 @@ class NetworkInputs:
     flow_log_retention_days: int = setting(90, "Days VPC flow logs are kept (a CloudWatch Logs retention value).")
     flow_log_key_arn: AWSHelperFn | None = setting(
         None, "KMS key ARN that encrypts the flow log group; None: AWS-owned key."
+    )
+    named_after: str = setting(
+        "",
+        "The deployed stack name its Name tags and descriptions carry; empty: its own (AWS::StackName). "
+        "A stack split off another keeps the other's, so no create-only value changes.",
     )
 
 
@@ -230,7 +235,7 @@ class Network(Blueprint[NetworkInputs]):
                 CidrBlock=self.inputs.cidr,
                 EnableDnsHostnames=True,
                 EnableDnsSupport=True,
-                Tags=Tags(Name=Sub("${AWS::StackName}-vpc")),
+                Tags=Tags(Name=stack_named("${StackName}-vpc", self.inputs.named_after)),
             )
         )
         self.vpc_id = Ref(vpc)
@@ -242,7 +247,9 @@ class Network(Blueprint[NetworkInputs]):
     def internet_gateway(self, vpc: ec2.VPC) -> ec2.VPCGatewayAttachment:
         """The internet gateway and its attachment."""
         gateway = self.add(
-            ec2.InternetGateway(self.lid("InternetGateway"), Tags=Tags(Name=Sub("${AWS::StackName}-igw")))
+            ec2.InternetGateway(
+                self.lid("InternetGateway"), Tags=Tags(Name=stack_named("${StackName}-igw", self.inputs.named_after))
+            )
         )
         return self.add(
             ec2.VPCGatewayAttachment(
@@ -264,7 +271,9 @@ class Network(Blueprint[NetworkInputs]):
                         CidrBlock=block,
                         AvailabilityZone=self.zone(index),
                         MapPublicIpOnLaunch=False,
-                        Tags=Tags(Name=Sub(f"${{AWS::StackName}}-{tier}-{index + 1}"), Tier=tier),
+                        Tags=Tags(
+                            Name=stack_named(f"${{StackName}}-{tier}-{index + 1}", self.inputs.named_after), Tier=tier
+                        ),
                     )
                 )
             )
@@ -285,7 +294,7 @@ class Network(Blueprint[NetworkInputs]):
             ec2.RouteTable(
                 self.lid("PublicRouteTable"),
                 VpcId=Ref(vpc),
-                Tags=Tags(Name=Sub("${AWS::StackName}-public")),
+                Tags=Tags(Name=stack_named("${StackName}-public", self.inputs.named_after)),
             )
         )
         # The route references the gateway, not the attachment; without DependsOn it can be
@@ -333,7 +342,7 @@ class Network(Blueprint[NetworkInputs]):
                     self.lid("NatAddress", index + 1),
                     Domain="vpc",
                     DependsOn=[attachment.title],
-                    Tags=Tags(Name=Sub(f"${{AWS::StackName}}-nat-{index + 1}")),
+                    Tags=Tags(Name=stack_named(f"${{StackName}}-nat-{index + 1}", self.inputs.named_after)),
                     **extra,
                 )
             )
@@ -343,7 +352,7 @@ class Network(Blueprint[NetworkInputs]):
                         self.lid("NatGateway", index + 1),
                         AllocationId=GetAtt(address, "AllocationId"),
                         SubnetId=Ref(public),
-                        Tags=Tags(Name=Sub(f"${{AWS::StackName}}-nat-{index + 1}")),
+                        Tags=Tags(Name=stack_named(f"${{StackName}}-nat-{index + 1}", self.inputs.named_after)),
                         **extra,
                     )
                 )
@@ -355,7 +364,7 @@ class Network(Blueprint[NetworkInputs]):
                 ec2.RouteTable(
                     self.lid("PrivateRouteTable", index + 1),
                     VpcId=Ref(vpc),
-                    Tags=Tags(Name=Sub(f"${{AWS::StackName}}-private-{index + 1}")),
+                    Tags=Tags(Name=stack_named(f"${{StackName}}-private-{index + 1}", self.inputs.named_after)),
                 )
             )
             nat = Ref(nats[0]) if index == 0 else If(self.per_az_nat, Ref(nats[index]), Ref(nats[0]))

@@ -24,9 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from troposphere import AWSHelperFn, GetAtt, Sub, Tags, ec2
+from troposphere import AWSHelperFn, GetAtt, Tags, ec2
 
 from cfnbuild import Blueprint, setting
+from cfnbuild.build.naming import stack_named
 
 ANYWHERE = "0.0.0.0/0"
 HTTPS = 443
@@ -55,6 +56,11 @@ class SecurityGroupsInputs:
     app_port: int = setting(80, "Port nginx listens on in the app instances; the ALB's targets use it.")
     db_port: int = setting(3306, "Port the database listens on (3306 for Aurora MySQL).")
     https: bool = setting(True, "Open 443 on the ALB group (an HTTPS listener exists).")
+    named_after: str = setting(
+        "",
+        "The deployed stack name its Name tags and descriptions carry; empty: its own (AWS::StackName). "
+        "A stack split off another keeps the other's, so no create-only value changes.",
+    )
 
 
 def _tcp(port: int, description: str, **target: Any) -> dict[str, Any]:
@@ -101,7 +107,7 @@ class SecurityGroups(Blueprint[SecurityGroupsInputs]):
             "GroupDescription": description,
             "VpcId": self.inputs.vpc_id,
             "SecurityGroupEgress": egress,
-            "Tags": Tags(Name=Sub(f"${{AWS::StackName}}-{self.lid(name).lower()}")),
+            "Tags": Tags(Name=stack_named(f"${{StackName}}-{self.lid(name).lower()}", self.inputs.named_after)),
         }
         if ingress:
             props["SecurityGroupIngress"] = ingress

@@ -1,4 +1,4 @@
-"""The committed templates deploy on the emulator (moto in server mode, over HTTP).
+"""The committed templates (network, data, webapp) deploy on the emulator (moto in server mode, over HTTP).
 
 The emulator leaves placeholders for resource types it does not model (Aurora clusters, secrets,
 budgets); unpatched, moto answers CreateStack with HTTP 500 when an Output takes Fn::GetAtt of
@@ -8,6 +8,7 @@ does.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -17,10 +18,14 @@ from botocore.exceptions import ClientError
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _deploy(cloudformation, stack_name: str, body: str) -> dict:
+STACKS = ("network", "data", "webapp")  # in the order of their references
+
+
+def _deploy(cloudformation, stack_name: str, body: str, parameters: dict[str, str] | None = None) -> dict:
     change_set = cloudformation.create_change_set(
         StackName=stack_name,
         TemplateBody=body,
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in sorted((parameters or {}).items())],
         ChangeSetName="create",
         ChangeSetType="CREATE",
         Capabilities=["CAPABILITY_IAM"],
@@ -38,15 +43,34 @@ def _deploy(cloudformation, stack_name: str, body: str) -> dict:
     pytest.fail(f"{stack_name} did not settle")
 
 
-def test_seed_07_the_dev_template_deploys_twice_in_one_account_and_region_without_a_collision(emulator):
-    body = (ROOT / "output/dev/webapp.json").read_text()
+def _deploy_all(cloudformation, suffix: str) -> list[str]:
+    """The three dev stacks as ``<stack>-dev-<suffix>``, each given its inputs from the upstream's outputs.
+
+    An output the emulator does not compute (it keeps secrets and Aurora clusters as placeholders) is
+    given a stand-in value, as ``cfnbuild deploy --local`` gives it.
+    """
+    outputs: dict[str, dict[str, str]] = {}
+    names = []
+    for stack in STACKS:
+        template = json.loads((ROOT / f"output/dev/{stack}.json").read_text())
+        inputs = template.get("Metadata", {}).get("cfnbuild", {}).get("inputs", {})
+        parameters = {
+            name: outputs[source["stack"]].get(source["output"], f"stand-in-{source['output']}")
+            for name, source in inputs.items()
+        }
+        name = f"{stack}-dev-{suffix}"
+        deployed = _deploy(cloudformation, name, json.dumps(template), parameters)
+        assert deployed["StackStatus"] == "CREATE_COMPLETE", deployed
+        outputs[stack] = {o["OutputKey"]: o["OutputValue"] for o in deployed.get("Outputs", [])}
+        names.append(name)
+    return names
+
+
+def test_seed_07_the_dev_templates_deploy_twice_in_one_account_and_region_without_a_collision(emulator):
     cloudformation = emulator.client("cloudformation")
-    first = _deploy(cloudformation, "webapp-dev-a", body)
-    second = _deploy(cloudformation, "webapp-dev-b", body)
-    assert first["StackStatus"] == "CREATE_COMPLETE", first
-    assert second["StackStatus"] == "CREATE_COMPLETE", second
+    first, second = _deploy_all(cloudformation, "a"), _deploy_all(cloudformation, "b")
     physical = {}
-    for name in ("webapp-dev-a", "webapp-dev-b"):
+    for name in (*first, *second):
         for resource in cloudformation.list_stack_resources(StackName=name)["StackResourceSummaries"]:
             if not resource["LogicalResourceId"] or not resource["PhysicalResourceId"]:
                 continue  # the emulator leaves ids empty for placeholders and false conditions
@@ -56,7 +80,7 @@ def test_seed_07_the_dev_template_deploys_twice_in_one_account_and_region_withou
     assert not shared, f"resources that got the same physical id in both stacks: {shared}"
     exports = [e["Name"] for e in cloudformation.list_exports()["Exports"]]
     assert len(exports) == len(set(exports))
-    for name in ("webapp-dev-a", "webapp-dev-b"):
+    for name in (*reversed(first), *reversed(second)):
         _delete(cloudformation, name)
         with pytest.raises(ClientError, match="does not exist"):
             cloudformation.describe_stacks(StackName=name)

@@ -89,12 +89,17 @@ def _walk(node: object) -> list[object]:
 def test_policies_are_written_the_way_rule_packs_read_them(item):
     template = json.loads(item.text)
     buckets = {k for k, v in template["Resources"].items() if v["Type"] == "AWS::S3::Bucket"}
+    inputs = set(template.get("Metadata", {}).get("cfnbuild", {}).get("inputs", {}))
     nodes = _walk(template["Resources"])
     secure = [n["aws:SecureTransport"] for n in nodes if isinstance(n, dict) and "aws:SecureTransport" in n]
-    assert secure, "no TLS-only statement found"
     assert all(value is False for value in secure), secure  # a boolean, not the string "false"
     subs = [n["Fn::Sub"] for n in nodes if isinstance(n, dict) and isinstance(n.get("Fn::Sub"), str | list)]
     texts = [sub if isinstance(sub, str) else sub[0] for sub in subs]
-    # No template bucket's ARN is assembled from its name: objects are ${Bucket.Arn}/..., the bucket its Arn.
+    # No bucket's ARN is assembled from its name: objects are ${Bucket.Arn}/..., the bucket its Arn; a
+    # bucket of another stack is ${<its ARN parameter>}/... .
     assert not [t for t in texts if t.startswith("arn:${AWS::Partition}:s3:::${Bucket}")], texts
-    assert any(re.fullmatch(rf"\$\{{({'|'.join(buckets)})\.Arn\}}/.+", t) for t in texts)
+    if buckets:  # the data stack: its bucket and topic policies refuse requests without TLS
+        assert secure, "no TLS-only statement found"
+        assert any(re.fullmatch(rf"\$\{{({'|'.join(buckets)})\.Arn\}}/.+", t) for t in texts)
+    elif "DataAssetsBucketArn" in inputs:  # the web app's grants on the data stack's bucket
+        assert any(re.fullmatch(r"\$\{DataAssetsBucketArn\}/.+", t) for t in texts), texts

@@ -19,7 +19,9 @@ from cfnbuild.project.writer import render
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = load_project(ROOT)
-TEMPLATES = {r.environment: json.loads(r.text) for r in render(PROJECT, PROJECT.environments())}
+# Every stack of every environment, by "<env>/<stack>": the flagship is three stacks, network → data → webapp.
+TEMPLATES = {f"{r.environment}/{r.stack}": json.loads(r.text) for r in render(PROJECT, PROJECT.environments())}
+ENVIRONMENTS = sorted({key.split("/")[0] for key in TEMPLATES})
 
 
 def _seed_tests() -> dict[int, list[str]]:
@@ -63,9 +65,12 @@ REQUIRED_OUTPUTS = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("environment", sorted(TEMPLATES))
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
 def test_seed_16_outputs_cover_ids_endpoints_and_arns_each_described_and_none_exported(environment):
-    outputs = TEMPLATES[environment]["Outputs"]
+    stacks = {key: template for key, template in TEMPLATES.items() if key.startswith(environment + "/")}
+    assert len(stacks) == 3, f"{environment}: the network, data and webapp stacks"
+    outputs = {name: output for template in stacks.values() for name, output in template["Outputs"].items()}
+    assert sum(len(template["Outputs"]) for template in stacks.values()) == len(outputs), "one name, one output"
     missing = REQUIRED_OUTPUTS - set(outputs)
     assert not missing, f"{environment}: missing outputs {sorted(missing)}"
     for name, output in outputs.items():

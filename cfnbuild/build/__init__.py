@@ -6,7 +6,8 @@ artifacts, the outputs of other stacks it uses), ``naming`` (logical IDs, physic
 names), ``tags``, ``stateful`` (what keeps data and how it is kept), ``grants`` and
 ``managed_policies`` (IAM only through typed grants), ``lookups`` (the lookup kinds a template
 records), ``references`` (what a stack takes of another stack's outputs, as its template records
-it), ``lint`` (cfn-lint and checkov over what was written) and ``graph`` (the critical path of
+it), ``external`` (a typed handle on a resource of another stack, which grants scope by ARN),
+``lint`` (cfn-lint and checkov over what was written) and ``graph`` (the critical path of
 the resources within one stack). Build knows nothing of AWS accounts: it imports no deploy,
 delivery or CLI module.
 """

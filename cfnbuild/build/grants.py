@@ -48,6 +48,7 @@ from awacs.aws import (
 )
 from troposphere import AWSHelperFn, AWSObject, GetAtt, Parameter, Ref, Sub, iam
 
+from cfnbuild.build.external import Resource, StackResource, arn_of, ref_of
 from cfnbuild.build.managed_policies import policy_path
 from cfnbuild.build.naming import logical_id, partition_arn
 
@@ -114,7 +115,7 @@ class Grants:
     def _allow(
         self,
         verb: str,
-        target: AWSObject | str,
+        target: Resource | str,
         actions: Sequence[Action],
         resources: list[Any],
         condition: Condition | None = None,
@@ -139,33 +140,33 @@ class Grants:
             kwargs["Condition"] = condition
         self.statements.append(Statement(**kwargs))
 
-    def grant_bucket_read(self, bucket: AWSObject, *, prefix: str = "", kms_key: AWSObject | None = None) -> None:
+    def grant_bucket_read(self, bucket: Resource, *, prefix: str = "", kms_key: Resource | None = None) -> None:
         """List the bucket and read the object versions under ``prefix`` (all by default)."""
         self._allow("ListBucket", bucket, BUCKET_LIST_ACTIONS, [bucket_arn(bucket)])
         self._allow("ReadObjects", bucket, OBJECT_READ_ACTIONS, [bucket_arn(bucket, _objects(prefix))])
         if kms_key is not None:
             self.grant_key_decrypt(kms_key)
 
-    def grant_bucket_read_write(self, bucket: AWSObject, *, prefix: str = "", kms_key: AWSObject | None = None) -> None:
+    def grant_bucket_read_write(self, bucket: Resource, *, prefix: str = "", kms_key: Resource | None = None) -> None:
         """Read as :meth:`grant_bucket_read`, and put and delete objects under ``prefix`` (never the bucket)."""
         self.grant_bucket_read(bucket, prefix=prefix)
         self._allow("WriteObjects", bucket, OBJECT_WRITE_ACTIONS, [bucket_arn(bucket, _objects(prefix))])
         if kms_key is not None:
-            self._allow("EncryptWith", kms_key, KMS_ENCRYPT_ACTIONS, [GetAtt(kms_key, "Arn")])
+            self._allow("EncryptWith", kms_key, KMS_ENCRYPT_ACTIONS, [arn_of(kms_key)])
 
-    def grant_secret_read(self, secret: AWSObject, *, kms_key: AWSObject | None = None) -> None:
+    def grant_secret_read(self, secret: Resource, *, kms_key: Resource | None = None) -> None:
         """Read the value of one Secrets Manager secret (``Ref`` of a secret is its ARN)."""
-        self._allow("ReadSecret", secret, SECRET_READ_ACTIONS, [Ref(secret)])
+        self._allow("ReadSecret", secret, SECRET_READ_ACTIONS, [ref_of(secret)])
         if kms_key is not None:
             self.grant_key_decrypt(kms_key)
 
-    def grant_log_group_write(self, log_group: AWSObject) -> None:
+    def grant_log_group_write(self, log_group: Resource) -> None:
         """Create streams in one log group and put events into them."""
         self._allow("WriteLogs", log_group, LOG_WRITE_ACTIONS, [log_group_arn(log_group)])
 
-    def grant_key_decrypt(self, key: AWSObject) -> None:
+    def grant_key_decrypt(self, key: Resource) -> None:
         """Decrypt with one KMS key."""
-        self._allow("DecryptWith", key, KMS_DECRYPT_ACTIONS, [GetAtt(key, "Arn")])
+        self._allow("DecryptWith", key, KMS_DECRYPT_ACTIONS, [arn_of(key)])
 
     def grant_metrics_put(self, namespace: str) -> None:
         """Put CloudWatch metrics, only into ``namespace`` (the action has no resource-level scope)."""
@@ -207,14 +208,19 @@ def _objects(prefix: str) -> str:
     return prefix + "*"
 
 
-def bucket_arn(bucket: AWSObject | Parameter, objects: str | None = None) -> GetAtt | Sub:
+def bucket_arn(bucket: Resource | Parameter, objects: str | None = None) -> GetAtt | Ref | Sub:
     """The ARN of a bucket (a created one's ``Arn``), or of ``objects`` (a key pattern) inside it.
 
     Objects are written ``${Bucket.Arn}/pattern``: the same ARN for AWS as one assembled from
     the partition and the bucket's name, and the form that security rule packs can follow back
-    to the bucket. A parameter that names a bucket made elsewhere gives the ARN assembled from
-    the partition and its value.
+    to the bucket. A bucket of another stack of the project (a :class:`StackResource`) gives the
+    parameter carrying its ARN, ``${DataAssetsBucketArn}/pattern`` for objects. A parameter that
+    names a bucket made elsewhere gives the ARN assembled from the partition and its value.
     """
+    if isinstance(bucket, StackResource):
+        if bucket.resource_type != "AWS::S3::Bucket":
+            raise ValueError(f"{bucket.logical_id} of stack {bucket.stack} is a {bucket.resource_type}, not a bucket")
+        return bucket.arn if objects is None else Sub(f"${{{bucket.arn_parameter}}}/{objects}")
     if getattr(bucket, "resource_type", None) != "AWS::S3::Bucket":  # a parameter naming a bucket made elsewhere
         resource = "${Bucket}" if objects is None else "${Bucket}/" + objects
         return partition_arn("s3", resource, region=False, account=False, Bucket=Ref(bucket))
@@ -223,9 +229,9 @@ def bucket_arn(bucket: AWSObject | Parameter, objects: str | None = None) -> Get
     return Sub(f"${{{bucket.title}.Arn}}/{objects}")
 
 
-def log_group_arn(log_group: AWSObject) -> Sub:
-    """The ARN of a created log group's streams (``...:log-group:NAME:*``)."""
-    return partition_arn("logs", "log-group:${LogGroup}:*", LogGroup=Ref(log_group))
+def log_group_arn(log_group: Resource) -> Sub:
+    """The ARN of a log group's streams (``...:log-group:NAME:*``), of this stack or of another one."""
+    return partition_arn("logs", "log-group:${LogGroup}:*", LogGroup=ref_of(log_group))
 
 
 def aws_managed_policy_arn(name: str) -> Sub:
@@ -557,7 +563,7 @@ class ResourcePolicy:
 
 def grant_bucket_prefixes(
     grants: Grants,
-    bucket: AWSObject,
+    bucket: Resource,
     *,
     read: Sequence[str] = (),
     read_write: Sequence[str] = (),
@@ -623,7 +629,7 @@ def grant_parameter_bucket_read(
     *,
     condition: str,
     prefix: str,
-    otherwise: AWSObject,
+    otherwise: Resource,
 ) -> None:
     """Read objects under ``prefix`` of the bucket a template parameter names, when ``condition`` holds.
 

@@ -72,3 +72,15 @@ def partition_arn(
     account_part = "${AWS::AccountId}" if account else ""
     arn = f"arn:${{AWS::Partition}}:{service}:{region_part}:{account_part}:{resource}"
     return Sub(arn, **values) if values else Sub(arn)
+
+
+def stack_named(text: str, name: str = "") -> Sub:
+    """``text`` with each ``${StackName}`` the deployed stack's name: ``AWS::StackName``, or ``name`` when given.
+
+    A resource moved into another stack keeps the name it was made under (``name``: the stack it
+    came from, e.g. ``webapp-prod``), so a create-only description stays the same and nothing is
+    replaced; with no ``name`` it renders ``${AWS::StackName}`` as before.
+    """
+    if name:
+        return Sub(text, StackName=name)
+    return Sub(text.replace("${StackName}", "${AWS::StackName}"))

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from troposphere import AWSHelperFn, AWSObject, BaseAWSObject, Export, Output, Parameter, Ref, Template
 
+from cfnbuild.build.external import Resource, StackResource
 from cfnbuild.build.naming import export_name, logical_id
 from cfnbuild.build.references import INPUTS_KEY, StackInput
 from cfnbuild.build.stateful import METADATA_KEY, deletion_policy, update_replace_policy
@@ -157,7 +158,7 @@ class Stack:
         """
         if stack == self.name:
             raise InputError(f"{owner} uses output {output!r} of its own stack {stack!r}; reference it directly")
-        name = logical_id(stack, output)
+        name = _parameter_name(stack, output)
         wanted = StackInput(name, stack, output)
         metadata = self.template.metadata.setdefault(METADATA_KEY, {})
         inputs = dict(metadata.get(INPUTS_KEY) or {})
@@ -170,6 +171,30 @@ class Stack:
         inputs[name] = wanted.to_json()
         metadata[INPUTS_KEY] = dict(sorted(inputs.items()))
         return Ref(name)
+
+    def use_resource(
+        self,
+        stack: str,
+        logical_id: str,
+        resource_type: str,
+        *,
+        ref: str,
+        arn: str | None = None,
+        owner: str = "the stack function",
+    ) -> StackResource:
+        """A handle on resource ``logical_id`` (of ``resource_type``) of the project's stack ``stack``.
+
+        ``ref`` names the output of ``stack`` holding the resource's ``Ref`` value and ``arn`` the
+        one holding its ARN (omit it when ``Ref`` is the ARN, or when no grant needs the ARN: a log
+        group's is built from its name); both are taken with :meth:`use`.
+        Grant helpers and blueprints take the handle where they take a resource of this stack
+        (see :mod:`cfnbuild.build.external`).
+        """
+        self.use(stack, ref, owner=owner)
+        if arn:
+            self.use(stack, arn, owner=owner)
+        arn_parameter = _parameter_name(stack, arn) if arn else ""
+        return StackResource(stack, logical_id, resource_type, _parameter_name(stack, ref), arn_parameter)
 
     def skip_check(self, resource: AWSObject, check_id: str, reason: str) -> None:
         """Record in ``resource``'s Metadata that checkov's ``check_id`` does not apply, and why."""
@@ -235,24 +260,34 @@ class Stack:
         lookups[parameter] = dict(sorted({"kind": kind, **arguments}.items()))
         metadata[LOOKUPS_KEY] = dict(sorted(lookups.items()))
 
-    def add_artifact(self, parameter: str, *, bucket: AWSObject, builder: str, prefix: str) -> None:
+    def add_artifact(self, parameter: str, *, bucket: Resource, builder: str, prefix: str) -> None:
         """Have the deploy engine build an artifact, upload it to ``bucket`` and pass its key as ``parameter``.
 
         ``builder`` is ``"package.module:function"`` (see :mod:`cfnbuild.deploy.artifacts`); the
-        bucket must be a resource of this stack. Recorded as ``Metadata.cfnbuild.artifacts``.
+        bucket is a resource of this stack (recorded by logical ID) or a handle on one of another
+        stack (recorded by the parameter carrying its name, known before this stack deploys).
+        Recorded as ``Metadata.cfnbuild.artifacts``.
         """
         owner = self._owners.get(("resource", parameter), "the stack")
         if not isinstance(self.template.parameters.get(parameter), Parameter):
             raise InputError(f"artifact for {parameter!r} ({owner}): add the parameter before its artifact")
-        if bucket.title not in self.template.resources or bucket.resource_type != "AWS::S3::Bucket":
+        where: dict[str, str]
+        if isinstance(bucket, StackResource) and bucket.resource_type == "AWS::S3::Bucket":
+            where = {"bucket_parameter": bucket.ref_parameter}
+        elif isinstance(bucket, AWSObject) and bucket.title in self.template.resources:
+            where = {"bucket": bucket.title}
+        else:
+            where = {}
+        if not where or bucket.resource_type != "AWS::S3::Bucket":
             raise InputError(
-                f"artifact for {parameter!r} ({owner}): the bucket must be an AWS::S3::Bucket of this stack"
+                f"artifact for {parameter!r} ({owner}): the bucket must be an AWS::S3::Bucket of this stack "
+                "or a handle on one of another stack (Stack.use_resource)"
             )
         if ":" not in builder:
             raise InputError(f"artifact for {parameter!r} ({owner}): give the builder as 'package.module:function'")
         metadata = self.template.metadata.setdefault(METADATA_KEY, {})
         artifacts = dict(metadata.get("artifacts") or {})
-        artifacts[parameter] = {"bucket": bucket.title, "builder": builder, "prefix": prefix}
+        artifacts[parameter] = {**where, "builder": builder, "prefix": prefix}
         metadata["artifacts"] = dict(sorted(artifacts.items()))
 
     def before_render(self, hook: Callable[[], None]) -> None:
@@ -279,6 +314,11 @@ class Stack:
     def to_json(self) -> str:
         """Deterministic JSON: sorted keys, two-space indent, ASCII only, one trailing newline."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=True) + "\n"
+
+
+def _parameter_name(stack: str, output: str) -> str:
+    """The parameter :meth:`Stack.use` gives for ``output`` of ``stack``: ``<Stack><Output>``."""
+    return logical_id(stack, output)
 
 
 class BuildError(UsageError):

@@ -7,6 +7,7 @@ stack through the deploy engine.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -87,7 +88,8 @@ def export_command(
     environment = where.env or project.default_environment
     if environment is None:
         raise UsageError("give --env ENV (or set [tool.cfnbuild] default_env in pyproject.toml)")
-    stack = where.stack or only_stack([spec.name for spec in project.app.stacks])
+    catalog_spec = project.app.catalog  # a composition of every stack in one, when the project has one
+    stack = where.stack or (catalog_spec.name if catalog_spec else only_stack([s.name for s in project.app.stacks]))
     export = _export(ctx, project, environment, stack, keep=keep)
     if not do_upload:
         return
@@ -140,7 +142,8 @@ def _upload(
     recreate_failed: bool,
 ) -> dict[str, str]:
     """Stage the export and deploy its portfolio stack with an engine pointed at the target; its outputs."""
-    with engine_for(ctx, where) as (engine, env, _):
+    # The exported stack (the catalog composition by default), not one the options must name.
+    with engine_for(ctx, dataclasses.replace(where, stack=stack)) as (engine, env, _):
         config = project.config(env)
         catalog_engine = catalog.CatalogEngine(
             project=engine.project,

@@ -7,6 +7,11 @@ itself creates), and the builder (``"package.module:function"``, called as
 ``key``). Keys are content-addressed, so the key is known before the bucket exists and an
 unchanged build uploads nothing.
 
+The bucket may also be one another stack of the project makes (the data stack's assets bucket,
+taken with :meth:`cfnbuild.Stack.use_resource`): the record then names the parameter carrying its
+name (``bucket_parameter``), whose value the deploy knows before this stack's change set runs
+(the upstream stack is deployed first), so the upload happens before the execution.
+
 A stack may also take the bucket as a parameter, for launches that do not go through ``deploy``
 (a Service Catalog product): :func:`bucket_parameter` names it (``AppArtifactKey`` →
 ``AppArtifactBucket``), with Default ``""`` meaning the recorded bucket. ``deploy`` leaves it
@@ -46,16 +51,22 @@ class BuiltArtifact:
     """A built artifact waiting for its bucket."""
 
     parameter: str
-    bucket: str  # logical ID
+    bucket: str  # logical ID of a bucket of the stack ("" when bucket_parameter names it)
     path: Path
     key: str
     uploaded_to: str | None = None
+    bucket_parameter: str = ""  # the parameter carrying the name of a bucket of another stack
 
 
 def recorded_artifacts(template: Mapping[str, Any]) -> dict[str, dict[str, str]]:
-    """Parameter → {bucket, builder, prefix}, as the template records them."""
+    """Parameter → {bucket or bucket_parameter, builder, prefix}, as the template records them."""
     metadata = (template.get("Metadata") or {}).get(METADATA_KEY) or {}
     return dict(metadata.get(ARTIFACTS_KEY) or {})
+
+
+def _elsewhere(spec: Mapping[str, str]) -> dict[str, str]:
+    """``bucket_parameter`` of a recorded artifact whose bucket another stack makes (none otherwise)."""
+    return {"bucket_parameter": spec["bucket_parameter"]} if spec.get("bucket_parameter") else {}
 
 
 def bucket_parameter(parameter: str) -> str:
@@ -81,11 +92,14 @@ def build(template: Mapping[str, Any], *, project_root: Path, cache_dir: Path, s
         out_dir = cache_dir / parameter
         cached = _recorded(out_dir, project_root, spec)
         if cached is not None:
-            built.append(BuiltArtifact(parameter, spec["bucket"], *cached))
+            path, key = cached
+            built.append(BuiltArtifact(parameter, spec.get("bucket", ""), path, key, **_elsewhere(spec)))
             continue
         with recording():  # what the builder reads: the record's inputs
             artifact = _run_builder(parameter, spec, project_root, out_dir)
-        built.append(BuiltArtifact(parameter, spec["bucket"], Path(artifact.path), str(artifact.key)))
+        built.append(
+            BuiltArtifact(parameter, spec.get("bucket", ""), Path(artifact.path), str(artifact.key), **_elsewhere(spec))
+        )
         _record(out_dir, project_root, spec, built[-1])
     return built
 
@@ -183,7 +197,11 @@ class UploadOnBucketReady:
         if event.get("ResourceStatus") not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
             return
         for artifact in list(self.pending):
-            if event.get("LogicalResourceId") == artifact.bucket and event.get("PhysicalResourceId"):
+            if (
+                artifact.bucket
+                and event.get("LogicalResourceId") == artifact.bucket
+                and event.get("PhysicalResourceId")
+            ):
                 created = event.get("ResourceStatus") == "CREATE_COMPLETE"
                 if upload(self.s3, str(event["PhysicalResourceId"]), artifact, new_bucket=created):
                     self.say(f"uploaded {artifact.parameter} to s3://{event['PhysicalResourceId']}/{artifact.key}")

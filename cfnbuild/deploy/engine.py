@@ -369,7 +369,13 @@ class Engine(FollowUps, ParameterSteps, StackChecks):
             # A stack this change set created has seen nothing but its REVIEW_IN_PROGRESS: no need to ask.
             since = AFTER_REVIEW if deployed is None else self._last_event_id(created.stack_id)
             token = f"cfnbuild-{uuid.uuid4()}"
-            pending = self._upload_ready_artifacts(created.stack_id, prepared) if deployed else list(prepared.artifacts)
+            pending = self._upload_ready_artifacts(
+                created.stack_id,
+                prepared,
+                # A new stack's own buckets exist only once it runs; another stack's bucket exists already.
+                only=None if deployed else [a for a in prepared.artifacts if a.bucket_parameter],
+            )
+            pending += [a for a in prepared.artifacts if not deployed and not a.bucket_parameter]
             reporter = artifacts.UploadOnBucketReady(
                 self.reporter(self.out), self.aws.client("s3"), pending, lambda text: self.err.print(text, markup=False)
             )
@@ -487,9 +493,11 @@ class Engine(FollowUps, ParameterSteps, StackChecks):
         """
         waiting = []
         wanted = list(only if only is not None else prepared.artifacts)
-        physical = self._physical_ids(stack_id) if wanted else {}
+        physical = self._physical_ids(stack_id) if any(not a.bucket_parameter for a in wanted) else {}
         for artifact in wanted:
-            bucket = physical.get(artifact.bucket)
+            # A bucket of another stack: its name came in as a parameter (that stack is deployed first).
+            bucket = prepared.parameters.get(artifact.bucket_parameter) if artifact.bucket_parameter else None
+            bucket = bucket or physical.get(artifact.bucket)
             if not bucket:
                 waiting.append(artifact)
                 continue

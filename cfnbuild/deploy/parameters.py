@@ -7,6 +7,7 @@ names refused against AWS.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -92,7 +93,12 @@ class ParameterSteps(EngineBase):
         """The deployed value of the upstream output ``reference`` takes, in this region (DescribeStacks).
 
         Not deployed yet: the plan shows where the value will come from (:attr:`waiting` says
-        so, and a deploy refuses); deployed without that output: refused, naming both.
+        so, and a deploy refuses); deployed without that output: refused, naming both. Against the
+        embedded emulator an output it does not return (moto leaves the types it has no model of,
+        AWS::SecretsManager::Secret or AWS::RDS::DBCluster, placeholders without values) is sent as
+        a stand-in value that says so (:func:`emulator_stand_in`), in one line, when the upstream's
+        deployed template declares that output: the same template deploys on AWS, where the output
+        has its value. An output the upstream does not declare is refused there too.
         """
         name = self.project.deploy_view(request.environment).settings.stack_name(reference.stack)
         upstream = self.describe(name)
@@ -100,6 +106,14 @@ class ParameterSteps(EngineBase):
             self.waiting[reference.parameter] = reference.stack
             value = waiting_value(reference.stack)
             self.err.print(f"parameter {reference.parameter}: {value}; {name} comes first", markup=False)
+            return value
+        if reference.output not in upstream.outputs and self.aws.target.local and self._declares(name, reference):
+            value = emulator_stand_in(reference)
+            self.err.print(
+                f"parameter {reference.parameter}: {value} (the emulator returns no output {reference.output} "
+                f"of {name}; AWS does)",
+                markup=False,
+            )
             return value
         if reference.output not in upstream.outputs:
             raise UsageError(
@@ -110,6 +124,11 @@ class ParameterSteps(EngineBase):
         value = upstream.outputs[reference.output]
         self.err.print(f"parameter {reference.parameter}: {value} (output {reference.output} of {name})", markup=False)
         return value
+
+    def _declares(self, stack_name: str, reference: StackInput) -> bool:
+        """Whether the deployed template of ``stack_name`` declares the output ``reference`` takes."""
+        template = self.deployed_template(stack_name) or {}
+        return reference.output in (template.get("Outputs") or {})
 
     def _refuse_waiting(self, request: Request, stack_name: str) -> None:
         """Refuse to deploy a stack whose upstream stacks are not deployed yet (their outputs are its inputs)."""
@@ -161,11 +180,39 @@ class ParameterSteps(EngineBase):
             given[name] = (value, f"config/{request.environment}.toml: deploy.parameters.{name}")
         for name, value in request.param_overrides.items():
             given[name] = (value, f"--param {name}")
-        for name, (_, where) in given.items():
-            if name not in declared:
-                known = ", ".join(sorted(declared)) or "(none)"
-                raise UsageError(f"{where}: the template has no parameter {name!r}; it has: {known}")
+        elsewhere: set[str] | None = None
+        for name, (_, where) in list(given.items()):
+            if name in declared:
+                continue
+            if elsewhere is None:
+                elsewhere = self._declared_by_other_stacks(request)
+            if name in elsewhere:
+                # A value of the environment for a parameter another stack of the project declares.
+                del given[name]
+                continue
+            known = ", ".join(sorted(declared)) or "(none)"
+            raise UsageError(f"{where}: the template has no parameter {name!r}; it has: {known}")
         return given
+
+    def _declared_by_other_stacks(self, request: Request) -> set[str]:
+        """The parameters the environment's other stacks declare, as their written templates say."""
+        view = self.project.deploy_view(request.environment)
+        names: set[str] = set()
+        for stack in view.stacks:
+            path = self.project.template_path(request.environment, stack)
+            if stack == request.stack or not path.is_file():
+                continue
+            try:
+                template = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue  # that stack's own deploy says what is wrong with its template
+            names |= set(template.get("Parameters") or {})
+        return names
+
+
+def emulator_stand_in(reference: StackInput) -> str:
+    """The value sent to the emulator for an upstream output it does not return: it names the output."""
+    return f"emulator-stand-in-{reference.stack}-{reference.output}"
 
 
 def check_parameter(name: str, definition: Mapping[str, Any], value: str, where: str) -> None:

@@ -68,10 +68,17 @@ class _Placed(Generic[ConfigT]):
 
 @dataclass(frozen=True)
 class App(Generic[ConfigT]):
-    """A project's definition: the config model every environment file must satisfy, and its stacks."""
+    """A project's definition: the config model every environment file must satisfy, and its stacks.
+
+    ``catalog``, when given, is what ``cfnbuild export --service-catalog`` ships instead of one of
+    ``stacks``: a composition of the same blueprints in ONE stack, because a catalog end user
+    launches one product and nothing fills one stack's inputs from another's outputs there. It is
+    rendered for the export only (never written to ``output/<env>/``, never deployed by ``deploy``).
+    """
 
     config_model: type[ConfigT]
     stacks: Sequence[StackSpec[ConfigT]]
+    catalog: StackSpec[ConfigT] | None = None
 
     def stack(self, name: str) -> StackSpec[ConfigT]:
         """The stack called ``name``."""

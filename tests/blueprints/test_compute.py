@@ -36,7 +36,8 @@ from blueprints.instance_files import (
 )
 from blueprints.loadbalancer import LoadBalancer, LoadBalancerInputs
 from blueprints.network import Network, NetworkInputs
-from cfnbuild import InputError, Stack
+from cfnbuild import InputError, Stack, logical_id
+from cfnbuild.build.external import StackResource
 from cfnbuild.build.grants import (
     Grants,
     grant_bucket_prefixes,
@@ -847,6 +848,10 @@ def test_grant_bucket_prefixes_refuses_bad_or_clashing_prefixes():
             {"assets_bucket": secretsmanager.Secret("X")},
             "'assets_bucket': is AWS::SecretsManager::Secret; give the AWS::S3::Bucket resource",
         ),
+        (
+            {"db_secret": StackResource("data", "DbSecret", "AWS::S3::Bucket", "DataDbSecretArn")},
+            "'db_secret': is AWS::S3::Bucket; give the AWS::SecretsManager::Secret resource",
+        ),
         ({"user_data_file": "../compute.py"}, "'user_data_file': cannot be read"),
         ({"user_data_file": "missing.sh"}, "'user_data_file': cannot be read"),
         ({"extra_environment": {"Unused": "x"}}, "'extra_environment': Unused not referenced"),
@@ -883,3 +888,45 @@ def test_the_readme_states_the_launch_hooks_and_the_signals_timeouts_as_built():
     text = render_user_data()
     assert f"({launch_hook_timeout(text) // 60} minutes)" in readme
     assert f"({signal_timeout(text) // 60} minutes;" in readme
+
+
+def test_resources_of_other_stacks_are_taken_as_handles_and_granted_by_the_parameters_carrying_them():
+    """The split web app: bucket, secret and log groups of the data stack, the key of the network stack."""
+    stack = Stack("webapp", description="d", project="p", environment="dev")
+    bucket = stack.use_resource(
+        "data", "AssetsBucket", "AWS::S3::Bucket", ref="AssetsBucketName", arn="AssetsBucketArn"
+    )
+    secret = stack.use_resource("data", "DbSecret", "AWS::SecretsManager::Secret", ref="DbSecretArn")
+    key = stack.use_resource("network", "LogsKey", "AWS::KMS::Key", ref="LogsKeyArn", arn="LogsKeyArn")
+    groups = {
+        name: stack.use_resource(
+            "data", logical_id(name, "LogGroup"), "AWS::Logs::LogGroup", ref=logical_id(name, "LogGroupName")
+        )
+        for name in LOG_GROUP_NAMES
+    }
+    for name in ("AppSubnet", "AppSecurityGroupId", "TargetGroupArn"):
+        stack.add_parameter(Parameter(name, Type="String"), owner="test")
+    Compute(
+        stack,
+        ComputeInputs(
+            subnet_ids=[Ref("AppSubnet")],
+            security_group_id=Ref("AppSecurityGroupId"),
+            target_group_arn=Ref("TargetGroupArn"),
+            assets_bucket=bucket,
+            db_secret=secret,
+            log_groups=groups,
+            kms_key=key,
+        ),
+    )
+    t = TemplateAssert(stack.to_dict())
+    (role,) = t.of_type("AWS::IAM::Role").values()
+    statements = {st["Sid"]: st["Resource"] for st in role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]}
+    assert statements["GrantReadSecretDbSecret"] == [{"Ref": "DataDbSecretArn"}]
+    assert statements["GrantDecryptWithLogsKey"] == [{"Ref": "NetworkLogsKeyArn"}]
+    assert statements["GrantWriteObjectsAssetsBucketUploads"] == [{"Fn::Sub": "${DataAssetsBucketArn}/uploads/*"}]
+    assert (
+        t.template["Metadata"]["cfnbuild"]["artifacts"]["AppArtifactKey"]["bucket_parameter"] == "DataAssetsBucketName"
+    )
+    _, values = _instance_file(t, "/etc/webapp/app.env")
+    assert values["AssetsBucket"] == {"Ref": "DataAssetsBucketName"}
+    assert values["DbSecretArn"] == {"Ref": "DataDbSecretArn"}

@@ -620,7 +620,7 @@ def test_every_instance_is_accepted_outside_a_backup_plan_because_the_cluster_vo
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
 def test_each_environments_template_accepts_no_deletion_protection_exactly_when_its_config_turns_it_off(environment):
     config = tomllib.loads((ROOT / "config" / f"{environment}.toml").read_text())["database"]
-    t = TemplateAssert(json.loads((ROOT / "output" / environment / "webapp.json").read_text()))
+    t = TemplateAssert(json.loads((ROOT / "output" / environment / "data.json").read_text()))
     cluster = _cluster(t)
     assert cluster["Properties"]["DeletionProtection"] is config["deletion_protection"]
     accepted = set(_accepted(cluster))
@@ -636,7 +636,7 @@ def test_each_environments_template_accepts_no_deletion_protection_exactly_when_
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
 def test_each_environments_template_rotates_and_retains_as_its_config_says(environment):
     config = tomllib.loads((ROOT / "config" / f"{environment}.toml").read_text())["database"]
-    t = TemplateAssert(json.loads((ROOT / "output" / environment / "webapp.json").read_text()))
+    t = TemplateAssert(json.loads((ROOT / "output" / environment / "data.json").read_text()))
     assert t.template["Transform"] == "AWS::SecretsManager-2024-09-16"
     t.has_resource_properties(
         "AWS::SecretsManager::RotationSchedule",
@@ -645,12 +645,17 @@ def test_each_environments_template_rotates_and_retains_as_its_config_says(envir
             "RotationRules": {"AutomaticallyAfterDays": config["rotation_days"]},
             "HostedRotationLambda": {
                 "RotationType": "MySQLSingleUser",
-                "KmsKeyArn": {"Fn::GetAtt": ["LogsKey", "Arn"]},
+                "KmsKeyArn": {"Ref": "NetworkLogsKeyArn"},
             },
         },
     )
     (rotation,) = t.of_type("AWS::SecretsManager::RotationSchedule").values()
-    assert {"PrivateDefaultRoute1", "PrivateDefaultRoute2"} <= set(rotation["DependsOn"])
+    # The NAT routes the rotation function needs are the network stack's: the data stack takes the network's
+    # outputs, so the deploy's order makes the routes first (no DependsOn can cross stacks).
+    assert not {"PrivateDefaultRoute1", "PrivateDefaultRoute2"} & set(rotation["DependsOn"])
+    assert set(rotation["DependsOn"]) <= set(t.resources), "every DependsOn names a resource of this stack"
+    inputs = t.template["Metadata"]["cfnbuild"]["inputs"]
+    assert inputs["NetworkDataSubnetIds"] == {"output": "DataSubnetIds", "stack": "network"}
     cluster_groups = {
         logical_id: group
         for logical_id, group in t.of_type("AWS::Logs::LogGroup").items()
@@ -659,7 +664,7 @@ def test_each_environments_template_rotates_and_retains_as_its_config_says(envir
     assert sorted(cluster_groups) == ["DbAuditLogGroup", "DbErrorLogGroup", "DbSlowqueryLogGroup"]
     for group in cluster_groups.values():
         assert group["Properties"]["RetentionInDays"] == config["log_retention_days"]
-        assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": ["LogsKey", "Arn"]}
+        assert group["Properties"]["KmsKeyId"] == {"Ref": "NetworkLogsKeyArn"}
 
 
 def test_the_environments_rotate_on_their_own_periods():

@@ -217,7 +217,7 @@ def test_blocked_requests_are_logged_to_a_retained_encrypted_aws_waf_logs_group(
     group = t.resources[group_id]
     props = group["Properties"]
     assert props["RetentionInDays"] == config.waf.log_retention_days
-    assert props["KmsKeyId"] == {"Fn::GetAtt": ["LogsKey", "Arn"]}
+    assert props["KmsKeyId"] == {"Ref": "NetworkLogsKeyArn"}  # the network stack's key
     assert is_stateful(group)
     assert group["DeletionPolicy"] == "RetainExceptOnCreate"
     assert group["UpdateReplacePolicy"] == "Retain"

@@ -119,6 +119,27 @@ def read_stack_template(project: Project, environment: str, stack: str) -> tuple
     return template, rel
 
 
+def product_source(project: Project, environment: str, stack: str) -> tuple[dict[str, Any], str]:
+    """The template the product ships, and how messages name it.
+
+    A project that declares a catalog composition (``App.catalog``) ships that, rendered now from
+    the same blueprints as its stacks: a catalog end user launches one product, and nothing there
+    would fill one product's inputs from another's outputs. Any other project ships the template
+    ``build`` wrote for ``stack``.
+    """
+    spec = project.app.catalog
+    if spec is None:
+        project.app.stack(stack)
+        return read_stack_template(project, environment, stack)
+    if stack != spec.name:
+        raise UsageError(
+            f"--stack {stack}: this project's Service Catalog product is its catalog composition {spec.name!r} "
+            "(every stack in one, since a catalog user launches one product); leave --stack out"
+        )
+    rendered: dict[str, Any] = json.loads(spec.build(project.config(environment)).to_json())
+    return rendered, f"the catalog composition {spec.name} of {environment}"
+
+
 def describe_version(template: Mapping[str, Any], environment: str) -> str:
     """The artifact's description: the first line of the stack's Description, and the environment."""
     first = str(template.get("Description", "")).strip().splitlines()
@@ -144,8 +165,7 @@ def build_export(project: Project, environment: str, stack: str, *, keep: int = 
     if not 1 <= keep <= MAX_KEEP:
         raise UsageError(f"--keep {keep}: keep 1 to {MAX_KEEP} versions")
     config: EnvironmentConfig = project.config(environment)
-    project.app.stack(stack)
-    stack_template, source = read_stack_template(project, environment, stack)
+    stack_template, source = product_source(project, environment, stack)
     built, buckets = build_artifacts(project, stack_template, source)
     for artifact in built:
         stack_template["Parameters"][artifact.parameter]["Default"] = artifact.key

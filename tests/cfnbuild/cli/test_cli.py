@@ -29,9 +29,10 @@ def run(project: Path, *args: str, cwd: Path | None = None) -> subprocess.Comple
 def test_build_writes_every_environment_and_says_what_it_did(project_dir):
     result = run(project_dir, "build", "--all")
     assert result.returncode == 0, result.stderr
-    assert "built 3 template(s) for dev, prod, staging: 3 written, 0 unchanged; cfn-lint 0 matches" in result.stdout
+    assert "built 9 template(s) for dev, prod, staging: 9 written, 0 unchanged; cfn-lint 0 matches" in result.stdout
     for env in ("dev", "staging", "prod"):
-        assert json.loads((project_dir / "output" / env / "webapp.json").read_text())["Resources"]
+        for stack in ("network", "data", "webapp"):
+            assert json.loads((project_dir / "output" / env / f"{stack}.json").read_text())["Resources"]
 
 
 def test_second_build_changes_nothing_and_answers_from_the_build_record(project_dir):
@@ -40,7 +41,7 @@ def test_second_build_changes_nothing_and_answers_from_the_build_record(project_
     result = run(project_dir, "build", "--env", "dev")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(
-        "nothing changed since the last build: 1 template(s) for dev are as recorded in .cfnbuild-cache/build/; "
+        "nothing changed since the last build: 3 template(s) for dev are as recorded in .cfnbuild-cache/build/; "
         "cfn-lint 0 matches (cached) in "
     )
     assert (project_dir / "output/dev/webapp.json").stat().st_mtime_ns == before
@@ -51,7 +52,7 @@ def test_a_build_whose_lint_cache_is_gone_renders_and_answers_lint_from_the_temp
     shutil.rmtree(project_dir / ".cfnbuild-cache/cfn-lint")  # the record holds, the proof of the lint does not
     result = run(project_dir, "build", "--env", "dev")
     assert result.returncode == 0, result.stderr
-    assert "0 written, 1 unchanged; cfn-lint 0 matches (0 cached, 1 linted)" in result.stdout
+    assert "0 written, 3 unchanged; cfn-lint 0 matches (0 cached, 3 linted)" in result.stdout
 
 
 def test_build_check_fails_naming_every_stale_file(project_dir):
@@ -71,7 +72,7 @@ def test_build_check_passes_on_a_fresh_build(project_dir):
     assert run(project_dir, "build", "--all").returncode == 0
     result = run(project_dir, "build", "--all", "--check")
     assert result.returncode == 0
-    assert "output/ is up to date: 3 template(s)" in result.stdout
+    assert "output/ is up to date: 9 template(s)" in result.stdout
 
 
 def test_bad_config_is_one_line_per_problem_with_exit_code_2_and_nothing_written(project_dir):
@@ -110,7 +111,7 @@ def test_unknown_option_is_a_usage_error_with_exit_code_2(project_dir):
 def test_lint_before_build_says_to_build_first(project_dir):
     result = run(project_dir, "lint", "--env", "dev", "--no-checkov")
     assert result.returncode == 2
-    assert "output/dev/webapp.json does not exist; run 'cfnbuild build --env dev' first" in result.stderr
+    assert "output/dev/network.json does not exist; run 'cfnbuild build --env dev' first" in result.stderr
 
 
 def test_list_shows_every_environment_and_its_state(project_dir):
@@ -155,7 +156,7 @@ def test_console_script_equals_python_m(project_dir):
 
 def test_a_corrupt_lint_cache_entry_is_warned_about_once_and_the_build_heals_it(project_dir):
     assert run(project_dir, "build", "--env", "dev").returncode == 0
-    (entry,) = (project_dir / ".cfnbuild-cache/cfn-lint").iterdir()
+    entry = sorted((project_dir / ".cfnbuild-cache/cfn-lint").iterdir())[0]  # one per stack of dev
     entry.write_text("")
     result = run(project_dir, "build", "--env", "dev", cwd=project_dir)
     assert result.returncode == 0, result.stderr
@@ -163,7 +164,7 @@ def test_a_corrupt_lint_cache_entry_is_warned_about_once_and_the_build_heals_it(
         f"warning: .cfnbuild-cache/cfn-lint/{entry.name} is not a valid cache entry "
         "(Expecting value: line 1 column 1); recomputing it"
     ]
-    assert "0 written, 1 unchanged; cfn-lint 0 matches (0 cached, 1 linted)" in result.stdout
+    assert "0 written, 3 unchanged; cfn-lint 0 matches (2 cached, 1 linted)" in result.stdout
     assert json.loads(entry.read_text()) == []  # overwritten with a good entry
 
 
@@ -173,7 +174,7 @@ def test_build_where_a_file_stands_in_place_of_the_environments_directory_is_one
     result = run(project_dir, "build", "--env", "dev", cwd=project_dir)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        "error: cannot write output/dev/webapp.json: output/dev is a file, not a directory; "
+        "error: cannot write output/dev/network.json: output/dev is a file, not a directory; "
         "move it away and run again (nothing was written)"
     ]
     assert (project_dir / "output/dev").read_text() == "kept\n"
@@ -187,7 +188,7 @@ def test_build_on_a_full_disk_is_one_line_and_keeps_the_old_template_with_no_tem
     from tests.cfnbuild.test_files import full_disk_under
 
     monkeypatch.chdir(project_dir)
-    old = project_dir / "output/dev/webapp.json"
+    old = project_dir / "output/dev/network.json"  # the first stack build writes
     old.parent.mkdir(parents=True)
     old.write_text('{"old": true}\n')
     full_disk_under(project_dir / "output", monkeypatch)
@@ -195,11 +196,11 @@ def test_build_on_a_full_disk_is_one_line_and_keeps_the_old_template_with_no_tem
         main(["--project", str(project_dir), "build", "--env", "dev"])
     assert exited.value.code == 1
     assert capsys.readouterr().err.splitlines() == [
-        "error: cannot write output/dev/webapp.json: [Errno 28] No space left on device; "
+        "error: cannot write output/dev/network.json: [Errno 28] No space left on device; "
         "free some space and run again (the old file is unchanged)"
     ]
     assert old.read_text() == '{"old": true}\n'
-    assert sorted(p.name for p in old.parent.iterdir()) == ["webapp.json"]
+    assert sorted(p.name for p in old.parent.iterdir()) == ["network.json"]
 
 
 @pytest.mark.parametrize(
@@ -207,17 +208,17 @@ def test_build_on_a_full_disk_is_one_line_and_keeps_the_old_template_with_no_tem
     [
         ("graph", "--env", "dev"),
         ("lint", "--env", "dev", "--no-checkov"),
-        ("export", "--service-catalog", "--env", "dev"),
     ],
-    ids=["graph", "lint", "export"],
+    ids=["graph", "lint"],
 )
 def test_a_truncated_template_is_one_line_naming_its_line_and_column_and_saying_to_build(project_dir, command):
-    template = project_dir / "output/dev/webapp.json"
+    """(The Service Catalog export reads no template of output/<env>/: it renders the catalog composition.)"""
+    template = project_dir / "output/dev/network.json"
     template.parent.mkdir(parents=True)
     template.write_text('{\n  "Resources": {\n    "Topic": {"Type": "AWS::SNS::Topic"\n')  # cut short
     result = run(project_dir, *command)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "error: output/dev/webapp.json: not valid JSON at line 4 column 1 (Expecting ',' delimiter); "
+        "error: output/dev/network.json: not valid JSON at line 4 column 1 (Expecting ',' delimiter); "
         "run 'cfnbuild build --env dev' to write it again"
     ]

@@ -1,8 +1,9 @@
 """A quiet, useful ending: short lines for what the emulator lacks, and a last line saying what next.
 
 The deploys run the CLI as a user does, on a copy of the flagship (dev), against the embedded
-emulator: ``--local`` in one process, and the shared test emulator through ``--endpoint-url``
-for the updated and unchanged variants, which need a stack that outlives one command.
+emulator: ``--local`` in one process (the three stacks in order), and the shared test emulator
+through ``--endpoint-url`` for the web-app stack's updated and unchanged variants, which need
+stacks that outlive one command.
 """
 
 from __future__ import annotations
@@ -38,12 +39,10 @@ def _run(root: Path, *args: str, columns: int = 200) -> subprocess.CompletedProc
 
 
 def test_deploy_local_ends_in_one_line_per_gap_and_a_last_line_saying_what_next(project_dir):
+    """The flagship's three stacks in one command: each gap said once, a summary, and what to do next."""
     root = _flagship(project_dir)
-    template = json.loads((root / "output/dev/webapp.json").read_text())
-    # dev has no domain and one NAT gateway (config/dev.toml): those resources are not made.
-    made = [lid for lid, r in template["Resources"].items() if r.get("Condition") not in ("HasDomain", "PerAzNat")]
 
-    result = _run(root, "deploy", "--local", columns=80)
+    result = _run(root, "deploy", "--local", "--yes", columns=80)
 
     assert result.returncode == 0, result.stderr[-3000:]
     engine_version = [line for line in result.stderr.splitlines() if "DbEngineVersion" in line]
@@ -51,27 +50,21 @@ def test_deploy_local_ends_in_one_line_per_gap_and_a_last_line_saying_what_next(
         "parameter DbEngineVersion: the emulator cannot look up the newest Aurora MySQL 3 version in eu-west-1; "
         "the region's default is used"
     ]
-    declared = len(template["Outputs"])
-    # The emulator returns what it can (not the outputs of its placeholders, e.g. the Aurora cluster's):
-    # the line counts what the outputs file lists as not returned.
-    missing = json.loads((root / "output/dev/webapp.outputs.json").read_text())["NotReturned"]
-    assert 0 < len(missing) < declared
-    outputs = [line for line in result.stderr.splitlines() if "declared outputs" in line]
-    assert outputs == [
-        f"the emulator returned {declared - len(missing)} of {declared} declared outputs; "
-        f"{len(missing)} not returned (--verbose names them)"
-    ]
-    last = result.stdout.rstrip("\n").splitlines()[-1]
-    assert re.fullmatch(
-        rf"webapp-dev created: {len(made)} resources in \d+\.\d s; outputs in output/dev/webapp\.outputs\.json; "
-        # a one-shot emulator (no local session runs) ends with the command: status would find nothing
-        r"next: cfnbuild local start, to keep the stack for the commands after this one",
-        last,
+    for stack in ("network", "data", "webapp"):
+        assert re.search(rf"│ {stack}\s+│ deployed\s+│", result.stdout), result.stdout
+    last = result.stderr.rstrip("\n").splitlines()[-1]
+    # a one-shot emulator (no local session runs) ends with the command: status would find nothing
+    assert last == (
+        "--local: the emulator's state ended with this command; to keep stacks between commands, run "
+        "'cfnbuild local start' first"
     ), last
-    # At 80 columns the plan's table folds logical IDs, never a type name.
+    # At 80 columns the plans' tables fold logical IDs, never a type name.
+    template = json.loads((root / "output/dev/webapp.json").read_text())
+    made = [lid for lid, r in template["Resources"].items() if r.get("Condition") != "HasDomain"]
     lines = result.stdout.splitlines()
-    header = next(i for i, line in enumerate(lines) if line.startswith("Action "))
-    table = lines[header : next(i for i, line in enumerate(lines) if line.startswith("not created"))]
+    start = lines.index(next(line for line in lines if "plan for webapp" in line))
+    header = next(i for i in range(start, len(lines)) if lines[i].startswith("Action "))
+    table = lines[header : next(i for i in range(header, len(lines)) if lines[i].startswith("not created"))]
     assert max(len(line.rstrip()) for line in table) <= 80
     types = {template["Resources"][lid]["Type"] for lid in made}
     split = sorted(t for t in types if not any(re.search(rf"\s{re.escape(t)}(\s|$)", line) for line in table))
@@ -81,25 +74,33 @@ def test_deploy_local_ends_in_one_line_per_gap_and_a_last_line_saying_what_next(
 def test_deploys_that_create_update_and_change_nothing_each_end_in_their_own_line(project_dir, emulator):
     root = _flagship(project_dir, "ending")
     where = ["--env", "dev", "--endpoint-url", emulator.endpoint_url]
-    no_budget = ["--param", "MonthlyBudgetUsd=0"]  # HasBudget false: no budget, so no BudgetName output
+    for upstream in ("network", "data"):  # what the web-app stack takes its inputs from
+        deployed = _run(root, "deploy", *where, "--stack", upstream, "--yes")
+        assert deployed.returncode == 0, deployed.stderr[-3000:]
+    where += ["--stack", "webapp"]
+    next_flags = f"--env dev --stack webapp --endpoint-url {emulator.endpoint_url}"  # as the last line orders them
+    # HasBudget false: no budget, so no BudgetName output; the emulator keeps the secret a placeholder, so the
+    # data stack returns no DbSecretArn at this endpoint: it is given.
+    no_budget = ["--param", "MonthlyBudgetUsd=0", "--param", "DataDbSecretArn=arn:aws:secretsmanager:x"]
 
     created = _run(root, "deploy", *where, "--yes", "--verbose", *no_budget)
     assert created.returncode == 0, created.stderr[-3000:]
     names = sorted(json.loads((root / "output/dev/webapp.json").read_text())["Outputs"])
     names.remove("BudgetName")
-    missing = json.loads((root / "output/dev/webapp.outputs.json").read_text())["NotReturned"]
-    assert missing
-    assert set(missing) <= set(names)  # --verbose names each one the endpoint did not return
-    declared = f"the endpoint returned {len(names) - len(missing)} of {len(names)} declared outputs"
-    assert f"{declared}; {len(missing)} not returned: {', '.join(missing)}" in created.stderr
+    # The outputs of the emulator's placeholders (the Aurora cluster's, the secret's) are the data stack's now:
+    # the web app's are all returned, so no line counts what was not.
+    written = json.loads((root / "output/dev/webapp.outputs.json").read_text())
+    assert sorted(written["Outputs"]) == names
+    assert not written.get("NotReturned")
+    assert "declared outputs" not in created.stderr
     assert created.stdout.splitlines()[-1].startswith("webapp-dev-ending created: ")
-    assert created.stdout.splitlines()[-1].endswith(f"; next: cfnbuild status {' '.join(where)}")
+    assert created.stdout.splitlines()[-1].endswith(f"; next: cfnbuild status {next_flags}")
 
     unchanged = _run(root, "deploy", *where, "--yes", *no_budget)
     assert unchanged.returncode == 0, unchanged.stderr[-3000:]
     assert unchanged.stdout.splitlines()[-1] == (
         "webapp-dev-ending: no changes, as deployed; outputs in output/dev/webapp.outputs.json; "
-        f"next: change config/dev.toml, then cfnbuild plan {' '.join(where)}"
+        f"next: change config/dev.toml, then cfnbuild plan {next_flags}"
     )
 
     config = root / "config/dev.toml"
@@ -109,7 +110,7 @@ def test_deploys_that_create_update_and_change_nothing_each_end_in_their_own_lin
     assert updated.returncode == 0, updated.stderr[-3000:]
     assert re.fullmatch(
         r"webapp-dev-ending updated: 1 modified in \d+\.\d s; outputs in output/dev/webapp\.outputs\.json; "
-        rf"next: cfnbuild status {re.escape(' '.join(where))}",
+        rf"next: cfnbuild status {re.escape(next_flags)}",
         updated.stdout.splitlines()[-1],
     ), updated.stdout[-2000:]
 

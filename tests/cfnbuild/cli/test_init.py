@@ -232,4 +232,6 @@ def test_the_flagship_builds_and_deploys_with_its_code_imported_from_the_project
     ok(cfnbuild("--project", str(project), "build", "--env", "dev", cwd=tmp_path, environment=environment))
     # A second process, which the build record spares the app's import: the artifact builder's is its own.
     result = cfnbuild("--project", str(project), "deploy", "--local", "--yes", cwd=tmp_path, environment=environment)
-    assert "webapp-dev created: " in ok(result)
+    said = ok(result)
+    for stack in ("network", "data", "webapp"):  # the web app last: its artifact was built and uploaded for it
+        assert re.search(rf"│ {stack}\s+│ deployed\s+│", said), said

@@ -287,8 +287,31 @@ def test_every_parameter_is_constrained_and_the_added_ones_are_listed(real):
     assert real.manifest["added_constraints"] == {}, "every parameter of the stack has its own constraint"
 
 
+def _all_in_one(environment: str) -> dict:
+    """The flagship's catalog composition: every layer in one stack, rendered as the export renders it."""
+    project = load_project(ROOT)
+    assert project.app.catalog is not None
+    return json.loads(project.app.catalog.build(project.config(environment)).to_json())
+
+
+def test_the_product_is_the_all_in_one_composition_of_the_three_stacks_with_no_input_to_wire(real):
+    """A catalog user launches one product: it holds every resource of network, data and webapp, and takes none
+    of their outputs as parameters (nothing in the catalog would fill them)."""
+    split = {n: json.loads((ROOT / f"output/prod/{n}.json").read_text()) for n in ("network", "data", "webapp")}
+    every = {logical_id for template in split.values() for logical_id in template["Resources"]}
+    assert set(real.product.template["Resources"]) == every
+    assert "inputs" not in real.product.template["Metadata"].get("cfnbuild", {})
+    assert real.manifest["stack"] == "webapp"
+    assert real.manifest["source"] == "the catalog composition webapp of prod"
+
+
+def test_an_export_of_one_stack_of_the_split_is_refused_naming_the_product_it_ships():
+    with pytest.raises(UsageError, match=r"^--stack network: this project's Service Catalog product is its catalog"):
+        build_export(load_project(ROOT), "prod", "network")
+
+
 def test_the_stack_template_is_otherwise_unchanged(real):
-    stack = json.loads((ROOT / "output/prod/webapp.json").read_text())
+    stack = _all_in_one("prod")
     product = real.product.template
     assert product["Resources"] == stack["Resources"]
     assert product["Outputs"] == stack["Outputs"]
@@ -297,7 +320,7 @@ def test_the_stack_template_is_otherwise_unchanged(real):
 
 
 def test_the_stacks_own_rules_are_kept_and_cover_the_domain_pair(real):
-    stack = json.loads((ROOT / "output/prod/webapp.json").read_text())
+    stack = _all_in_one("prod")
     assert real.product.template["Rules"] == stack["Rules"]
     assert "DomainNeedsHostedZone" in real.product.template["Rules"]
     assert real.manifest["added_rules"] == [], "the stack's rules already cover DomainName and HostedZoneId"

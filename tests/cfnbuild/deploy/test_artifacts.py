@@ -23,11 +23,15 @@ from cfnbuild.errors import UsageError
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def test_the_webapp_template_records_its_artifact_for_the_assets_bucket():
+def test_the_webapp_template_records_its_artifact_for_the_data_stacks_assets_bucket_by_its_parameter():
     template = json.loads((ROOT / "output/dev/webapp.json").read_text())
+    assert template["Metadata"]["cfnbuild"]["inputs"]["DataAssetsBucketName"] == {
+        "output": "AssetsBucketName",
+        "stack": "data",
+    }
     assert recorded_artifacts(template) == {
         "AppArtifactKey": {
-            "bucket": "AssetsBucket",
+            "bucket_parameter": "DataAssetsBucketName",
             "builder": "blueprints.artifact:build_artifact",
             "prefix": "releases/",
         }

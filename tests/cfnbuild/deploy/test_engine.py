@@ -354,12 +354,15 @@ def test_main_job_deploy_local_creates_the_webapp_stack(project_dir):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "the embedded AWS emulator (moto)" in result.stderr
-    assert "webapp-dev AWS::CloudFormation::Stack CREATE_COMPLETE" in result.stdout
+    # the three stacks, in the order of their references (the README's main job)
+    done = [result.stdout.index(f"{name}-dev AWS::CloudFormation::Stack CREATE_COMPLETE") for name in STACKS]
+    assert done == sorted(done), result.stdout
     outputs = json.loads((project_dir / "output/dev/webapp.outputs.json").read_text())
     assert outputs["StackName"] == "webapp-dev"
-    assert "uploaded AppArtifactKey to s3://webapp-dev-assetsbucket-" in result.stderr
     assert "parameter AppArtifactKey: releases/" in result.stderr
 
+
+STACKS = ("network", "data", "webapp")  # the flagship's, in deploy order
 
 # Modules a deploy of a built, unchanged checkout has no use for: rendering needs them (and the
 # artifact builder, in blueprints, its own), a build record (cfnbuild/project/record.py) stands in for
@@ -387,10 +390,18 @@ def test_a_deploy_of_the_built_webapp_checkout_renders_nothing_and_imports_no_re
         check=True,
         capture_output=True,
     )
-    first = _cli(project_dir, emulator, "deploy", "--env", "dev", "--yes")  # builds and records the artifact
+    # The emulator keeps the secret a placeholder, so the data stack returns no DbSecretArn here: it is given.
+    secret = ["--param", "DataDbSecretArn=arn:aws:secretsmanager:eu-west-1:123456789012:secret:db"]
+    first = _cli(project_dir, emulator, "deploy", "--env", "dev", "--yes", *secret)  # builds and records the artifact
     assert first.returncode == 0, first.stderr[-3000:]
+    # The artifact went to the data stack's assets bucket, whose name the web app took as a parameter.
+    data = emulator.client("cloudformation").describe_stacks(StackName="data-dev-no-render")["Stacks"][0]
+    bucket = {o["OutputKey"]: o["OutputValue"] for o in data["Outputs"]}["AssetsBucketName"]
+    keys = [o["Key"] for o in emulator.client("s3").list_objects_v2(Bucket=bucket).get("Contents", [])]
+    (key,) = keys
+    assert key.startswith("releases/"), keys
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "emulator", "AWS_SECRET_ACCESS_KEY": "emulator", "COLUMNS": "200"}
-    command = ["-m", "cfnbuild", "--project", str(project_dir), "deploy", "--env", "dev", "--yes"]
+    command = ["-m", "cfnbuild", "--project", str(project_dir), "deploy", "--env", "dev", "--yes", *secret]
     second = subprocess.run(
         [sys.executable, "-X", "importtime", *command, "--endpoint-url", emulator.endpoint_url],
         capture_output=True,

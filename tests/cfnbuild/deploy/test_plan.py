@@ -696,8 +696,8 @@ def test_security_group_rule_from_a_parameter_is_judged_by_the_parameter_value()
     assert [(p.name, p.before, p.after) for p in plan.parameters] == [("AdminCidr", "10.0.0.0/8", "0.0.0.0/0")]
 
 
-def test_creating_the_real_webapp_stack_reports_the_public_alb_but_not_the_loopback_egress_placeholder() -> None:
-    webapp = json.loads((ROOT / "output" / "dev" / "webapp.json").read_text())
+def test_creating_the_real_network_stack_reports_the_public_alb_but_not_the_loopback_egress_placeholder() -> None:
+    webapp = json.loads((ROOT / "output" / "dev" / "network.json").read_text())  # the security groups live there
     plan = plan_of(
         [change(name, resource["Type"], "Add") for name, resource in webapp["Resources"].items()], webapp, None
     )
@@ -707,8 +707,9 @@ def test_creating_the_real_webapp_stack_reports_the_public_alb_but_not_the_loopb
     assert not any("127.0.0.1" in sentence for sentence in plan.widening)
 
 
-def test_an_unchanged_real_template_widens_nothing() -> None:
-    webapp = json.loads((ROOT / "output" / "dev" / "webapp.json").read_text())
+@pytest.mark.parametrize("stack", ["network", "data", "webapp"])
+def test_an_unchanged_real_template_widens_nothing(stack: str) -> None:
+    webapp = json.loads((ROOT / "output" / "dev" / f"{stack}.json").read_text())
     plan = plan_of(
         [
             change(name, resource["Type"], "Modify", replacement="False")

@@ -35,6 +35,9 @@ def _stack_arn(region: str, name: str = "webapp-dev") -> str:
     return f"arn:aws:cloudformation:{region}:{ACCOUNT}:stack/{name}/6e4b6a10-0d1f-11ef-9a0b-0a1b2c3d4e5f"
 
 
+STACKS = ("network", "data", "webapp")  # the flagship's, in deploy order
+
+
 def _flagship_cases() -> list[tuple[str, str, bool]]:
     project = load_project(ROOT)
     return [
@@ -71,15 +74,18 @@ def _expected(config: Any, region: str, values: dict[str, str]) -> dict[str, boo
 def test_every_condition_of_the_flagship_is_decided_as_its_config_means(env, region, answered):
     project = load_project(ROOT)
     config = project.config(env)
-    template = json.loads(project.template_path(env, "webapp").read_text())
-    # What the deploy sends: the defaults, the config's [deploy] parameters, the lookups' answers
-    # ("" when a lookup could not run: the region's default).
-    values = {name: str(spec["Default"]) for name, spec in template["Parameters"].items() if "Default" in spec}
-    values.update(config.deploy.parameters)
-    values["AvailabilityZones"] = ZONES[region] if answered else ""
-    values["DbEngineVersion"] = "8.0.mysql_aurora.3.08.0" if answered else ""
-
-    truths = truths_for(template, values, {"StackId": _stack_arn(region)}, f"webapp-{env}")
+    truths: dict[str, bool] = {}
+    for stack in STACKS:  # each stack's conditions, decided with what the deploy sends that stack
+        template = json.loads(project.template_path(env, stack).read_text())
+        # What the deploy sends: the defaults, the config's [deploy] parameters, the lookups' answers
+        # ("" when a lookup could not run: the region's default).
+        values = {name: str(spec["Default"]) for name, spec in template["Parameters"].items() if "Default" in spec}
+        values.update({k: v for k, v in config.deploy.parameters.items() if k in template["Parameters"]})
+        values["AvailabilityZones"] = ZONES[region] if answered else ""
+        values["DbEngineVersion"] = "8.0.mysql_aurora.3.08.0" if answered else ""
+        decided = truths_for(template, values, {"StackId": _stack_arn(region, f"{stack}-{env}")}, f"{stack}-{env}")
+        assert not set(decided) & set(truths), "each condition lives in one stack"
+        truths.update(decided)
 
     assert truths == _expected(config, region, values)
 
@@ -175,41 +181,47 @@ def _built_copy(project_dir: Path, suffix: str) -> Path:
 
 def test_the_plan_on_the_emulator_adds_exactly_what_the_deploy_makes(project_dir, emulator):
     root = _built_copy(project_dir, "exact")
-    target = Target(
-        "webapp-dev-exact", "eu-west-1", endpoint_url=emulator.endpoint_url, credentials=dict(THROWAWAY_CREDENTIALS)
-    )
-    out, err = Console(record=True, width=200), Console(record=True, width=200)
     fast = PollSettings(min_seconds=0.01, max_seconds=0.05, timeout_seconds=120)
-    engine = Engine(load_project(root), Aws(target), out, err, poll=fast)
-    staged = engine.stage(Request("dev", "webapp", yes=True))
-    assert staged.plan is not None
-    engine.execute(staged)
-
     # What the emulator made, from moto itself (in this process): the resources its own evaluation
     # of each Condition lets through. Its ListStackResources cannot say: it lists every resource of
     # the template, a blank entry for each one not made (false condition, or a type moto lacks).
     from moto.cloudformation.models import cloudformation_backends  # the emulator's state, in this process
 
-    stack = cloudformation_backends[ACCOUNT]["eu-west-1"].get_stack("webapp-dev-exact")
-    resources = stack.resource_map._resource_json_map  # the executed template's
-    conditions = stack.resource_map.lazy_condition_map
-    made = {
-        logical_id
-        for logical_id, resource in resources.items()
-        if "Condition" not in resource or conditions[resource["Condition"]]
-    }
-    modelled = set(stack.resource_map._parsed_resources) & set(resources)
-    added = {change.logical_id for change in staged.plan.resources if change.action == "Add"}
-    assert staged.plan.counts()["add"] == len(made)
-    assert added == made
-    assert modelled <= added
+    not_created: set[str] = set()
+    engines = {}
+    for name in STACKS:  # in order: each takes the outputs of the ones before
+        target = Target(
+            f"{name}-dev-exact",
+            "eu-west-1",
+            endpoint_url=emulator.endpoint_url,
+            credentials=dict(THROWAWAY_CREDENTIALS),
+        )
+        out, err = Console(record=True, width=200), Console(record=True, width=200)
+        engine = engines[name] = Engine(load_project(root), Aws(target), out, err, poll=fast)
+        staged = engine.stage(Request("dev", name, yes=True))
+        assert staged.plan is not None
+        engine.execute(staged)
+        stack = cloudformation_backends[ACCOUNT]["eu-west-1"].get_stack(f"{name}-dev-exact")
+        resources = stack.resource_map._resource_json_map  # the executed template's
+        conditions = stack.resource_map.lazy_condition_map
+        made = {
+            logical_id
+            for logical_id, resource in resources.items()
+            if "Condition" not in resource or conditions[resource["Condition"]]
+        }
+        modelled = set(stack.resource_map._parsed_resources) & set(resources)
+        added = {change.logical_id for change in staged.plan.resources if change.action == "Add"}
+        assert staged.plan.counts()["add"] == len(made), name
+        assert added == made, name
+        assert modelled <= added, name
+        not_created |= {n.logical_id for n in staged.plan.not_created}
     # dev: no domain, one NAT gateway (config/dev.toml)
-    assert {n.logical_id for n in staged.plan.not_created} == {
+    assert not_created == {
         "Certificate", "DnsRecord", "HttpsListener", "NatAddress2", "NatGateway2",
     }  # fmt: skip
 
     # NatMode per-az turns PerAzNat true: AWS adds the second zone's NAT gateway and address,
     # which the emulator's change set does not list (the template is unchanged).
-    per_az, _ = engine.plan(Request("dev", "webapp", param_overrides={"NatMode": "per-az"}), keep=False)
+    per_az, _ = engines["network"].plan(Request("dev", "network", param_overrides={"NatMode": "per-az"}), keep=False)
     assert {c.logical_id for c in per_az.resources if c.action == "Add"} == {"NatAddress2", "NatGateway2"}
     assert per_az.counts()["remove"] == 0

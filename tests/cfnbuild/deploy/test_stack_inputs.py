@@ -74,8 +74,37 @@ def test_an_upstream_deployed_without_the_output_is_refused_naming_both(tmp_path
         engine.deploy(Request("dev", "b", yes=True))
 
 
+def test_an_output_the_emulator_cannot_compute_but_the_upstream_declares_is_sent_as_a_named_stand_in(
+    tmp_path, emulator
+):
+    """moto keeps AWS::SecretsManager::Secret a placeholder: an output reading it is not returned, on AWS it is."""
+    root = graph_project(tmp_path, {"a": [], "b": [("a", "TopicArn")]}, "standin")
+    emulator.client("cloudformation").create_stack(
+        StackName="a-dev-standin",
+        TemplateBody=(
+            '{"Resources": {"Secret": {"Type": "AWS::SecretsManager::Secret"}},'
+            ' "Outputs": {"TopicArn": {"Value": {"Fn::GetAtt": ["Secret", "Id"]}}}}'
+        ),
+    )
+    engine, _, err = _engine(root, emulator, "b-dev-standin")
+    engine.deploy(Request("dev", "b", yes=True))
+    assert _parameters(emulator, "b-dev-standin") == {"ATopicArn": "emulator-stand-in-a-TopicArn"}
+    assert "the emulator returns no output TopicArn of a-dev-standin; AWS does" in err.export_text()
+
+
 def test_a_param_override_wins_over_the_upstream_output(tmp_path, emulator):
     root = graph_project(tmp_path, {"a": [], "b": [("a", "TopicArn")]}, "override")
     engine, _, _ = _engine(root, emulator, "b-dev-override")
     engine.deploy(Request("dev", "b", yes=True, param_overrides={"ATopicArn": "given"}))
     assert _parameters(emulator, "b-dev-override") == {"ATopicArn": "given"}
+
+
+def test_a_value_for_a_parameter_another_stack_declares_is_not_refused_and_one_no_stack_declares_is(tmp_path, emulator):
+    """One --param (or [deploy.parameters] value) serves a graph deploy: each stack takes the ones it declares."""
+    root = graph_project(tmp_path, {"a": [], "b": [("a", "TopicArn")]}, "elsewhere")
+    engine, _, _ = _engine(root, emulator, "a-dev-elsewhere")
+    engine.deploy(Request("dev", "a", yes=True, param_overrides={"ATopicArn": "for b"}))
+    assert _parameters(emulator, "a-dev-elsewhere") == {}
+    engine, _, _ = _engine(root, emulator, "a-dev-elsewhere")
+    with pytest.raises(UsageError, match=r"^--param Nope: the template has no parameter 'Nope'; it has: \(none\)$"):
+        engine.deploy(Request("dev", "a", yes=True, param_overrides={"Nope": "x"}))

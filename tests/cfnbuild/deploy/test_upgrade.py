@@ -35,11 +35,15 @@ def _git(*args: str) -> str:
 
 
 def previous_template() -> tuple[str, str]:
-    """The newest committed version of the dev template that differs from the current file."""
-    current = (ROOT / TEMPLATE).read_text()
+    """The newest committed version of the dev template whose resources differ from the current file's.
+
+    (A version that differs only in its outputs, say their exports, deploys nothing else: it is not a release
+    to upgrade from.)
+    """
+    current = json.loads((ROOT / TEMPLATE).read_text())["Resources"]
     for commit in _git("log", "--format=%H", "--", TEMPLATE).split():
         text = _git("show", f"{commit}:{TEMPLATE}")
-        if text != current:
+        if json.loads(text)["Resources"] != current:
             return commit, text
     raise AssertionError(f"no earlier committed version of {TEMPLATE} differs from the current one")
 
@@ -90,5 +94,35 @@ def test_upgrade_from_the_previous_committed_dev_template_replaces_nothing_unexp
     plan, _ = engine.plan(Request("dev", "webapp"), keep=False)
     assert plan.change_set_type == "UPDATE"
     replaced = {r.logical_id for r in plan.resources if r.kind == "replace"} - set(EXPECTED_REPLACEMENTS)
-    assert not replaced, f"upgrading from {commit[:8]} replaces {sorted(replaced)} unexpectedly"
-    assert not plan.dangers, [f"{d.logical_id}: {d.danger_reason}" for d in plan.dangers]
+    moved = _moved_out(old)
+    if not moved:
+        assert not replaced, f"upgrading from {commit[:8]} replaces {sorted(replaced)} unexpectedly"
+        assert not plan.dangers, [f"{d.logical_id}: {d.danger_reason}" for d in plan.dangers]
+        return
+    # Values the web app now takes from the network and data stacks are not deployed here, so this plan
+    # cannot tell them equal (a target group's VpcId); tests/test_split.py resolves them through the
+    # producers' outputs and finds every create-only value unchanged. No stateful resource is replaced.
+    assert not {
+        lid
+        for lid in replaced
+        if lid in json.loads((ROOT / TEMPLATE).read_text())["Resources"]
+        and (old["Resources"][lid].get("Metadata") or {}).get("cfnbuild", {}).get("stateful")
+    }
+    # The single stack split into network -> data -> webapp (README, "Why three stacks"): a plain update of
+    # the previous stack with the new webapp template would remove what moved to the other stacks. The plan
+    # calls every stateful one of them a danger, so the deploy refuses it unless named; the upgrade moves
+    # them by stack refactoring instead (tests/test_split.py proves it replaces nothing).
+    removed = {r.logical_id for r in plan.resources if r.kind == "remove"}
+    assert removed <= moved
+    assert all("Condition" in old["Resources"][lid] for lid in moved - removed), "only what was never made"
+    stateful = {
+        lid for lid in moved if (old["Resources"][lid].get("Metadata") or {}).get("cfnbuild", {}).get("stateful")
+    }
+    assert stateful, "the data and the key moved"
+    assert {d.logical_id for d in plan.dangers} == stateful
+
+
+def _moved_out(old: dict) -> set[str]:
+    """The resources of the previous webapp template that the current one no longer has (they moved away)."""
+    current = json.loads((ROOT / TEMPLATE).read_text())["Resources"]
+    return set(old["Resources"]) - set(current)

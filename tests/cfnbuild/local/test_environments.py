@@ -31,6 +31,7 @@ from cfnbuild.deploy.engine import Engine, Request
 from cfnbuild.deploy.events import PollSettings
 from cfnbuild.local.emulator import THROWAWAY_CREDENTIALS
 from cfnbuild.project.app import load_project
+from cfnbuild.project.writer import record_rendered, render
 
 pytestmark = pytest.mark.server
 
@@ -45,8 +46,11 @@ ZONE_LINE = f"parameter HostedZoneId: the emulator has no hosted zone {CONFIG_ZO
 PROTECTION_LINE = "termination protection: the emulator has no UpdateTerminationProtection; on AWS it is turned on"
 
 
+STACKS = ("network", "data", "webapp")  # the flagship's stacks, in deploy order
+
+
 def _flagship(tmp_path: Path, environment: str, suffix: str) -> Path:
-    """A copy of the project's settings, configs and ``environment``'s written template, its stacks suffixed."""
+    """A copy of the project's settings and configs, ``environment``'s templates built there, its stacks suffixed."""
     settings = ['app = "blueprints.app:app"', 'config_dir = "config"', 'output_dir = "output"', 'default_env = "dev"']
     (tmp_path / "pyproject.toml").write_text("[tool.cfnbuild]\n" + "\n".join(settings) + "\n")
     shutil.copytree(ROOT / "config", tmp_path / "config")
@@ -55,17 +59,33 @@ def _flagship(tmp_path: Path, environment: str, suffix: str) -> Path:
     # prod's [deploy] table is its last; staging and dev have none.
     deploy = "" if re.search(r"^\[deploy\]", text, re.MULTILINE) else "\n[deploy]\n"
     config.write_text(f'{text}{deploy}stack_name_suffix = "{suffix}"\n')
-    (tmp_path / "output" / environment).mkdir(parents=True)
-    shutil.copy(ROOT / "output" / environment / "webapp.json", tmp_path / "output" / environment / "webapp.json")
+    # Built here, not copied: the network and data stacks name their resources after the web app's deployed
+    # stack, which carries the suffix (the previous release's name: see blueprints/webapp.py).
+    project = load_project(tmp_path)
+    rendered = render(project, [environment])
+    for item in rendered:
+        item.path.parent.mkdir(parents=True, exist_ok=True)
+        item.path.write_text(item.text)
+    record_rendered(project, rendered)
     return tmp_path
 
 
-def _engine(root: Path, emulator: Any, environment: str, region: str = WEST) -> tuple[Engine, Console]:
+def _engine(
+    root: Path, emulator: Any, environment: str, region: str = WEST, stack: str = "webapp"
+) -> tuple[Engine, Console]:
     project = load_project(root)
-    name = project.deploy_view(environment).settings.stack_name("webapp")
+    name = project.deploy_view(environment).settings.stack_name(stack)
     target = Target(name, region, endpoint_url=emulator.endpoint_url, credentials=dict(THROWAWAY_CREDENTIALS))
     err = Console(record=True, width=400)
     return Engine(project, Aws(target), Console(record=True, width=200), err, poll=FAST), err
+
+
+def _upstream(root: Path, emulator: Any, environment: str, region: str = WEST) -> None:
+    """Deploy the network and data stacks, whose outputs the web-app stack takes."""
+    for stack in STACKS[:-1]:
+        engine, err = _engine(root, emulator, environment, region, stack)
+        engine.deploy(Request(environment, stack, yes=True))
+        assert "Traceback" not in err.export_text()
 
 
 def _client(emulator: Any, service: str, region: str = WEST) -> Any:
@@ -108,6 +128,7 @@ def test_prod_deploys_on_the_emulator_with_its_certificate_validated_its_alias_r
     tmp_path, emulator
 ):
     root = _flagship(tmp_path, "prod", "single")
+    _upstream(root, emulator, "prod")
     engine, err = _engine(root, emulator, "prod")
     engine.deploy(Request("prod", "webapp", param_overrides=ARTIFACT, yes=True))
     stack = _client(emulator, "cloudformation").describe_stacks(StackName="webapp-prod-single")["Stacks"][0]
@@ -131,13 +152,15 @@ def test_prod_deploys_on_the_emulator_with_its_certificate_validated_its_alias_r
     assert "Traceback" not in said
     written = json.loads((root / "output/prod/webapp.outputs.json").read_text())
     assert written["Outputs"]["AppUrl"] == f"https://{DOMAIN}"
-    assert "DbClusterEndpoint" in written["NotReturned"], "an Aurora cluster is a placeholder in the emulator"
+    data = json.loads((root / "output/prod/data.outputs.json").read_text())
+    assert "DbClusterEndpoint" in data["NotReturned"], "an Aurora cluster is a placeholder in the emulator"
 
 
 def test_a_second_prod_deploy_reuses_the_zone_it_made_and_changes_nothing_and_a_delete_removes_the_certificate(
     tmp_path, emulator
 ):
     root = _flagship(tmp_path, "prod", "again")
+    _upstream(root, emulator, "prod")
     _engine(root, emulator, "prod")[0].deploy(Request("prod", "webapp", param_overrides=ARTIFACT, yes=True))
     engine, err = _engine(root, emulator, "prod")
     engine.deploy(Request("prod", "webapp", param_overrides=ARTIFACT, yes=True))
@@ -162,6 +185,7 @@ def test_a_second_prod_deploy_reuses_the_zone_it_made_and_changes_nothing_and_a_
 
 def test_staging_deploys_on_the_emulator_serving_plain_http_with_no_certificate(tmp_path, emulator):
     root = _flagship(tmp_path, "staging", "single")
+    _upstream(root, emulator, "staging")
     engine, err = _engine(root, emulator, "staging")
     engine.deploy(Request("staging", "webapp", param_overrides=ARTIFACT, yes=True))
     stack = _client(emulator, "cloudformation").describe_stacks(StackName="webapp-staging-single")["Stacks"][0]
@@ -178,6 +202,8 @@ def test_staging_deploys_on_the_emulator_serving_plain_http_with_no_certificate(
 
 def test_prod_deploys_to_two_regions_on_the_emulator_each_with_its_certificate_and_https_listener(tmp_path, emulator):
     root = _flagship(tmp_path, "prod", "regions")
+    for region in (WEST, CENTRAL):
+        _upstream(root, emulator, "prod", region)
     errs: dict[str, Console] = {}
 
     def make(region: str) -> Engine:
@@ -202,6 +228,7 @@ def test_prod_deploys_to_two_regions_on_the_emulator_each_with_its_certificate_a
 
 def test_the_flagship_is_delivered_as_a_stack_set_on_the_emulator(tmp_path, emulator):
     root = _flagship(tmp_path, "dev", "stackset")
+    _upstream(root, emulator, "dev")  # the stack set's template takes their outputs
     engine, _ = _engine(root, emulator, "dev")
     delivery = StackSetDelivery(
         engine, Request("dev", "webapp", param_overrides=ARTIFACT, yes=True), Delivery((ADMIN,), (WEST,), Preferences())
@@ -215,10 +242,12 @@ def test_the_flagship_is_delivered_as_a_stack_set_on_the_emulator(tmp_path, emul
     assert stack["StackName"].startswith("StackSet-webapp-dev-stackset-")
     assert stack["StackStatus"] == "CREATE_COMPLETE"
     resources = _resources(emulator, summaries[0]["StackId"])
-    assert resources["Vpc"].startswith("vpc-")
     assert resources["LoadBalancer"].startswith("arn:aws:elasticloadbalancing:")
+    network = cloudformation.describe_stacks(StackName="network-dev-stackset")["Stacks"][0]
+    vpc_id = {o["OutputKey"]: o["OutputValue"] for o in network["Outputs"]}["VpcId"]
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}["NetworkVpcId"] == vpc_id
     outputs = {o["OutputKey"] for o in stack.get("Outputs", [])}
-    assert {"VpcId", "AlbDnsName"} <= outputs, "outputs of placeholders are left out, not the stack's"
+    assert {"AlbDnsName", "AutoScalingGroupName"} <= outputs, "outputs of placeholders are left out, not the stack's"
 
 
 def test_deploy_env_prod_local_completes_saying_each_thing_the_emulator_lacks_in_one_line(tmp_path):
@@ -238,8 +267,10 @@ def test_deploy_env_prod_local_completes_saying_each_thing_the_emulator_lacks_in
     said = result.stdout + result.stderr
     assert result.returncode == 0, said
     assert "Traceback" not in said
-    assert "webapp-prod-cli: CREATE_COMPLETE" in said
+    # The whole graph, in order; each stack's own notes are kept quiet by the graph run, the plans are shown.
+    order = [said.index(f"{stack}-prod-cli AWS::CloudFormation::Stack CREATE_COMPLETE") for stack in STACKS]
+    assert order == sorted(order), said
+    assert re.search(r"│ webapp\s+│ deployed\s+│", said), said
     assert said.count(ZONE_LINE) == 1, said
-    assert said.count(PROTECTION_LINE) == 1, said
     written = json.loads((root / "output/prod/webapp.outputs.json").read_text())
     assert written["Outputs"]["AppUrl"] == f"https://{DOMAIN}"

@@ -8,6 +8,7 @@ project, and on the flagship's dev environment.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,8 +102,10 @@ def test_the_flagship_dev_stack_lives_deploy_to_delete_on_one_session(flagship_l
     _ok(project.cli("deploy", "--local"))
     again = project.cli("deploy", "--local")
     _ok(again)
-    # the stack's SSM-typed ImageId is answered by its name, as on AWS: nothing to send
-    assert "webapp-dev: no changes (template, parameters, tags and policies as deployed)" in again.stdout
+    # network, data and webapp, in order; the web app's SSM-typed ImageId is answered by its name, as on
+    # AWS, and each input is its upstream's output as deployed: nothing to send
+    for stack in ("network", "data", "webapp"):
+        assert re.search(rf"│ {stack}\s+│ no changes\s+│", again.stdout), again.stdout
     _ok(project.cli("plan", "--local"), 0)
 
     config = project.root / "config/dev.toml"
@@ -115,8 +118,15 @@ def test_the_flagship_dev_stack_lives_deploy_to_delete_on_one_session(flagship_l
 
     deleted = project.cli("delete", "--local")
     _ok(deleted)  # the emulator deletes the stack's route tables, so its VPC and the stack go too
-    assert deleted.stdout.rstrip().endswith("webapp-dev: deleted")
-    assert project.cli("status", "--local").stdout.strip() == "webapp-dev: not deployed"
+    # in the reverse order: what takes outputs goes before what gives them
+    rows = [deleted.stdout.index(f"│ {stack} ") for stack in ("webapp", "data", "network")]
+    assert rows == sorted(rows), deleted.stdout
+    for stack in ("webapp", "data", "network"):
+        assert re.search(rf"│ {stack}\s+│ deleted\s+│", deleted.stdout), deleted.stdout
+    assert "deleting data-dev keeps AssetsBucket" in deleted.stdout, "the stateful resources are kept and said"
+    status = project.cli("status", "--local").stdout
+    for stack in ("network", "data", "webapp"):
+        assert f"{stack}-dev: not deployed" in status, status
     status = project.cli("local", "status")
     assert "it holds no stacks (in " in status.stdout  # in any region the project's configs name
 
