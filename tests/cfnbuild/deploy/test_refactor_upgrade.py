@@ -1,4 +1,4 @@
-"""THE upgrade test: the flagship's previous release, one stack, upgraded to the split by one ``cfnbuild refactor``.
+"""The upgrade test: the flagship's previous release, one stack, upgraded to the split by one ``cfnbuild refactor``.
 
 The previous release (tests/data/previous-release/dev/webapp.json) is deployed as ``webapp-dev``
 with its stack policy and ``Transform: AWS::SecretsManager-2024-09-16``; the split is the
@@ -14,6 +14,12 @@ CloudFormation keeps what it was sent: GetTemplate answers the template the last
 that stack carried, and phase D's change sets list the changes of the project's template over it
 without a Replacement field, as the emulator does, so the plan derives replacements from each
 type's create-only properties.
+
+What runs is the :class:`~cfnbuild.deploy.refactor.run.Refactor` that ``cfnbuild refactor --env dev
+--yes`` builds, with engines on the stubbed clients (the CLI makes clients of its own, which a
+Stubber cannot reach): it returning, not raising, is the command's exit code 0. The copy's
+config gives the two parameters a lookup would ask AWS for (the lookups make clients of their own
+too), so no call leaves the machine.
 """
 
 from __future__ import annotations
