@@ -123,9 +123,10 @@ class RetainAndImport:
                 self._phase_d(stack, name, "its imported resources are in it")
         self._phase_d(next(s for s, n in order if n == source), source, "its leaving resources are in their stacks")
         again = f"{len(plan.recreated)} stateless ones deleted and created again" if plan.recreated else "none deleted"
+        deployed = [n for _, n in order if n != source] + [source]
         self.out.print(
             f"{self.environment}: {len(plan.imported)} resources imported into {', '.join(plan.imports)}, {again}; "
-            "every stack has the project's template",
+            f"{', '.join(deployed)} deployed with the project's templates",
             markup=False,
         )
 

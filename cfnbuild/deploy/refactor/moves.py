@@ -215,3 +215,32 @@ def refactor_blockers(deployed: Mapping[str, DeployedStack | None], moves: Seque
                 "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/refactor-stacks.html)"
             )
     return found
+
+
+def refactor_obstacle(deployed: Mapping[str, DeployedStack | None], moves: Sequence[Move]) -> str | None:
+    """Why these moves go by retain-and-import, not a stack refactor, in one sentence; None when a refactor can.
+
+    The same two obstacles as :func:`refactor_blockers` (a stack policy on a stack taking part, a
+    ``Transform`` on a stack resources leave), said together for the line that names the path taken.
+    """
+    involved = {m.source for m in moves} | {m.destination for m in moves}
+    found = []
+    for name, live in deployed.items():
+        if live is None:
+            continue
+        said = []
+        if live.policy and name in involved:
+            said.append("has a stack policy")
+        transform = live.template.get("Transform")
+        if transform and any(m.source == name for m in moves):
+            names = ", ".join(transform) if isinstance(transform, list) else str(transform)
+            said.append(f"is deployed with Transform {names}")
+        if said:
+            found.append(f"{name} {' and '.join(said)}")
+    if not found:
+        return None
+    return (
+        f"{'; '.join(found)}, and stack refactoring supports neither a stack with a stack policy attached nor moving "
+        "resources out of a stack a transform processes "
+        "(https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/stack-refactoring.html)"
+    )

@@ -42,7 +42,7 @@ from cfnbuild.deploy.refactor.aws_refactor import (
 )
 from cfnbuild.deploy.refactor.finish import finish
 from cfnbuild.deploy.refactor.import_run import RetainAndImport, recorded
-from cfnbuild.deploy.refactor.moves import DeployedStack, Layout, RefactorRefused, compute_moves, refactor_blockers
+from cfnbuild.deploy.refactor.moves import DeployedStack, Layout, RefactorRefused, compute_moves, refactor_obstacle
 from cfnbuild.deploy.refactor.retain import RECORD_KEY, ImportPlan, plan_import
 from cfnbuild.deploy.refactor.templates import missing_inputs, refactor_templates
 from cfnbuild.deploy.staging import INLINE_TEMPLATE_LIMIT, TEMPLATES, StagingBucket
@@ -109,9 +109,9 @@ class Refactor:
         if not layout.moves:
             self._nothing_to_move(deployed, order, names)
             return
-        blockers = refactor_blockers(deployed, layout.moves)
-        if blockers:
-            self._retain_and_import(layout, deployed, wanted, pairs, blockers[0])
+        obstacle = refactor_obstacle(deployed, layout.moves)
+        if obstacle is not None:
+            self._retain_and_import(layout, deployed, wanted, pairs, obstacle)
             return
         self.out.print(
             "stack refactoring: every stack taking part allows it (no stack policy, no Transform that resources leave)",

@@ -2,8 +2,7 @@
 
 The previous release (tests/data/previous-release/dev/webapp.json, deployed as ``webapp-dev``
 with a stack policy and ``Transform: AWS::SecretsManager-2024-09-16``) goes to the split's
-templates: output/dev/{network,data,webapp}.json once the checkout builds the split, until then
-the copy of them in tests/data/split/dev (as the split branch built them).
+templates: output/dev/{network,data,webapp}.json, as the checkout builds them.
 Which types can be imported comes from the registry schemas cfn-lint ships.
 """
 
@@ -39,8 +38,7 @@ from cfnbuild.local.emulator import THROWAWAY_CREDENTIALS
 ROOT = Path(__file__).resolve().parents[3]
 DATA = ROOT / "tests/data"
 PREVIOUS = json.loads((DATA / "previous-release/dev/webapp.json").read_text())
-SPLIT_DIR = ROOT / "output/dev" if (ROOT / "output/dev/network.json").exists() else DATA / "split/dev"
-SPLIT = {f"{s}-dev": json.loads((SPLIT_DIR / f"{s}.json").read_text()) for s in ("network", "data", "webapp")}
+SPLIT = {f"{s}-dev": json.loads((ROOT / f"output/dev/{s}.json").read_text()) for s in ("network", "data", "webapp")}
 ARN = "arn:aws:cloudformation:eu-west-1:123456789012:stack/webapp-dev/1"
 VALUES = {
     "NatMode": "single", "AvailabilityZones": "eu-west-1a,eu-west-1b", "DomainName": "", "HostedZoneId": "",
