@@ -149,6 +149,9 @@ def _sample(annotation: str) -> object:
         "AWSObject": bucket,
         "Sequence[AWSHelperFn]": (Ref(bucket),),
         "Mapping[str, AWSObject]": {"app": bucket},
+        # A resource of this stack or, as cfnbuild.build.external.StackResource, of another one.
+        "Resource": bucket,
+        "Mapping[str, Resource]": {"app": bucket},
     }[annotation]
 
 
