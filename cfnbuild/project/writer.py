@@ -103,8 +103,8 @@ def unchanged(project: Project, environment: str, *, lint_cache: LintCache | Non
     return record
 
 
-def stale_files(project: Project, rendered: list[Rendered]) -> list[str]:
-    """Every file that differs from what build would write, is missing, or is no longer built."""
+def stale_files(project: Project, rendered: list[Rendered], *, orphans: bool = True) -> list[str]:
+    """Every file that differs from what build would write, is missing, or (``orphans``) is no longer built."""
     problems = []
     expected = {item.path for item in rendered}
     for item in rendered:
@@ -118,7 +118,7 @@ def stale_files(project: Project, rendered: list[Rendered]) -> list[str]:
             problems.append(f"{rel}: missing")
         elif current != item.text.encode("utf-8"):
             problems.append(f"{rel}: differs from what build writes")
-    for env in sorted({item.environment for item in rendered}):
+    for env in sorted({item.environment for item in rendered} if orphans else ()):
         for path in sorted((project.output_dir / env).glob("*.json")):
             if path not in expected and not path.name.endswith(NOT_BUILT_SUFFIXES):
                 problems.append(f"{path.relative_to(project.root)}: no stack builds it any more")
@@ -176,7 +176,8 @@ def check_current(project: Project, environment: str, stack: str, say: Callable[
     why = "an input changed since build" if record_path(project.root, environment).is_file() else "none written yet"
     say(f"no build record vouches for {rel} ({why}): rendering to compare")
     rendered = render(project, [environment])
-    if stale_files(project, [r for r in rendered if r.stack == stack]):
+    # Only this stack's file: the other stacks' templates are theirs to check when they are deployed.
+    if stale_files(project, [r for r in rendered if r.stack == stack], orphans=False):
         raise UsageError(
             f"{rel} is stale; run 'cfnbuild build --env {environment}' and review the diff before deploying"
         )

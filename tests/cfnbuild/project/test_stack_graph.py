@@ -107,3 +107,17 @@ def test_list_shows_what_each_stack_takes_outputs_of_and_the_deploy_order(tmp_pa
     rows = {row[2]: row[3] for row in cells if row[1] == "dev"}
     assert rows == {"a": "-", "b": "a", "c": "a, b"}
     assert "dev: a → b → c" in result.stdout.splitlines()
+
+
+def test_a_deploy_no_record_vouches_for_compares_only_its_own_stack_with_the_other_stacks_templates_beside_it(tmp_path):
+    """With no build record, a deploy of one stack renders; the other stacks' templates are not orphans of it."""
+    from cfnbuild.project.app import load_project
+    from cfnbuild.project.record import record_path, verified
+    from cfnbuild.project.writer import check_current
+
+    root = graph_project(tmp_path / "p", {"a": [], "b": [("a", "TopicArn")]}, "x")
+    record_path(root, "dev").unlink()
+    said: list[str] = []
+    check_current(load_project(root), "dev", "a", said.append)
+    assert said == ["no build record vouches for output/dev/a.json (none written yet): rendering to compare"]
+    assert verified(root, "dev") is not None  # every file current: recorded for the next deploy
