@@ -10,11 +10,13 @@ the lookups' cache removed as on a new machine. Prints each run's wall time and 
 deploy's process, user + system; and the emulator's, which runs in this process and serves
 both), the medians and the ratio default/serial.
 
-The project: the flagship (this checkout's blueprints/, config/) when it has two stacks or more,
-copied into a temporary directory; otherwise a generated project of one root stack and
-``--leaves`` leaf stacks that each take the root's output (``stack.use``), so the leaves can
-deploy side by side (tests/graph_projects.py writes it). ``--generated`` takes the generated one
-even when the flagship has several stacks.
+The project: the flagship (this checkout's blueprints/, config/) when two of its stacks can deploy
+side by side (one wave of its dev graph, read from output/dev), copied into a temporary
+directory; otherwise a generated project of one root stack and ``--leaves`` leaf stacks that each
+take the root's output (``stack.use``), so the leaves can deploy side by side
+(tests/graph_projects.py writes it). The flagship's network -> data -> webapp is a chain, where
+``--max-parallel`` cannot change anything: the generated project is what the bench runs today.
+``--generated`` takes the generated one whatever the flagship's graph.
 
 Caveat: the emulator creates resources at once, so a stack's deploy is mostly cfnbuild's own
 work and its watch (polls every 2-5 s), not resource creation; on AWS, where a stack takes
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import resource
 import shutil
@@ -62,8 +65,26 @@ def _flagship_stacks() -> list[str]:
     return [spec.name for spec in load_project(ROOT).app.stacks]
 
 
+def _widest_wave(stacks: list[str]) -> int:
+    """The most stacks of the flagship's dev environment that one wave deploys side by side (from output/dev)."""
+    from cfnbuild.build.references import template_inputs  # noqa: PLC0415  (data only)
+
+    upstreams = {
+        name: {i.stack for i in template_inputs(json.loads((ROOT / f"output/dev/{name}.json").read_text())).values()}
+        for name in stacks
+    }
+    depth: dict[str, int] = {}
+    while len(depth) < len(upstreams):
+        for name, ups in upstreams.items():
+            if name not in depth and ups <= depth.keys():
+                depth[name] = 1 + max((depth[u] for u in ups), default=0)
+    waves = list(depth.values())
+    return max((waves.count(level) for level in set(waves)), default=0)
+
+
 def _flagship(directory: Path) -> Path:
     """A throwaway copy of the flagship's settings, configs and project code (built per deploy)."""
+    directory.mkdir(parents=True)
     (directory / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
     shutil.copytree(ROOT / "config", directory / "config")
     for package in ("blueprints", "flask_app"):  # project code: the CLI imports it from the project directory
@@ -155,14 +176,19 @@ def main() -> None:
     from cfnbuild.local.emulator import run_emulator  # noqa: PLC0415  (moto is an optional dependency)
 
     flagship = [] if args.generated else _flagship_stacks()
+    side_by_side = _widest_wave(flagship) >= 2
     runs: list[Run] = []
     with tempfile.TemporaryDirectory() as tmp, run_emulator(REGION) as emulator:
-        if len(flagship) >= 2:
+        if side_by_side:
             project, stacks = _flagship(Path(tmp) / "flagship"), len(flagship)
             print(f"project: the flagship, stacks {', '.join(flagship)}")
         else:
             project, stacks = _generated(Path(tmp) / "generated", args.leaves), 1 + args.leaves
-            why = "" if args.generated else f" (the flagship has {len(flagship)} stack)"
+            why = (
+                ""
+                if args.generated
+                else f" (the flagship's stacks {' -> '.join(flagship)} are a chain: none deploys beside another)"
+            )
             print(f"project: generated{why}: root, then {args.leaves} leaves side by side; {stacks} stacks")
         print(f"emulator {emulator.endpoint_url}; {os.cpu_count()} CPUs")
         cloudformation = emulator.client("cloudformation")
