@@ -10,13 +10,14 @@ the lookups' cache removed as on a new machine. Prints each run's wall time and 
 deploy's process, user + system; and the emulator's, which runs in this process and serves
 both), the medians and the ratio default/serial.
 
-The project: the flagship (this checkout's blueprints/, config/) when two of its stacks can deploy
-side by side (one wave of its dev graph, read from output/dev), copied into a temporary
-directory; otherwise a generated project of one root stack and ``--leaves`` leaf stacks that each
-take the root's output (``stack.use``), so the leaves can deploy side by side
-(tests/graph_projects.py writes it). The flagship's network -> data -> webapp is a chain, where
-``--max-parallel`` cannot change anything: the generated project is what the bench runs today.
-``--generated`` takes the generated one whatever the flagship's graph.
+The projects, each its own table: the flagship (this checkout's blueprints/, config/, copied into a
+temporary directory), deployed with ``--local`` to a local session (``cfnbuild local start``;
+against the embedded emulator an upstream output moto cannot compute is sent as a named stand-in
+only with ``--local``); its network -> data -> webapp is a chain, so ``--max-parallel`` can change
+nothing there, which its ratio shows. Then a generated project of one root stack and ``--leaves``
+leaf stacks that each take the root's output (``stack.use``), so the leaves can deploy side by
+side (tests/graph_projects.py writes it), on an emulator in this process. ``--generated`` runs
+only the generated one.
 
 Caveat: the emulator creates resources at once, so a stack's deploy is mostly cfnbuild's own
 work and its watch (polls every 2-5 s), not resource creation; on AWS, where a stack takes
@@ -42,7 +43,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,24 +134,63 @@ class Run:
     returncode: int
 
 
-def _deploy(project: Path, mode: str, suffix: str, endpoint_url: str, cloudformation: Any) -> Run:
+@dataclass(frozen=True)
+class Where:
+    """Where the deploys go: this process's emulator (``--endpoint-url``) or the project's session (``--local``)."""
+
+    endpoint_url: str
+    cloudformation: Any
+    session_pid: int = 0  # the session's server process; 0: the emulator runs in this process
+
+    def emulator_cpu(self) -> float:
+        """CPU seconds (user + system) the emulator has used so far."""
+        if not self.session_pid:
+            own = resource.getrusage(resource.RUSAGE_SELF)
+            return own.ru_utime + own.ru_stime
+        fields = Path(f"/proc/{self.session_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+@contextmanager
+def _session(project: Path) -> Iterator[Where]:
+    """The project's local session (``cfnbuild local start``), stopped at the end.
+
+    The flagship deploys with ``--local``: against the embedded emulator, an upstream output moto
+    cannot compute (the secret's ARN of a placeholder) is sent as a named stand-in only then.
+    """
+    from cfnbuild.local.session import current  # noqa: PLC0415  (moto is an optional dependency)
+
+    cli = [sys.executable, "-m", "cfnbuild", "--project", str(project), "local"]
+    subprocess.run([*cli, "start"], check=True, capture_output=True)
+    try:
+        session = current(project).session
+        if session is None:
+            raise SystemExit("cfnbuild local start left no running session")
+        emulator = session.emulator(REGION)
+        yield Where(session.endpoint_url, emulator.client("cloudformation"), session.pid)
+    finally:
+        subprocess.run([*cli, "stop"], check=False, capture_output=True)
+
+
+def _deploy(project: Path, mode: str, suffix: str, where: Where) -> Run:
     _set_suffix(project, suffix)
     command = [sys.executable, "-m", "cfnbuild", "--project", str(project), "deploy"]
-    command += ["--endpoint-url", endpoint_url, "--env", "dev", "--yes", *MODES[mode]]
+    target = ["--local"] if where.session_pid else ["--endpoint-url", where.endpoint_url]
+    command += [*target, "--env", "dev", "--yes", *MODES[mode]]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(CREDENTIALS, AWS_DEFAULT_REGION=REGION, COLUMNS="200")
     # The emulator keeps every earlier stack in this process's heap: collect and freeze it now so
     # no run pays for a collection of an earlier one's objects.
     gc.collect()
     gc.freeze()
-    children, own = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)
+    children, own = resource.getrusage(resource.RUSAGE_CHILDREN), where.emulator_cpu()
     started = time.monotonic()
     result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     seconds = time.monotonic() - started
-    children_after, own_after = resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)
+    children_after, own_after = resource.getrusage(resource.RUSAGE_CHILDREN), where.emulator_cpu()
     if result.returncode != 0:
         print(f"{mode} {suffix} failed ({result.returncode}):\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
-    pages = cloudformation.get_paginator("describe_stacks").paginate()  # a page holds only some of the stacks
+    pages = where.cloudformation.get_paginator("describe_stacks").paginate()  # a page holds only some of the stacks
     stacks = [stack for page in pages for stack in page["Stacks"]]
     complete = sum(1 for s in stacks if s["StackName"].endswith(f"-{suffix}") and s["StackStatus"] == "CREATE_COMPLETE")
     return Run(
@@ -157,49 +198,54 @@ def _deploy(project: Path, mode: str, suffix: str, endpoint_url: str, cloudforma
         suffix,
         seconds,
         (children_after.ru_utime - children.ru_utime) + (children_after.ru_stime - children.ru_stime),
-        (own_after.ru_utime - own.ru_utime) + (own_after.ru_stime - own.ru_stime),
+        own_after - own,
         complete,
         result.returncode,
     )
 
 
 def main() -> None:
-    """Run the benchmark and print the table."""
+    """Run the benchmark and print the tables: the flagship's stacks, then the generated project's."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the order of the modes alternates")
     parser.add_argument("--leaves", type=int, default=2, help="leaf stacks of the generated project")
-    parser.add_argument(
-        "--generated", action="store_true", help="the generated project even if the flagship has several stacks"
-    )
+    parser.add_argument("--generated", action="store_true", help="only the generated project")
     args = parser.parse_args()
 
     from cfnbuild.local.emulator import run_emulator  # noqa: PLC0415  (moto is an optional dependency)
 
-    flagship = [] if args.generated else _flagship_stacks()
-    side_by_side = _widest_wave(flagship) >= 2
+    failed = False
+    with tempfile.TemporaryDirectory() as tmp:
+        flagship = [] if args.generated else _flagship_stacks()
+        if flagship:
+            widest = _widest_wave(flagship)
+            print(f"project: the flagship, stacks {' -> '.join(flagship)} (at most {widest} side by side)")
+            project = _flagship(Path(tmp) / "flagship")
+            with _session(project) as where:
+                failed |= _rounds(project, where, args.repeat, len(flagship))
+        stacks = 1 + args.leaves
+        print(f"\nproject: generated: root, then {args.leaves} leaves side by side; {stacks} stacks")
+        project = _generated(Path(tmp) / "generated", args.leaves)
+        with run_emulator(REGION) as emulator:
+            where = Where(emulator.endpoint_url, emulator.client("cloudformation"))
+            failed |= _rounds(project, where, args.repeat, stacks)
+    if failed:
+        raise SystemExit("a deploy failed; the figures above are not a comparison")
+
+
+def _rounds(project: Path, where: Where, repeat: int, stacks: int) -> bool:
+    """A warm-up deploy, then ``repeat`` rounds of both modes; prints the table; whether any deploy failed."""
+    print(f"emulator {where.endpoint_url}; {os.cpu_count()} CPUs")
+    warm = _deploy(project, "default", "warm", where)
+    if warm.returncode != 0:
+        raise SystemExit("the warm-up deploy failed")
     runs: list[Run] = []
-    with tempfile.TemporaryDirectory() as tmp, run_emulator(REGION) as emulator:
-        if side_by_side:
-            project, stacks = _flagship(Path(tmp) / "flagship"), len(flagship)
-            print(f"project: the flagship, stacks {', '.join(flagship)}")
-        else:
-            project, stacks = _generated(Path(tmp) / "generated", args.leaves), 1 + args.leaves
-            why = (
-                ""
-                if args.generated
-                else f" (the flagship's stacks {' -> '.join(flagship)} are a chain: none deploys beside another)"
-            )
-            print(f"project: generated{why}: root, then {args.leaves} leaves side by side; {stacks} stacks")
-        print(f"emulator {emulator.endpoint_url}; {os.cpu_count()} CPUs")
-        cloudformation = emulator.client("cloudformation")
-        warm = _deploy(project, "default", "warm", emulator.endpoint_url, cloudformation)
-        if warm.returncode != 0:
-            raise SystemExit("the warm-up deploy failed")
-        for round_ in range(1, args.repeat + 1):
-            order = ("serial", "default") if round_ % 2 else ("default", "serial")
-            for mode in order:
-                runs.append(_deploy(project, mode, f"{mode}-{round_}", emulator.endpoint_url, cloudformation))
+    for round_ in range(1, repeat + 1):
+        order = ("serial", "default") if round_ % 2 else ("default", "serial")
+        for mode in order:
+            runs.append(_deploy(project, mode, f"{mode}-{round_}", where))
     _report(runs, stacks)
+    return not all(r.returncode == 0 and r.complete == stacks for r in runs)
 
 
 def _report(runs: Sequence[Run], stacks: int) -> None:
@@ -223,8 +269,6 @@ def _report(runs: Sequence[Run], stacks: int) -> None:
     ratio = medians["default"][0] / medians["serial"][0]
     cpu_ratio = medians["default"][1] / medians["serial"][1]
     print(f"ratio default/serial: wall {ratio:.2f}, cpu {cpu_ratio:.2f}")
-    if not all(r.returncode == 0 and r.complete == stacks for r in runs):
-        raise SystemExit("a deploy failed; the figures above are not a comparison")
 
 
 if __name__ == "__main__":
