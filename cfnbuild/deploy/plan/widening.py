@@ -509,10 +509,17 @@ def _rules_widening(label: str, old_rules: list[_Rule], new_rules: list[_Rule]) 
             if present
         ]
         suffix = f" ({'; '.join(markers)})" if markers else ""
-        sentence = f"{label}: {verb} {rule.peer}{suffix}"
+        sentence = f"{label}: {verb} {_peer_text(rule.peer)}{suffix}"
         if sentence not in sentences:
             sentences.append(sentence)
     return sentences
+
+
+def _peer_text(peer: str) -> str:
+    """The peer as a sentence names it: a value an upstream stack gives once deployed is said to be one."""
+    if re.fullmatch(r"from stack \S+ \(not deployed yet\)", peer):  # references.waiting_value
+        return f"the group or range {peer}"
+    return peer
 
 
 def _ports_text(rule: _Rule) -> str:

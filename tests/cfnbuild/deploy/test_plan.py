@@ -1124,3 +1124,25 @@ def test_a_zone_the_parameters_change_is_a_replacement():
     (subnet,) = _subnet_plan("eu-west-1a,eu-west-1b").resources
     assert subnet.kind == "replace"
     assert [(d.path, d.after) for d in subnet.details] == [("/Properties/AvailabilityZone", "eu-west-1b")]
+
+
+def test_a_rule_whose_peer_an_upstream_stack_gives_later_names_it_as_a_group_or_range() -> None:
+    egress = {
+        "Type": "AWS::EC2::SecurityGroupEgress",
+        "Properties": {
+            "GroupId": {"Fn::GetAtt": ["DbRotationSecurityGroup", "GroupId"]},
+            "IpProtocol": "tcp",
+            "FromPort": 3306,
+            "ToPort": 3306,
+            "DestinationSecurityGroupId": "from stack network (not deployed yet)",
+        },
+    }
+    plan = plan_of(
+        [change("RotationToDb", "AWS::EC2::SecurityGroupEgress", "Add")],
+        template({"RotationToDb": egress}),
+        template({}),
+    )
+    assert plan.resources[0].widening == (
+        "RotationToDb (DbRotationSecurityGroup): allows 3306/tcp out to the group or range from stack network "
+        "(not deployed yet)",
+    )
