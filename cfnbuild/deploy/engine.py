@@ -49,7 +49,7 @@ from cfnbuild.deploy.model import (
 from cfnbuild.deploy.parameters import ParameterSteps, check_parameter
 from cfnbuild.deploy.plan import Plan, build_plan, load_plan, render_text
 from cfnbuild.deploy.policy import policy_body, same_policy, stack_policy
-from cfnbuild.deploy.staging import INLINE_TEMPLATE_LIMIT, TEMPLATES, StagingBucket
+from cfnbuild.deploy.staging import template_argument
 from cfnbuild.errors import CfnbuildError
 from cfnbuild.files import read_json_text
 from cfnbuild.project.writer import check_current
@@ -209,12 +209,7 @@ class Engine(FollowUps, ParameterSteps, StackChecks):
         return changeset.undo(self.cloudformation, created.id, created.stack_id if created_stack else None)
 
     def _template_argument(self, body: str) -> dict[str, str]:
-        if len(body.encode()) <= INLINE_TEMPLATE_LIMIT:
-            return {"TemplateBody": body}
-        staging = StagingBucket(self.aws)
-        key = staging.put(TEMPLATES, body.encode(), suffix=".json")
-        self.err.print(f"template is {len(body.encode())} bytes: staged as s3://{staging.name}/{key}", markup=False)
-        return {"TemplateURL": staging.url(key)}
+        return template_argument(self.aws, body, lambda line: self.err.print(line, markup=False))
 
     # ----------------------------------------------------------------- deploy
     def deploy(self, request: Request) -> dict[str, str]:

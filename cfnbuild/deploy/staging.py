@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -166,3 +167,17 @@ class StagingBucket:
         """The HTTPS URL CloudFormation reads a staged template from."""
         endpoint = self.s3.meta.endpoint_url.rstrip("/")
         return f"{endpoint}/{self.name}/{key}"
+
+
+def template_argument(aws: Aws, body: str, say: Callable[[str], None]) -> dict[str, str]:
+    """``TemplateBody`` when CloudFormation takes ``body`` inline, else ``TemplateURL`` of its staged copy.
+
+    ``say`` gets the one line that names the staged object ("template is N bytes: staged as s3://…").
+    """
+    size = len(body.encode())
+    if size <= INLINE_TEMPLATE_LIMIT:
+        return {"TemplateBody": body}
+    staging = StagingBucket(aws)
+    key = staging.put(TEMPLATES, body.encode(), suffix=".json")
+    say(f"template is {size} bytes: staged as s3://{staging.name}/{key}")
+    return {"TemplateURL": staging.url(key)}

@@ -31,7 +31,7 @@ from cfnbuild.deliver.stacksets.render import render_plan
 from cfnbuild.deploy.aws import error_code, error_message, is_transient
 from cfnbuild.deploy.engine import DeployFailed, Engine, Prepared, Refused, Request
 from cfnbuild.deploy.events import format_seconds
-from cfnbuild.deploy.staging import INLINE_TEMPLATE_LIMIT, TEMPLATES, StagingBucket
+from cfnbuild.deploy.staging import template_argument
 from cfnbuild.errors import CfnbuildError
 
 OPERATION_GOING = frozenset({"RUNNING", "QUEUED", "STOPPING"})
@@ -190,15 +190,9 @@ class StackSetDelivery:
             raise Refused("not confirmed; nothing was changed")
 
     def _template_argument(self, prepared: Prepared) -> dict[str, str]:
-        size = len(prepared.body.encode())
-        if size <= INLINE_TEMPLATE_LIMIT:
-            return {"TemplateBody": prepared.body}
-        staging = StagingBucket(self.engine.aws)
-        key = staging.put(TEMPLATES, prepared.body.encode(), suffix=".json")
-        self.engine.err.print(
-            f"template is {size} bytes: staged as s3://{staging.name}/{key}", markup=False, soft_wrap=True
+        return template_argument(
+            self.engine.aws, prepared.body, lambda line: self.engine.err.print(line, markup=False, soft_wrap=True)
         )
-        return {"TemplateURL": staging.url(key)}
 
     def _definition(self, prepared: Prepared) -> dict[str, Any]:
         parameters: list[dict[str, Any]] = [

@@ -51,7 +51,7 @@ from cfnbuild.deploy.refactor.retain import (
     retain_template,
     temporary_policy,
 )
-from cfnbuild.deploy.staging import INLINE_TEMPLATE_LIMIT, TEMPLATES, StagingBucket
+from cfnbuild.deploy.staging import template_argument
 from cfnbuild.errors import CfnbuildError
 
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
@@ -260,12 +260,7 @@ class RetainAndImport:
         self._wait(answer["StackId"], name)
 
     def _template(self, name: str, body: str) -> dict[str, str]:
-        if len(body.encode()) <= INLINE_TEMPLATE_LIMIT:
-            return {"TemplateBody": body}
-        staging = StagingBucket(self.aws)
-        key = staging.put(TEMPLATES, body.encode(), suffix=".json")
-        self.err.print(f"{name}: template is {len(body.encode())} bytes: staged as s3://{staging.name}/{key}")
-        return {"TemplateURL": staging.url(key)}
+        return template_argument(self.aws, body, lambda line: self.err.print(f"{name}: {line}"))
 
     def _wait(self, stack_id: str, name: str) -> None:
         deadline = time.monotonic() + self.poll.timeout_seconds

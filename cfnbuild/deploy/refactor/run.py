@@ -45,7 +45,7 @@ from cfnbuild.deploy.refactor.import_run import RetainAndImport, recorded
 from cfnbuild.deploy.refactor.moves import DeployedStack, Layout, RefactorRefused, compute_moves, refactor_obstacle
 from cfnbuild.deploy.refactor.retain import RECORD_KEY, ImportPlan, plan_import
 from cfnbuild.deploy.refactor.templates import missing_inputs, refactor_templates
-from cfnbuild.deploy.staging import INLINE_TEMPLATE_LIMIT, TEMPLATES, StagingBucket
+from cfnbuild.deploy.staging import template_argument
 from cfnbuild.files import read_json
 from cfnbuild.project.app import Project
 from cfnbuild.project.stack_graph import stack_graph
@@ -220,14 +220,8 @@ class Refactor:
 
     def _definition(self, name: str, template: Mapping[str, Any]) -> dict[str, str]:
         body = json.dumps(template, sort_keys=True, separators=(",", ":"))
-        if len(body.encode()) <= INLINE_TEMPLATE_LIMIT:
-            return {"StackName": name, "TemplateBody": body}
-        staging = StagingBucket(self.aws)
-        key = staging.put(TEMPLATES, body.encode(), suffix=".json")
-        self.err.print(
-            f"{name}: template is {len(body.encode())} bytes: staged as s3://{staging.name}/{key}", markup=False
-        )
-        return {"StackName": name, "TemplateURL": staging.url(key)}
+        staged = template_argument(self.aws, body, lambda line: self.err.print(f"{name}: {line}", markup=False))
+        return {"StackName": name, **staged}
 
     def _execute(self, calls: RefactorCalls, refactor_id: str, layout: Layout) -> None:
         """Show the plan, confirm, execute and wait for the end."""

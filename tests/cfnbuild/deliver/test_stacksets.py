@@ -30,10 +30,10 @@ from cfnbuild.deliver.stacksets import (
     OperationTimeout,
     Preferences,
     StackSetDelivery,
-    operation,
     parse_delivery,
     rectangles,
 )
+from cfnbuild.deploy import staging
 from cfnbuild.deploy.aws import Aws, Target
 from cfnbuild.deploy.engine import DeployFailed, Engine, Refused, Request
 from cfnbuild.deploy.events import PollSettings
@@ -302,7 +302,7 @@ def test_a_parameter_value_is_checked_against_the_template_like_deploy(mini, emu
 
 def test_a_template_over_51200_bytes_goes_through_the_staging_bucket(mini, emulator, monkeypatch):
     root, name = mini
-    monkeypatch.setattr(operation, "INLINE_TEMPLATE_LIMIT", 100)  # the mini template is ~1 kB
+    monkeypatch.setattr(staging, "INLINE_TEMPLATE_LIMIT", 100)  # the mini template is ~1 kB
     runner, _ = _delivery(root, emulator, _grid(accounts=(A,), regions=(WEST,)))
     runner.deploy()
     s3 = emulator.client("s3")
