@@ -90,9 +90,13 @@ def _rules() -> Any:
     # The rule modules bind cfnlint.helpers.load_resource when the collection imports them.
     cfnlint.helpers.load_resource = load_shared
     try:
-        return Runner(ConfigMixIn(**ManualArgs(include_checks=list(INCLUDE_CHECKS)))).rules
+        rules = Runner(ConfigMixIn(**ManualArgs(include_checks=list(INCLUDE_CHECKS)))).rules
     finally:
         cfnlint.helpers.load_resource = load_resource
+    from cfnbuild.build.lint_speedups import install  # noqa: PLC0415  (with cfn-lint, as above)
+
+    install(rules)
+    return rules
 
 
 def warm_up() -> None:
@@ -102,8 +106,8 @@ def warm_up() -> None:
 
 def cfn_lint(text: str, regions: Sequence[str], *, file: str) -> list[Finding]:
     """Lint one template body with every E, W and I rule, for every region in ``regions``."""
-    template = json.loads(text)
-    if _has_cfn_lint_suppression(template):
+    decoded, matches = decode_template(text)
+    if not matches and _has_cfn_lint_suppression(decoded):
         return [
             Finding(
                 file,
@@ -115,7 +119,6 @@ def cfn_lint(text: str, regions: Sequence[str], *, file: str) -> list[Finding]:
         ]
     from cfnlint.api import ManualArgs  # noqa: PLC0415  (as in _rules)
     from cfnlint.config import ConfigMixIn  # noqa: PLC0415
-    from cfnlint.decode.decode import decode_str  # noqa: PLC0415
     from cfnlint.helpers import REGIONS  # noqa: PLC0415
     from cfnlint.runner import run_template_by_data  # noqa: PLC0415
 
@@ -133,21 +136,52 @@ def cfn_lint(text: str, regions: Sequence[str], *, file: str) -> list[Finding]:
         ]
     # What cfnlint.api.lint does, with the rules this process loaded once (lint() takes only the
     # older RulesCollection and otherwise loads every rule again, about half a second a call).
-    decoded, matches = decode_str(text)
     if not matches:
         config = ConfigMixIn(**ManualArgs(regions=list(regions), include_checks=list(INCLUDE_CHECKS)))
         matches = list(run_template_by_data(decoded, config, _rules()))
     findings = {  # one finding per rule and place, whichever region found it
-        Finding(file, "cfn-lint", match.rule.id, "/".join(str(p) for p in match.path), match.message)
-        for match in matches
+        Finding(file, "cfn-lint", match.rule.id, _place(match), match.message) for match in matches
     }
     return sorted(findings, key=lambda f: (f.path, f.rule, f.message))
 
 
-def _has_cfn_lint_suppression(template: dict[str, Any]) -> bool:
-    if "cfn-lint" in (template.get("Metadata") or {}):
+def _place(match: Any) -> str:
+    """Where a match is: its path in the template, or the line of a parse error (which has no path)."""
+    path = getattr(match, "path", None)
+    if path:
+        return "/".join(str(p) for p in path)
+    return f"line {getattr(match, 'linenumber', '?')}"
+
+
+def decode_template(text: str) -> tuple[Any, list[Any]]:
+    """cfn-lint's decoded form of a template body, and the parse problems it found (as its matches).
+
+    A template that is JSON (every one cfnbuild renders) is read with cfn-lint's JSON reader,
+    which keeps its duplicate-key check and marks, as CloudFormation reads a JSON template;
+    cfn-lint's own entry point would read it with its YAML reader first, at several times the
+    cost. Anything that reader refuses goes through that entry point, for its own messages.
+    """
+    from cfnlint.decode import cfn_json  # noqa: PLC0415  (as in _rules)
+    from cfnlint.decode.decode import decode_str  # noqa: PLC0415
+
+    try:
+        return cfn_json.loads(text), []
+    except Exception:  # any refusal: cfn-lint's own reader says what is wrong
+        decoded, matches = decode_str(text)
+        return decoded, list(matches)
+
+
+def _has_cfn_lint_suppression(template: Any) -> bool:
+    if not isinstance(template, dict):
+        return False  # not a template at all: cfn-lint says so
+    if "cfn-lint" in _mapping(template.get("Metadata")):
         return True
-    return any("cfn-lint" in (res.get("Metadata") or {}) for res in template.get("Resources", {}).values())
+    resources = _mapping(template.get("Resources")).values()
+    return any("cfn-lint" in _mapping(res.get("Metadata")) for res in resources if isinstance(res, dict))
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 class LintCache:

@@ -1,0 +1,191 @@
+"""Faster equivalents of four of cfn-lint's internals, each used only over the exact code it replaces.
+
+A profile of cfn-lint linting the flagship's templates spends about a quarter of its time on
+work that gives the same answer every time:
+
+- ``cfnlint.jsonschema.validators.create`` builds a new dataclass (generating and compiling its
+  methods) for every extended validator, about a thousand times for nine templates, although
+  the few distinct combinations of keyword functions repeat. Here a class is built once per
+  combination and reused (the class holds nothing but those functions and the function filter,
+  which cfn-lint never changes in place).
+- ``evolve`` of the validator, of ``Context`` and of ``FunctionFilter`` asks
+  :func:`dataclasses.fields` for the field list on each of hundreds of thousands of calls. Here
+  the list of init fields is read once per class.
+- E1101's ``cfnLint`` keyword loops over every child rule and each of its keywords for every
+  keyword of every value it checks. Here the child rules are indexed by keyword once, and the
+  index is rebuilt whenever the set of child rules changes.
+
+Each replacement is installed only where the source of the function it replaces hashes to the
+value it was written against (recorded below, from cfn-lint 1.58.0); any other cfn-lint keeps
+its own code for that part, and linting is as correct as before, only slower. The findings are
+the same either way: ``tests/cfnbuild/build/test_lint_speedups.py`` lints a corpus of broken
+templates with and without these and compares every finding. ``CFNBUILD_LINT_SPEEDUPS=0`` turns
+them all off. The JSON fast path for decoding is in :func:`cfnbuild.build.lint.decode_template`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+from collections.abc import Callable
+from dataclasses import fields
+from typing import Any
+
+# sha256 of ``inspect.getsource`` of each function replaced here, as cfn-lint 1.58.0 has it.
+KNOWN_SOURCES = {
+    "validators.create": "2d1dd51fbc7a640b01868d3224cefa20d9815bcf85ef8e0b16fbc79fd839eabe",
+    "Context.evolve": "05aa695393629cc4baba47d15ef539cecbceeaf2e36b7ebb2fa7e13496084085",
+    "FunctionFilter.evolve": "58dfb27d5ccfea4455de3ea80108ba9d0320a63e2f2275e12bde671dbd8d6f0c",
+    "CfnLint.cfnLint": "23947c8987cd5a17a598e63b579c6826d57ec83fbad47c0f21953fe5c39dcb63",
+}
+DISABLE_VARIABLE = "CFNBUILD_LINT_SPEEDUPS"
+
+_installed: dict[str, bool] = {}
+
+
+def enabled() -> bool:
+    """Whether the speedups may be installed (``CFNBUILD_LINT_SPEEDUPS=0`` says no)."""
+    return os.environ.get(DISABLE_VARIABLE, "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+def source_matches(name: str, function: Callable[..., Any]) -> bool:
+    """Whether ``function``'s source is the one the replacement for ``name`` was written against."""
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):  # no source to compare (a frozen or compiled install): keep cfn-lint's
+        return False
+    return hashlib.sha256(source.encode()).hexdigest() == KNOWN_SOURCES[name]
+
+
+def install(rules: Any) -> dict[str, bool]:
+    """Install every replacement whose original matches; which ones are in place, by name.
+
+    ``rules`` is the loaded rule collection (E1101's class is loaded from a file by cfn-lint's
+    rule loader, so it is found through its instance). Idempotent.
+    """
+    if not enabled():
+        return dict.fromkeys(KNOWN_SOURCES, False)
+    import cfnlint.context.context as context_module  # noqa: PLC0415  (cfn-lint only where it lints)
+    import cfnlint.jsonschema._filter as filter_module  # noqa: PLC0415
+    import cfnlint.jsonschema.validators as validators_module  # noqa: PLC0415
+
+    if "validators.create" not in _installed:
+        _installed["validators.create"] = _install_create(validators_module)
+    if "Context.evolve" not in _installed:
+        _installed["Context.evolve"] = _install_evolve("Context.evolve", context_module.Context)
+    if "FunctionFilter.evolve" not in _installed:
+        _installed["FunctionFilter.evolve"] = _install_evolve("FunctionFilter.evolve", filter_module.FunctionFilter)
+    e1101 = getattr(rules, "data", {}).get("E1101")
+    if e1101 is not None and not _installed.get("CfnLint.cfnLint"):
+        _installed["CfnLint.cfnLint"] = _install_keyword_index(type(e1101))
+    return {name: _installed.get(name, False) for name in KNOWN_SOURCES}
+
+
+def _fast_evolve(cls: type) -> Callable[..., Any]:
+    """``evolve`` for a dataclass: a copy with the given fields changed, every other init field kept."""
+    names = tuple(f.name for f in fields(cls) if f.init)
+
+    def evolve(self: Any, **kwargs: Any) -> Any:
+        for name in names:
+            if name not in kwargs:
+                kwargs[name] = getattr(self, name)
+        return self.__class__(**kwargs)
+
+    evolve.__doc__ = getattr(cls, "evolve").__doc__  # noqa: B009  (the method being replaced)
+    return evolve
+
+
+def _install_evolve(name: str, cls: type) -> bool:
+    original = cls.__dict__.get("evolve")
+    if original is None or not source_matches(name, original):
+        return False
+    fast = _fast_evolve(cls)
+    if name == "Context.evolve":  # Context's evolve merges ref_values into a copy first
+        plain = fast
+
+        def fast(self: Any, **kwargs: Any) -> Any:
+            if "ref_values" in kwargs:
+                merged = self.ref_values.copy()
+                merged.update(kwargs["ref_values"])
+                kwargs["ref_values"] = merged
+            return plain(self, **kwargs)
+
+    cls.evolve = fast  # type: ignore[attr-defined]
+    return True
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for a field value of a function filter (lists become tuples)."""
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(item) for item in value)
+    return value
+
+
+def _install_create(module: Any) -> bool:
+    original = module.create
+    if not source_matches("validators.create", original):
+        return False
+    classes: dict[Any, type] = {}
+
+    def create(validators: Any = None, function_filter: Any = None, fn_resolvers: Any = None) -> type:
+        try:
+            key = (
+                tuple((validators or {}).items()),
+                None
+                if function_filter is None
+                else tuple((f.name, _frozen(getattr(function_filter, f.name))) for f in fields(function_filter)),
+                tuple((fn_resolvers or {}).items()),
+            )
+            return classes[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable keyword function: build the class as cfn-lint does
+            return _with_fast_evolve(original(validators, function_filter, fn_resolvers))
+        cls = classes[key] = _with_fast_evolve(original(validators, function_filter, fn_resolvers))
+        return cls
+
+    create.__doc__ = original.__doc__
+    module.create = create
+    for value in list(vars(module).values()):  # the validators built when the module was imported
+        if isinstance(value, type) and "extend" in vars(value) and "evolve" in vars(value):
+            _with_fast_evolve(value)
+    return True
+
+
+def _with_fast_evolve(cls: type) -> type:
+    cls.evolve = _fast_evolve(cls)  # type: ignore[attr-defined]
+    return cls
+
+
+def _install_keyword_index(cls: type) -> bool:
+    original = cls.__dict__.get("cfnLint")
+    if original is None or not source_matches("CfnLint.cfnLint", original):
+        return False
+    from cfnlint.jsonschema._utils import Unset  # noqa: PLC0415
+
+    def cfn_lint_keyword(self: Any, validator: Any, keywords: Any, instance: Any, schema: Any) -> Any:
+        validator = validator.evolve(function_filter=validator.function_filter.evolve(add_cfn_lint_keyword=False))
+        rules = self.child_rules.values()
+        identities = tuple(map(id, rules))  # by identity: rules compare equal by their ID alone
+        cached = self.__dict__.get("_cfnbuild_keyword_index")
+        if cached is None or cached[0] != identities:
+            index: dict[str, list[Any]] = {}
+            for rule in rules:
+                if rule is None or not rule.id:
+                    continue
+                for rule_keyword in rule.keywords:  # a rule listed under a keyword twice runs twice, as before
+                    index.setdefault(rule_keyword, []).append(rule)
+            # the rules are kept with their identities, so that no identity is reused while cached
+            cached = self.__dict__["_cfnbuild_keyword_index"] = (identities, index, tuple(rules))
+        index = cached[1]
+        for keyword in keywords:
+            for rule in index.get(keyword, ()):
+                for err in rule.validate(validator, keyword, instance, schema):
+                    if err.rule is None and isinstance(err.validator, Unset):
+                        err.rule = rule
+                    yield err
+
+    cfn_lint_keyword.__doc__ = original.__doc__
+    cls.cfnLint = cfn_lint_keyword  # type: ignore[attr-defined]
+    return True
