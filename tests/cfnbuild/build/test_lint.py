@@ -90,6 +90,17 @@ def test_cfn_lint_suppressions_in_metadata_are_refused():
     assert "cfn-lint suppressions are not allowed" in finding.message
 
 
+def test_a_template_cfn_lint_cannot_read_is_one_finding_with_its_line_not_a_crash():
+    duplicate = '{"Resources": {"Topic": {"Type": "AWS::SNS::Topic"},\n "Topic": {"Type": "AWS::SNS::Topic"}}}'
+    findings = cfn_lint(duplicate, ["eu-west-1"], file="t.json")
+    assert {(f.rule, f.path) for f in findings} == {("E0000", "line 1"), ("E0000", "line 2")}
+    assert all("Duplicate found 'Topic'" in f.message for f in findings)
+    (truncated,) = cfn_lint('{"Resources": {', ["eu-west-1"], file="t.json")
+    assert (truncated.rule, truncated.path.startswith("line ")) == ("E0000", True)
+    (not_an_object,) = cfn_lint("[1, 2]", ["eu-west-1"], file="t.json")
+    assert not_an_object.message == "Template needs to be an object."
+
+
 def test_lint_cache_answers_an_unchanged_template_without_linting(tmp_path):
     cache = LintCache(tmp_path)
     text = json.dumps(
