@@ -17,8 +17,9 @@ machine's load touches them alike), on a throwaway copy of this project:
 - one-blueprint edit, then ``build --env dev``: a description in ``blueprints/observability.py``
   changes, so dev's template changes and is rendered and linted again.
 
-For each: the median wall time and CPU time (user + system of the whole process tree), and the
-peak memory of the process tree: the largest sum of the resident set sizes of every process in
+For each: the median wall time and CPU time (user + system of the whole process tree), measured
+with nothing else running, and, in a second run of the same round, the peak memory of the
+process tree: the largest sum of the resident set sizes of every process in
 it at once, and the largest sum of their proportional set sizes (PSS: a page shared by forked
 processes counted once in all, where a sum of RSS counts it once per process), beside the largest
 single process's RSS; all from ``/proc``, sampled every 50 ms. This
@@ -28,12 +29,20 @@ CPU time counted. Each ratio line names the baseline and the target, with the me
 of the ratios within each round beside the ratio of the medians: on a shared machine the load
 drifts over a minute, and a round's cases are seconds apart.
 
-    python bench/build.py [--rounds 5] [--baseline DIR]
+Before the rounds, cfnbuild's own modules are byte-compiled, as installing its wheel does (pip
+compiles every module it installs, whatever ``PYTHONDONTWRITEBYTECODE`` says; a checkout run from
+its source tree has no bytecode where that variable is set, and would compile every module on
+every run); the project's blueprints are left to the caller's setting, as the CDK app's
+``app.py`` is. One warm-up round of every case runs first and is not counted: the first CDK
+synth after its install unpacks the jsii bundle, and the first runs fill the file cache.
+
+    python bench/build.py [--rounds 5] [--warmup 1] [--baseline DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import ctypes
 import json
 import os
@@ -119,8 +128,13 @@ def _reap_all() -> None:
             return
 
 
+# Whether measure() samples memory: it does in a pass of its own, because the sampler's reading of
+# /proc every 50 ms takes about a fifth of a CPU, which a case using both CPUs would pay in time.
+SAMPLE_MEMORY = {"on": True}
+
+
 def measure(command: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> Sample:
-    """Run ``command`` to its end, with every process it started; its wall, CPU and memory."""
+    """Run ``command`` to its end, with every process it started; its wall, CPU and (when sampled) memory."""
     me = os.getpid()
     peak, proportional, largest = 0, 0, 0
     done = threading.Event()
@@ -136,12 +150,14 @@ def measure(command: list[str], *, env: dict[str, str] | None = None, cwd: Path 
     sampler = threading.Thread(target=sample, daemon=True)
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    sampler.start()
+    if SAMPLE_MEMORY["on"]:
+        sampler.start()
     _, stderr = process.communicate()
     wall = time.perf_counter() - started
     _reap_all()  # the orphans it left (a lint server, a node process) end by themselves when it does
     done.set()
-    sampler.join()
+    if sampler.is_alive():
+        sampler.join()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed ({process.returncode}):\n{stderr.decode()[-3000:]}")
@@ -267,10 +283,24 @@ def report(cdk: list[Sample], ours: dict[str, list[Sample]]) -> None:
     print(f"  largest single process: {single:.3f}x of {base}'s largest")
 
 
+def _with_memory(timed: Sample, sampled: Sample) -> Sample:
+    return Sample(timed.wall, timed.cpu, sampled.tree_mib, sampled.tree_pss_mib, sampled.process_mib)
+
+
+def _round(synth: Callable[[], Sample], project: Path, number: int) -> tuple[Sample, dict[str, Sample]]:
+    """Every case twice: timed with no sampler running, then again with memory sampled."""
+    SAMPLE_MEMORY["on"] = False
+    base, ours = synth(), cfnbuild_round(project, number)
+    SAMPLE_MEMORY["on"] = True
+    base_memory, ours_memory = synth(), cfnbuild_round(project, number)
+    return _with_memory(base, base_memory), {key: _with_memory(ours[key], ours_memory[key]) for key in ours}
+
+
 def main() -> None:
     """Set up the baseline and the project, run the rounds, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of every case (medians taken)")
+    parser.add_argument("--warmup", type=int, default=1, help="rounds run first and not counted")
     parser.add_argument(
         "--baseline",
         type=Path,
@@ -285,21 +315,32 @@ def main() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         raise SystemExit(f"prctl(PR_SET_CHILD_SUBREAPER) failed: {os.strerror(ctypes.get_errno())}")
+    if not compileall.compile_dir(ROOT / "cfnbuild", quiet=1):
+        raise SystemExit("cfnbuild's modules could not all be byte-compiled")
     cdk: list[Sample] = []
     ours: dict[str, list[Sample]] = {key: [] for key in CASES}
     with tempfile.TemporaryDirectory(prefix="bench-build-") as tmp:
         synth = cdk_case(args.baseline, Path(tmp))
         project = make_project(Path(tmp) / "project")
-        for number in range(args.rounds):
-            cdk.append(synth())
-            for key, sample in cfnbuild_round(project, number).items():
-                ours[key].append(sample)
+        for number in range(args.warmup + args.rounds):
+            counted = number >= args.warmup
+            base, samples = _round(synth, project, number)
+            if counted:
+                cdk.append(base)
+                for key, sample in samples.items():
+                    ours[key].append(sample)
+            label = f"round {number - args.warmup + 1}" if counted else "warm-up round (not counted)"
             print(
-                f"round {number + 1}: cdk synth {cdk[-1].wall:.2f} s; "
-                + ", ".join(f"{key} {samples[-1].wall:.2f} s" for key, samples in ours.items()),
+                f"{label}: cdk synth {base.wall:.2f} s; "
+                + ", ".join(f"{key} {sample.wall:.2f} s" for key, sample in samples.items()),
                 flush=True,
             )
-    print(json.dumps({"cpus": len(os.sched_getaffinity(0)), "python": sys.version.split()[0]}))
+    facts = {
+        "cpus": len(os.sched_getaffinity(0)),
+        "python": sys.version.split()[0],
+        "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE", ""),
+    }
+    print(json.dumps(facts))
     report(cdk, ours)
 
 
