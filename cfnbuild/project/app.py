@@ -213,6 +213,11 @@ class Project:
         try:
             with recording():  # what importing the app reads is an input of its renders
                 app = getattr(importlib.import_module(module_name), attribute or "app")
+        except SyntaxError as exc:  # the project's own code: where, and what Python says
+            where = f"{exc.filename}:{exc.lineno}" if exc.filename else self.app_reference
+            raise UsageError(
+                f"{where}: {exc.msg}; fix the syntax there (importing the app {self.app_reference!r})"
+            ) from exc
         except (ImportError, AttributeError) as exc:
             raise UsageError(
                 f"{self.pyproject}: [tool.cfnbuild] app = {self.app_reference!r} cannot be loaded ({exc})"
