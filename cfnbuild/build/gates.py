@@ -96,6 +96,9 @@ def warm_up() -> None:
 def _serve(connection: Connection, work: Callable[[LintJob], list[Finding]]) -> None:
     """A worker's loop: lint each job it is sent until it is sent ``None``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops us
+    from cfnbuild.build.forked import name_process  # noqa: PLC0415  (in the worker)
+
+    name_process("cfnbuild-lint")
     while True:
         try:
             job = connection.recv()
@@ -235,10 +238,14 @@ def run_gates(
     root: Path | None = None,
     size: int | None = None,
     work: Callable[[LintJob], list[Finding]] = lint_job,
+    here: bool = False,
 ) -> GateRun:
     """cfn-lint over ``jobs`` (from ``cache`` where it can) in a pool, checkov over ``checkov_files`` beside it.
 
-    ``size`` bounds the workers (default: :func:`cpu_budget`, less one CPU while checkov runs).
+    ``size`` bounds the processes that lint (default: :func:`cpu_budget`, less one CPU while
+    checkov runs). ``here``: this process has cfn-lint loaded (``build`` loaded it while its
+    render ran in a child), so it lints too, with workers forked from it
+    (:class:`cfnbuild.build.forked.ForkPool`) where the platform forks.
     """
     run = GateRun()
     files = [str(p) for p in checkov_files]
@@ -252,8 +259,7 @@ def run_gates(
         # worker is left with a long one while the others are idle.
         order = sorted(pending, key=lambda i: -len(jobs[i].text))
         if order:
-            warm_up()  # workers forked from a server with cfn-lint loaded (started already if the caller did)
-            pool = LintPool(min(budget, len(order)), work)
+            pool = _pool(min(budget, len(order)), work, here=here)
             results, failures = pool.run([jobs[i] for i in order])
             run.workers = pool.started
         for position, index in sorted(enumerate(order), key=lambda item: item[1]):
@@ -271,6 +277,15 @@ def run_gates(
         if checkov is not None:
             checkov.stop()
     return run
+
+
+def _pool(size: int, work: Callable[[LintJob], list[Finding]], *, here: bool) -> Any:
+    from cfnbuild.build.forked import ForkPool, can_fork  # noqa: PLC0415  (only where it lints)
+
+    if here and can_fork():
+        return ForkPool(size, work)
+    warm_up()  # workers forked from a server with cfn-lint loaded (started already if the caller did)
+    return LintPool(size, work)
 
 
 class _Checkov:

@@ -15,7 +15,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -30,9 +30,12 @@ from cfnbuild.project.record import RECORD_DIR, Record
 from cfnbuild.project.stack_graph import stack_graph
 from cfnbuild.project.writer import (
     Rendered,
+    RenderOutcome,
+    record_outcome,
     record_rendered,
     remove_orphans,
     render,
+    render_outcome,
     stale_files,
     unchanged,
     write_atomic,
@@ -87,13 +90,13 @@ def _lint_cache(project: Project) -> LintCache:
     return LintCache(project.root / CACHE_DIR / "cfn-lint")
 
 
-def _gates(project: Project, rendered: list[Rendered], *, checkov: bool = False) -> GateRun:
+def _gates(project: Project, rendered: list[Rendered], *, checkov: bool = False, here: bool = False) -> GateRun:
     """cfn-lint over ``rendered`` in the pool (checkov over their files beside it), then the skip reasons."""
     from cfnbuild.build.gates import LintJob, run_gates  # noqa: PLC0415  (multiprocessing: only where it lints)
 
     jobs = [LintJob(_rel(project, item.path), item.text, item.regions) for item in rendered]
     files = [item.path for item in rendered] if checkov else []
-    run = run_gates(jobs, cache=_lint_cache(project), checkov_files=files, root=project.root)
+    run = run_gates(jobs, cache=_lint_cache(project), checkov_files=files, root=project.root, here=here)
     checkov_findings = [f for f in run.findings if f.tool == "checkov"]
     run.findings = [f for f in run.findings if f.tool != "checkov"]
     for job in jobs:
@@ -210,22 +213,24 @@ def build(ctx: click.Context, env: str | None, all_envs: bool, check: bool) -> N
             )
         return
     stale = [e for e in environments if e not in current]
-    if not check:
-        from cfnbuild.build.gates import warm_up  # noqa: PLC0415  (as in _gates)
-
-        warm_up()  # cfn-lint loads in the background while the stacks render
-    with err.status("rendering stacks…"):
-        rendered = render(project, stale)
     if check:
+        with err.status("rendering stacks…"):
+            rendered = render(project, stale)
         _check(project, rendered, started, len(environments) - len(stale))
         return
-    with err.status(f"linting {len(rendered)} template(s) with cfn-lint…"):
-        run = _gates(project, rendered)
+    outcome, here = _render_and_load_lint(project, stale)
+    rendered = outcome.rendered
+    with (
+        _still(f"linting {len(rendered)} template(s) with cfn-lint…")
+        if here
+        else err.status(f"linting {len(rendered)} template(s) with cfn-lint…")
+    ):
+        run = _gates(project, rendered, here=here)
     if run.findings or run.failures:
         _report(run.findings, "cfn-lint finding(s); nothing was written", run.failures)
     written = [item for item in rendered if write_atomic(item.path, item.text)]
     removed = remove_orphans(project, rendered)
-    record_rendered(project, rendered)
+    record_outcome(project, outcome)
     for item in written:
         err.print(f"wrote {_rel(project, item.path)}", markup=False)
     for path in removed:
@@ -236,6 +241,40 @@ def build(ctx: click.Context, env: str | None, all_envs: bool, check: bool) -> N
         f"{len(rendered) - len(written)} unchanged{kept}; cfn-lint 0 matches ({run.cached} cached, "
         f"{run.linted} linted) in {time.perf_counter() - started:.2f}s"
     )
+
+
+def _render_and_load_lint(project: Project, stale: list[str]) -> tuple[RenderOutcome, bool]:
+    """Render ``stale`` while cfn-lint loads; whether it loaded in this process (to lint here too).
+
+    Where build forks (:func:`cfnbuild.build.forked.can_fork`), a child renders while this
+    process imports cfn-lint, so that no process holds both; elsewhere cfn-lint loads in the
+    lint server while this process renders. A child that fails is rendered again here, which
+    reports the error itself.
+    """
+    from cfnbuild.build.forked import can_fork, render_beside  # noqa: PLC0415  (as in _gates)
+
+    if can_fork():
+        from cfnbuild.build.lint import warm_up as load_here  # noqa: PLC0415
+
+        with _still("rendering stacks…"):  # no spinner thread: a thread must not run across a fork
+            outcome = render_beside(lambda: render_outcome(project, stale), load_here)
+        if outcome is None:
+            with err.status("rendering stacks…"):
+                outcome = render_outcome(project, stale)
+        return outcome, True
+    from cfnbuild.build.gates import warm_up  # noqa: PLC0415
+
+    warm_up()  # cfn-lint loads in the background while the stacks render
+    with err.status("rendering stacks…"):
+        return render_outcome(project, stale), False
+
+
+def _still(text: str) -> Any:
+    """What ``err.status`` shows, without its spinner's thread (see :func:`_render_and_load_lint`)."""
+    from rich.live import Live  # noqa: PLC0415  (only where build forks)
+    from rich.text import Text  # noqa: PLC0415
+
+    return Live(Text(text, style="status.spinner"), console=err, transient=True, auto_refresh=False)
 
 
 def _check(project: Project, rendered: list[Rendered], started: float, recorded: int) -> None:

@@ -16,15 +16,26 @@ from cfnbuild.build.lint import LintCache, skip_problems
 from cfnbuild.errors import UsageError, WriteFailed
 from cfnbuild.files import os_reason, shown, write_atomic
 from cfnbuild.project.app import DeploySettings, Project
-from cfnbuild.project.record import Built, Record, record_path, recording, verified, write_records
+from cfnbuild.project.record import (
+    Built,
+    Record,
+    fingerprint_inputs,
+    record_path,
+    recording,
+    verified,
+    write_records,
+)
 from cfnbuild.project.stack_graph import stack_graph
 
 __all__ = [
+    "RenderOutcome",
     "Rendered",
     "check_current",
+    "record_outcome",
     "record_rendered",
     "remove_orphans",
     "render",
+    "render_outcome",
     "stale_files",
     "unchanged",
     "write_atomic",
@@ -67,6 +78,45 @@ def render(project: Project, environments: list[str]) -> list[Rendered]:
             templates[spec.name] = json.loads(text)
         stack_graph(templates, environment=env)  # a reference no order can deploy is a build error
     return rendered
+
+
+@dataclass(frozen=True)
+class RenderOutcome:
+    """What a render gave, with what its build records say: taken in the process that rendered.
+
+    Plain data, so that a forked child can render and send it back
+    (:func:`cfnbuild.build.forked.render_beside`): the templates, the fingerprints of every
+    input of the render, and each environment's config file and the settings a deploy reads.
+    """
+
+    rendered: list[Rendered]
+    inputs: dict[str, Any]
+    config_files: dict[str, Path]
+    settings: dict[str, dict[str, Any]]
+
+
+def render_outcome(project: Project, environments: list[str]) -> RenderOutcome:
+    """:func:`render` ``environments``, and fingerprint its inputs right after (see :func:`record_outcome`)."""
+    rendered = render(project, environments)
+    built = sorted({item.environment for item in rendered})
+    inputs = fingerprint_inputs(project.root, files=[project.root / "pyproject.toml"], trees=project.app_directories())
+    return RenderOutcome(
+        rendered,
+        inputs,
+        {env: project.config_path(env) for env in built},
+        {env: DeploySettings.of(project.config(env)).to_json() for env in built},
+    )
+
+
+def record_outcome(project: Project, outcome: RenderOutcome) -> None:
+    """Write the build records of a :class:`RenderOutcome` (once output/ holds exactly its templates)."""
+    write_records(
+        project.root,
+        [Built(item.environment, item.stack, item.path, item.text) for item in outcome.rendered],
+        config_files=outcome.config_files,
+        settings=outcome.settings,
+        inputs=outcome.inputs,
+    )
 
 
 def _built_files(project: Project, environment: str) -> set[Path]:

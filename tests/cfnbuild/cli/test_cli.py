@@ -84,6 +84,43 @@ def test_bad_config_is_one_line_per_problem_with_exit_code_2_and_nothing_written
     assert not (project_dir / "output").exists()
 
 
+def test_a_syntax_error_in_a_blueprint_is_one_line_naming_its_file_and_line_and_nothing_is_written(project_dir):
+    blueprint = project_dir / "blueprints/observability.py"
+    lines = blueprint.read_text().splitlines()
+    blueprint.write_text("\n".join([*lines, "x = = 1"]) + "\n")
+    result = run(project_dir, "build", "--all")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (
+        f"error: {blueprint}:{len(lines) + 1}: invalid syntax; fix the syntax there (importing the app "
+        "'blueprints.app:app')"
+    )
+    assert not (project_dir / "output").exists()
+
+
+@pytest.mark.parametrize("fork", ["1", "0"])
+def test_build_writes_the_same_bytes_and_a_record_the_next_build_trusts_forked_or_not(project_dir, fork):
+    """Forked (render in a child, lint here and in workers) or not (the lint server): the same build."""
+    result = subprocess.run(
+        [sys.executable, "-m", "cfnbuild", "--project", str(project_dir), "build", "--all"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CFNBUILD_FORK": fork},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    for env in ("dev", "staging", "prod"):
+        for stack in ("network", "data", "webapp"):
+            built = (project_dir / "output" / env / f"{stack}.json").read_bytes()
+            assert built == (Path(__file__).resolve().parents[3] / "output" / env / f"{stack}.json").read_bytes()
+    again = run(project_dir, "build", "--all")
+    assert "nothing changed since the last build: 9 template(s)" in again.stdout, again.stdout + again.stderr
+    blueprint = project_dir / "blueprints/observability.py"  # and the record names the blueprints it read
+    blueprint.write_text(blueprint.read_text() + "\n# an edit\n")
+    edited = run(project_dir, "build", "--all")
+    assert "nothing changed" not in edited.stdout, edited.stdout
+    assert "9 unchanged" in edited.stdout, edited.stdout
+
+
 def test_unknown_environment_lists_the_known_ones(project_dir):
     result = run(project_dir, "build", "--env", "qa")
     assert result.returncode == 2
