@@ -9,8 +9,10 @@ work that gives the same answer every time:
   combination and reused (the class holds nothing but those functions and the function filter,
   which cfn-lint never changes in place).
 - ``evolve`` of the validator, of ``Context`` and of ``FunctionFilter`` asks
-  :func:`dataclasses.fields` for the field list on each of hundreds of thousands of calls. Here
-  the list of init fields is read once per class.
+  :func:`dataclasses.fields` for the field list on each of hundreds of thousands of calls, then
+  calls the class with every field as a keyword. Here the list of fields is read once per
+  class, and the validator's and ``Context``'s copies fill the new instance as their
+  ``__init__`` would, without the call (:func:`_copying_evolve`).
 - E1101's ``cfnLint`` keyword loops over every child rule and each of its keywords for every
   keyword of every value it checks. Here the child rules are indexed by keyword once, and the
   index is rebuilt whenever the set of child rules changes.
@@ -96,13 +98,42 @@ def _fast_evolve(cls: type) -> Callable[..., Any]:
     return evolve
 
 
+def _copying_evolve(cls: type, slow: Callable[..., Any], *, post_init: bool) -> Callable[..., Any]:
+    """``evolve`` that fills a new instance's ``__dict__`` as the dataclass's ``__init__`` would.
+
+    The generated ``__init__`` of these dataclasses only assigns each field (``init=False``
+    ones from factories that hand out the same objects for the class, so the copy keeps
+    ``self``'s), then calls ``__post_init__`` if there is one; this does the same without the
+    keyword-argument call and, for a frozen class, its ``object.__setattr__`` per field. A name
+    that is not an init field goes to ``slow`` (cfn-lint's way), which says what is wrong.
+    """
+    init_names = frozenset(f.name for f in fields(cls) if f.init)
+    every_field = tuple(f.name for f in fields(cls))
+    new_object = object.__new__
+
+    def evolve(self: Any, **kwargs: Any) -> Any:
+        if not init_names.issuperset(kwargs):
+            return slow(self, **kwargs)
+        new = new_object(self.__class__)
+        values = new.__dict__
+        source = self.__dict__
+        for name in every_field:
+            values[name] = kwargs[name] if name in kwargs else source[name]
+        if post_init:
+            new.__post_init__()
+        return new
+
+    evolve.__doc__ = slow.__doc__
+    return evolve
+
+
 def _install_evolve(name: str, cls: type) -> bool:
     original = cls.__dict__.get("evolve")
     if original is None or not source_matches(name, original):
         return False
     fast = _fast_evolve(cls)
     if name == "Context.evolve":  # Context's evolve merges ref_values into a copy first
-        plain = fast
+        plain = _copying_evolve(cls, fast, post_init=False)  # no __post_init__, no init=False field
 
         def fast(self: Any, **kwargs: Any) -> Any:
             if "ref_values" in kwargs:
@@ -154,7 +185,7 @@ def _install_create(module: Any) -> bool:
 
 
 def _with_fast_evolve(cls: type) -> type:
-    cls.evolve = _fast_evolve(cls)  # type: ignore[attr-defined]
+    cls.evolve = _copying_evolve(cls, _fast_evolve(cls), post_init=True)  # type: ignore[attr-defined]
     return cls
 
 
