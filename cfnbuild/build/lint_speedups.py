@@ -13,6 +13,10 @@ work that gives the same answer every time:
   calls the class with every field as a keyword. Here the list of fields is read once per
   class, and the validator's and ``Context``'s copies fill the new instance as their
   ``__init__`` would, without the call (:func:`_copying_evolve`).
+- E3062 checks an RDS instance's class against a 5 MB schema of 980 ``if``/``then`` pairs,
+  one per engine and version, evaluating all 980 ``if`` s for every instance and region. An
+  ``if`` whose ``Engine`` constant is not the instance's engine fails, and with no ``else`` says
+  nothing; here only the pairs of the instance's engine (70) are evaluated, in their order.
 - E1101's ``cfnLint`` keyword loops over every child rule and each of its keywords for every
   keyword of every value it checks. Here the child rules are indexed by keyword once, and the
   index is rebuilt whenever the set of child rules changes.
@@ -40,7 +44,10 @@ KNOWN_SOURCES = {
     "Context.evolve": "05aa695393629cc4baba47d15ef539cecbceeaf2e36b7ebb2fa7e13496084085",
     "FunctionFilter.evolve": "58dfb27d5ccfea4455de3ea80108ba9d0320a63e2f2275e12bde671dbd8d6f0c",
     "CfnLint.cfnLint": "23947c8987cd5a17a598e63b579c6826d57ec83fbad47c0f21953fe5c39dcb63",
+    "E3062.validate": "151287fd5b22e3768bcced35c45cbe4ac04d7feb7dfa8e82540133cc1b9fd19d",
 }
+# E3062's replacement also relies on the code it calls: the schema rule it extends.
+CFN_LINT_JSON_SCHEMA_VALIDATE = "3878814cd909086e798b4d85d6b3b6e121b29141ee31f22ab6b954ecef2c5d3b"
 DISABLE_VARIABLE = "CFNBUILD_LINT_SPEEDUPS"
 
 _installed: dict[str, bool] = {}
@@ -81,6 +88,9 @@ def install(rules: Any) -> dict[str, bool]:
     e1101 = getattr(rules, "data", {}).get("E1101")
     if e1101 is not None and not _installed.get("CfnLint.cfnLint"):
         _installed["CfnLint.cfnLint"] = _install_keyword_index(type(e1101))
+    e3062 = getattr(rules, "data", {}).get("E3062")
+    if e3062 is not None and not _installed.get("E3062.validate"):
+        _installed["E3062.validate"] = _install_engine_index(e3062)
     return {name: _installed.get(name, False) for name in KNOWN_SOURCES}
 
 
@@ -219,4 +229,53 @@ def _install_keyword_index(cls: type) -> bool:
 
     cfn_lint_keyword.__doc__ = original.__doc__
     cls.cfnLint = cfn_lint_keyword  # type: ignore[attr-defined]
+    return True
+
+
+def _engine_index(schema: Any) -> dict[str, dict[str, Any]] | None:
+    """E3062's schema split by engine: for each engine, the schema with only its pairs, in order.
+
+    ``None`` unless every entry is an ``if`` (whose ``Engine`` has a string ``const``) with a
+    ``then`` and no ``else``: the shape the replacement is exact for.
+    """
+    entries = schema.get("allOf") if isinstance(schema, dict) else None
+    if not isinstance(entries, list) or set(schema) - {"allOf", "description"}:
+        return None
+    by_engine: dict[str, list[Any]] = {}
+    for entry in entries:
+        engine = (((entry.get("if") or {}).get("properties") or {}).get("Engine") or {}).get("const")
+        if set(entry) != {"if", "then"} or not isinstance(engine, str):
+            return None
+        by_engine.setdefault(engine, []).append(entry)
+    return {engine: {**schema, "allOf": pairs} for engine, pairs in by_engine.items()}
+
+
+def _install_engine_index(rule: Any) -> bool:
+    cls = type(rule)
+    original = cls.__dict__.get("validate")
+    base = next((klass for klass in cls.__mro__[1:] if "validate" in klass.__dict__), None)
+    if original is None or base is None or not source_matches("E3062.validate", original):
+        return False
+    base_source = inspect.getsource(base.__dict__["validate"]).encode()
+    if hashlib.sha256(base_source).hexdigest() != CFN_LINT_JSON_SCHEMA_VALIDATE:
+        return False
+    index = _engine_index(getattr(rule, "_schema", None))
+    if index is None or getattr(rule, "_use_schema_arg", True):
+        return False
+    nothing = {**rule._schema, "allOf": []}  # an engine no pair names: no ``if`` can hold
+
+    def validate(self: Any, validator: Any, keywords: Any, instance: Any, schema: Any) -> Any:
+        engine = instance.get("Engine") if isinstance(instance, dict) else None
+        if not isinstance(engine, str):  # no engine, or a function: every pair, as cfn-lint does
+            yield from original(self, validator, keywords, instance, schema)
+            return
+        full = self._schema
+        self._schema = index.get(engine.lower(), nothing)  # the rule compares the engine lower-cased
+        try:
+            yield from original(self, validator, keywords, instance, schema)
+        finally:
+            self._schema = full
+
+    validate.__doc__ = original.__doc__
+    cls.validate = validate
     return True
