@@ -1,4 +1,4 @@
-"""Faster equivalents of four of cfn-lint's internals, each used only over the exact code it replaces.
+"""Faster equivalents of five of cfn-lint's internals, each used only over the exact code it replaces.
 
 A profile of cfn-lint linting the flagship's templates spends about a third of its time on
 work that gives the same answer every time:
