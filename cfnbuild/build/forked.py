@@ -131,14 +131,9 @@ def _stop(pid: int) -> None:
 
 
 def _death(status: int) -> str:
-    code = os.waitstatus_to_exitcode(status)
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"its worker process was killed by {name}"
-    return f"its worker process exited with code {code} before answering"
+    from cfnbuild.build.gates import worker_ended  # noqa: PLC0415  (gates imports this module lazily)
+
+    return worker_ended(os.waitstatus_to_exitcode(status))
 
 
 class _Queue:

@@ -120,9 +120,8 @@ class _Worker:
     job: int | None = None
 
 
-def _death(process: Any) -> str:
-    process.join(_STOP_GRACE)
-    code = process.exitcode
+def worker_ended(code: int | None) -> str:
+    """How a worker that did not answer ended, from its exit code (negative: the signal that killed it)."""
     if code is not None and code < 0:
         try:
             name = signal.Signals(-code).name
@@ -130,6 +129,11 @@ def _death(process: Any) -> str:
             name = f"signal {-code}"
         return f"its worker process was killed by {name}"
     return f"its worker process exited with code {code} before answering"
+
+
+def _death(process: Any) -> str:
+    process.join(_STOP_GRACE)
+    return worker_ended(process.exitcode)
 
 
 class LintPool:

@@ -13,6 +13,7 @@ import pytest
 from cfnbuild.build.forked import ForkPool, can_fork, render_beside
 from cfnbuild.build.gates import LintJob, run_gates
 from tests.cfnbuild.build.gate_work import work
+from tests.cfnbuild.build.test_gates import _parents
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="build forks only on Linux")
 
@@ -24,17 +25,8 @@ def _job(file: str, length: int = 0) -> LintJob:
 
 
 def _children() -> set[int]:
-    """This process's live children (zombies are reaped or not, they have ended)."""
-    found = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_bytes().rsplit(b")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == os.getpid() and fields[0] != b"Z":
-                found.add(int(entry))
-    return found
+    """This process's live children (a zombie has ended, reaped or not)."""
+    return {child for child, parent in _parents().items() if parent == os.getpid()}
 
 
 def test_the_child_renders_while_this_process_loads_and_its_result_comes_back():

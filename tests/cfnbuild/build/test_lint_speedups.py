@@ -174,10 +174,11 @@ def _regions(path: str) -> tuple[str, ...]:
     return REGIONS if path.endswith("-0.json") else REGIONS[:1]
 
 
-def _lint(paths: list[str], *, speedups: bool) -> dict[str, Any]:
+def _python(script: str, *args: str, speedups: bool = True) -> Any:
+    """Run ``script`` in a new interpreter (speedups on or off there) and decode the JSON it prints."""
     env = {**os.environ, lint_speedups.DISABLE_VARIABLE: "1" if speedups else "0"}
     result = subprocess.run(
-        [sys.executable, "-c", LINT_SCRIPT, *(f"{path}={','.join(_regions(path))}" for path in paths)],
+        [sys.executable, "-c", script, *args],
         capture_output=True,
         text=True,
         env=env,
@@ -187,6 +188,11 @@ def _lint(paths: list[str], *, speedups: bool) -> dict[str, Any]:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)
+
+
+def _lint(paths: list[str], *, speedups: bool) -> dict[str, Any]:
+    arguments = [f"{path}={','.join(_regions(path))}" for path in paths]
+    return dict(_python(LINT_SCRIPT, *arguments, speedups=speedups))
 
 
 def test_speedups_find_exactly_what_cfn_lint_finds_on_a_broken_corpus(corpus: list[str]) -> None:
@@ -219,11 +225,7 @@ installed = lint_speedups.install(lint._rules())
 kept = context_module.Context.__dict__["evolve"] is original
 print(json.dumps([matched, installed, kept]))
 """
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=False, timeout=120
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    matched, installed, kept = json.loads(result.stdout)
+    matched, installed, kept = _python(script)
     assert matched  # the recorded hash is that of the installed cfn-lint's code
     assert installed["Context.evolve"] is False
     assert kept
@@ -257,11 +259,7 @@ rules.data["E3062"] = Stand_in()
 after = lint.cfn_lint(text, ["eu-west-1"], file="t")
 print(json.dumps([indexed, [f.message for f in before], sorted({(f.rule, f.message) for f in after})]))
 """
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=False, timeout=120
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    indexed, before, after = json.loads(result.stdout)
+    indexed, before, after = _python(script)
     assert indexed
     assert before == []
     assert after == [["E3062", "the stand-in ran"]]
