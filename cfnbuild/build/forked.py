@@ -130,9 +130,18 @@ def _stop(pid: int) -> None:
         pass
 
 
-def _death(status: int) -> str:
-    from cfnbuild.build.gates import worker_ended  # noqa: PLC0415  (gates imports this module lazily)
+def worker_ended(code: int | None) -> str:
+    """How a worker that did not answer ended, from its exit code (negative: the signal that killed it)."""
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"its worker process was killed by {name}"
+    return f"its worker process exited with code {code} before answering"
 
+
+def _death(status: int) -> str:
     return worker_ended(os.waitstatus_to_exitcode(status))
 
 

@@ -120,18 +120,9 @@ class _Worker:
     job: int | None = None
 
 
-def worker_ended(code: int | None) -> str:
-    """How a worker that did not answer ended, from its exit code (negative: the signal that killed it)."""
-    if code is not None and code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"its worker process was killed by {name}"
-    return f"its worker process exited with code {code} before answering"
-
-
 def _death(process: Any) -> str:
+    from cfnbuild.build.forked import worker_ended  # noqa: PLC0415  (as in _pool)
+
     process.join(_STOP_GRACE)
     return worker_ended(process.exitcode)
 
