@@ -302,22 +302,17 @@ def write_records(
     *,
     config_files: Mapping[str, Path],
     settings: Mapping[str, Mapping[str, Any]],
-    app_directories: Iterable[Path] = (),
-    inputs: Mapping[str, Any] | None = None,
+    inputs: Mapping[str, Any],
 ) -> list[Path]:
     """Record each environment's templates in ``built`` with every input of their render.
 
-    The inputs are what the process opened and listed while recording (it imports the app and
-    renders inside :func:`recording`), every module it loaded and ``pyproject.toml``;
-    ``config_files`` maps each environment to its config file and ``settings`` to what a deploy
-    reads of it (carried so that a deploy need not load the config model); the files under
-    ``app_directories`` (the app's package) are inputs whether the render opened them or not.
-    ``inputs``, when given, is what :func:`fingerprint_inputs` answered in the process that
-    rendered (a forked child, see :func:`cfnbuild.build.forked.render_beside`), in its place.
+    ``inputs`` is what :func:`fingerprint_inputs` answered in the process that rendered (it
+    imports the app and renders inside :func:`recording`; a forked child, see
+    :func:`cfnbuild.build.forked.render_beside`, or this one); ``config_files`` maps each
+    environment to its config file and ``settings`` to what a deploy reads of it (carried so
+    that a deploy need not load the config model).
     """
     paths = _Root(root)
-    if inputs is None:
-        inputs = fingerprint_inputs(root, files=[root / "pyproject.toml"], trees=list(app_directories))
     written = []
     for environment in sorted({item.environment for item in built}):
         config = os.path.abspath(config_files[environment])  # this environment's only: editing another's

@@ -97,7 +97,15 @@ class RenderOutcome:
 
 def render_outcome(project: Project, environments: list[str]) -> RenderOutcome:
     """:func:`render` ``environments``, and fingerprint its inputs right after (see :func:`record_outcome`)."""
-    rendered = render(project, environments)
+    return _outcome(project, render(project, environments))
+
+
+def _outcome(project: Project, rendered: list[Rendered]) -> RenderOutcome:
+    """What the build records of ``rendered`` say, taken in this process (which rendered it).
+
+    The inputs are what this process opened and listed while recording, every module it loaded,
+    ``pyproject.toml`` and the files of the app's package, whether the render opened them or not.
+    """
     built = sorted({item.environment for item in rendered})
     inputs = fingerprint_inputs(project.root, files=[project.root / "pyproject.toml"], trees=project.app_directories())
     return RenderOutcome(
@@ -206,14 +214,7 @@ def record_rendered(project: Project, rendered: list[Rendered]) -> None:
     Call it only when the files in output/ are exactly ``rendered``: after build wrote them, or
     when a check found them current.
     """
-    environments = {item.environment for item in rendered}
-    write_records(
-        project.root,
-        [Built(item.environment, item.stack, item.path, item.text) for item in rendered],
-        config_files={env: project.config_path(env) for env in environments},
-        settings={env: DeploySettings.of(project.config(env)).to_json() for env in environments},
-        app_directories=project.app_directories(),
-    )
+    record_outcome(project, _outcome(project, rendered))
 
 
 def check_current(project: Project, environment: str, stack: str, say: Callable[[str], None]) -> None:
