@@ -9,8 +9,10 @@ demand — ExecuteChangeSet refused, a change set that FAILED — is scripted wi
 from __future__ import annotations
 
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,14 +116,23 @@ def test_a_second_deploy_from_this_machine_is_refused_naming_the_first_while_it_
         stacks = emulator.client("cloudformation").list_stacks()["StackSummaries"]
         assert "mini-dev-lock-held" not in {s["StackName"] for s in stacks}  # nothing was called
         waiting = _deploy(root, emulator.endpoint_url, cache, "--wait")
-        time.sleep(1.0)
-        assert waiting.poll() is None  # waits for the holder
+        lines: queue.Queue[str] = queue.Queue()
+        stream = waiting.stderr
+        assert stream is not None
+        reader = threading.Thread(target=lambda: [lines.put(line) for line in stream], daemon=True)
+        reader.start()
+        said = [lines.get(timeout=120)]
+        while "waiting for another cfnbuild" not in said[-1]:  # it says so before it waits
+            said.append(lines.get(timeout=120))
+        time.sleep(0.5)
+        assert waiting.poll() is None  # and waits for the holder
         assert holder.stdin is not None
         holder.stdin.write("\n")
         holder.stdin.flush()
-        code, stderr = _finish(waiting)
-        assert code == 0, stderr
-        assert "waiting for another cfnbuild" in stderr
+        assert waiting.wait(timeout=120) == 0, "".join(said)
+        reader.join(timeout=10)
+        said.extend(lines.queue)
+        assert "Traceback" not in "".join(said), "".join(said)
     finally:
         holder.kill()
         holder.wait()
