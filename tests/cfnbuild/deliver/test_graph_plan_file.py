@@ -12,7 +12,8 @@ from cfnbuild.deploy.plan import GRAPH_FORMAT, Plan, load_plan, save_graph_plan,
 from cfnbuild.errors import UsageError
 from tests.cfnbuild.deliver.test_graph_run import FORK, _cli, _status
 from tests.cfnbuild.deploy.test_engine import _engine, _mini_project
-from tests.graph_projects import cfnbuild, graph_project
+from tests.graph_projects import graph_project
+from tests.inprocess import build_here
 
 
 def _run(root: Path, emulator, monkeypatch, tmp_path: Path, *args: str):
@@ -48,7 +49,7 @@ def test_plan_out_of_every_stack_is_deployed_stack_by_stack_by_deploy_plan(tmp_p
     topic = 'topic = stack.add_resource(sns.Topic("Topic"), owner="test")'
     extra = 'if name == "c":\n            stack.add_resource(sns.Topic("Extra"), owner="test")'
     app.write_text(app.read_text().replace(topic, f"{topic}\n        {extra}"))  # c changes; a's output does not
-    assert cfnbuild(root, "build").returncode == 0
+    build_here(root)
     saved = tmp_path / "every.plan"
     planned = _run(root, emulator, monkeypatch, tmp_path, "plan", "--out", str(saved))
     assert planned.returncode == 2, planned.stderr
@@ -75,7 +76,7 @@ def test_a_saved_plan_whose_upstream_output_changes_stops_before_the_stacks_that
     assert _run(root, emulator, monkeypatch, tmp_path, "deploy", "--yes").returncode == 0
     app = root / "graph_app.py"  # the emulator replaces a topic whose DisplayName changes: a new TopicArn
     app.write_text(app.read_text().replace('sns.Topic("Topic")', 'sns.Topic("Topic", DisplayName="v2")'))
-    assert cfnbuild(root, "build").returncode == 0
+    build_here(root)
     saved = tmp_path / "every.plan"
     assert _run(root, emulator, monkeypatch, tmp_path, "plan", "--out", str(saved)).returncode == 2
     deployed = _run(root, emulator, monkeypatch, tmp_path, "deploy", "--plan", str(saved), "--yes")

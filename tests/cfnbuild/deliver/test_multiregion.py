@@ -18,6 +18,7 @@ from cfnbuild.deploy.events import PollSettings
 from cfnbuild.local.emulator import THROWAWAY_CREDENTIALS
 from cfnbuild.project.app import load_project
 from tests.cfnbuild.deploy.test_engine import MINI_APP
+from tests.inprocess import build_here
 
 REGIONS = ["eu-west-1", "eu-central-1", "us-east-1"]
 FAST = PollSettings(min_seconds=0.01, max_seconds=0.02, timeout_seconds=60)
@@ -31,7 +32,7 @@ def _project(root: Path, suffix: str, **config: object) -> Path:
     lines += [f"{k} = {json.dumps(v)}" for k, v in config.items()]
     lines += ["[deploy]", f'stack_name_suffix = "{suffix}"']
     (root / "config/dev.toml").write_text("\n".join(lines) + "\n")
-    subprocess.run([sys.executable, "-m", "cfnbuild", "--project", str(root), "build"], check=True, capture_output=True)
+    build_here(root)
     return root
 
 

@@ -24,6 +24,7 @@ import pytest
 from cfnbuild.build.stateful import stateful_resources
 from tests.conftest import ROOT
 from tests.faultproxy import ANY, EVERY, Fault, FaultProxy
+from tests.inprocess import build_here
 
 ACCOUNT = "111111111111"
 # Every CLI command that calls AWS, with the options it needs to get that far (the commands of one stack name
@@ -64,12 +65,7 @@ def built(tmp_path_factory) -> Path:
     shutil.copy(ROOT / "pyproject.toml", root / "pyproject.toml")  # the app artifact's metadata too
     shutil.copytree(ROOT / "config", root / "config")
     shutil.copytree(ROOT / "flask_app", root / "flask_app", ignore=shutil.ignore_patterns("__pycache__"))
-    subprocess.run(
-        [sys.executable, "-m", "cfnbuild", "--project", str(root), "build", "--env", "dev"],
-        check=True,
-        capture_output=True,
-        cwd=ROOT,
-    )
+    build_here(root, "--env", "dev")
     return root
 
 

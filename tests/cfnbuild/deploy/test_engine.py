@@ -27,6 +27,7 @@ from cfnbuild.deploy.engine import DeployedStack, DeployFailed, Engine, Refused,
 from cfnbuild.deploy.events import PollSettings
 from cfnbuild.local.emulator import THROWAWAY_CREDENTIALS
 from cfnbuild.project.app import load_project
+from tests.inprocess import build_here
 
 FAST = PollSettings(min_seconds=0.01, max_seconds=0.02, timeout_seconds=60)
 
@@ -82,10 +83,7 @@ def _configure(root: Path, suffix: str, **config: object) -> None:
     lines += [f"{k} = {json.dumps(v)}" for k, v in config.items()]
     lines += ["[deploy]", f'stack_name_suffix = "{suffix}"']
     (root / "config/dev.toml").write_text("\n".join(lines) + "\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "cfnbuild", "--project", str(root), "build"], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stderr
+    build_here(root)
 
 
 def _engine(root: Path, emulator, stack_name: str, *, confirm=None) -> tuple[Engine, Console]:

@@ -7,8 +7,6 @@ Stubber; the rest (a deployed export, an update that drops it) runs on the emula
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from cfnbuild.deploy.model import Prepared
 from cfnbuild.deploy.plan import Plan, RemovedExport, load_plan, render_markdown, render_text, save_plan
 from cfnbuild.project.app import load_project
 from tests.cfnbuild.deploy.test_engine import FAST, _engine
+from tests.inprocess import build_here
 
 APP = """
 from troposphere import Ref, sns
@@ -54,10 +53,7 @@ def _project(root: Path, suffix: str, *, export_topic: bool) -> Path:
         f'project = "shared"\nregions = ["eu-west-1"]\nexport_topic = {json.dumps(export_topic)}\n'
         f'[deploy]\nstack_name_suffix = "{suffix}"\n'
     )
-    built = subprocess.run(
-        [sys.executable, "-m", "cfnbuild", "--project", str(root), "build"], capture_output=True, text=True, check=False
-    )
-    assert built.returncode == 0, built.stderr
+    build_here(root)
     return root
 
 

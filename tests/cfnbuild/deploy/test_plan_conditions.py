@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from cfnbuild.deploy.plan import build_plan, load_plan, render_markdown, render_
 from cfnbuild.deploy.plan.conditions import truths_for
 from cfnbuild.local.emulator import THROWAWAY_CREDENTIALS
 from cfnbuild.project.app import load_project
+from tests.inprocess import build_here
 
 ROOT = Path(__file__).resolve().parents[3]
 ACCOUNT = "123456789012"
@@ -174,8 +173,7 @@ def _built_copy(project_dir: Path, suffix: str) -> Path:
     shutil.copytree(ROOT / "flask_app", project_dir / "flask_app")
     config = project_dir / "config/dev.toml"
     config.write_text(config.read_text() + f'\n[deploy]\nstack_name_suffix = "{suffix}"\n')
-    command = [sys.executable, "-m", "cfnbuild", "--project", str(project_dir), "build", "--env", "dev"]
-    subprocess.run(command, check=True, capture_output=True)
+    build_here(project_dir, "--env", "dev")
     return project_dir
 
 

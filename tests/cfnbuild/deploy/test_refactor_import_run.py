@@ -13,8 +13,6 @@ stateful queue ``Store`` — which makes a stack refactor impossible.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ from cfnbuild.deploy.policy import policy_body, stack_policy
 from cfnbuild.deploy.refactor.import_run import ImportFailed
 from cfnbuild.deploy.refactor.moves import RefactorRefused
 from tests.cfnbuild.deploy.test_refactor_run import APP, ARN, Run, _absent, _finished, _stack
+from tests.inprocess import build_here
 
 SOURCE = "webapp-dev-t"
 SOURCE_ID = ARN.format(SOURCE)
@@ -78,10 +77,7 @@ def project(tmp_path_factory) -> Path:
     (root / "config/dev.toml").write_text(
         'project = "split"\nregions = ["eu-west-1"]\n[deploy]\nstack_name_suffix = "t"\nprotect_stateful = false\n'
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "cfnbuild", "--project", str(root), "build"], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stderr
+    build_here(root)
     return root
 
 

@@ -36,6 +36,7 @@ from cfnbuild.deploy.refactor.run import Refactor
 from cfnbuild.errors import UsageError
 from cfnbuild.local.emulator import THROWAWAY_CREDENTIALS
 from cfnbuild.project.app import load_project
+from tests.inprocess import build_here
 
 MODELS = Path(__file__).resolve().parents[2] / "data" / "botocore-models"
 WHEN = datetime(2026, 1, 1, tzinfo=UTC)
@@ -105,10 +106,7 @@ def built(tmp_path_factory) -> Path:
     (root / "config/dev.toml").write_text(
         'project = "split"\nregions = ["eu-west-1"]\n[deploy]\nstack_name_suffix = "t"\nprotect_stateful = false\n'
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "cfnbuild", "--project", str(root), "build"], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stderr
+    build_here(root)
     return root
 
 

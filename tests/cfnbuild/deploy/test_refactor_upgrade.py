@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +40,7 @@ from cfnbuild.deploy.policy import policy_body, stack_policy
 from cfnbuild.deploy.refactor.resolve import Decided
 from cfnbuild.local.emulator import THROWAWAY_CREDENTIALS
 from tests.cfnbuild.deploy.test_refactor_run import ARN, WHEN, Run, _absent, _stack
+from tests.inprocess import build_here
 
 ROOT = Path(__file__).resolve().parents[3]
 PREVIOUS = json.loads((ROOT / "tests/data/previous-release/dev/webapp.json").read_text())
@@ -74,13 +73,7 @@ def flagship(tmp_path_factory) -> Path:
         shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
     with (root / "config/dev.toml").open("a") as config:  # the lookups' answers given: no call leaves the machine
         config.write("\n[deploy.parameters]\n" + "".join(f'{k} = "{VALUES[k]}"\n' for k in PINNED))
-    result = subprocess.run(
-        [sys.executable, "-m", "cfnbuild", "--project", str(root), "build", "--env", "dev"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    build_here(root, "--env", "dev")
     for stack in NAMES:
         assert (root / f"output/dev/{stack}.json").read_text() == (ROOT / f"output/dev/{stack}.json").read_text()
     return root

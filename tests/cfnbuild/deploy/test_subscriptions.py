@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -28,6 +26,7 @@ from cfnbuild.local.emulator import THROWAWAY_CREDENTIALS
 from cfnbuild.project.app import load_project
 from tests.cfnbuild.deploy.test_engine import _stack
 from tests.cfnbuild.deploy.test_outcomes import _successful_update
+from tests.inprocess import build_here
 
 STACK = "mini-dev-stub"
 STACK_ID = f"arn:aws:cloudformation:eu-west-1:123456789012:stack/{STACK}/1"
@@ -79,13 +78,7 @@ def _project(tmp_path: Path, suffix: str, *, email: str = ADDRESS) -> Path:
     lines = ['project = "mini"', 'regions = ["eu-west-1"]', f"email = {json.dumps(email)}"]
     lines += ["[deploy]", f'stack_name_suffix = "{suffix}"']
     (tmp_path / "config/dev.toml").write_text("\n".join(lines) + "\n")
-    built = subprocess.run(
-        [sys.executable, "-m", "cfnbuild", "--project", str(tmp_path), "build"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert built.returncode == 0, built.stderr
+    build_here(tmp_path)
     return tmp_path
 
 

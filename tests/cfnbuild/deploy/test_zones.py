@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import boto3
@@ -25,6 +23,7 @@ from cfnbuild.deploy.events import PollSettings
 from cfnbuild.deploy.lookups import resolve_lookups
 from cfnbuild.local.emulator import THROWAWAY_CREDENTIALS
 from cfnbuild.project.app import load_project
+from tests.inprocess import build_here
 
 FAST = PollSettings(min_seconds=0.01, max_seconds=0.02, timeout_seconds=60)
 REGION = "eu-west-1"
@@ -55,13 +54,7 @@ def net(tmp_path, emulator, request) -> tuple[Path, str]:
     (tmp_path / "config").mkdir()
     lines = ['project = "net"', f'regions = ["{REGION}"]', "[deploy]", f'stack_name_suffix = "{suffix}"']
     (tmp_path / "config/dev.toml").write_text("\n".join(lines) + "\n")
-    built = subprocess.run(
-        [sys.executable, "-m", "cfnbuild", "--project", str(tmp_path), "build"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert built.returncode == 0, built.stderr
+    build_here(tmp_path)
     return tmp_path, f"net-dev-{suffix}"
 
 
