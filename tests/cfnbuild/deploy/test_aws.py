@@ -267,3 +267,20 @@ def test_an_answer_the_embedded_emulator_cannot_give_says_so_and_where_to_run_it
         f"CloudFormation DetectStackDrift for {STACK} in eu-west-1 at http://localhost:5000: the embedded emulator "
         "could not answer DetectStackDrift (it lacks the API, or fails on this request); run it on AWS"
     )
+
+
+def test_sessions_share_one_loader_of_botocore_data_but_keep_their_own_credentials_and_region(monkeypatch, tmp_path):
+    first = Aws(Target("a", "eu-west-1", None, credentials={"aws_access_key_id": "A", "aws_secret_access_key": "a"}))
+    second = Aws(Target("b", "us-east-1", None, credentials={"aws_access_key_id": "B", "aws_secret_access_key": "b"}))
+    loader = first.session()._session.get_component("data_loader")
+    assert second.session()._session.get_component("data_loader") is loader
+    assert first.cloudformation.meta.region_name == "eu-west-1"
+    assert second.cloudformation.meta.region_name == "us-east-1"
+    assert first.session().get_credentials().access_key == "A"
+    assert second.session().get_credentials().access_key == "B"
+    assert len(loader.search_paths) == len(set(loader.search_paths))  # each boto3 session adds its data path once
+    # Another AWS_DATA_PATH (extra or patched models) is another loader, searching there first.
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+    third = Aws(Target("c", "eu-west-1", None)).session()._session.get_component("data_loader")
+    assert third is not loader
+    assert third.search_paths[0] == str(tmp_path)
