@@ -281,7 +281,12 @@ def checkov_command(files: Sequence[str]) -> tuple[list[str], dict[str, str]]:
     ]
     for path in files:
         command += ["--file", path]
-    return command, {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}
+    # checkov runs its checks in a pool of one forked process per CPU by default. It runs here
+    # beside cfn-lint's pool, on the one CPU the gates leave it, so its own pool only adds forks
+    # and pickling: about a fifth more CPU for the same findings, in no less time (13 templates:
+    # 14.5 s of CPU against 11.9 s, 12.0 s against 11.9 s elapsed). A user's own setting wins.
+    defaults = {"CHECKOV_PARALLELIZATION_TYPE": "none"}
+    return command, {**defaults, **os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}
 
 
 def checkov(files: Iterable[Path], *, root: Path) -> list[Finding]:

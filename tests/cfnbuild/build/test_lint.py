@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cfnbuild.build.lint import LintCache, cfn_lint, checkov, skip_problems
+from cfnbuild.build.lint import LintCache, cfn_lint, checkov, checkov_command, skip_problems
 
 BAD_APP = """
 from dataclasses import dataclass
@@ -147,6 +147,13 @@ def test_checkov_reports_failed_checks_with_file_and_resource(tmp_path):
     assert {f.file for f in findings} == {"t.json"}
     assert "CKV_AWS_21" in {f.rule for f in findings}  # versioning
     assert all(f.path == "AWS::S3::Bucket.Bucket" for f in findings)
+
+
+def test_checkov_runs_its_checks_in_its_one_process_unless_the_user_says_otherwise(monkeypatch):
+    monkeypatch.delenv("CHECKOV_PARALLELIZATION_TYPE", raising=False)
+    assert checkov_command(["t.json"])[1]["CHECKOV_PARALLELIZATION_TYPE"] == "none"  # no pool beside our own
+    monkeypatch.setenv("CHECKOV_PARALLELIZATION_TYPE", "thread")
+    assert checkov_command(["t.json"])[1]["CHECKOV_PARALLELIZATION_TYPE"] == "thread"
 
 
 def test_checkov_honours_a_metadata_skip_with_a_reason(tmp_path):
