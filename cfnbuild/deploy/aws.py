@@ -27,8 +27,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
-import botocore.loaders
-import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -53,6 +51,7 @@ from botocore.parsers import ResponseParserError
 from botocore.retries import standard
 
 from cfnbuild.errors import CfnbuildError, UsageError
+from cfnbuild.sessions import boto3_session
 
 MAX_ATTEMPTS = 4  # one call and three retries: an unreachable endpoint is answered within ~15 s
 CONNECT_TIMEOUT_SECONDS = 3
@@ -475,37 +474,6 @@ def check_endpoint_url(url: str | None) -> None:
         raise UsageError(f"--endpoint-url {url!r} is not a URL; give one like http://localhost:4566")
 
 
-_LOADERS: dict[Any, Any] = {}
-_LOADERS_LOCK = threading.Lock()
-
-
-def botocore_session(profile: str | None = None) -> botocore.session.Session:
-    """A new botocore session that reads botocore's data (service models, endpoints) through this process's one loader.
-
-    Each botocore session makes its own loader, which parses the JSON of every model and of the
-    endpoint table again: about 50 ms of CPU per client, and a deploy of several stacks or
-    regions makes a session per target. The loader only caches what it read from botocore's
-    data files (one session already shares it between its clients), so every session here
-    shares one per data path (``AWS_DATA_PATH``); credentials, profile and region stay each
-    session's own. Raises ``ProfileNotFound`` for a ``profile`` the config files lack.
-    """
-    core = botocore.session.Session(profile=profile)
-    data_path = core.get_config_variable("data_path")  # reads the profile's config: ProfileNotFound if none
-    with _LOADERS_LOCK:
-        loader = _LOADERS.get(data_path)
-        if loader is None:
-            loader = _LOADERS[data_path] = botocore.loaders.create_loader(data_path)
-    core.register_component("data_loader", loader)
-    return core
-
-
-def _forget_repeated_paths(loader: Any) -> None:
-    """Keep each of the shared loader's search paths once: every boto3 session appends its own data directory."""
-    with _LOADERS_LOCK:
-        paths = loader.search_paths
-        paths[:] = list(dict.fromkeys(paths))
-
-
 @dataclass
 class Aws:
     """Lazily made clients for one :class:`Target`.
@@ -524,15 +492,12 @@ class Aws:
         if self._session is None:
             try:
                 credentials = self.target.credentials or {}
-                core = botocore_session(self.target.profile)
-                self._session = boto3.session.Session(
+                self._session = boto3_session(
                     aws_access_key_id=credentials.get("aws_access_key_id"),
                     aws_secret_access_key=credentials.get("aws_secret_access_key"),
                     profile_name=self.target.profile,
                     region_name=self.target.region,
-                    botocore_session=core,
                 )
-                _forget_repeated_paths(core.get_component("data_loader"))
             except ProfileNotFound as exc:
                 raise UsageError(f"--profile {self.target.profile}: {exc}; check ~/.aws/config") from None
         return self._session  # type: ignore[no-any-return]

@@ -245,10 +245,11 @@ class _ClientCache:
 
     def __call__(self, service: str) -> Any:
         if service not in self.clients:
-            import boto3  # noqa: PLC0415  (boto3 loads only when a lookup runs)
-            from botocore.config import Config  # noqa: PLC0415
+            from botocore.config import Config  # noqa: PLC0415  (botocore loads only when a lookup runs)
 
-            session = self.session or boto3.Session()
+            from cfnbuild.sessions import boto3_session  # noqa: PLC0415
+
+            session = self.session or boto3_session()
             config = Config(
                 connect_timeout=CONNECT_TIMEOUT_SECONDS,
                 read_timeout=READ_TIMEOUT_SECONDS,

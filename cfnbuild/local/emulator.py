@@ -33,14 +33,14 @@ class Emulator:
 
     def client(self, service: str, config: Any = None) -> Any:
         """A boto3 client for ``service`` pointed at the emulator (``config``: a botocore ``Config``)."""
-        import boto3  # noqa: PLC0415  (boto3 is imported only when a client is made)
+        from cfnbuild.sessions import boto3_session  # noqa: PLC0415  (boto3 is imported only when a client is made)
 
-        session = boto3.session.Session(
+        session = boto3_session(
             aws_access_key_id=THROWAWAY_CREDENTIALS["aws_access_key_id"],
             aws_secret_access_key=THROWAWAY_CREDENTIALS["aws_secret_access_key"],
             region_name=self.region,
         )
-        return session.client(service, endpoint_url=self.endpoint_url, config=config)  # type: ignore[call-overload]  # any service name
+        return session.client(service, endpoint_url=self.endpoint_url, config=config)
 
 
 def _fix_kms_key_tags() -> None:

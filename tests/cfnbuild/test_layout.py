@@ -23,7 +23,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "cfnbuild"
 # The root holds only what every room uses, and the package's entry points.
-ROOT_MODULES = {"cfnbuild", "cfnbuild.__main__", "cfnbuild.errors", "cfnbuild.files", "cfnbuild.regions"}
+ROOT_MODULES = {
+    "cfnbuild",
+    "cfnbuild.__main__",
+    "cfnbuild.errors",
+    "cfnbuild.files",
+    "cfnbuild.regions",
+    "cfnbuild.sessions",  # boto3 sessions on one loader of botocore's data: the deploy's and the emulator's
+}
 LAYERS = {"core": 0, "build": 1, "local": 1, "project": 2, "deploy": 3, "deliver": 4, "cli": 5}
 # What each room may import besides itself and the root modules.
 ALLOWED = {

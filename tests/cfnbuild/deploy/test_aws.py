@@ -22,6 +22,7 @@ from botocore.stub import Stubber
 
 from cfnbuild.deploy.aws import Aws, AwsError, Call, Target, check_endpoint_url, explain, is_not_implemented, refused
 from cfnbuild.errors import UsageError
+from cfnbuild.local.emulator import Emulator
 
 STACK = "webapp-dev"
 DOING = f"CloudFormation DescribeStacks for {STACK} in eu-west-1"
@@ -279,6 +280,8 @@ def test_sessions_share_one_loader_of_botocore_data_but_keep_their_own_credentia
     assert first.session().get_credentials().access_key == "A"
     assert second.session().get_credentials().access_key == "B"
     assert len(loader.search_paths) == len(set(loader.search_paths))  # each boto3 session adds its data path once
+    # The emulator's clients and the lookups' (cfnbuild.sessions) share it too.
+    assert Emulator("http://localhost:1", "eu-west-1").client("sts")._loader is loader
     # Another AWS_DATA_PATH (extra or patched models) is another loader, searching there first.
     monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
     third = Aws(Target("c", "eu-west-1", None)).session()._session.get_component("data_loader")
