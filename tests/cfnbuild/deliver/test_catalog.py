@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import textwrap
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -1226,9 +1227,14 @@ def _resolved(node, values: dict[str, str]):
     return node
 
 
-def _glob(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
+@cache  # the same patterns are matched against every action of the products' resources
+def _glob_regex(pattern: str, ignore_case: bool) -> re.Pattern[str]:
     regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value, re.IGNORECASE if ignore_case else 0) is not None
+    return re.compile(regex, re.IGNORECASE if ignore_case else 0)
+
+
+def _glob(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
+    return _glob_regex(pattern, ignore_case).fullmatch(value) is not None
 
 
 _OPERATORS = {
