@@ -16,6 +16,7 @@ import pytest
 from cfnbuild.build.forked import can_fork
 from cfnbuild.project.app import load_project
 from cfnbuild.project.record import record_path, verified
+from tests.inprocess import build_here
 
 APP = """
 from dataclasses import dataclass
@@ -72,7 +73,7 @@ def built(tmp_path: Path) -> tuple[Path, Path]:
         f'project = "rec"\nregions = ["eu-west-1"]\nlabel_file = "{outside / "label.txt"}"\n'
         f'names_dir = "{outside / "names"}"\n[deploy]\nstack_name_suffix = "x"\n'
     )
-    _build(root)
+    build_here(root, "--env", "dev")  # the builds each test makes next run as processes of their own
     return root, outside
 
 
