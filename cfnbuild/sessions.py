@@ -19,7 +19,7 @@ _LOADERS: dict[Any, Any] = {}
 _LOCK = threading.Lock()
 
 
-def botocore_session(profile: str | None = None) -> Any:
+def _botocore_session(profile: str | None = None) -> Any:
     """A new botocore session reading botocore's data through this process's one loader for its data path.
 
     Raises botocore's ``ProfileNotFound`` for a ``profile`` the AWS config files lack.
@@ -47,7 +47,7 @@ def boto3_session(
     """``boto3.session.Session(...)`` with these arguments, on the shared loader (see the module)."""
     import boto3  # noqa: PLC0415  (as above)
 
-    core = botocore_session(profile_name)
+    core = _botocore_session(profile_name)
     session = boto3.session.Session(
         aws_access_key_id=aws_access_key_id,
         aws_secret_access_key=aws_secret_access_key,
